@@ -1,0 +1,78 @@
+"""runtime: durable saga workflows, events, subscribers and cron jobs for asyncio backends."""
+
+from runtime.container import Container
+from runtime.errors import (
+    ConfigError,
+    DefinitionError,
+    DuplicateStepError,
+    InvalidTransitionError,
+    LeaseLostError,
+    NonDeterminismError,
+    NotConfiguredError,
+    ReferenceMisuseError,
+    RunFailed,
+    RunNotFoundError,
+    RuntimeBaseError,
+    SchemaVersionError,
+    SerializationError,
+    StepFailed,
+    StepOutsideWorkflowError,
+    StepTimeoutError,
+    StoreError,
+    UnknownServiceError,
+    UnknownWorkflowError,
+)
+from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
+from runtime.sdk.workflows import (
+    WorkflowDefinition,
+    WorkflowResponse,
+    WorkflowResult,
+    create_workflow,
+    parallelize,
+    transform,
+    when,
+)
+from runtime.service import Runtime
+from runtime.store.base import RunPage
+
+__all__ = [
+    "ConfigError",
+    "Container",
+    "DefinitionError",
+    "DuplicateStepError",
+    "InvalidTransitionError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "NotConfiguredError",
+    "ReferenceMisuseError",
+    "RunFailed",
+    "RunNotFoundError",
+    "RunPage",
+    "RunRecord",
+    "RunStatus",
+    "Runtime",
+    "RuntimeBaseError",
+    "SchemaVersionError",
+    "SerializationError",
+    "StepContext",
+    "StepDefinition",
+    "StepError",
+    "StepFailed",
+    "StepOutsideWorkflowError",
+    "StepRecord",
+    "StepResponse",
+    "StepStatus",
+    "StepTimeoutError",
+    "StoreError",
+    "UnknownServiceError",
+    "UnknownWorkflowError",
+    "WorkflowDefinition",
+    "WorkflowResponse",
+    "WorkflowResult",
+    "create_step",
+    "create_workflow",
+    "parallelize",
+    "transform",
+    "when",
+]

@@ -1,0 +1,1 @@
+"""The saga executor: runs, steps, checkpoints, compensation, leases and recovery."""

@@ -1,0 +1,90 @@
+"""Calling a step function: attempts, timeout, retries with backoff, and the outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from runtime.engine.retry import backoff
+from runtime.errors import SerializationError, StepTimeoutError, StoredError
+from runtime.sdk.steps import StepOptions
+
+RetryWait = Callable[[int, StoredError, float], Awaitable[None]]
+"""Waits out the delay before the next attempt: (failures so far, last error, seconds).
+
+The executor records the failed attempt and, for a long delay, parks the run.
+"""
+
+
+@dataclasses.dataclass(slots=True)
+class Attempted:
+    """How a function fared over all its attempts.
+
+    Exactly one of ``value`` (with ``ok``) and ``error`` is meaningful;
+    ``permanent`` means retries were skipped (a permanent failure, or a value
+    that cannot be stored).
+    """
+
+    ok: bool
+    value: Any
+    attempts: int
+    error: StoredError | None = None
+    exception: BaseException | None = None
+
+
+async def attempt(
+    call: Callable[[int], Awaitable[Any]],
+    *,
+    options: StepOptions,
+    name: str,
+    prior_failures: int,
+    wait: RetryWait,
+    accept: Callable[[Any], Any],
+) -> Attempted:
+    """Call ``call(attempt_number)`` until it succeeds or its retries run out.
+
+    ``accept`` turns a returned value into the stored result, raising to fail the
+    attempt; a :class:`PermanentFailure` or :class:`SerializationError` it raises
+    ends the attempts at once. Cancellation always propagates.
+    """
+    failures = prior_failures
+    while True:
+        number = failures + 1
+        try:
+            if options.timeout is None:
+                returned = await call(number)
+            else:
+                with anyio.fail_after(options.timeout):
+                    returned = await call(number)
+            return Attempted(True, accept(returned), number)
+        except PermanentFailure as exc:
+            return Attempted(False, exc.compensate_input, number, exc.stored(name), exc)
+        except SerializationError as exc:
+            return Attempted(False, None, number, StoredError.from_exception(exc, name), exc)
+        except TimeoutError as exc:
+            error: BaseException = StepTimeoutError(
+                name, "TimeoutError", f"step {name!r} ran past its timeout of {options.timeout}s"
+            )
+            error.__cause__ = exc
+        except Exception as exc:
+            error = exc
+        failures += 1
+        stored = StoredError.from_exception(error, name)
+        if failures > options.max_retries:
+            return Attempted(False, None, failures, stored, error)
+        await wait(failures, stored, backoff(failures, options.retry_interval))
+
+
+class PermanentFailure(Exception):
+    """Raised by an ``accept`` function for ``StepResponse.permanent_failure``."""
+
+    def __init__(self, message: str, compensate_input: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.compensate_input = compensate_input
+
+    def stored(self, step: str) -> StoredError:
+        return StoredError("PermanentFailure", self.message, None, step)

@@ -1,0 +1,145 @@
+"""Rolling a run back: compensations in reverse order, each checkpointed.
+
+Order (DESIGN 2.3): first the own compensation of each step that failed for
+good (with the ``compensate_input`` it gave through ``permanent_failure``,
+else ``None``), then every completed step's compensation in reverse order of
+completion. Skipped steps, steps that never started, and failures let through
+by ``continue_on_permanent_failure`` are not compensated. A compensation is
+retried like its step; when it still fails the run ends
+``compensation_failed`` and the rollback stops there, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from runtime.engine.attempts import attempt
+from runtime.engine.codec import dumps
+from runtime.engine.state import RunState, logger, step_error
+from runtime.errors import StoredError
+from runtime.models import RunStatus, StepRecord, StepStatus
+from runtime.sdk.graph import StepNode
+from runtime.sdk.steps import StepContext, call_step_fn
+from runtime.store.base import RunUpdate, StepWrite
+
+if TYPE_CHECKING:
+    from runtime.engine.executor import Engine
+
+
+def plan(state: RunState) -> list[tuple[StepNode, StepRecord]]:
+    """The compensations still to run, in the order they must run."""
+    nodes = {node.seq: node for node in state.workflow.graph.steps}
+    own: list[tuple[StepNode, StepRecord]] = []
+    done: list[tuple[StepNode, StepRecord]] = []
+    for record in state.records.values():
+        node = nodes.get(record.seq)
+        if node is None or not node.step.compensation:
+            continue
+        if record.status is StepStatus.FAILED:
+            options = node.step.options
+            if not (options.continue_on_permanent_failure or options.skip_on_permanent_failure):
+                own.append((node, record))
+        elif record.status in (StepStatus.COMPLETED, StepStatus.COMPENSATING):
+            done.append((node, record))
+    own.sort(key=lambda pair: pair[1].seq)
+    done.sort(key=lambda pair: pair[1].completed_order or 0, reverse=True)
+    return own + done
+
+
+async def roll_back(
+    engine: Engine, state: RunState, final: RunStatus = RunStatus.FAILED
+) -> RunStatus:
+    """Run the pending compensations of a ``compensating`` run and end it."""
+    store, owner = engine.store, engine.identity.id
+    for node, record in plan(state):
+        error = await _compensate(engine, state, node, record)
+        if error is not None:
+            now = engine.clock.now()
+            await store.checkpoint(
+                state.run_id,
+                owner,
+                (),
+                RunUpdate(status=RunStatus.COMPENSATION_FAILED, ended_at=now, release=True),
+                now,
+            )
+            return RunStatus.COMPENSATION_FAILED
+    now = engine.clock.now()
+    await store.checkpoint(
+        state.run_id, owner, (), RunUpdate(status=final, ended_at=now, release=True), now
+    )
+    return final
+
+
+async def _compensate(
+    engine: Engine, state: RunState, node: StepNode, record: StepRecord
+) -> StoredError | None:
+    """Run one compensation, checkpointed before and after; its error if it failed for good."""
+    store, owner = engine.store, engine.identity.id
+    marking = StepWrite(
+        seq=record.seq,
+        name=record.name,
+        status=StepStatus.COMPENSATING,
+        attempts=record.attempts,
+        output=_text(record.output),
+        compensate_input=_text(record.compensate_input),
+        error=None if record.error is None else record.error.model_dump_json(),
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        completed_order=record.completed_order,
+    )
+    await store.checkpoint(state.run_id, owner, (marking,), _KEEP, engine.clock.now())
+    compensate = node.step.compensation[0]
+
+    def call(number: int) -> Awaitable[Any]:
+        ctx = StepContext(
+            container=state.container,
+            run_id=state.run_id,
+            workflow=state.workflow.name,
+            step=node.key,
+            attempt=number,
+            logger=logger,
+            hooks=engine,
+        )
+        return call_step_fn(compensate, node.compensate_arity, record.compensate_input, ctx)
+
+    async def wait(failures: int, error: StoredError, delay: float) -> None:
+        logger.info("compensation_retry_scheduled", run_id=state.run_id, step=node.key,
+                    failures=failures, delay_s=round(delay, 3), error=error.message)  # fmt: skip
+        await engine.clock.sleep(delay)
+
+    outcome = await attempt(
+        call,
+        options=node.step.options,
+        name=node.key,
+        accept=lambda value: value,
+        wait=wait,
+        prior_failures=0,
+    )
+    now = engine.clock.now()
+    if outcome.ok:
+        write = dataclasses.replace(marking, status=StepStatus.COMPENSATED)
+        await store.checkpoint(state.run_id, owner, (write,), _KEEP, now)
+        state.records[record.seq] = record.model_copy(update={"status": StepStatus.COMPENSATED})
+        return None
+    error = outcome.error or StoredError(
+        "CompensationFailed", "compensation failed", None, node.key
+    )
+    write = dataclasses.replace(
+        marking,
+        status=StepStatus.COMPENSATION_FAILED,
+        error=dumps(error.to_dict(), "a compensation error"),
+    )
+    await store.checkpoint(state.run_id, owner, (write,), _KEEP, now)
+    state.records[record.seq] = record.model_copy(
+        update={"status": StepStatus.COMPENSATION_FAILED, "error": step_error(error)}
+    )
+    return error
+
+
+_KEEP = RunUpdate()
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else dumps(value, "a stored value")

@@ -1,0 +1,217 @@
+"""The one exception tree of runtime.
+
+Every error the library raises on purpose derives from :class:`RuntimeBaseError`
+and, where one fits, from an honest
+builtin so ``except LookupError`` and friends keep working::
+
+    RuntimeBaseError
+    ├── ConfigError (ValueError)                bad runtime.toml / constructor arguments
+    ├── DefinitionError (ValueError)            a workflow or step defined wrongly
+    │   ├── StepOutsideWorkflowError            a step called outside a constructor
+    │   ├── DuplicateStepError                  two steps with one name in a workflow
+    │   └── ReferenceMisuseError (TypeError)    plain Python on a reference
+    ├── UnknownServiceError (LookupError)       Container.resolve of an unknown name
+    ├── UnknownWorkflowError (LookupError)      a workflow name/version nobody registered
+    ├── RunNotFoundError (LookupError)          no run with that id
+    ├── SerializationError (TypeError)          a value that cannot be stored as JSON
+    ├── StepFailed                              a step failed; carries type and message
+    │   └── StepTimeoutError (TimeoutError)     a step ran past its timeout
+    ├── RunFailed                               a run ended failed / canceled
+    ├── InvalidTransitionError (ValueError)     e.g. pause of a completed run
+    ├── NonDeterminismError                     replay met a different step than recorded
+    ├── NotConfiguredError                      a container with no runtime behind it
+    └── StoreError                              the database refused us
+        ├── SchemaVersionError                  the file has a newer schema than this code
+        └── LeaseLostError                      another worker took the run over
+
+Errors that cross a process boundary are stored as data (:class:`StoredError`:
+type, message, traceback text), never pickled.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+
+class RuntimeBaseError(Exception):
+    """Root of every error runtime raises on purpose."""
+
+
+class ConfigError(RuntimeBaseError, ValueError):
+    """Configuration that cannot be used (bad key, bad value, bad URL)."""
+
+
+class DefinitionError(RuntimeBaseError, ValueError):
+    """A workflow or a step is defined in a way that cannot work."""
+
+
+class StepOutsideWorkflowError(DefinitionError):
+    """A step was called outside a workflow constructor function."""
+
+
+class DuplicateStepError(DefinitionError):
+    """Two steps share one name inside one workflow."""
+
+
+class ReferenceMisuseError(RuntimeBaseError, TypeError):
+    """Plain Python was applied to a reference inside a workflow constructor."""
+
+
+class UnknownServiceError(RuntimeBaseError, LookupError):
+    """``Container.resolve`` was asked for a name nobody registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listed = ", ".join(sorted(known)) or "(nothing registered)"
+        super().__init__(f"no service named {name!r} in the container; registered: {listed}")
+
+
+class UnknownWorkflowError(RuntimeBaseError, LookupError):
+    """A workflow (or one version of it) is not known to this runtime."""
+
+
+class RunNotFoundError(RuntimeBaseError, LookupError):
+    """No run exists with the given id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
+class SerializationError(RuntimeBaseError, TypeError):
+    """A value could not be stored as JSON."""
+
+
+class StepFailed(RuntimeBaseError):
+    """A step failed for good.
+
+    Attributes:
+        step: the step's name.
+        error_type: the class name of the original exception.
+        message: its message.
+    """
+
+    def __init__(self, step: str, error_type: str, message: str) -> None:
+        self.step = step
+        self.error_type = error_type
+        self.message = message
+        super().__init__(f"step {step!r} failed: {error_type}: {message}")
+
+
+class StepTimeoutError(StepFailed, TimeoutError):
+    """A step ran past its ``timeout`` and was cancelled."""
+
+
+class RunFailed(RuntimeBaseError):
+    """A run ended ``failed``, ``compensation_failed`` or ``canceled``.
+
+    Attributes:
+        run_id: the run.
+        status: its final status.
+        error: the stored error that ended it, if any.
+    """
+
+    def __init__(self, run_id: str, status: str, error: StoredError | None) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+        detail = f": {error.type}: {error.message}" if error else ""
+        super().__init__(f"run {run_id} ended {status}{detail}")
+
+
+class InvalidTransitionError(RuntimeBaseError, ValueError):
+    """A management call does not apply to the run's current status."""
+
+
+class NonDeterminismError(RuntimeBaseError):
+    """On replay, the step at a sequence number is not the one that was recorded there."""
+
+    def __init__(self, run_id: str, seq: int, recorded: str, found: str) -> None:
+        self.run_id = run_id
+        self.seq = seq
+        self.recorded = recorded
+        self.found = found
+        super().__init__(
+            f"run {run_id}: step #{seq} was recorded as {recorded!r} but the workflow's code now "
+            f"has {found!r} there; the code changed under a running run (start a new version)"
+        )
+
+
+class NotConfiguredError(RuntimeBaseError):
+    """A workflow was run through a container that has no runtime behind it."""
+
+
+class StoreError(RuntimeBaseError):
+    """The store could not do what was asked."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer runtime than this one."""
+
+
+class LeaseLostError(StoreError):
+    """A checkpoint found the run held by another worker (its lease had expired)."""
+
+    def __init__(self, run_id: str, owner_id: str) -> None:
+        self.run_id = run_id
+        self.owner_id = owner_id
+        super().__init__(f"run {run_id} is no longer held by worker {owner_id}")
+
+
+class StoredError:
+    """An error as data: what is written to the store and shown to operators.
+
+    Attributes:
+        type: the exception's class name.
+        message: ``str(exc)``.
+        traceback: formatted traceback text, or ``None``.
+        step: the step it came from, if any.
+    """
+
+    __slots__ = ("message", "step", "traceback", "type")
+
+    def __init__(
+        self, type: str, message: str, traceback: str | None = None, step: str | None = None
+    ) -> None:
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+        self.step = step
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, step: str | None = None) -> StoredError:
+        """Capture ``exc`` (its original type if it is a :class:`StepFailed`)."""
+        if isinstance(exc, StepFailed):
+            return cls(exc.error_type, exc.message, _format(exc), step or exc.step)
+        return cls(type(exc).__name__, str(exc), _format(exc), step)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored in the database."""
+        return {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "step": self.step,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredError:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["type"], data["message"], data.get("traceback"), data.get("step"))
+
+    def __repr__(self) -> str:
+        return f"StoredError(type={self.type!r}, message={self.message!r}, step={self.step!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredError):
+            return NotImplemented
+        return (self.type, self.message, self.step) == (other.type, other.message, other.step)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.message, self.step))
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,97 @@
+"""Records: the statuses of runs and steps, and what the store hands back when read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RunStatus(StrEnum):
+    """A run's status (DESIGN 2.1)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    PAUSED = "paused"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    COMPENSATION_FAILED = "compensation_failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the statuses a run never leaves on its own."""
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.COMPENSATION_FAILED, RunStatus.CANCELED}
+)
+ACTIVE = frozenset(RunStatus) - TERMINAL
+
+
+class StepStatus(StrEnum):
+    """A step's status (DESIGN 2.1)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+class StepError(BaseModel):
+    """An error as shown on a result or a run: which step, what type, what message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: str | None
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class StepRecord(BaseModel):
+    """One step of a run as stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    seq: int
+    name: str
+    status: StepStatus
+    attempts: int
+    output: Any = None
+    compensate_input: Any = None
+    error: StepError | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    completed_order: int | None = None
+
+
+class RunRecord(BaseModel):
+    """One run as stored, with its steps when read through ``get_run``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    workflow: str
+    version: str | None
+    status: RunStatus
+    idempotency_key: str | None
+    input: Any = None
+    output: Any = None
+    error: StepError | None = None
+    owner_id: str | None = None
+    parent_run_id: str | None = None
+    available_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    steps: list[StepRecord] = []

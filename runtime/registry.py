@@ -1,0 +1,64 @@
+"""The registry: the workflows a runtime knows, looked up by (name, version)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime.errors import DefinitionError, UnknownWorkflowError
+
+
+class Registry:
+    """Workflow definitions by name and version.
+
+    A runtime knows a workflow once it is handed over, discovered, or run
+    through the runtime's container; recovery resumes runs of known workflows
+    only. Registering a second, different definition under a (name, version)
+    already taken is an error: two workflows cannot share a name.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str | None, Any]] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def register(self, workflow: Any) -> None:
+        """Make ``workflow`` (anything with ``name`` and ``version``) known."""
+        versions = self._by_name.setdefault(workflow.name, {})
+        existing = versions.get(workflow.version)
+        if existing is workflow:
+            return
+        if existing is not None:
+            label = workflow.name + (f" {workflow.version}" if workflow.version else "")
+            raise DefinitionError(f"two different workflows are named {label!r}")
+        versions[workflow.version] = workflow
+        for listener in self._listeners:
+            listener()
+
+    def ensure(self, workflow: Any) -> None:
+        """Register ``workflow`` unless that very definition is already known."""
+        if self._by_name.get(workflow.name, {}).get(workflow.version) is not workflow:
+            self.register(workflow)
+
+    def get(self, name: str, version: str | None = None) -> Any:
+        """The definition of ``name`` at ``version``."""
+        try:
+            return self._by_name[name][version]
+        except KeyError:
+            known = sorted(self._by_name.get(name, {}), key=lambda v: v or "")
+            detail = f"; known versions: {known}" if known else ""
+            raise UnknownWorkflowError(
+                f"workflow {name!r}{f' version {version!r}' if version else ''} is not known to "
+                f"this runtime{detail}"
+            ) from None
+
+    def names(self) -> list[str]:
+        """Every known workflow name, sorted."""
+        return sorted(self._by_name)
+
+    def all(self) -> list[Any]:
+        """Every known definition."""
+        return [wf for versions in self._by_name.values() for wf in versions.values()]
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a workflow is registered."""
+        self._listeners.append(listener)

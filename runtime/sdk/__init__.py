@@ -1,0 +1,1 @@
+"""The composition API (Medusa style): steps, workflows, references."""

@@ -1,0 +1,339 @@
+"""Steps: ``create_step``, ``StepResponse`` and the context a step receives."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
+
+from runtime.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from runtime.container import Container
+    from runtime.sdk.refs import Ref
+
+StepFn = Callable[..., Any]
+"""A step's invoke or compensate function: ``(input, ctx)``, ``(input)`` or ``()``."""
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
+class StepResponse:
+    """What a step returns: its output and what its compensation will receive.
+
+    Args:
+        output: the step's result, passed to later steps (must be JSON-serializable).
+        compensate_input: what the compensation receives; defaults to ``output``.
+    """
+
+    __slots__ = ("compensate_input", "failure_message", "output", "skipped")
+
+    def __init__(self, output: Any = None, compensate_input: Any = MISSING) -> None:
+        self.output = output
+        self.compensate_input = output if compensate_input is MISSING else compensate_input
+        self.failure_message: str | None = None
+        self.skipped = False
+
+    @classmethod
+    def permanent_failure(cls, message: str, compensate_input: Any = None) -> StepResponse:
+        """Fail the step at once, with no retries.
+
+        Its own compensation receives ``compensate_input``.
+        """
+        response = cls(None, compensate_input)
+        response.failure_message = message
+        return response
+
+    @classmethod
+    def skip(cls) -> StepResponse:
+        """Mark the step skipped: its output is ``None`` and it is never compensated."""
+        response = cls(None, None)
+        response.skipped = True
+        return response
+
+    def __repr__(self) -> str:
+        if self.failure_message is not None:
+            return f"StepResponse.permanent_failure({self.failure_message!r})"
+        if self.skipped:
+            return "StepResponse.skip()"
+        return f"StepResponse({self.output!r})"
+
+
+class StepContext:
+    """What a step (and its compensation) receives as ``ctx``.
+
+    Attributes:
+        container: the runtime's container, to resolve services.
+        run_id: the run this step belongs to.
+        workflow: the workflow's name.
+        step: the step's name.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+        idempotency_key: stable across retries and resumes of this step in this run;
+            pass it to external APIs to make their effect exactly-once.
+    """
+
+    __slots__ = ("_base_logger", "_hooks", "_logger", "attempt", "container", "idempotency_key",
+                 "run_id", "step", "workflow")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        container: Container,
+        run_id: str,
+        workflow: str,
+        step: str,
+        attempt: int,
+        logger: Any,
+        hooks: EngineHooks,
+    ) -> None:
+        self.container = container
+        self.run_id = run_id
+        self.workflow = workflow
+        self.step = step
+        self.attempt = attempt
+        self.idempotency_key = f"{run_id}:{step}"
+        self._base_logger = logger
+        self._logger: Any = None
+        self._hooks = hooks
+
+    @property
+    def logger(self) -> Any:
+        """A structlog logger bound to the run, the workflow and the step."""
+        if self._logger is None:
+            self._logger = self._base_logger.bind(
+                run_id=self.run_id, workflow=self.workflow, step=self.step
+            )
+        return self._logger
+
+
+class EngineHooks(Protocol):
+    """What the executor lets a step reach (child workflows); implemented by the engine."""
+
+    async def run_child(self, ctx: StepContext, workflow: Any, input: Any) -> tuple[str, Any]:
+        """Run ``workflow`` as a child of ``ctx``'s run; return (child run id, output)."""
+        ...
+
+    async def roll_back_child(self, ctx: StepContext, child_run_id: str) -> None:
+        """Compensate a finished child run's completed steps."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepOptions:
+    """How the executor treats a step: retries, timeout, failure policy."""
+
+    max_retries: int = 0
+    retry_interval: float = 1.0
+    timeout: float | None = None
+    skip_on_permanent_failure: bool = False
+    continue_on_permanent_failure: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise DefinitionError(f"max_retries must be an int, got {self.max_retries!r}")
+        if self.max_retries < 0:
+            raise DefinitionError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.retry_interval < 0:
+            raise DefinitionError(f"retry_interval must be >= 0, got {self.retry_interval}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise DefinitionError(f"timeout must be > 0, got {self.timeout}")
+        if self.skip_on_permanent_failure and self.continue_on_permanent_failure:
+            raise DefinitionError(
+                "skip_on_permanent_failure and continue_on_permanent_failure exclude each other"
+            )
+
+
+def seconds(value: float | timedelta | None, what: str) -> float | None:
+    """Normalize a duration given as seconds or ``timedelta``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class StepDefinition:
+    """A step: a name, an invoke function, an optional compensation, options.
+
+    Call it inside a workflow constructor to add it to the workflow; the call
+    returns a reference to its output. ``@step.compensate`` attaches the
+    compensation; ``step.with_options(name=...)`` makes a renamed copy, to use
+    one function twice in one workflow.
+    """
+
+    name: str
+    invoke: StepFn
+    options: StepOptions
+    compensation: list[StepFn] = dataclasses.field(default_factory=list, repr=False)
+
+    kind: ClassVar[str] = "step"
+
+    def __call__(self, input: Any = None) -> Ref:
+        from runtime.sdk.graph import current_builder
+
+        builder = current_builder()
+        if builder is None:
+            raise_outside(self.name)
+        assert builder is not None
+        return builder.add_step(self, input)
+
+    @property
+    def compensate_fn(self) -> StepFn | None:
+        """The compensation function, if one is attached."""
+        return self.compensation[0] if self.compensation else None
+
+    def compensate(self, fn: StepFn) -> StepFn:
+        """Attach ``fn`` as this step's compensation (decorator); returns ``fn``."""
+        if self.compensation:
+            raise DefinitionError(f"step {self.name!r} already has a compensation")
+        check_step_fn(fn, f"compensation of step {self.name!r}")
+        self.compensation.append(fn)
+        return fn
+
+    def with_options(self, *, name: str | None = None, **options: Any) -> StepDefinition:
+        """A copy with another name and/or other options (same functions)."""
+        merged = dataclasses.asdict(self.options) | _options(options)
+        return StepDefinition(
+            name=_check_name(name or self.name),
+            invoke=self.invoke,
+            options=StepOptions(**merged),
+            compensation=self.compensation,
+        )
+
+
+def raise_outside(name: str) -> NoReturn:
+    """Raise the error for a step called outside a workflow constructor."""
+    from runtime.errors import StepOutsideWorkflowError
+
+    raise StepOutsideWorkflowError(
+        f"step {name!r} was called outside a workflow constructor; call it inside the "
+        "function given to create_workflow(...), or run it in a durable workflow with "
+        "ctx.step(step, input)"
+    )
+
+
+def check_step_fn(fn: Any, what: str) -> None:
+    """Refuse what cannot be a step function, at definition time."""
+    if not callable(fn):
+        raise DefinitionError(f"{what} must be a function, got {fn!r}")
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) > 2 and not variadic:
+        raise DefinitionError(f"{what} takes (input, ctx) at most; {fn!r} requires {len(required)}")
+
+
+def arity(fn: StepFn) -> int:
+    """How many of (input, ctx) a step function accepts."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return min(len(positional), 2)
+
+
+async def call_step_fn(fn: StepFn, fn_arity: int, input: Any, ctx: StepContext) -> Any:
+    """Call a step function with as many of (input, ctx) as it takes; await if needed."""
+    if fn_arity >= 2:
+        result = fn(input, ctx)
+    elif fn_arity == 1:
+        result = fn(input)
+    else:
+        result = fn()
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise DefinitionError(f"a step name must be a non-empty string, got {name!r}")
+    return name
+
+
+_OPTION_NAMES = {f.name for f in dataclasses.fields(StepOptions)}
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - _OPTION_NAMES
+    if unknown:
+        raise DefinitionError(
+            f"unknown step option(s) {sorted(unknown)}; known: {sorted(_OPTION_NAMES)}"
+        )
+    out = dict(options)
+    for key in ("retry_interval", "timeout"):
+        if key in out:
+            out[key] = seconds(out[key], key)
+    return out
+
+
+@overload
+def create_step(
+    name: str, invoke: None = None, compensate: StepFn | None = None, **options: Any
+) -> Callable[[StepFn], StepDefinition]: ...
+
+
+@overload
+def create_step(
+    name: str, invoke: StepFn, compensate: StepFn | None = None, **options: Any
+) -> StepDefinition: ...
+
+
+def create_step(
+    name: str, invoke: StepFn | None = None, compensate: StepFn | None = None, **options: Any
+) -> StepDefinition | Callable[[StepFn], StepDefinition]:
+    """Define a step.
+
+    With ``invoke`` it returns the step; without, it is a decorator::
+
+        @create_step("reserve-inventory", max_retries=2)
+        async def reserve_inventory(order, ctx) -> StepResponse: ...
+
+        @reserve_inventory.compensate
+        async def release_inventory(ids, ctx) -> None: ...
+
+    Args:
+        name: unique within a workflow.
+        invoke: ``async (input, ctx) -> StepResponse | value`` (``(input)`` and
+            ``()`` signatures, and plain functions, are accepted too).
+        compensate: ``async (compensate_input, ctx) -> None``.
+        **options: ``max_retries`` (default 0), ``retry_interval`` (seconds or
+            ``timedelta``, default 1.0, grows exponentially with jitter),
+            ``timeout``, ``skip_on_permanent_failure``,
+            ``continue_on_permanent_failure``.
+    """
+    step_name = _check_name(name)
+    step_options = StepOptions(**_options(options))
+
+    def build(fn: StepFn) -> StepDefinition:
+        if inspect.isclass(fn):
+            raise DefinitionError(f"step {step_name!r}: expected a function, got class {fn!r}")
+        check_step_fn(fn, f"step {step_name!r}")
+        step = StepDefinition(name=step_name, invoke=fn, options=step_options)
+        if compensate is not None:
+            step.compensate(compensate)
+        return step
+
+    if invoke is None:
+        return build
+    return build(invoke)

@@ -1,0 +1,193 @@
+"""The ``Store`` protocol: every byte of state goes through it.
+
+Engines depend on this protocol only. JSON values cross it as text on the way
+in (the engine serializes, so a bad value fails its step rather than the
+store) and as decoded Python on the way out. Times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from runtime.models import RunRecord, RunStatus, StepRecord, StepStatus
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to insert."""
+
+    id: str
+    workflow: str
+    version: str | None
+    kind: str
+    idempotency_key: str | None
+    status: RunStatus
+    input: str
+    owner_id: str | None
+    parent_run_id: str | None
+    available_at: datetime
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepWrite:
+    """One step's outcome, written as a checkpoint."""
+
+    seq: int
+    name: str
+    status: StepStatus
+    attempts: int
+    output: str | None = None
+    compensate_input: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    completed_order: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunUpdate:
+    """A change to a run written with (or without) a step checkpoint.
+
+    ``None`` fields are left as they are.
+    """
+
+    status: RunStatus | None = None
+    output: str | None = None
+    error: str | None = None
+    available_at: datetime | None = None
+    ended_at: datetime | None = None
+    release: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A live (or once live) worker process."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunPage:
+    """A page of runs and the cursor of the next page (``None`` at the end)."""
+
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
+class Store(Protocol):
+    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``."""
+
+    async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        """Insert ``run``; with an idempotency key already used, return that run instead.
+
+        Returns the run and whether it was created now.
+        """
+        raise NotImplementedError  # protocol
+
+    async def claim_run(
+        self, run_id: str, owner_id: str, expected_owner: str | None, now: datetime
+    ) -> RunRecord | None:
+        """Take a run if its owner is still ``expected_owner``; ``None`` if someone was faster.
+
+        A claimed ``pending`` or ``sleeping`` run becomes ``running``.
+        """
+        raise NotImplementedError  # protocol
+
+    async def transition(
+        self,
+        run_id: str,
+        expected: Sequence[RunStatus],
+        status: RunStatus,
+        now: datetime,
+        *,
+        owner_id: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord | None:
+        """Move a run to ``status`` (and owner ``owner_id``) if its status is in ``expected``.
+
+        Returns the updated run, or ``None`` when the run was not in ``expected``.
+        """
+        raise NotImplementedError  # protocol
+
+    async def checkpoint(
+        self,
+        run_id: str,
+        owner_id: str,
+        steps: Sequence[StepWrite],
+        update: RunUpdate,
+        now: datetime,
+    ) -> None:
+        """Write step outcomes and the run's progress in one transaction.
+
+        Raises:
+            LeaseLostError: the run is no longer held by ``owner_id``.
+        """
+        raise NotImplementedError  # protocol
+
+    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
+        """One run, with its steps ordered by sequence.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        raise NotImplementedError  # protocol
+
+    async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
+        """The run of ``workflow`` started with ``idempotency_key``, if any."""
+        raise NotImplementedError  # protocol
+
+    async def list_runs(
+        self,
+        *,
+        status: Sequence[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first, filtered; pass ``next_cursor`` back for the next page."""
+        raise NotImplementedError  # protocol
+
+    async def load_steps(self, run_id: str) -> list[StepRecord]:
+        """The steps of a run, ordered by sequence."""
+        raise NotImplementedError  # protocol
+
+    async def recoverable_runs(
+        self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
+    ) -> list[RunRecord]:
+        """Active runs of ``workflows`` that nobody live holds and that are due.
+
+        A run is unheld when its owner is ``NULL``, gone from ``workers``, or has
+        not sent a heartbeat since ``stale_before``.
+        """
+        raise NotImplementedError  # protocol
+
+    async def upsert_worker(self, worker: WorkerRow) -> None:
+        """Register a worker or refresh its heartbeat."""
+        raise NotImplementedError  # protocol
+
+    async def heartbeat(self, worker_id: str, now: datetime) -> None:
+        """Refresh a worker's heartbeat (it renews every lease the worker holds)."""
+        raise NotImplementedError  # protocol
+
+    async def list_workers(self) -> list[WorkerRow]:
+        """Every registered worker."""
+        raise NotImplementedError  # protocol
+
+    async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
+        """Forget workers and release their runs (``running`` ones go back to ``pending``).
+
+        Returns how many runs were released.
+        """
+        raise NotImplementedError  # protocol
+
+    async def close(self) -> None:
+        """Flush and close."""
+        raise NotImplementedError  # protocol

@@ -1,0 +1,561 @@
+"""The SQLite store: one writer connection on aiosqlite, WAL, group commit.
+
+Why the writes look the way they do: a transaction through aiosqlite's
+statement-by-statement API costs one thread hop per statement (BEGIN, each
+INSERT/UPDATE, COMMIT), and a hop is most of the cost of a checkpoint. So each
+transaction is one Python function run whole on aiosqlite's connection thread
+(``Connection._execute``; the version is pinned for it), and concurrent writers
+share it: whoever arrives while a transaction is in flight queues up, and the
+next transaction commits the whole queue at once (group commit), each writer's
+part inside its own SAVEPOINT so one refused write does not undo the others.
+A writer's call returns only after the COMMIT that holds its write, so a step
+never starts before the previous step's checkpoint is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import anyio
+
+from runtime.clock import from_text, to_text
+from runtime.errors import LeaseLostError, RunNotFoundError, SchemaVersionError, StoreError
+from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
+
+BUSY_TIMEOUT_MS = 10_000
+
+_RUN_COLUMNS = (
+    "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
+    "parent_run_id, available_at, created_at, updated_at, ended_at"
+)
+_STEP_COLUMNS = (
+    "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
+    "ended_at, completed_order"
+)
+_ACTIVE = ("pending", "running", "sleeping", "compensating")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The schema migrations shipped with this version, as (version, SQL)."""
+    folder = resources.files("runtime.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class _Slot:
+    """One queued write: the function, and where its outcome lands."""
+
+    __slots__ = ("done", "error", "fn", "lead", "result")
+
+    def __init__(self, fn: Write) -> None:
+        self.fn = fn
+        self.done = anyio.Event()
+        self.lead = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SqliteStore:
+    """A :class:`~runtime.store.base.Store` on one SQLite file.
+
+    Use :meth:`open`; it creates or migrates the schema and refuses a file
+    written by a newer runtime.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._queue: list[_Slot] = []
+        self._flushing = False
+        self.commits = 0
+
+    @classmethod
+    async def open(cls, path: str, *, synchronous: str = "normal") -> SqliteStore:
+        """Open (creating if needed) the database at ``path``."""
+        if synchronous.lower() not in ("normal", "full", "extra"):
+            raise StoreError(f"synchronous={synchronous!r}: use normal, full or extra")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
+        store = cls(conn, path)
+        try:
+            await _on_thread(conn, _configure, synchronous)
+            await _on_thread(conn, _migrate, path)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the write path -------------------------------------------------
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside a write transaction shared with concurrent writers."""
+        slot = _Slot(fn)
+        self._queue.append(slot)
+        # Shielded: once queued, a write happens, and whoever leads must hand
+        # the lead on, or the writers behind it would wait forever.
+        with anyio.CancelScope(shield=True):
+            if self._flushing:
+                await slot.done.wait()
+                if slot.lead:
+                    slot.done = anyio.Event()
+                    await self._lead()
+            else:
+                await self._lead()
+        if slot.error is not None:
+            raise _store_error(slot.error)
+        return slot.result  # type: ignore[no-any-return]
+
+    async def _lead(self) -> None:
+        self._flushing = True
+        batch, self._queue = self._queue, []
+        try:
+            await _on_thread(self._conn, _run_batch, batch)
+            self.commits += 1
+        except BaseException as exc:
+            for slot in batch:
+                if slot.error is None:
+                    slot.error = _store_error(exc)
+        for slot in batch:
+            slot.done.set()
+        if self._queue:
+            head = self._queue[0]
+            head.lead = True
+            head.done.set()
+        else:
+            self._flushing = False
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await _on_thread(self._conn, fn)
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
+
+    # -- runs -----------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        now = to_text(run.created_at)
+
+        def write(db: sqlite3.Connection) -> tuple[tuple[Any, ...], bool]:
+            cur = db.execute(
+                "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
+                "owner_id, parent_run_id, available_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (workflow, idempotency_key) DO NOTHING",
+                (run.id, run.workflow, run.version, run.kind, run.idempotency_key, run.status,
+                 run.input, run.owner_id, run.parent_run_id, to_text(run.available_at), now,
+                 now),
+            )  # fmt: skip
+            if cur.rowcount == 1:
+                return (
+                    (run.id, run.workflow, run.version, run.status, run.idempotency_key,
+                     run.input, None, None, run.owner_id, run.parent_run_id,
+                     to_text(run.available_at), now, now, None),
+                    True,
+                )  # fmt: skip
+            row = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow = ? AND idempotency_key = ?",
+                (run.workflow, run.idempotency_key),
+            ).fetchone()
+            return row, False
+
+        row, created = await self._write(write)
+        return _run(row), created
+
+    async def claim_run(
+        self, run_id: str, owner_id: str, expected_owner: str | None, now: datetime
+    ) -> RunRecord | None:
+        stamp = to_text(now)
+
+        def write(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+            cur = db.execute(
+                "UPDATE runs SET owner_id = ?, updated_at = ?, "
+                "status = CASE WHEN status IN ('pending', 'sleeping') THEN 'running' "
+                "ELSE status END "
+                "WHERE id = ? AND owner_id IS ? AND status IN (?, ?, ?, ?)",
+                (owner_id, stamp, run_id, expected_owner, *_ACTIVE),
+            )
+            if cur.rowcount != 1:
+                return None
+            return db.execute(  # type: ignore[no-any-return]
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+
+        row = await self._write(write)
+        return None if row is None else _run(row)
+
+    async def transition(
+        self,
+        run_id: str,
+        expected: Sequence[RunStatus],
+        status: RunStatus,
+        now: datetime,
+        *,
+        owner_id: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord | None:
+        stamp = to_text(now)
+        marks = ", ".join("?" * len(expected))
+        sql = (
+            "UPDATE runs SET status = ?, owner_id = ?, updated_at = ?, error = COALESCE(?, error) "
+            f"WHERE id = ? AND status IN ({marks})"
+        )
+        params = (status.value, owner_id, stamp, error, run_id, *(s.value for s in expected))
+
+        def write(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+            if db.execute(sql, params).rowcount != 1:
+                return None
+            return db.execute(  # type: ignore[no-any-return]
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+
+        row = await self._write(write)
+        return None if row is None else _run(row)
+
+    async def checkpoint(
+        self,
+        run_id: str,
+        owner_id: str,
+        steps: Sequence[StepWrite],
+        update: RunUpdate,
+        now: datetime,
+    ) -> None:
+        sets = ["updated_at = ?"]
+        params: list[Any] = [to_text(now)]
+        if update.status is not None:
+            sets.append("status = ?")
+            params.append(update.status.value)
+        if update.output is not None:
+            sets.append("output = ?")
+            params.append(update.output)
+        if update.error is not None:
+            sets.append("error = ?")
+            params.append(update.error)
+        if update.available_at is not None:
+            sets.append("available_at = ?")
+            params.append(to_text(update.available_at))
+        if update.ended_at is not None:
+            sets.append("ended_at = ?")
+            params.append(to_text(update.ended_at))
+        if update.release:
+            sets.append("owner_id = NULL")
+        sql = f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND owner_id = ?"
+        params += [run_id, owner_id]
+        rows = [
+            (run_id, s.seq, s.name, s.status.value, s.attempts, s.output, s.compensate_input,
+             s.error, s.started_at and to_text(s.started_at), s.ended_at and to_text(s.ended_at),
+             s.completed_order)
+            for s in steps
+        ]  # fmt: skip
+
+        def write(db: sqlite3.Connection) -> None:
+            if db.execute(sql, params).rowcount != 1:
+                raise LeaseLostError(run_id, owner_id)
+            if rows:
+                db.executemany(_UPSERT_STEP, rows)
+
+        await self._write(write)
+
+    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
+        def read(db: sqlite3.Connection) -> tuple[Any, list[Any]]:
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            step_rows = (
+                db.execute(
+                    f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+                ).fetchall()
+                if row is not None and steps
+                else []
+            )
+            return row, step_rows
+
+        row, step_rows = await self._read(read)
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return _run(row, [_step(r) for r in step_rows])
+
+    async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
+        row = await self._read(
+            lambda db: db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow = ? AND idempotency_key = ?",
+                (workflow, idempotency_key),
+            ).fetchone()
+        )
+        return None if row is None else _run(row)
+
+    async def list_runs(
+        self,
+        *,
+        status: Sequence[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        if limit < 1:
+            raise StoreError(f"limit must be >= 1, got {limit}")
+        where: list[str] = []
+        params: list[Any] = []
+        if status:
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            params += [RunStatus(s).value for s in status]
+        if workflow is not None:
+            where.append("workflow = ?")
+            params.append(workflow)
+        if cursor is not None:
+            created, _, run_id = cursor.partition("|")
+            if not run_id:
+                raise StoreError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [created, created, run_id]
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit + 1)
+        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
+        runs = [_run(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = f"{rows[limit - 1][11]}|{rows[limit - 1][0]}" if more else None
+        return RunPage(runs=runs, next_cursor=next_cursor)
+
+    async def load_steps(self, run_id: str) -> list[StepRecord]:
+        rows = await self._read(
+            lambda db: db.execute(
+                f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        )
+        return [_step(r) for r in rows]
+
+    async def recoverable_runs(
+        self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
+    ) -> list[RunRecord]:
+        if not workflows:
+            return []
+        marks = ", ".join("?" * len(workflows))
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN (?, ?, ?, ?) "
+            f"AND workflow IN ({marks}) "
+            "AND (status IN ('running', 'compensating') OR available_at <= ?) "
+            "AND (owner_id IS NULL OR owner_id NOT IN "
+            "(SELECT id FROM workers WHERE heartbeat_at >= ?)) "
+            "ORDER BY available_at LIMIT ?"
+        )
+        params = [*_ACTIVE, *workflows, to_text(now), to_text(stale_before), limit]
+        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
+        return [_run(r) for r in rows]
+
+    # -- workers --------------------------------------------------------
+
+    async def upsert_worker(self, worker: WorkerRow) -> None:
+        params = (worker.id, worker.host, worker.pid, to_text(worker.started_at),
+                  to_text(worker.heartbeat_at))  # fmt: skip
+        await self._write(
+            lambda db: db.execute(
+                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                params,
+            )
+        )
+
+    async def heartbeat(self, worker_id: str, now: datetime) -> None:
+        stamp = to_text(now)
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE workers SET heartbeat_at = ? WHERE id = ?", (stamp, worker_id)
+            )
+        )
+
+    async def list_workers(self) -> list[WorkerRow]:
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT id, host, pid, started_at, heartbeat_at FROM workers ORDER BY id"
+            ).fetchall()
+        )
+        return [WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4])) for r in rows]
+
+    async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
+        if not worker_ids:
+            return 0
+        marks = ", ".join("?" * len(worker_ids))
+        stamp = to_text(now)
+
+        def write(db: sqlite3.Connection) -> int:
+            released = db.execute(
+                "UPDATE runs SET owner_id = NULL, updated_at = ?, "
+                "status = CASE WHEN status = 'running' THEN 'pending' ELSE status END "
+                f"WHERE owner_id IN ({marks})",
+                (stamp, *worker_ids),
+            ).rowcount
+            db.execute(f"DELETE FROM workers WHERE id IN ({marks})", tuple(worker_ids))
+            return released
+
+        return await self._write(write)
+
+
+_UPSERT_STEP = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status, "
+    "attempts = excluded.attempts, output = excluded.output, "
+    "compensate_input = excluded.compensate_input, error = excluded.error, "
+    "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+    "completed_order = excluded.completed_order"
+)
+
+
+# -- on the connection thread -------------------------------------------
+
+
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's connection thread, in one hop.
+
+    ``Connection._execute`` is aiosqlite's own way of queueing work on that thread
+    (its public methods are built on it); the pinned version keeps it stable.
+    """
+    result = await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call]
+    return result  # type: ignore[no-any-return]
+
+
+def _configure(db: sqlite3.Connection, synchronous: str) -> None:
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal" and db.execute("PRAGMA database_list").fetchone()[2]:
+        raise StoreError(f"could not switch the database to WAL mode (got {mode})")
+    db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+
+
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    known = migrations()
+    latest = known[-1][0]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS runtime_schema (version INTEGER NOT NULL)")
+        row = db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()
+        current = row[0] or 0
+        if current > latest:
+            raise SchemaVersionError(
+                f"database {path} has schema version {current}, newer than this runtime "
+                f"knows ({latest}); upgrade runtime rather than risk writing an unknown schema"
+            )
+        for version, sql in known:
+            if version > current:
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute("INSERT INTO runtime_schema (version) VALUES (?)", (version,))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> None:
+    """One transaction for the whole batch; each write in its own savepoint."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if len(batch) == 1:
+            slot = batch[0]
+            try:
+                slot.result = slot.fn(db)
+            except Exception as exc:
+                slot.error = exc
+                db.execute("ROLLBACK")
+                return
+        else:
+            for slot in batch:
+                db.execute("SAVEPOINT w")
+                try:
+                    slot.result = slot.fn(db)
+                except Exception as exc:
+                    slot.error = exc
+                    db.execute("ROLLBACK TO w")
+                db.execute("RELEASE w")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        error = StoreError(f"SQLite: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+# -- decoding ------------------------------------------------------------
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _error(text: str | None) -> StepError | None:
+    return None if text is None else StepError.model_validate_json(text)
+
+
+def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        workflow=row[1],
+        version=row[2],
+        status=RunStatus(row[3]),
+        idempotency_key=row[4],
+        input=_json(row[5]),
+        output=_json(row[6]),
+        error=_error(row[7]),
+        owner_id=row[8],
+        parent_run_id=row[9],
+        available_at=from_text(row[10]),
+        created_at=from_text(row[11]),
+        updated_at=from_text(row[12]),
+        ended_at=from_text(row[13]) if row[13] else None,
+        steps=steps or [],
+    )
+
+
+def _step(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        run_id=row[0],
+        seq=row[1],
+        name=row[2],
+        status=StepStatus(row[3]),
+        attempts=row[4],
+        output=_json(row[5]),
+        compensate_input=_json(row[6]),
+        error=_error(row[7]),
+        started_at=from_text(row[8]) if row[8] else None,
+        ended_at=from_text(row[9]) if row[9] else None,
+        completed_order=row[10],
+    )
