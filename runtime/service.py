@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -11,8 +12,9 @@ import anyio
 import structlog
 
 from runtime.clock import Clock, SystemClock
-from runtime.config import parse_database_url
+from runtime.config import load_project_config, parse_database_url
 from runtime.container import Container
+from runtime.discovery import discover, load_setup
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
 from runtime.engine.recovery import Recovery
@@ -95,6 +97,8 @@ class Runtime:
         clock: time source (tests inject one).
         base_dir: where relative database paths start; the working directory by default.
         recovery_interval: seconds between scans for runs to take over.
+        recovery: resume interrupted runs of known workflows in this process; off for
+            one-shot tools (``runtime run``) that should only drive their own run.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class Runtime:
         clock: Clock | None = None,
         base_dir: Path | str | None = None,
         recovery_interval: float = 1.0,
+        recovery: bool = True,
     ) -> None:
         self.database = database
         self.container = container if container is not None else Container()
@@ -116,9 +121,33 @@ class Runtime:
         self.identity = WorkerIdentity.current()
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self._recovery_interval = recovery_interval
+        self._recover = recovery
         self._stack: AsyncExitStack | None = None
         self._store: Store | None = None
         self._recovery: Recovery | None = None
+        self._setup: Any = None
+
+    @classmethod
+    def from_project(cls, root: Path | str = ".", **options: Any) -> Runtime:
+        """A runtime for a project: ``runtime.toml``, ``workflows/`` and the setup hook.
+
+        Raises:
+            ConfigError: a bad setting or a broken module, naming the file.
+        """
+        config = load_project_config(Path(root))
+        found = discover(config)
+        found.raise_problems()
+        container = options.pop("container", None) or Container()
+        hook = load_setup(config)
+        runtime = cls(
+            config.database,
+            workflows=found.workflows,
+            container=container,
+            base_dir=config.root,
+            **options,
+        )
+        runtime._setup = hook
+        return runtime
 
     @property
     def store(self) -> Store:
@@ -148,6 +177,10 @@ class Runtime:
             engine = Engine(store, self.registry, self.clock, self.identity)
             self.container.register(EXECUTOR_KEY, Workflows(engine, self.registry))
             self.container.register("logger", logger)
+            if self._setup is not None:
+                returned = self._setup(self.container)
+                if inspect.isawaitable(returned):
+                    await returned
             await store.upsert_worker(self.identity.row(self.clock.now()))
             stack.push_async_callback(self._release)
             recovery = Recovery(engine, self.container, self._recovery_interval)
@@ -156,7 +189,8 @@ class Runtime:
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             await tg.start(self._heartbeat)
-            await tg.start(recovery.run)
+            if self._recover:
+                await tg.start(recovery.run)
             logger.debug("runtime_started", worker=self.identity.id, database=self.database)
             self._stack = stack.pop_all()
         return self

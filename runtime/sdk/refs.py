@@ -185,10 +185,8 @@ def _follow(ref: Ref, values: Mapping[str, Any]) -> Any:
         if value is None:
             return None
         try:
-            if isinstance(value, Mapping):
-                value = value[part]
-            elif isinstance(value, list) and isinstance(part, int):
-                value = value[part]
+            if isinstance(value, (Mapping, list)):
+                value = value[part]  # type: ignore[index]
             else:
                 value = getattr(value, str(part))
         except (KeyError, IndexError, AttributeError, TypeError) as exc:

@@ -1,0 +1,37 @@
+"""The public surface: ``runtime.__all__`` lists exactly what users import, and it imports."""
+
+from __future__ import annotations
+
+import runtime
+from runtime import errors
+
+
+def test_all_names_exist_and_are_unique() -> None:
+    assert len(runtime.__all__) == len(set(runtime.__all__))
+    missing = [name for name in runtime.__all__ if not hasattr(runtime, name)]
+    assert missing == []
+
+
+def test_every_public_error_is_exported_and_rooted_in_one_base() -> None:
+    error_classes = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.RuntimeBaseError)
+    }
+    assert error_classes - set(runtime.__all__) == set()
+    for name in error_classes:
+        assert issubclass(getattr(runtime, name), runtime.RuntimeBaseError)
+
+
+def test_design_names_are_exported() -> None:
+    for name in ("Runtime", "Container", "create_step", "create_workflow", "StepResponse",
+                 "WorkflowResponse", "transform", "when", "parallelize", "RunStatus",
+                 "RunFailed", "StepFailed"):  # fmt: skip
+        assert name in runtime.__all__, name
+
+
+def test_errors_inherit_honest_builtins() -> None:
+    assert issubclass(runtime.UnknownServiceError, LookupError)
+    assert issubclass(runtime.ConfigError, ValueError)
+    assert issubclass(runtime.ReferenceMisuseError, TypeError)
+    assert issubclass(runtime.StepTimeoutError, TimeoutError)
