@@ -91,13 +91,18 @@ class StepFailed(RuntimeBaseError):
         step: the step's name.
         error_type: the class name of the original exception.
         message: its message.
+        run_id: the run it failed in, when raised by ``run()``.
     """
 
-    def __init__(self, step: str, error_type: str, message: str) -> None:
+    def __init__(
+        self, step: str, error_type: str, message: str, run_id: str | None = None
+    ) -> None:
         self.step = step
         self.error_type = error_type
         self.message = message
-        super().__init__(f"step {step!r} failed: {error_type}: {message}")
+        self.run_id = run_id
+        where = f" (run {run_id})" if run_id else ""
+        super().__init__(f"step {step!r} failed{where}: {error_type}: {message}")
 
 
 class StepTimeoutError(StepFailed, TimeoutError):

@@ -139,7 +139,9 @@ class WorkflowRunner:
                                                 transaction_id)  # fmt: skip
         if throw_on_error and result.status is not RunStatus.COMPLETED and result.errors:
             first = result.errors[0]
-            raise StepFailed(first.step or self.workflow.name, first.type, first.message)
+            raise StepFailed(
+                first.step or self.workflow.name, first.type, first.message, result.run_id
+            )
         return result
 
 
