@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
@@ -559,3 +560,20 @@ def _step(row: Sequence[Any]) -> StepRecord:
         ended_at=from_text(row[9]) if row[9] else None,
         completed_order=row[10],
     )
+
+
+async def baseline_commit_us(path: str, count: int = 1000) -> float:
+    """Microseconds per insert-and-commit through aiosqlite's plain statement API.
+
+    The benchmark's yardstick: one row per transaction, WAL, the same pragmas as the
+    store, so a checkpoint's cost can be reported as a ratio to it.
+    """
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await _on_thread(db, _configure, "normal")
+        await db.execute("CREATE TABLE IF NOT EXISTS baseline (id INTEGER PRIMARY KEY, v TEXT)")
+        started = time.perf_counter()
+        for i in range(count):
+            await db.execute("BEGIN IMMEDIATE")
+            await db.execute("INSERT INTO baseline (v) VALUES (?)", (str(i),))
+            await db.execute("COMMIT")
+        return (time.perf_counter() - started) / count * 1e6
