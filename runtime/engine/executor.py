@@ -10,6 +10,8 @@ run replays the graph, taking each committed step's output from its record.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -105,15 +107,22 @@ class Engine:
 
     async def resume(self, workflow: WorkflowDefinition, container: Container,
                      record: RunRecord) -> WorkflowResult | None:  # fmt: skip
-        """Take over an unheld run (recovery) and drive it; ``None`` if another worker won."""
-        claimed = await self.store.claim_run(
-            record.id, self.identity.id, record.owner_id, self.clock.now()
-        )
-        if claimed is None:
+        """Take over an unheld run and drive it.
+
+        Returns ``None`` when another worker, or another task of this one, got it first.
+        """
+        if record.id in self._active:
             return None
-        return await self.drive(
-            workflow, container, claimed, await self.store.load_steps(record.id)
-        )
+        # Marked active before the claim is awaited, so that no other task of this
+        # process can see the run owned by us yet undriven and take it a second time.
+        with self._activity(record.id):
+            claimed = await self.store.claim_run(
+                record.id, self.identity.id, record.owner_id, self.clock.now()
+            )
+            if claimed is None:
+                return None
+            steps = await self.store.load_steps(record.id)
+            return await self._drive(workflow, container, claimed, steps)
 
     async def _join(
         self, workflow: WorkflowDefinition, container: Container, record: RunRecord
@@ -159,8 +168,29 @@ class Engine:
         steps: list[StepRecord],
     ) -> WorkflowResult:
         """Drive a run this worker holds until it ends (or its lease is lost)."""
+        with self._activity(record.id):
+            return await self._drive(workflow, container, record, steps)
+
+    @contextlib.contextmanager
+    def _activity(self, run_id: str) -> Iterator[None]:
+        """Mark ``run_id`` as driven by this process; waiters wake when it ends."""
+        if run_id in self._active:
+            raise RuntimeError(f"run {run_id} is already being driven by this worker")
         done = anyio.Event()
-        self._active[record.id] = done
+        self._active[run_id] = done
+        try:
+            yield
+        finally:
+            del self._active[run_id]
+            done.set()
+
+    async def _drive(
+        self,
+        workflow: WorkflowDefinition,
+        container: Container,
+        record: RunRecord,
+        steps: list[StepRecord],
+    ) -> WorkflowResult:
         state = RunState(
             run_id=record.id,
             workflow=workflow,
@@ -181,9 +211,6 @@ class Engine:
         except LeaseLostError:
             log.warning("lease_lost")
             raise
-        finally:
-            del self._active[record.id]
-            done.set()
 
     async def _forward(self, state: RunState) -> RunStatus:
         for stage in state.workflow.graph.stages:
