@@ -1,0 +1,1 @@
+"""Example workflows that mirror the Medusa documentation's examples, one module each."""
