@@ -23,6 +23,7 @@ from runtime.errors import (
     UnknownWorkflowError,
 )
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.sdk.refs import Ref
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
 from runtime.sdk.workflows import (
     WorkflowDefinition,
@@ -45,6 +46,7 @@ __all__ = [
     "LeaseLostError",
     "NonDeterminismError",
     "NotConfiguredError",
+    "Ref",
     "ReferenceMisuseError",
     "RunFailed",
     "RunNotFoundError",

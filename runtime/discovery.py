@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.machinery
+import importlib.util
 import sys
 import traceback
 from pathlib import Path
@@ -43,6 +45,13 @@ def discover(config: ProjectConfig) -> Discovered:
     folder = config.root / "workflows"
     if not folder.is_dir():
         return found
+    try:
+        _bind_package("workflows", folder)
+    except Exception as exc:
+        found.problems.append(
+            f"{folder / '__init__.py'}: import failed: {type(exc).__name__}: {exc}"
+        )
+        return found
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
@@ -53,6 +62,37 @@ def discover(config: ProjectConfig) -> Discovered:
             if isinstance(value, WorkflowDefinition):
                 _add(found, value, path)
     return found
+
+
+def _bind_package(name: str, folder: Path) -> None:
+    """Make ``name`` the package at ``folder``, whatever else is on ``sys.path``.
+
+    A folder without ``__init__.py`` is a namespace package, and Python prefers a
+    regular package of the same name anywhere on ``sys.path`` over it; binding the
+    package explicitly makes ``workflows.x`` mean this project's file.
+    """
+    existing = sys.modules.get(name)
+    if existing is not None and str(folder) in list(getattr(existing, "__path__", [])):
+        return
+    init = folder / "__init__.py"
+    spec = (
+        importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+        if init.exists()
+        else importlib.machinery.ModuleSpec(name, None, is_package=True)
+    )
+    assert spec is not None
+    if spec.submodule_search_locations is None or not init.exists():
+        spec.submodule_search_locations = [str(folder)]
+    module = importlib.util.module_from_spec(spec)
+    for key in [k for k in sys.modules if k == name or k.startswith(f"{name}.")]:
+        del sys.modules[key]
+    sys.modules[name] = module
+    if spec.loader is not None:
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
 
 
 def _import(name: str, path: Path, found: Discovered) -> Any:

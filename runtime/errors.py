@@ -54,7 +54,7 @@ class DuplicateStepError(DefinitionError):
     """Two steps share one name inside one workflow."""
 
 
-class ReferenceMisuseError(RuntimeBaseError, TypeError):
+class ReferenceMisuseError(DefinitionError, TypeError):
     """Plain Python was applied to a reference inside a workflow constructor."""
 
 
@@ -94,9 +94,7 @@ class StepFailed(RuntimeBaseError):
         run_id: the run it failed in, when raised by ``run()``.
     """
 
-    def __init__(
-        self, step: str, error_type: str, message: str, run_id: str | None = None
-    ) -> None:
+    def __init__(self, step: str, error_type: str, message: str, run_id: str | None = None) -> None:
         self.step = step
         self.error_type = error_type
         self.message = message

@@ -88,6 +88,7 @@ class RunRecord(BaseModel):
     input: Any = None
     output: Any = None
     error: StepError | None = None
+    rollback_status: RunStatus | None = None
     owner_id: str | None = None
     parent_run_id: str | None = None
     available_at: datetime

@@ -176,7 +176,8 @@ class Runtime:
             self._store = store
             engine = Engine(store, self.registry, self.clock, self.identity)
             self.container.register(EXECUTOR_KEY, Workflows(engine, self.registry))
-            self.container.register("logger", logger)
+            if "logger" not in self.container:
+                self.container.register("logger", logger)
             if self._setup is not None:
                 returned = self._setup(self.container)
                 if inspect.isawaitable(returned):

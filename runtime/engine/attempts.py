@@ -53,22 +53,26 @@ async def attempt(
     failures = prior_failures
     while True:
         number = failures + 1
+        error: BaseException
         try:
             if options.timeout is None:
                 returned = await call(number)
             else:
-                with anyio.fail_after(options.timeout):
+                # Only our own deadline is a step timeout; a TimeoutError the step raises
+                # itself (an upstream API timing out) is an ordinary failure.
+                with anyio.move_on_after(options.timeout) as scope:
                     returned = await call(number)
+                if scope.cancelled_caught:
+                    raise StepTimeoutError(
+                        name,
+                        StepTimeoutError.__name__,
+                        f"step {name!r} ran past its timeout of {options.timeout}s",
+                    )
             return Attempted(True, accept(returned), number)
         except PermanentFailure as exc:
             return Attempted(False, exc.compensate_input, number, exc.stored(name), exc)
         except SerializationError as exc:
             return Attempted(False, None, number, StoredError.from_exception(exc, name), exc)
-        except TimeoutError as exc:
-            error: BaseException = StepTimeoutError(
-                name, "TimeoutError", f"step {name!r} ran past its timeout of {options.timeout}s"
-            )
-            error.__cause__ = exc
         except Exception as exc:
             error = exc
         failures += 1

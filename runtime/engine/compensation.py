@@ -102,7 +102,7 @@ async def _compensate(
             logger=logger,
             hooks=engine,
         )
-        return call_step_fn(compensate, node.compensate_arity, record.compensate_input, ctx)
+        return call_step_fn(compensate, record.compensate_input, ctx)
 
     async def wait(failures: int, error: StoredError, delay: float) -> None:
         logger.info("compensation_retry_scheduled", run_id=state.run_id, step=node.key,

@@ -203,7 +203,8 @@ class Engine:
         log = logger.bind(run_id=record.id, workflow=workflow.name)
         try:
             if record.status is RunStatus.COMPENSATING:
-                status = await compensation.roll_back(self, state)
+                final = record.rollback_status or RunStatus.FAILED
+                status = await compensation.roll_back(self, state, final)
             else:
                 status = await self._forward(state)
             log.debug("run_ended", status=status.value)
@@ -282,7 +283,7 @@ class Engine:
                 container=state.container, run_id=state.run_id, workflow=state.workflow.name,
                 step=node.key, attempt=number, logger=logger, hooks=self,
             )  # fmt: skip
-            return call_step_fn(step.invoke, node.invoke_arity, step_input, ctx)
+            return call_step_fn(step.invoke, step_input, ctx)
 
         def accept(returned: Any) -> Any:
             if isinstance(returned, StepResponse):
@@ -472,7 +473,7 @@ class Engine:
                 return
             claimed = await self.store.transition(
                 child_run_id, (RunStatus.COMPLETED,), RunStatus.COMPENSATING, self.clock.now(),
-                owner_id=self.identity.id,
+                owner_id=self.identity.id, rollback_status=RunStatus.CANCELED,
             )  # fmt: skip
             if claimed is None:
                 continue
@@ -499,11 +500,13 @@ def _output_of(returned: Any) -> Any:
 
 
 def _errors(steps: list[StepRecord], run_error: StepError | None) -> list[StepError]:
-    """The run's error first, then every other step error, in sequence order."""
+    """The error that ended the run first, then every other step's error, in step order.
+
+    A failed step keeps its error after its own compensation ran (it is then
+    ``compensated``), so every failed parallel sibling is listed.
+    """
     errors = [run_error] if run_error is not None else []
     for step in sorted(steps, key=lambda s: s.seq):
-        if step.error is not None and step.status in (
-            StepStatus.FAILED, StepStatus.COMPENSATION_FAILED, StepStatus.SKIPPED
-        ) and step.error not in errors:  # fmt: skip
+        if step.error is not None and step.error not in errors:
             errors.append(step.error)
     return errors

@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime.errors import DefinitionError, DuplicateStepError
 from runtime.sdk.refs import INPUT, Ref, collect_sources, path_of, source_of
-from runtime.sdk.steps import StepDefinition, arity
+from runtime.sdk.steps import StepDefinition
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,8 +36,6 @@ class StepNode:
     step: StepDefinition
     input: Any
     conditions: tuple[Condition, ...]
-    invoke_arity: int
-    compensate_arity: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
@@ -101,15 +99,12 @@ class Builder:
         self._check_sources(input, f"the input of step {step.name!r}")
         self.names.add(step.name)
         self._steps += 1
-        compensate = step.compensate_fn
         node = StepNode(
             key=step.name,
             seq=self._steps,
             step=step,
             input=input,
             conditions=self.conditions,
-            invoke_arity=arity(step.invoke),
-            compensate_arity=arity(compensate) if compensate else 0,
         )
         self.stages.append([node])
         return Ref(node.key)
@@ -137,7 +132,12 @@ class Builder:
             keys.append(source_of(ref))
         tail = self.stages[-len(keys) :]
         tail_keys = [stage[0].key for stage in tail if len(stage) == 1]
-        if tail_keys != keys or not all(isinstance(stage[0], StepNode) for stage in tail):
+        # Any order: the arguments are the steps just called, whatever order they are listed in.
+        if (
+            sorted(tail_keys) != sorted(keys)
+            or len(set(keys)) != len(keys)
+            or not all(isinstance(stage[0], StepNode) for stage in tail)
+        ):
             raise DefinitionError(
                 "parallelize(...) must directly wrap the step calls it runs together, e.g. "
                 f"parallelize(step_a(x), step_b(y)); {keys} are not the steps just called"

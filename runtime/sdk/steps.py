@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
 from datetime import timedelta
@@ -240,8 +241,17 @@ def check_step_fn(fn: Any, what: str) -> None:
         raise DefinitionError(f"{what} takes (input, ctx) at most; {fn!r} requires {len(required)}")
 
 
+CTX_ONLY = -1
+_CTX_NAMES = ("ctx", "context")
+
+
+@functools.lru_cache(maxsize=4096)
 def arity(fn: StepFn) -> int:
-    """How many of (input, ctx) a step function accepts."""
+    """Which of (input, ctx) a step function takes: 0, 1 (input), 2 (both) or CTX_ONLY.
+
+    A function of one parameter gets the context, not the input, when that
+    parameter is named ``ctx``/``context`` or annotated ``StepContext``.
+    """
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -249,15 +259,24 @@ def arity(fn: StepFn) -> int:
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return 2
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) == 1:
+        only = positional[0]
+        annotation = only.annotation
+        named = getattr(annotation, "__name__", annotation)
+        if only.name in _CTX_NAMES or named == "StepContext":
+            return CTX_ONLY
     return min(len(positional), 2)
 
 
-async def call_step_fn(fn: StepFn, fn_arity: int, input: Any, ctx: StepContext) -> Any:
-    """Call a step function with as many of (input, ctx) as it takes; await if needed."""
-    if fn_arity >= 2:
+async def call_step_fn(fn: StepFn, input: Any, ctx: StepContext) -> Any:
+    """Call a step function with the arguments it takes; await the result if needed."""
+    takes = arity(fn)
+    if takes >= 2:
         result = fn(input, ctx)
-    elif fn_arity == 1:
+    elif takes == 1:
         result = fn(input)
+    elif takes == CTX_ONLY:
+        result = fn(ctx)
     else:
         result = fn()
     if inspect.isawaitable(result):

@@ -8,7 +8,13 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runtime.errors import DefinitionError, NotConfiguredError, StepFailed
+from runtime.errors import (
+    DefinitionError,
+    NotConfiguredError,
+    RunFailed,
+    StepFailed,
+    StepTimeoutError,
+)
 from runtime.models import RunStatus, StepError
 from runtime.sdk.graph import Builder, Condition, Graph, current_builder
 from runtime.sdk.refs import INPUT, Ref
@@ -137,9 +143,15 @@ class WorkflowRunner:
             ) from None
         result = await executor.run_composition(self.workflow, self.container, input,
                                                 transaction_id)  # fmt: skip
-        if throw_on_error and result.status is not RunStatus.COMPLETED and result.errors:
+        if throw_on_error and result.status is not RunStatus.COMPLETED:
+            if not result.errors:
+                raise RunFailed(result.run_id, result.status.value, None)
             first = result.errors[0]
-            raise StepFailed(
+            # The stored type tells a timeout apart, so `except TimeoutError` works too.
+            error_class = (
+                StepTimeoutError if first.type == StepTimeoutError.__name__ else StepFailed
+            )
+            raise error_class(
                 first.step or self.workflow.name, first.type, first.message, result.run_id
             )
         return result

@@ -110,8 +110,12 @@ class Store(Protocol):
         *,
         owner_id: str | None = None,
         error: str | None = None,
+        rollback_status: RunStatus | None = None,
     ) -> RunRecord | None:
         """Move a run to ``status`` (and owner ``owner_id``) if its status is in ``expected``.
+
+        ``error`` and ``rollback_status`` (what the run ends as after a rollback) are
+        set when given, kept otherwise.
 
         Returns the updated run, or ``None`` when the run was not in ``expected``.
         """

@@ -38,7 +38,7 @@ BUSY_TIMEOUT_MS = 10_000
 
 _RUN_COLUMNS = (
     "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
-    "parent_run_id, available_at, created_at, updated_at, ended_at"
+    "parent_run_id, available_at, created_at, updated_at, ended_at, rollback_status"
 )
 _STEP_COLUMNS = (
     "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
@@ -97,7 +97,7 @@ class SqliteStore:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
         store = cls(conn, path)
         try:
-            await _on_thread(conn, _configure, synchronous)
+            await _on_thread(conn, _configure, synchronous, path)
             await _on_thread(conn, _migrate, path)
         except BaseException:
             await conn.close()
@@ -137,8 +137,8 @@ class SqliteStore:
         self._flushing = True
         batch, self._queue = self._queue, []
         try:
-            await _on_thread(self._conn, _run_batch, batch)
-            self.commits += 1
+            if await _on_thread(self._conn, _run_batch, batch):
+                self.commits += 1
         except BaseException as exc:
             for slot in batch:
                 if slot.error is None:
@@ -177,7 +177,7 @@ class SqliteStore:
                 return (
                     (run.id, run.workflow, run.version, run.status, run.idempotency_key,
                      run.input, None, None, run.owner_id, run.parent_run_id,
-                     to_text(run.available_at), now, now, None),
+                     to_text(run.available_at), now, now, None, None),
                     True,
                 )  # fmt: skip
             row = db.execute(
@@ -220,14 +220,17 @@ class SqliteStore:
         *,
         owner_id: str | None = None,
         error: str | None = None,
+        rollback_status: RunStatus | None = None,
     ) -> RunRecord | None:
         stamp = to_text(now)
         marks = ", ".join("?" * len(expected))
         sql = (
-            "UPDATE runs SET status = ?, owner_id = ?, updated_at = ?, error = COALESCE(?, error) "
-            f"WHERE id = ? AND status IN ({marks})"
+            "UPDATE runs SET status = ?, owner_id = ?, updated_at = ?, error = COALESCE(?, error), "
+            f"rollback_status = COALESCE(?, rollback_status) WHERE id = ? AND status IN ({marks})"
         )
-        params = (status.value, owner_id, stamp, error, run_id, *(s.value for s in expected))
+        rollback = None if rollback_status is None else rollback_status.value
+        params = (status.value, owner_id, stamp, error, rollback, run_id,
+                  *(s.value for s in expected))  # fmt: skip
 
         def write(db: sqlite3.Connection) -> tuple[Any, ...] | None:
             if db.execute(sql, params).rowcount != 1:
@@ -442,8 +445,14 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return result  # type: ignore[no-any-return]
 
 
-def _configure(db: sqlite3.Connection, synchronous: str) -> None:
+def _configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None:
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Refuse a newer schema before changing anything in the file (even its journal mode).
+    has_schema = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runtime_schema'"
+    ).fetchone()
+    if has_schema:
+        _check_version(db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()[0], path)
     mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal" and db.execute("PRAGMA database_list").fetchone()[2]:
         raise StoreError(f"could not switch the database to WAL mode (got {mode})")
@@ -452,17 +461,12 @@ def _configure(db: sqlite3.Connection, synchronous: str) -> None:
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:
     known = migrations()
-    latest = known[-1][0]
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute("CREATE TABLE IF NOT EXISTS runtime_schema (version INTEGER NOT NULL)")
         row = db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()
         current = row[0] or 0
-        if current > latest:
-            raise SchemaVersionError(
-                f"database {path} has schema version {current}, newer than this runtime "
-                f"knows ({latest}); upgrade runtime rather than risk writing an unknown schema"
-            )
+        _check_version(current, path)
         for version, sql in known:
             if version > current:
                 for statement in _statements(sql):
@@ -474,13 +478,22 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
         raise
 
 
+def _check_version(current: int | None, path: str) -> None:
+    latest = migrations()[-1][0]
+    if current is not None and current > latest:
+        raise SchemaVersionError(
+            f"database {path} has schema version {current}, newer than this runtime "
+            f"knows ({latest}); upgrade runtime rather than risk writing an unknown schema"
+        )
+
+
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> None:
-    """One transaction for the whole batch; each write in its own savepoint."""
+def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
+    """One transaction for the whole batch, each write in its own savepoint; True if committed."""
     db.execute("BEGIN IMMEDIATE")
     try:
         if len(batch) == 1:
@@ -490,7 +503,7 @@ def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> None:
             except Exception as exc:
                 slot.error = exc
                 db.execute("ROLLBACK")
-                return
+                return False
         else:
             for slot in batch:
                 db.execute("SAVEPOINT w")
@@ -501,6 +514,7 @@ def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> None:
                     db.execute("ROLLBACK TO w")
                 db.execute("RELEASE w")
         db.execute("COMMIT")
+        return True
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
@@ -542,6 +556,7 @@ def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord
         created_at=from_text(row[11]),
         updated_at=from_text(row[12]),
         ended_at=from_text(row[13]) if row[13] else None,
+        rollback_status=RunStatus(row[14]) if row[14] else None,
         steps=steps or [],
     )
 

@@ -133,10 +133,6 @@ async def test_a_parent_failing_later_restores_the_updated_brands(rt: Runtime) -
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a rolled-back child run ends 'failed', docs/semantics.md says 'canceled'",
-)
 async def test_the_rolled_back_sync_run_ends_canceled(rt: Runtime) -> None:
     result = await sync_then_announce(rt.container).run(throw_on_error=False)
 

@@ -1,5 +1,7 @@
 -- runtime schema 1: runs, steps, workers. Portable SQL (SQLite and PostgreSQL).
 -- Times are ISO 8601 UTC text; JSON values are text.
+-- runs.rollback_status: the status a run ends with once its rollback is done
+-- (NULL means failed); canceled for a cancel, or a child rolled back by its parent.
 
 CREATE TABLE workers (
     id            TEXT PRIMARY KEY,
@@ -19,6 +21,7 @@ CREATE TABLE runs (
     input            TEXT,
     output           TEXT,
     error            TEXT,
+    rollback_status  TEXT,
     owner_id         TEXT,
     parent_run_id    TEXT,
     available_at     TEXT NOT NULL,
