@@ -1354,3 +1354,28 @@ async def test_steps_resolve_services_from_the_runtime_container(rt: Runtime) ->
 
     assert result.result == [5, 5]
     assert calls == 1  # the factory ran once
+
+
+async def test_ctx_only_steps_and_a_compensation_attached_after_the_workflow(rt: Runtime) -> None:
+    calls: list[Any] = []
+
+    @create_step("needs-ctx")
+    async def needs_ctx(ctx: StepContext) -> str:
+        calls.append(("invoke", ctx.step))
+        return "made"
+
+    @create_step("breaks")
+    async def breaks() -> None:
+        raise ValueError("no")
+
+    workflow = create_workflow("late-compensation", lambda: (needs_ctx(), breaks()))
+
+    # Attached after create_workflow: the workflow must still find it, with its arguments.
+    @needs_ctx.compensate
+    async def undo(made: str, ctx: StepContext) -> None:
+        calls.append(("undo", made, ctx.step))
+
+    result = await run(workflow, rt, throw_on_error=False)
+
+    assert result.status is RunStatus.FAILED
+    assert calls == [("invoke", "needs-ctx"), ("undo", "made", "needs-ctx")]

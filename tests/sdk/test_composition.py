@@ -516,3 +516,15 @@ async def test_nested_field_paths_resolve_at_run_time(db_url: str) -> None:
 
     assert seen == [{"b": 5, "first_item": "k1", "nested": [5, {"c": "see"}]}]
     assert result.result == {"second": 20, "whole": {"list": [10, 20, 30]}}
+
+
+def test_a_one_parameter_step_named_ctx_gets_the_context() -> None:
+    from runtime.sdk.steps import CTX_ONLY, StepContext, arity
+
+    async def by_name(ctx): ...  # type: ignore[no-untyped-def]
+    async def by_type(c: StepContext) -> None: ...
+    async def input_only(order: dict) -> None: ...  # type: ignore[type-arg]
+
+    assert arity(by_name) == CTX_ONLY
+    assert arity(by_type) == CTX_ONLY
+    assert arity(input_only) == 1
