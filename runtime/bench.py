@@ -26,7 +26,7 @@ from runtime.container import Container
 from runtime.sdk.steps import StepDefinition, create_step
 from runtime.sdk.workflows import WorkflowDefinition, create_workflow
 from runtime.service import Runtime
-from runtime.store.sqlite import baseline_commit_us
+from runtime.store.sqlite_core import baseline_commit_us
 
 STEPS = 10
 RUNS = 200

@@ -96,3 +96,86 @@ class RunRecord(BaseModel):
     updated_at: datetime
     ended_at: datetime | None = None
     steps: list[StepRecord] = []
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery's status (DESIGN 2.1)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class FiringOutcome(StrEnum):
+    """What became of one nominal fire time of a schedule."""
+
+    STARTED = "started"
+    SKIPPED_OVERLAP = "skipped_overlap"
+    MISSED = "missed"
+
+
+class EventRecord(BaseModel):
+    """An event as stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    id: str
+    name: str
+    data: Any = None
+    metadata: dict[str, Any] = {}
+    idempotency_key: str | None = None
+    source_run_id: str | None = None
+    occurred_at: datetime
+    available_at: datetime
+
+
+class DeliveryRecord(BaseModel):
+    """One (event, subscriber) delivery as stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    event_id: str
+    event_seq: int
+    event_name: str
+    subscriber_id: str
+    status: DeliveryStatus
+    attempts: int
+    max_attempts: int
+    available_at: datetime
+    error: StepError | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+
+class ScheduleRecord(BaseModel):
+    """A schedule as persisted: where it stands, how often it fired."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    workflow: str
+    expression: str
+    timezone: str
+    next_fire_at: datetime | None
+    executions: int
+    max_executions: int | None
+    overlap: str
+    catchup_window: float
+    active: bool
+    last_run_id: str | None
+
+
+class FiringRecord(BaseModel):
+    """One nominal fire time of a schedule and its outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule: str
+    nominal_at: datetime
+    outcome: FiringOutcome
+    run_id: str | None
+    recorded_at: datetime

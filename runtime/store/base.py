@@ -8,11 +8,43 @@ store) and as decoded Python on the way out. Times are aware UTC datetimes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from runtime.models import RunRecord, RunStatus, StepRecord, StepStatus
+from runtime.models import (
+    DeliveryStatus,
+    EventRecord,
+    FiringRecord,
+    RunRecord,
+    RunStatus,
+    ScheduleRecord,
+    StepRecord,
+    StepStatus,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store (``data``/``metadata`` already JSON text)."""
+
+    id: str
+    name: str
+    data: str
+    metadata: str
+    occurred_at: datetime
+    available_at: datetime
+    idempotency_key: str | None = None
+    source_run_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StagedEvent:
+    """An event a step staged; published only if its run completes."""
+
+    name: str
+    data: str
+    metadata: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +78,7 @@ class StepWrite:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     completed_order: int | None = None
+    events: tuple[StagedEvent, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +94,9 @@ class RunUpdate:
     available_at: datetime | None = None
     ended_at: datetime | None = None
     release: bool = False
+    publish_staged: bool = False
+    drop_staged: bool = False
+    events: tuple[NewEvent, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +108,43 @@ class WorkerRow:
     pid: int
     started_at: datetime
     heartbeat_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryWork:
+    """A claimed delivery: the event, and who it is for, on which attempt."""
+
+    id: str
+    subscriber_id: str
+    attempt: int
+    max_attempts: int
+    event: EventRecord
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """A schedule as the code declares it, for reconciliation at start-up.
+
+    ``next_fire_at`` is the plan from now, used when the schedule is new or its
+    expression or timezone changed.
+    """
+
+    name: str
+    workflow: str
+    expression: str
+    timezone: str
+    max_executions: int | None
+    overlap: str
+    catchup_window: float
+    next_fire_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """A page of records and the cursor of the next page (``None`` at the end)."""
+
+    items: list[Any]
+    next_cursor: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -190,6 +263,118 @@ class Store(Protocol):
 
         Returns how many runs were released.
         """
+        raise NotImplementedError  # protocol
+
+    # -- events -----------------------------------------------------------
+
+    async def emit(self, event: NewEvent) -> tuple[str, bool]:
+        """Store an event (the outbox); with a used idempotency key, return that event's id.
+
+        Returns the id and whether it was stored now.
+        """
+        raise NotImplementedError  # protocol
+
+    async def fan_out(
+        self, route: Callable[[str], Sequence[tuple[str, int]]], now: datetime, limit: int
+    ) -> int:
+        """Create the deliveries of events not fanned out yet; how many events were.
+
+        ``route(event_name)`` names the subscribers (id, max attempts) of an event.
+        Idempotent across processes: one delivery per (event, subscriber).
+        """
+        raise NotImplementedError  # protocol
+
+    async def claim_deliveries(
+        self,
+        owner_id: str,
+        subscriber_ids: Sequence[str],
+        now: datetime,
+        stale_before: datetime,
+        limit: int,
+    ) -> list[DeliveryWork]:
+        """Take due deliveries (and ones whose holder is dead), counting the attempt."""
+        raise NotImplementedError  # protocol
+
+    async def finish_delivery(
+        self,
+        delivery_id: str,
+        owner_id: str,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        error: str | None = None,
+        available_at: datetime | None = None,
+    ) -> bool:
+        """Record a delivery's outcome; False when it is no longer held by ``owner_id``."""
+        raise NotImplementedError  # protocol
+
+    async def next_delivery_at(self, subscriber_ids: Sequence[str]) -> datetime | None:
+        """When the next pending delivery for these subscribers is due, if any."""
+        raise NotImplementedError  # protocol
+
+    async def list_events(
+        self, *, name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Events, newest first (``Page.items`` are :class:`EventRecord`)."""
+        raise NotImplementedError  # protocol
+
+    async def list_deliveries(
+        self,
+        *,
+        status: Sequence[DeliveryStatus] | None = None,
+        subscriber_id: str | None = None,
+        event_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Deliveries, newest event first (``Page.items`` are :class:`DeliveryRecord`)."""
+        raise NotImplementedError  # protocol
+
+    async def redrive(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
+        """Dead deliveries (these, or all) back to pending with fresh attempts; how many."""
+        raise NotImplementedError  # protocol
+
+    async def change_token(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
+        raise NotImplementedError  # protocol
+
+    # -- schedules --------------------------------------------------------
+
+    async def sync_schedules(
+        self, specs: Sequence[ScheduleSpec], now: datetime
+    ) -> list[ScheduleRecord]:
+        """Reconcile stored schedules with the code's; return the active ones.
+
+        New schedules are planned from ``spec.next_fire_at``; one whose expression or
+        timezone changed is re-planned from it; counts survive; schedules no longer
+        declared are deactivated.
+        """
+        raise NotImplementedError  # protocol
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every stored schedule, active or not."""
+        raise NotImplementedError  # protocol
+
+    async def fire(
+        self,
+        schedule: str,
+        nominal_at: datetime,
+        run: NewRun,
+        next_fire_at: datetime | None,
+        missed: Sequence[datetime],
+        now: datetime,
+    ) -> FiringRecord | None:
+        """Fire ``schedule`` for ``nominal_at`` once, in one transaction.
+
+        Records ``missed`` firings, then either starts ``run`` (pending), or skips it
+        because the previous run is still active (overlap ``skip``), and moves the
+        schedule to ``next_fire_at``. Returns ``None`` when another process already
+        fired this nominal time or the schedule ran out of executions.
+        """
+        raise NotImplementedError  # protocol
+
+    async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
+        """The latest firings of a schedule, newest first."""
         raise NotImplementedError  # protocol
 
     async def close(self) -> None:

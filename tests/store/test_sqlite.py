@@ -13,7 +13,8 @@ import pytest
 from runtime import LeaseLostError, RunStatus, SchemaVersionError, StepStatus, StoreError
 from runtime.ids import new_id
 from runtime.store.base import NewRun, RunUpdate, StepWrite
-from runtime.store.sqlite import SqliteStore, migrations
+from runtime.store.sqlite import SqliteStore
+from runtime.store.sqlite_core import migrations
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

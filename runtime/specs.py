@@ -1,0 +1,236 @@
+"""What users declare in ``subscribers/`` and ``jobs/``: configs, events, handler arguments.
+
+Configs validate when they are constructed, so a bad pattern or cron
+expression fails at import time with the reason (discovery adds the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from runtime.cron import CronSchedule
+from runtime.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from runtime.container import Container
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_\-:]+$")
+
+
+class Event(BaseModel):
+    """A published event, as a subscriber sees it.
+
+    Attributes:
+        id: unique id (``evt_...``).
+        name: dot-separated name such as ``order.placed``.
+        data: the payload (JSON).
+        metadata: free-form JSON metadata given at emit time.
+        occurred_at: when it was emitted (aware UTC).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    data: Any = None
+    metadata: dict[str, Any] = {}
+    occurred_at: datetime
+
+
+def check_event_name(name: Any, where: str = "event name") -> str:
+    """An event name: non-empty dot-separated segments of letters, digits, ``_-:``."""
+    if not isinstance(name, str) or not name:
+        raise DefinitionError(f"{where} must be a non-empty string, got {name!r}")
+    if not all(_SEGMENT.match(part) for part in name.split(".")):
+        raise DefinitionError(
+            f"{where} {name!r} is not a valid event name: use dot-separated segments of "
+            "letters, digits, '_', '-' or ':' (e.g. 'order.placed')"
+        )
+    return name
+
+
+def check_pattern(pattern: Any) -> str:
+    """An event pattern: a name, ``*`` (every event), or a name with ``*`` segments."""
+    if pattern == "*":
+        return "*"
+    if not isinstance(pattern, str) or not pattern:
+        raise DefinitionError(f"event pattern must be a non-empty string, got {pattern!r}")
+    for part in pattern.split("."):
+        if part != "*" and not _SEGMENT.match(part):
+            raise DefinitionError(
+                f"event pattern {pattern!r} is not valid: each dot-separated segment is a name "
+                "or '*' (which matches exactly one segment), or the whole pattern is '*'"
+            )
+    return pattern
+
+
+def pattern_matches(pattern: str, name: str) -> bool:
+    """``*`` matches every name; otherwise ``*`` matches exactly one segment."""
+    if pattern == "*":
+        return True
+    if "*" not in pattern:
+        return pattern == name
+    want, have = pattern.split("."), name.split(".")
+    return len(want) == len(have) and all(w in ("*", h) for w, h in zip(want, have, strict=True))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscriberConfig:
+    """A subscriber's configuration (the ``config`` of a module in ``subscribers/``).
+
+    Args:
+        event: a name, a list of names, ``"*"``, or a pattern like ``"order.*"``.
+        subscriber_id: defaults to the module's name.
+        max_attempts: deliveries tried at most this often before ``dead`` (default 3).
+        timeout: seconds a handler may run per attempt (default 60).
+    """
+
+    event: str | list[str] | tuple[str, ...]
+    subscriber_id: str | None = None
+    max_attempts: int = 3
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        events = [self.event] if isinstance(self.event, str) else list(self.event)
+        if not events:
+            raise DefinitionError("SubscriberConfig.event: give at least one event name")
+        object.__setattr__(self, "event", tuple(check_pattern(e) for e in events))
+        if self.subscriber_id is not None and (
+            not isinstance(self.subscriber_id, str) or not self.subscriber_id
+        ):
+            raise DefinitionError(
+                f"subscriber_id must be a non-empty string: {self.subscriber_id!r}"
+            )
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or (self.max_attempts < 1)
+        ):
+            raise DefinitionError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        timeout = _seconds(self.timeout, "timeout")
+        if timeout <= 0:
+            raise DefinitionError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        object.__setattr__(self, "timeout", timeout)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The event patterns, as a tuple."""
+        return tuple(self.event)
+
+    def matches(self, name: str) -> bool:
+        """True when an event of this name is for this subscriber."""
+        return any(pattern_matches(p, name) for p in self.patterns)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscriberArgs:
+    """What a subscriber's handler receives.
+
+    Attributes:
+        event: the event.
+        container: the runtime's container.
+        logger: a structlog logger bound to the event and the subscriber.
+    """
+
+    event: Event
+    container: Container
+    logger: Any
+
+
+SubscriberHandler = Callable[[SubscriberArgs], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A discovered (or handed over) subscriber: its id, handler and config."""
+
+    id: str
+    handler: SubscriberHandler
+    config: SubscriberConfig
+    source: str = "(code)"
+
+
+Overlap = Literal["skip", "allow"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobConfig:
+    """A scheduled job's configuration (the ``config`` of a module in ``jobs/``).
+
+    Args:
+        name: unique among jobs; the job's runs are named ``job-<name>``.
+        schedule: cron, 5 fields or 6 with seconds first (``*/10 * * * * *``).
+        number_of_executions: stop after this many firings (persisted across restarts).
+        timezone: IANA name; default the project's ``timezone`` (UTC unless set).
+        max_retries: extra attempts of a failing run of the handler.
+        retry_interval: seconds before the first retry (exponential backoff after).
+        overlap: ``"skip"`` a firing while the previous run is active, or ``"allow"``.
+        catchup_window: after downtime, the latest missed firing still runs if it is at
+            most this many seconds late; the others are recorded as missed.
+    """
+
+    name: str
+    schedule: str
+    number_of_executions: int | None = None
+    timezone: str | None = None
+    max_retries: int = 0
+    retry_interval: float = 1.0
+    overlap: Overlap = "skip"
+    catchup_window: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise DefinitionError(f"JobConfig.name must be a non-empty string, got {self.name!r}")
+        CronSchedule(self.schedule, self.timezone or "UTC")
+        if self.number_of_executions is not None and (
+            isinstance(self.number_of_executions, bool)
+            or not isinstance(self.number_of_executions, int)
+            or self.number_of_executions < 1
+        ):
+            raise DefinitionError(
+                f"number_of_executions must be an int >= 1 or None, got "
+                f"{self.number_of_executions!r}"
+            )
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or (self.max_retries < 0)
+        ):
+            raise DefinitionError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        object.__setattr__(self, "retry_interval", _seconds(self.retry_interval, "retry_interval"))
+        if self.overlap not in ("skip", "allow"):
+            raise DefinitionError(f"overlap must be 'skip' or 'allow', got {self.overlap!r}")
+        window = _seconds(self.catchup_window, "catchup_window")
+        if window < 0:
+            raise DefinitionError(f"catchup_window must be >= 0, got {self.catchup_window!r}")
+        object.__setattr__(self, "catchup_window", window)
+
+
+JobHandler = Callable[["Container"], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    """A discovered (or handed over) job: its handler and config."""
+
+    handler: JobHandler
+    config: JobConfig
+    source: str = "(code)"
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
+    return float(value)

@@ -1,0 +1,308 @@
+"""The SQLite store's event bus tables: the events outbox and the deliveries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from runtime.clock import from_text, to_text
+from runtime.errors import StoreError
+from runtime.ids import new_id
+from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
+from runtime.store.base import DeliveryWork, NewEvent, Page
+from runtime.store.sqlite_core import SqliteCore, _error, _json
+
+_EVENT_COLUMNS = (
+    "seq, id, name, data, metadata, idempotency_key, source_run_id, occurred_at, available_at"
+)
+_DELIVERY_COLUMNS = (
+    "d.id, d.event_id, d.event_seq, e.name, d.subscriber_id, d.status, d.attempts, "
+    "d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, d.finished_at"
+)
+
+
+def insert_event(db: sqlite3.Connection, event: NewEvent) -> tuple[str, bool]:
+    """Insert ``event`` on a connection inside a transaction; (id, inserted now)."""
+    cur = db.execute(
+        "INSERT INTO events (id, name, data, metadata, idempotency_key, source_run_id, "
+        "occurred_at, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (idempotency_key) DO NOTHING",
+        (event.id, event.name, event.data, event.metadata, event.idempotency_key,
+         event.source_run_id, to_text(event.occurred_at), to_text(event.available_at)),
+    )  # fmt: skip
+    if cur.rowcount == 1:
+        return event.id, True
+    row = db.execute(
+        "SELECT id FROM events WHERE idempotency_key = ?", (event.idempotency_key,)
+    ).fetchone()
+    return row[0], False
+
+
+def publish_staged(db: sqlite3.Connection, run_id: str, now: datetime) -> int:
+    """Move the events a run staged into the outbox (the run completed)."""
+    rows = db.execute(
+        "SELECT name, data, metadata FROM run_events WHERE run_id = ? ORDER BY step_seq, idx",
+        (run_id,),
+    ).fetchall()
+    stamp = to_text(now)
+    db.executemany(
+        "INSERT INTO events (id, name, data, metadata, source_run_id, occurred_at, available_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(new_id("evt"), name, data, metadata, run_id, stamp, stamp)
+         for name, data, metadata in rows],
+    )  # fmt: skip
+    db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+    return len(rows)
+
+
+class BusMixin(SqliteCore):
+    """Events and deliveries (see :class:`runtime.store.base.Store`)."""
+
+    async def emit(self, event: NewEvent) -> tuple[str, bool]:
+        return await self._write(lambda db: insert_event(db, event))
+
+    async def fan_out(
+        self, route: Callable[[str], Sequence[tuple[str, int]]], now: datetime, limit: int
+    ) -> int:
+        stamp = to_text(now)
+
+        def write(db: sqlite3.Connection) -> int:
+            events = db.execute(
+                "SELECT seq, id, name, available_at FROM events WHERE fanned_out = 0 "
+                "ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+            rows = []
+            for seq, event_id, name, available_at in events:
+                for subscriber_id, max_attempts in route(name):
+                    rows.append((new_id("dlv"), event_id, seq, subscriber_id, max_attempts,
+                                 available_at, stamp, stamp))  # fmt: skip
+            if rows:
+                db.executemany(
+                    "INSERT INTO deliveries (id, event_id, event_seq, subscriber_id, status, "
+                    "max_attempts, available_at, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) "
+                    "ON CONFLICT (event_id, subscriber_id) DO NOTHING",
+                    rows,
+                )
+            if events:
+                db.execute(
+                    "UPDATE events SET fanned_out = 1 WHERE fanned_out = 0 AND seq <= ?",
+                    (events[-1][0],),
+                )
+            return len(events)
+
+        return await self._write(write)
+
+    async def claim_deliveries(
+        self,
+        owner_id: str,
+        subscriber_ids: Sequence[str],
+        now: datetime,
+        stale_before: datetime,
+        limit: int,
+    ) -> list[DeliveryWork]:
+        if not subscriber_ids:
+            return []
+        stamp = to_text(now)
+        marks = ", ".join("?" * len(subscriber_ids))
+        select = (
+            f"SELECT d.id FROM deliveries d WHERE d.subscriber_id IN ({marks}) AND ("
+            "(d.status = 'pending' AND d.available_at <= ?) OR (d.status = 'running' AND "
+            "(d.owner_id IS NULL OR d.owner_id NOT IN "
+            "(SELECT id FROM workers WHERE heartbeat_at >= ?)))) "
+            "ORDER BY d.available_at, d.event_seq LIMIT ?"
+        )
+        params = (*subscriber_ids, stamp, to_text(stale_before), limit)
+
+        def write(db: sqlite3.Connection) -> list[Any]:
+            ids = [row[0] for row in db.execute(select, params).fetchall()]
+            if not ids:
+                return []
+            id_marks = ", ".join("?" * len(ids))
+            db.execute(
+                "UPDATE deliveries SET status = 'running', owner_id = ?, attempts = attempts + 1, "
+                f"updated_at = ? WHERE id IN ({id_marks})",
+                (owner_id, stamp, *ids),
+            )
+            return db.execute(
+                f"SELECT d.id, d.subscriber_id, d.attempts, d.max_attempts, e.seq, e.id, e.name, "
+                "e.data, e.metadata, e.idempotency_key, e.source_run_id, e.occurred_at, "
+                "e.available_at FROM deliveries d JOIN events e ON e.id = d.event_id "
+                f"WHERE d.id IN ({id_marks}) ORDER BY d.event_seq",
+                ids,
+            ).fetchall()
+
+        rows = await self._write(write)
+        return [
+            DeliveryWork(
+                id=r[0],
+                subscriber_id=r[1],
+                attempt=r[2],
+                max_attempts=r[3],
+                event=_event(r[4:]),
+            )
+            for r in rows
+        ]
+
+    async def finish_delivery(
+        self,
+        delivery_id: str,
+        owner_id: str,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        error: str | None = None,
+        available_at: datetime | None = None,
+    ) -> bool:
+        stamp = to_text(now)
+        finished = stamp if status in (DeliveryStatus.DONE, DeliveryStatus.DEAD) else None
+        due = to_text(available_at) if available_at is not None else None
+        params = (status.value, error, due, stamp, finished, delivery_id, owner_id)
+
+        def write(db: sqlite3.Connection) -> bool:
+            return (
+                db.execute(
+                    "UPDATE deliveries SET status = ?, error = COALESCE(?, error), "
+                    "available_at = COALESCE(?, available_at), updated_at = ?, "
+                    "finished_at = ?, owner_id = NULL "
+                    "WHERE id = ? AND owner_id = ? AND status = 'running'",
+                    params,
+                ).rowcount
+                == 1
+            )
+
+        return await self._write(write)
+
+    async def next_delivery_at(self, subscriber_ids: Sequence[str]) -> datetime | None:
+        if not subscriber_ids:
+            return None
+        marks = ", ".join("?" * len(subscriber_ids))
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT MIN(available_at) FROM deliveries WHERE status = 'pending' "
+                f"AND subscriber_id IN ({marks})",
+                tuple(subscriber_ids),
+            ).fetchone()
+        )
+        return from_text(row[0]) if row and row[0] else None
+
+    async def list_events(
+        self, *, name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        where: list[str] = []
+        params: list[Any] = []
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if cursor is not None:
+            where.append("seq < ?")
+            params.append(_int_cursor(cursor))
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(_limit(limit) + 1)
+        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
+        items = [_event(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, str(items[-1].seq) if more else None)
+
+    async def list_deliveries(
+        self,
+        *,
+        status: Sequence[DeliveryStatus] | None = None,
+        subscriber_id: str | None = None,
+        event_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        where: list[str] = []
+        params: list[Any] = []
+        if status:
+            where.append(f"d.status IN ({', '.join('?' * len(status))})")
+            params += [DeliveryStatus(s).value for s in status]
+        if subscriber_id is not None:
+            where.append("d.subscriber_id = ?")
+            params.append(subscriber_id)
+        if event_id is not None:
+            where.append("d.event_id = ?")
+            params.append(event_id)
+        if cursor is not None:
+            seq, _, delivery_id = cursor.partition("|")
+            where.append("(d.event_seq < ? OR (d.event_seq = ? AND d.id < ?))")
+            params += [_int_cursor(seq), _int_cursor(seq), delivery_id]
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.event_seq DESC, d.id DESC LIMIT ?"
+        params.append(_limit(limit) + 1)
+        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
+        items = [_delivery(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
+
+    async def redrive(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
+        stamp = to_text(now)
+        sql = (
+            "UPDATE deliveries SET status = 'pending', attempts = 0, available_at = ?, "
+            "updated_at = ?, finished_at = NULL, owner_id = NULL WHERE status = 'dead'"
+        )
+        params: list[Any] = [stamp, stamp]
+        if delivery_ids is not None:
+            if not delivery_ids:
+                return 0
+            sql += f" AND id IN ({', '.join('?' * len(delivery_ids))})"
+            params += list(delivery_ids)
+        return await self._write(lambda db: db.execute(sql, params).rowcount)
+
+    async def change_token(self) -> int:
+        row = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone())
+        return int(row[0])
+
+
+def _limit(limit: int) -> int:
+    if limit < 1:
+        raise StoreError(f"limit must be >= 1, got {limit}")
+    return limit
+
+
+def _int_cursor(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise StoreError(f"bad cursor {text!r}: pass back a page's next_cursor") from None
+
+
+def _event(row: Sequence[Any]) -> EventRecord:
+    return EventRecord(
+        seq=row[0],
+        id=row[1],
+        name=row[2],
+        data=_json(row[3]),
+        metadata=_json(row[4]) or {},
+        idempotency_key=row[5],
+        source_run_id=row[6],
+        occurred_at=from_text(row[7]),
+        available_at=from_text(row[8]),
+    )
+
+
+def _delivery(row: Sequence[Any]) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row[0],
+        event_id=row[1],
+        event_seq=row[2],
+        event_name=row[3],
+        subscriber_id=row[4],
+        status=DeliveryStatus(row[5]),
+        attempts=row[6],
+        max_attempts=row[7],
+        available_at=from_text(row[8]),
+        error=_error(row[9]),
+        created_at=from_text(row[10]),
+        updated_at=from_text(row[11]),
+        finished_at=from_text(row[12]) if row[12] else None,
+    )

@@ -1,0 +1,235 @@
+"""The SQLite store's machinery: one writer connection on aiosqlite, WAL, group commit.
+
+Why the writes look the way they do: a transaction through aiosqlite's
+statement-by-statement API costs one thread hop per statement (BEGIN, each
+INSERT/UPDATE, COMMIT), and a hop is most of the cost of a checkpoint. So each
+transaction is one Python function run whole on aiosqlite's connection thread
+(``Connection._execute``; the version is pinned for it), and concurrent writers
+share it: whoever arrives while a transaction is in flight queues up, and the
+next transaction commits the whole queue at once (group commit), each writer's
+part inside its own SAVEPOINT so one refused write does not undo the others.
+A writer's call returns only after the COMMIT that holds its write, so a step
+never starts before the previous step's checkpoint is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import aiosqlite
+import anyio
+
+from runtime.errors import SchemaVersionError, StoreError
+from runtime.models import StepError
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The schema migrations shipped with this version, as (version, SQL)."""
+    folder = resources.files("runtime.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class _Slot:
+    """One queued write: the function, and where its outcome lands."""
+
+    __slots__ = ("done", "error", "fn", "lead", "result")
+
+    def __init__(self, fn: Write) -> None:
+        self.fn = fn
+        self.done = anyio.Event()
+        self.lead = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SqliteCore:
+    """The connection, the group-commit write path and reads; the stores build on it."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._queue: list[_Slot] = []
+        self._flushing = False
+        self.commits = 0
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside a write transaction shared with concurrent writers."""
+        slot = _Slot(fn)
+        self._queue.append(slot)
+        # Shielded: once queued, a write happens, and whoever leads must hand
+        # the lead on, or the writers behind it would wait forever.
+        with anyio.CancelScope(shield=True):
+            if self._flushing:
+                await slot.done.wait()
+                if slot.lead:
+                    slot.done = anyio.Event()
+                    await self._lead()
+            else:
+                await self._lead()
+        if slot.error is not None:
+            raise _store_error(slot.error)
+        return slot.result  # type: ignore[no-any-return]
+
+    async def _lead(self) -> None:
+        self._flushing = True
+        batch, self._queue = self._queue, []
+        try:
+            if await _on_thread(self._conn, _run_batch, batch):
+                self.commits += 1
+        except BaseException as exc:
+            for slot in batch:
+                if slot.error is None:
+                    slot.error = _store_error(exc)
+        for slot in batch:
+            slot.done.set()
+        if self._queue:
+            head = self._queue[0]
+            head.lead = True
+            head.done.set()
+        else:
+            self._flushing = False
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await _on_thread(self._conn, fn)
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
+
+
+# -- on the connection thread -------------------------------------------
+
+
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's connection thread, in one hop.
+
+    ``Connection._execute`` is aiosqlite's own way of queueing work on that thread
+    (its public methods are built on it); the pinned version keeps it stable.
+    """
+    result = await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call]
+    return result  # type: ignore[no-any-return]
+
+
+def _configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None:
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Refuse a newer schema before changing anything in the file (even its journal mode).
+    has_schema = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runtime_schema'"
+    ).fetchone()
+    if has_schema:
+        _check_version(db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()[0], path)
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal" and db.execute("PRAGMA database_list").fetchone()[2]:
+        raise StoreError(f"could not switch the database to WAL mode (got {mode})")
+    db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+
+
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    known = migrations()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS runtime_schema (version INTEGER NOT NULL)")
+        row = db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()
+        current = row[0] or 0
+        _check_version(current, path)
+        for version, sql in known:
+            if version > current:
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute("INSERT INTO runtime_schema (version) VALUES (?)", (version,))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _check_version(current: int | None, path: str) -> None:
+    latest = migrations()[-1][0]
+    if current is not None and current > latest:
+        raise SchemaVersionError(
+            f"database {path} has schema version {current}, newer than this runtime "
+            f"knows ({latest}); upgrade runtime rather than risk writing an unknown schema"
+        )
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
+    """One transaction for the whole batch, each write in its own savepoint; True if committed."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if len(batch) == 1:
+            slot = batch[0]
+            try:
+                slot.result = slot.fn(db)
+            except Exception as exc:
+                slot.error = exc
+                db.execute("ROLLBACK")
+                return False
+        else:
+            for slot in batch:
+                db.execute("SAVEPOINT w")
+                try:
+                    slot.result = slot.fn(db)
+                except Exception as exc:
+                    slot.error = exc
+                    db.execute("ROLLBACK TO w")
+                db.execute("RELEASE w")
+        db.execute("COMMIT")
+        return True
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        error = StoreError(f"SQLite: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _error(text: str | None) -> StepError | None:
+    return None if text is None else StepError.model_validate_json(text)
+
+
+async def baseline_commit_us(path: str, count: int = 1000) -> float:
+    """Microseconds per insert-and-commit through aiosqlite's plain statement API.
+
+    The benchmark's yardstick: one row per transaction, WAL, the same pragmas as the
+    store, so a checkpoint's cost can be reported as a ratio to it.
+    """
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await _on_thread(db, _configure, "normal")
+        await db.execute("CREATE TABLE IF NOT EXISTS baseline (id INTEGER PRIMARY KEY, v TEXT)")
+        started = time.perf_counter()
+        for i in range(count):
+            await db.execute("BEGIN IMMEDIATE")
+            await db.execute("INSERT INTO baseline (v) VALUES (?)", (str(i),))
+            await db.execute("COMMIT")
+        return (time.perf_counter() - started) / count * 1e6

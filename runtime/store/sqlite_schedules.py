@@ -1,0 +1,194 @@
+"""The SQLite store's scheduler tables: schedules and their firings."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from runtime.clock import from_text, to_text
+from runtime.models import FiringOutcome, FiringRecord, ScheduleRecord
+from runtime.store.base import NewRun, ScheduleSpec
+from runtime.store.sqlite_core import SqliteCore
+
+_SCHEDULE_COLUMNS = (
+    "name, workflow, expression, timezone, next_fire_at, executions, max_executions, overlap, "
+    "catchup_window, active, last_run_id"
+)
+_TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
+
+
+class SchedulesMixin(SqliteCore):
+    """Schedules and firings (see :class:`runtime.store.base.Store`)."""
+
+    async def sync_schedules(
+        self, specs: Sequence[ScheduleSpec], now: datetime
+    ) -> list[ScheduleRecord]:
+        stamp = to_text(now)
+
+        def write(db: sqlite3.Connection) -> list[Any]:
+            stored = {
+                row[0]: row
+                for row in db.execute("SELECT name, expression, timezone FROM schedules")
+            }
+            for spec in specs:
+                planned = to_text(spec.next_fire_at) if spec.next_fire_at else None
+                old = stored.get(spec.name)
+                if old is None:
+                    db.execute(
+                        f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, NULL, ?)",
+                        (spec.name, spec.workflow, spec.expression, spec.timezone, planned,
+                         spec.max_executions, spec.overlap, spec.catchup_window, stamp),
+                    )  # fmt: skip
+                    continue
+                replan = (old[1], old[2]) != (spec.expression, spec.timezone)
+                db.execute(
+                    "UPDATE schedules SET workflow = ?, expression = ?, timezone = ?, "
+                    "max_executions = ?, overlap = ?, catchup_window = ?, active = 1, "
+                    "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? "
+                    "WHEN active = 0 THEN ? ELSE next_fire_at END WHERE name = ?",
+                    (spec.workflow, spec.expression, spec.timezone, spec.max_executions,
+                     spec.overlap, spec.catchup_window, stamp, replan, planned, planned,
+                     spec.name),
+                )  # fmt: skip
+            declared = [spec.name for spec in specs]
+            marks = ", ".join("?" * len(declared))
+            if declared:
+                db.execute(
+                    f"UPDATE schedules SET active = 0, updated_at = ? WHERE active = 1 "
+                    f"AND name NOT IN ({marks})",
+                    (stamp, *declared),
+                )
+            else:
+                db.execute("UPDATE schedules SET active = 0, updated_at = ? WHERE active = 1",
+                           (stamp,))  # fmt: skip
+            return db.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE active = 1 ORDER BY name"
+            ).fetchall()
+
+        return [_schedule(row) for row in await self._write(write)]
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        rows = await self._read(
+            lambda db: db.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
+            ).fetchall()
+        )
+        return [_schedule(row) for row in rows]
+
+    async def fire(
+        self,
+        schedule: str,
+        nominal_at: datetime,
+        run: NewRun,
+        next_fire_at: datetime | None,
+        missed: Sequence[datetime],
+        now: datetime,
+    ) -> FiringRecord | None:
+        stamp, nominal = to_text(now), to_text(nominal_at)
+        planned = to_text(next_fire_at) if next_fire_at else None
+
+        def write(db: sqlite3.Connection) -> FiringRecord | None:
+            row = db.execute(
+                "SELECT executions, max_executions, overlap, last_run_id, active "
+                "FROM schedules WHERE name = ?",
+                (schedule,),
+            ).fetchone()
+            if row is None or not row[4]:
+                return None
+            executions, max_executions, overlap, last_run_id, _ = row
+            if max_executions is not None and executions >= max_executions:
+                db.execute("UPDATE schedules SET next_fire_at = NULL, updated_at = ? "
+                           "WHERE name = ?", (stamp, schedule))  # fmt: skip
+                return None
+            db.executemany(
+                "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
+                "recorded_at) VALUES (?, ?, 'missed', NULL, ?) "
+                "ON CONFLICT (schedule, nominal_at) DO NOTHING",
+                [(schedule, to_text(m), stamp) for m in missed],
+            )
+            claimed = db.execute(
+                "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
+                "recorded_at) VALUES (?, ?, 'started', NULL, ?) "
+                "ON CONFLICT (schedule, nominal_at) DO NOTHING",
+                (schedule, nominal, stamp),
+            ).rowcount
+            if claimed != 1:
+                return None  # another process fired this nominal time
+            busy = False
+            if overlap == "skip" and last_run_id is not None:
+                status = db.execute(
+                    "SELECT status FROM runs WHERE id = ?", (last_run_id,)
+                ).fetchone()
+                busy = status is not None and status[0] not in _TERMINAL
+            if busy:
+                db.execute(
+                    "UPDATE schedule_firings SET outcome = 'skipped_overlap' "
+                    "WHERE schedule = ? AND nominal_at = ?",
+                    (schedule, nominal),
+                )
+                db.execute(
+                    "UPDATE schedules SET next_fire_at = ?, updated_at = ? WHERE name = ?",
+                    (planned, stamp, schedule),
+                )
+                return FiringRecord(schedule=schedule, nominal_at=nominal_at,
+                                    outcome=FiringOutcome.SKIPPED_OVERLAP, run_id=None,
+                                    recorded_at=now)  # fmt: skip
+            db.execute(
+                "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
+                "owner_id, parent_run_id, available_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
+                (run.id, run.workflow, run.version, run.kind, run.idempotency_key,
+                 run.status.value, run.input, to_text(run.available_at), stamp, stamp),
+            )  # fmt: skip
+            db.execute(
+                "UPDATE schedule_firings SET run_id = ? WHERE schedule = ? AND nominal_at = ?",
+                (run.id, schedule, nominal),
+            )
+            db.execute(
+                "UPDATE schedules SET next_fire_at = ?, executions = executions + 1, "
+                "last_run_id = ?, updated_at = ? WHERE name = ?",
+                (planned, run.id, stamp, schedule),
+            )
+            return FiringRecord(schedule=schedule, nominal_at=nominal_at,
+                                outcome=FiringOutcome.STARTED, run_id=run.id,
+                                recorded_at=now)  # fmt: skip
+
+        return await self._write(write)
+
+    async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT schedule, nominal_at, outcome, run_id, recorded_at FROM schedule_firings "
+                "WHERE schedule = ? ORDER BY nominal_at DESC LIMIT ?",
+                (schedule, limit),
+            ).fetchall()
+        )
+        return [
+            FiringRecord(
+                schedule=r[0],
+                nominal_at=from_text(r[1]),
+                outcome=FiringOutcome(r[2]),
+                run_id=r[3],
+                recorded_at=from_text(r[4]),
+            )
+            for r in rows
+        ]
+
+
+def _schedule(row: Sequence[Any]) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=row[0],
+        workflow=row[1],
+        expression=row[2],
+        timezone=row[3],
+        next_fire_at=from_text(row[4]) if row[4] else None,
+        executions=row[5],
+        max_executions=row[6],
+        overlap=row[7],
+        catchup_window=row[8],
+        active=bool(row[9]),
+        last_run_id=row[10],
+    )
