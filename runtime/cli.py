@@ -151,7 +151,8 @@ def check(ctx: Context) -> None:
     click.echo(f"database: {ctx.database or config.database}")
     click.echo(f"workflows: {len(found.workflows)}")
     for workflow in sorted(found.workflows, key=lambda w: w.name):
-        click.echo(f"  {workflow.name}  ({found.sources[f'{workflow.name}@{workflow.version}']})")
+        source = found.source_of(f"workflow:{workflow.name}@{workflow.version}")
+        click.echo(f"  {workflow.name}  ({source})")
     for problem in found.problems:
         click.echo(f"problem: {problem}", err=True)
     if found.problems:
@@ -174,7 +175,12 @@ def workflows_list(ctx: Context, as_json: bool) -> None:
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
     rows = [
-        (w.name, w.version or "", len(w.graph.steps), found.sources[f"{w.name}@{w.version}"])
+        (
+            w.name,
+            w.version or "",
+            len(w.graph.steps),
+            found.source_of(f"workflow:{w.name}@{w.version}"),
+        )
         for w in sorted(found.workflows, key=lambda w: w.name)
     ]
     if as_json:

@@ -6,9 +6,13 @@ import dataclasses
 import os
 import tomllib
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from runtime.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runtime.cron import timezone
+from runtime.errors import ConfigError, DefinitionError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,33 +62,76 @@ def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:
 
 
 CONFIG_FILE = "runtime.toml"
-
-_KEYS = {"database": str, "setup": str}
 DEFAULT_DATABASE = "sqlite:///runtime.db"
+ENV_PREFIX = "RUNTIME_"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ProjectConfig:
+class ProjectConfig(BaseModel):
     """What ``runtime.toml`` (or ``[tool.runtime]`` in ``pyproject.toml``) says.
+
+    Every key can be overridden by an environment variable ``RUNTIME_<KEY>``
+    (``RUNTIME_DATABASE``, ``RUNTIME_CONCURRENCY``, ...).
 
     Attributes:
         root: the project directory.
-        database: the database URL (``RUNTIME_DATABASE`` overrides it).
-        setup: ``module:function`` called with the container at start-up, or ``None``.
         source: the file the settings came from, for error messages.
+        database: the database URL.
+        timezone: IANA name the cron expressions of jobs are read in (default UTC).
+        setup: ``module:function`` called with the container at start-up.
+        concurrency: how many runs the worker drives at once.
+        log_format: ``auto`` (console on a terminal, JSON otherwise), ``console``, ``json``.
+        log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        shutdown_grace: seconds running steps get to finish on SIGTERM/SIGINT.
+        workflows_dir, subscribers_dir, jobs_dir: the folders discovery reads.
     """
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     root: Path
-    database: str = DEFAULT_DATABASE
-    setup: str | None = None
     source: str = "(defaults)"
+    database: str = DEFAULT_DATABASE
+    timezone: str = "UTC"
+    setup: str | None = None
+    concurrency: int = Field(default=10, ge=1, le=10_000)
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    workflows_dir: str = "workflows"
+    subscribers_dir: str = "subscribers"
+    jobs_dir: str = "jobs"
+
+    @field_validator("setup")
+    @classmethod
+    def _setup_is_a_target(cls, value: str | None) -> str | None:
+        if value is not None and (":" not in value or value.startswith(":")):
+            raise ValueError(f"must be 'module:function', got {value!r}")
+        return value
+
+    @field_validator("workflows_dir", "subscribers_dir", "jobs_dir")
+    @classmethod
+    def _plain_folder(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value or value.startswith((".", "_")):
+            raise ValueError(f"must be a folder name directly under the project, got {value!r}")
+        return value
+
+    def folder(self, kind: Literal["workflows", "subscribers", "jobs"]) -> Path:
+        """The folder discovery reads for ``kind``."""
+        folder: str = getattr(self, f"{kind}_dir")
+        return self.root / folder
+
+
+_SETTINGS = [name for name in ProjectConfig.model_fields if name not in ("root", "source")]
 
 
 def load_project_config(root: Path, environ: dict[str, str] | None = None) -> ProjectConfig:
-    """Read the project's settings; unknown keys and wrong types are errors naming the key."""
+    """Read the project's settings.
+
+    Raises:
+        ConfigError: an unknown key or a bad value, naming the file (or variable) and key.
+    """
     root = root.resolve()
     env = dict(os.environ) if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     source = "(defaults)"
     toml_file, pyproject = root / CONFIG_FILE, root / "pyproject.toml"
     try:
@@ -100,21 +147,28 @@ def load_project_config(root: Path, environ: dict[str, str] | None = None) -> Pr
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: [runtime] must be a table")
-    for key, value in values.items():
-        expected = _KEYS.get(key)
-        if expected is None:
-            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(_KEYS)}")
-        if not isinstance(value, expected):
-            raise ConfigError(
-                f"{source}: {key!r} must be a {expected.__name__}, got {type(value).__name__}"
-            )
-    if "RUNTIME_DATABASE" in env:
-        values["database"] = env["RUNTIME_DATABASE"]
-    setup = values.get("setup")
-    if setup is not None and ":" not in str(setup):
-        raise ConfigError(f"{source}: 'setup' must be 'module:function', got {setup!r}")
-    database = str(values.get("database", DEFAULT_DATABASE))
-    parse_database_url(database, root)
-    return ProjectConfig(
-        root=root, database=database, setup=None if setup is None else str(setup), source=source
-    )
+    for key in values:
+        if key not in _SETTINGS:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(_SETTINGS)}")
+    overridden = {}
+    for key in _SETTINGS:
+        variable = ENV_PREFIX + key.upper()
+        if variable in env:
+            overridden[key] = variable
+            values[key] = env[variable]
+    try:
+        config = ProjectConfig(root=root, source=source, **values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            where = f"environment variable {overridden[key]}" if key in overridden else source
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {key!r}: {message}")
+        raise ConfigError("; ".join(problems)) from None
+    parse_database_url(config.database, root)
+    try:
+        timezone(config.timezone)
+    except DefinitionError as exc:
+        raise ConfigError(f"{source}: 'timezone': {exc}") from None
+    return config

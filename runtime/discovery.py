@@ -1,9 +1,10 @@
-"""Discovery: import a project's ``workflows/`` modules and collect their workflows.
+"""Discovery: import a project's ``workflows/``, ``subscribers/`` and ``jobs/`` modules.
 
 The project root goes on ``sys.path`` so user code can write
 ``from workflows.x import y``. Files starting with ``_`` are helpers and are
 not imported by discovery itself. Every problem is collected, each naming its
-file, so ``runtime check`` can print all of them at once.
+file and what is wrong, so ``runtime check`` can print all of them at once and
+``runtime start`` refuses to start with one message listing them.
 """
 
 from __future__ import annotations
@@ -12,21 +13,37 @@ import dataclasses
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Literal
 
 from runtime.config import ProjectConfig
 from runtime.errors import ConfigError
 from runtime.sdk.workflows import WorkflowDefinition
+from runtime.specs import Job, JobConfig, Subscriber, SubscriberConfig
+
+Kind = Literal["workflows", "subscribers", "jobs"]
 
 
 @dataclasses.dataclass(slots=True)
 class Discovered:
-    """What a project holds, and what is wrong with it."""
+    """What a project holds, and what is wrong with it.
+
+    Attributes:
+        workflows: workflow definitions found in ``workflows/``.
+        subscribers: one per module of ``subscribers/``.
+        jobs: one per module of ``jobs/``.
+        sources: ``"workflow:<name>@<version>"``, ``"subscriber:<id>"``,
+            ``"job:<name>"`` -> the file that defines it.
+        problems: one line per problem, each naming its file.
+    """
 
     workflows: list[WorkflowDefinition] = dataclasses.field(default_factory=list)
+    subscribers: list[Subscriber] = dataclasses.field(default_factory=list)
+    jobs: list[Job] = dataclasses.field(default_factory=list)
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
     problems: list[str] = dataclasses.field(default_factory=list)
 
@@ -35,33 +52,47 @@ class Discovered:
         if self.problems:
             raise ConfigError("the project has problems:\n  " + "\n  ".join(self.problems))
 
+    def source_of(self, key: str) -> str:
+        """The file that defines ``key`` (see :attr:`sources`)."""
+        return self.sources.get(key, "(code)")
+
 
 def discover(config: ProjectConfig) -> Discovered:
-    """Import ``workflows/`` under the project root and collect workflow definitions."""
+    """Import the project's folders and collect what they define."""
     found = Discovered()
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)
-    folder = config.root / "workflows"
+    for kind in ("workflows", "subscribers", "jobs"):
+        for path, module in _modules(config, kind, found):
+            if kind == "workflows":
+                _collect_workflows(found, module, path)
+            elif kind == "subscribers":
+                _collect_subscriber(found, module, path)
+            else:
+                _collect_job(found, module, path)
+    return found
+
+
+def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple[Path, Any]]:
+    folder = config.folder(kind)
     if not folder.is_dir():
-        return found
+        return []
+    package = getattr(config, f"{kind}_dir")
     try:
-        _bind_package("workflows", folder)
+        _bind_package(package, folder)
     except Exception as exc:
-        found.problems.append(
-            f"{folder / '__init__.py'}: import failed: {type(exc).__name__}: {exc}"
-        )
-        return found
+        found.problems.append(f"{folder / '__init__.py'}: import failed: {_describe(exc)}")
+        return []
+    modules = []
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        module = _import(f"workflows.{path.stem}", path, found)
-        if module is None:
-            continue
-        for value in vars(module).values():
-            if isinstance(value, WorkflowDefinition):
-                _add(found, value, path)
-    return found
+        try:
+            modules.append((path, importlib.import_module(f"{package}.{path.stem}")))
+        except Exception as exc:
+            found.problems.append(f"{path}: import failed: {_describe(exc)}{_line(exc, path)}")
+    return modules
 
 
 def _bind_package(name: str, folder: Path) -> None:
@@ -95,33 +126,103 @@ def _bind_package(name: str, folder: Path) -> None:
             raise
 
 
-def _import(name: str, path: Path, found: Discovered) -> Any:
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        where = _user_frame(exc, path)
-        found.problems.append(f"{path}: import failed: {type(exc).__name__}: {exc}{where}")
-        return None
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
-def _user_frame(exc: BaseException, path: Path) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):
+def _line(exc: BaseException, path: Path) -> str:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename == str(path):
             return f" (line {frame.lineno})"
     return ""
 
 
-def _add(found: Discovered, workflow: WorkflowDefinition, path: Path) -> None:
-    key = f"{workflow.name}@{workflow.version}"
-    existing = found.sources.get(key)
-    if existing is None:
-        found.sources[key] = str(path)
-        found.workflows.append(workflow)
-    elif all(w is not workflow for w in found.workflows):
+def _collect_workflows(found: Discovered, module: ModuleType, path: Path) -> None:
+    for value in vars(module).values():
+        if not isinstance(value, WorkflowDefinition):
+            continue
+        key = f"workflow:{value.name}@{value.version}"
+        existing = found.sources.get(key)
+        if existing is None:
+            found.sources[key] = str(path)
+            found.workflows.append(value)
+        elif all(w is not value for w in found.workflows):
+            found.problems.append(
+                f"{path}: workflow {value.name!r} is also defined in {existing}; "
+                "workflow names are unique"
+            )
+
+
+def _handler(module: ModuleType, path: Path, found: Discovered, takes: str) -> Any:
+    handler = getattr(module, "handler", None)
+    if handler is None:
+        found.problems.append(f"{path}: no 'handler' defined; export `async def handler({takes})`")
+        return None
+    if not inspect.iscoroutinefunction(handler):
         found.problems.append(
-            f"{path}: workflow {workflow.name!r} is also defined in {existing}; names are unique"
+            f"{path}: 'handler' must be an async function `async def handler({takes})`, "
+            f"got {handler!r}"
         )
+        return None
+    required = [
+        p
+        for p in inspect.signature(handler).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(required) != 1:
+        found.problems.append(
+            f"{path}: 'handler' must take exactly one argument ({takes}), it takes {len(required)}"
+        )
+        return None
+    return handler
+
+
+def _config(module: ModuleType, path: Path, found: Discovered, expected: type) -> Any:
+    config = getattr(module, "config", None)
+    if config is None:
+        found.problems.append(
+            f"{path}: no 'config' defined; export `config = {expected.__name__}(...)`"
+        )
+        return None
+    if not isinstance(config, expected):
+        found.problems.append(
+            f"{path}: 'config' must be a {expected.__name__}, got {type(config).__name__}"
+        )
+        return None
+    return config
+
+
+def _collect_subscriber(found: Discovered, module: ModuleType, path: Path) -> None:
+    handler = _handler(module, path, found, "args: SubscriberArgs")
+    config = _config(module, path, found, SubscriberConfig)
+    if handler is None or config is None:
+        return
+    subscriber_id = config.subscriber_id or path.stem
+    key = f"subscriber:{subscriber_id}"
+    if key in found.sources:
+        found.problems.append(
+            f"{path}: subscriber id {subscriber_id!r} is also used by {found.sources[key]}; "
+            "give one of them another subscriber_id"
+        )
+        return
+    found.sources[key] = str(path)
+    found.subscribers.append(Subscriber(subscriber_id, handler, config, str(path)))
+
+
+def _collect_job(found: Discovered, module: ModuleType, path: Path) -> None:
+    handler = _handler(module, path, found, "container: Container")
+    config = _config(module, path, found, JobConfig)
+    if handler is None or config is None:
+        return
+    key = f"job:{config.name}"
+    if key in found.sources:
+        found.problems.append(
+            f"{path}: job name {config.name!r} is also used by {found.sources[key]}; "
+            "job names are unique"
+        )
+        return
+    found.sources[key] = str(path)
+    found.jobs.append(Job(handler, config, str(path)))
 
 
 def load_setup(config: ProjectConfig) -> Any:
@@ -137,7 +238,7 @@ def load_setup(config: ProjectConfig) -> Any:
     except Exception as exc:
         raise ConfigError(
             f"{config.source}: setup {config.setup!r}: cannot import {module_name!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{_describe(exc)}"
         ) from exc
     hook = getattr(module, attr, None)
     if not callable(hook):

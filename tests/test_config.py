@@ -41,8 +41,15 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("body", "needle"),
     [
         ('[runtime]\ndatabse = "sqlite:///a.db"\n', "unknown key 'databse'"),
-        ("[runtime]\ndatabase = 3\n", "'database' must be a str"),
-        ('[runtime]\nsetup = "services"\n', "'setup' must be 'module:function'"),
+        ("[runtime]\ndatabase = 3\n", "'database': Input should be a valid string"),
+        ('[runtime]\nsetup = "services"\n', "'setup': must be 'module:function'"),
+        (
+            "[runtime]\nconcurrency = 0\n",
+            "'concurrency': Input should be greater than or equal to 1",
+        ),
+        ('[runtime]\ntimezone = "Mars/Olympus"\n', "unknown timezone 'Mars/Olympus'"),
+        ('[runtime]\nlog_format = "xml"\n', "'log_format'"),
+        ('[runtime]\njobs_dir = "../jobs"\n', "'jobs_dir': must be a folder name"),
         ('[runtime]\ndatabase = "mysql://x"\n', "unknown scheme 'mysql'"),
         ("[runtime\n", "not valid TOML"),
     ],
@@ -63,3 +70,21 @@ def test_sqlite_urls_relative_and_absolute(tmp_path: Path) -> None:
     assert url.options == {"synchronous": "full"}
     with pytest.raises(ConfigError, match="not a URL"):
         parse_database_url("app.db")
+
+
+def test_every_key_has_an_environment_override(tmp_path: Path) -> None:
+    config = load_project_config(
+        tmp_path,
+        environ={"RUNTIME_CONCURRENCY": "4", "RUNTIME_TIMEZONE": "Europe/Paris",
+                 "RUNTIME_SHUTDOWN_GRACE": "2.5", "RUNTIME_LOG_FORMAT": "json"},
+    )  # fmt: skip
+    assert (config.concurrency, config.timezone, config.shutdown_grace, config.log_format) == (
+        4, "Europe/Paris", 2.5, "json",
+    )  # fmt: skip
+
+
+def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match="environment variable RUNTIME_CONCURRENCY: 'concurrency'"
+    ):
+        load_project_config(tmp_path, environ={"RUNTIME_CONCURRENCY": "many"})
