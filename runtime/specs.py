@@ -6,9 +6,11 @@ expression fails at import time with the reason (discovery adds the file).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -226,6 +228,71 @@ class Job:
     @property
     def name(self) -> str:
         return self.config.name
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schedule:
+    """A cron schedule declared on a workflow; each firing starts a run of it.
+
+    Args:
+        cron: 5 fields, or 6 with seconds first.
+        name: unique per workflow (defaults to ``"default"``).
+        input: the run's input, or a function called at each firing that returns it.
+        timezone, number_of_executions, overlap, catchup_window: as for :class:`JobConfig`.
+    """
+
+    cron: str
+    name: str = "default"
+    input: Any = None
+    timezone: str | None = None
+    number_of_executions: int | None = None
+    overlap: Overlap = "skip"
+    catchup_window: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise DefinitionError(f"Schedule.name must be a non-empty string, got {self.name!r}")
+        # The same checks as a job's (cron, counts, overlap, window).
+        JobConfig(
+            name=self.name, schedule=self.cron, number_of_executions=self.number_of_executions,
+            timezone=self.timezone, overlap=self.overlap, catchup_window=self.catchup_window,
+        )  # fmt: skip
+        object.__setattr__(self, "catchup_window", _seconds(self.catchup_window, "catchup_window"))
+
+    def input_now(self) -> Any:
+        """The input of a firing: ``input()`` when it is a function, else ``input``."""
+        return self.input() if callable(self.input) else self.input
+
+
+# Runs started with no transaction id inside a subscriber's handler (or a job's
+# handler) get one derived from where they started, so a redelivery finds them.
+_ORIGIN: contextvars.ContextVar[tuple[str, dict[str, int]] | None] = contextvars.ContextVar(
+    "runtime_run_origin", default=None
+)
+
+
+@contextlib.contextmanager
+def origin_scope(prefix: str) -> Iterator[None]:
+    """Derive transaction ids ``"{prefix}:{workflow}"`` for runs started inside."""
+    token = _ORIGIN.set((prefix, {}))
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def derived_transaction_id(workflow: str) -> str | None:
+    """The transaction id of a run of ``workflow`` started now, if inside an origin scope.
+
+    The second run of one workflow in one scope gets ``:2``, the third ``:3``.
+    """
+    origin = _ORIGIN.get()
+    if origin is None:
+        return None
+    prefix, counts = origin
+    counts[workflow] = count = counts.get(workflow, 0) + 1
+    key = f"{prefix}:{workflow}"
+    return key if count == 1 else f"{key}:{count}"
 
 
 def _seconds(value: Any, what: str) -> float:

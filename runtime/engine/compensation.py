@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from runtime.codec import dumps
 from runtime.engine.attempts import attempt
-from runtime.engine.codec import dumps
 from runtime.engine.state import RunState, logger, step_error
 from runtime.errors import StoredError
+from runtime.ids import new_id
 from runtime.models import RunStatus, StepRecord, StepStatus
 from runtime.sdk.graph import StepNode
 from runtime.sdk.steps import StepContext, call_step_fn
-from runtime.store.base import RunUpdate, StepWrite
+from runtime.store.base import NewEvent, RunUpdate, StepWrite
 
 if TYPE_CHECKING:
     from runtime.engine.executor import Engine
@@ -52,24 +54,40 @@ async def roll_back(
     engine: Engine, state: RunState, final: RunStatus = RunStatus.FAILED
 ) -> RunStatus:
     """Run the pending compensations of a ``compensating`` run and end it."""
-    store, owner = engine.store, engine.identity.id
     for node, record in plan(state):
         error = await _compensate(engine, state, node, record)
         if error is not None:
-            now = engine.clock.now()
-            await store.checkpoint(
-                state.run_id,
-                owner,
-                (),
-                RunUpdate(status=RunStatus.COMPENSATION_FAILED, ended_at=now, release=True),
-                now,
-            )
-            return RunStatus.COMPENSATION_FAILED
+            final = RunStatus.COMPENSATION_FAILED
+            break
     now = engine.clock.now()
-    await store.checkpoint(
-        state.run_id, owner, (), RunUpdate(status=final, ended_at=now, release=True), now
+    update = RunUpdate(
+        status=final,
+        ended_at=now,
+        release=True,
+        drop_staged=True,
+        events=_failure_events(state, final, now),
     )
+    await engine.store.checkpoint(state.run_id, engine.identity.id, (), update, now)
     return final
+
+
+def _failure_events(state: RunState, final: RunStatus, now: datetime) -> tuple[NewEvent, ...]:
+    """The workflow's failure event (``job.failed`` for jobs), when the run did not succeed."""
+    declared = state.workflow.failure_event
+    if declared is None or final is RunStatus.CANCELED:
+        return ()
+    name, extra = declared
+    error = state.error.to_dict() if state.error is not None else None
+    if error is not None:
+        error.pop("traceback", None)
+    data = {**extra, "run_id": state.run_id, "workflow": state.workflow.name,
+            "status": final.value, "error": error}  # fmt: skip
+    return (
+        NewEvent(
+            id=new_id("evt"), name=name, data=dumps(data, f"the data of {name!r}"),
+            metadata="{}", occurred_at=now, available_at=now, source_run_id=state.run_id,
+        ),
+    )  # fmt: skip
 
 
 async def _compensate(

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from runtime.clock import Clock
+from runtime.codec import dumps, loads, roundtrip
 from runtime.engine import compensation
 from runtime.engine.attempts import Attempted, PermanentFailure, attempt
-from runtime.engine.codec import dumps, loads, roundtrip
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, process_alive
 from runtime.engine.retry import PARK_AFTER
 from runtime.engine.state import RunState, logger, step_error, stored_error
@@ -38,7 +38,8 @@ from runtime.sdk.graph import ComputeNode, Node, StepNode
 from runtime.sdk.refs import INPUT, resolve
 from runtime.sdk.steps import StepContext, StepResponse, call_step_fn
 from runtime.sdk.workflows import WorkflowDefinition, WorkflowResult
-from runtime.store.base import NewRun, RunUpdate, StepWrite, Store
+from runtime.specs import derived_transaction_id
+from runtime.store.base import NewRun, RunUpdate, StagedEvent, StepWrite, Store
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -84,6 +85,8 @@ class Engine:
     ) -> WorkflowResult:
         """Start (or, with a known ``transaction_id``, resume or read) a run and drive it."""
         self.registry.ensure(workflow)
+        if transaction_id is None:
+            transaction_id = derived_transaction_id(workflow.name)
         input_text = dumps(input, f"the input of workflow {workflow.name!r}")
         now = self.clock.now()
         record, created = await self.store.create_run(
@@ -277,12 +280,14 @@ class Engine:
         started = self.clock.now()
         has_compensation = bool(step.compensation)
         encoded: list[Any] = []
+        attempt_ctx: list[StepContext] = []  # the latest attempt's context: its staged events
 
         def call(number: int) -> Any:
             ctx = StepContext(
                 container=state.container, run_id=state.run_id, workflow=state.workflow.name,
                 step=node.key, attempt=number, logger=logger, hooks=self,
             )  # fmt: skip
+            attempt_ctx[:] = [ctx]
             return call_step_fn(step.invoke, step_input, ctx)
 
         def accept(returned: Any) -> Any:
@@ -322,6 +327,7 @@ class Engine:
                 seq=node.seq, name=node.key, status=StepStatus.COMPLETED,
                 attempts=outcome.attempts, output=out_text, compensate_input=comp_text,
                 started_at=started, ended_at=self.clock.now(), completed_order=state.next_order,
+                events=tuple(StagedEvent(*event) for event in attempt_ctx[0].staged),
             )  # fmt: skip
             state.next_order += 1
             await self.store.checkpoint(state.run_id, self.identity.id, (write,), _NO_CHANGE,
@@ -418,7 +424,13 @@ class Engine:
         now = self.clock.now()
         await self.store.checkpoint(
             state.run_id, self.identity.id, (),
-            RunUpdate(status=RunStatus.COMPLETED, output=text, ended_at=now, release=True), now,
+            RunUpdate(
+                status=RunStatus.COMPLETED,
+                output=text,
+                ended_at=now,
+                release=True,
+                publish_staged=True,
+            ), now,
         )  # fmt: skip
         state.values["$output"] = roundtrip(output, text)
         return RunStatus.COMPLETED

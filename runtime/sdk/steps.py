@@ -9,7 +9,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
+from runtime.codec import dumps
 from runtime.errors import DefinitionError
+from runtime.specs import check_event_name
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -84,7 +86,7 @@ class StepContext:
     """
 
     __slots__ = ("_base_logger", "_hooks", "_logger", "attempt", "container", "idempotency_key",
-                 "run_id", "step", "workflow")  # fmt: skip
+                 "run_id", "staged", "step", "workflow")  # fmt: skip
 
     def __init__(
         self,
@@ -106,6 +108,23 @@ class StepContext:
         self._base_logger = logger
         self._logger: Any = None
         self._hooks = hooks
+        self.staged: list[tuple[str, str, str]] = []
+
+    def emit(self, name: str, data: Any = None, *, metadata: dict[str, Any] | None = None) -> None:
+        """Stage an event; it is published only if the run completes.
+
+        The event belongs to this attempt: it is kept with the step's checkpoint
+        when the step succeeds, and dropped if the attempt fails.
+
+        Raises:
+            DefinitionError: a bad event name.
+            SerializationError: ``data`` or ``metadata`` cannot be stored as JSON.
+        """
+        check_event_name(name)
+        self.staged.append(
+            (name, dumps(data, f"the data of event {name!r}"),
+             dumps(metadata or {}, f"the metadata of event {name!r}"))
+        )  # fmt: skip
 
     @property
     def logger(self) -> Any:

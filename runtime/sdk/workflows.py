@@ -19,6 +19,7 @@ from runtime.models import RunStatus, StepError
 from runtime.sdk.graph import Builder, Condition, Graph, current_builder
 from runtime.sdk.refs import INPUT, Ref
 from runtime.sdk.steps import StepContext, StepDefinition, StepOptions, StepResponse
+from runtime.specs import Schedule
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -75,6 +76,9 @@ class WorkflowDefinition:
     name: str
     graph: Graph = dataclasses.field(repr=False)
     version: str | None = None
+    schedules: tuple[Schedule, ...] = ()
+    failure_event: tuple[str, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
+    """(event name, extra data) published, with the run's error, when a run ends failed."""
 
     kind = "composition"
 
@@ -158,13 +162,34 @@ class WorkflowRunner:
 
 
 def create_workflow(
-    name: str, constructor: Callable[..., Any], *, version: str | None = None
+    name: str,
+    constructor: Callable[..., Any],
+    *,
+    version: str | None = None,
+    schedule: str | Schedule | None = None,
 ) -> WorkflowDefinition:
     """Define a composition workflow.
 
     ``constructor`` runs once, now, with a reference to the input; the steps it
     calls are recorded. It must be a plain (not async) function.
+
+    Args:
+        name: unique among the project's workflows.
+        constructor: records the steps.
+        version: an optional version label.
+        schedule: a cron expression or a :class:`~runtime.specs.Schedule`; the
+            service's scheduler then starts a run at each firing (Medusa's
+            scheduled workflows).
     """
+    schedules: tuple[Schedule, ...] = ()
+    if isinstance(schedule, str):
+        schedules = (Schedule(cron=schedule),)
+    elif isinstance(schedule, Schedule):
+        schedules = (schedule,)
+    elif schedule is not None:
+        raise DefinitionError(
+            f"workflow {name!r}: schedule must be a cron string or a Schedule, got {schedule!r}"
+        )
     if not isinstance(name, str) or not name.strip():
         raise DefinitionError(f"a workflow name must be a non-empty string, got {name!r}")
     if inspect.iscoroutinefunction(constructor) or inspect.isasyncgenfunction(constructor):
@@ -184,7 +209,7 @@ def create_workflow(
             raise DefinitionError(f"workflow {name!r}: the constructor function must not be async")
         output = returned.value if isinstance(returned, WorkflowResponse) else returned
         graph = builder.build(output)
-    return WorkflowDefinition(name=name, graph=graph, version=version)
+    return WorkflowDefinition(name=name, graph=graph, version=version, schedules=schedules)
 
 
 def transform(values: Any, *fns: Callable[[Any], Any]) -> Ref:
