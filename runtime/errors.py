@@ -16,6 +16,7 @@ builtin so ``except LookupError`` and friends keep working::
     ├── SerializationError (TypeError)          a value that cannot be stored as JSON
     ├── StepFailed                              a step failed; carries type and message
     │   └── StepTimeoutError (TimeoutError)     a step ran past its timeout
+    ├── HandlerTimeoutError (TimeoutError)      a subscriber's handler ran past its timeout
     ├── RunFailed                               a run ended failed / canceled
     ├── InvalidTransitionError (ValueError)     e.g. pause of a completed run
     ├── NonDeterminismError                     replay met a different step than recorded
@@ -105,6 +106,10 @@ class StepFailed(RuntimeBaseError):
 
 class StepTimeoutError(StepFailed, TimeoutError):
     """A step ran past its ``timeout`` and was cancelled."""
+
+
+class HandlerTimeoutError(RuntimeBaseError, TimeoutError):
+    """A subscriber's handler ran past its ``timeout``; the delivery counts it as a failure."""
 
 
 class RunFailed(RuntimeBaseError):

@@ -1,54 +1,98 @@
-"""``Runtime``: the one place that wires store, engine and loops together."""
+"""``Runtime``: the one place that wires store, engine, worker, bus and scheduler together.
+
+Everything long-lived runs in one task group that ``Runtime`` owns: the
+heartbeat, the worker (run queue and recovery), the event dispatcher, the
+scheduler, and a watcher that notices commits made by other processes (a
+``Client`` in a web app, another worker) so the loops wake at once instead of
+waiting for their next scan.
+"""
 
 from __future__ import annotations
 
 import inspect
+import signal
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
+from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
-from runtime.config import load_project_config, parse_database_url
+from runtime.config import ProjectConfig, load_project_config, parse_database_url
 from runtime.container import Container
 from runtime.discovery import discover, load_setup
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
-from runtime.engine.recovery import Recovery
-from runtime.errors import ConfigError
+from runtime.engine.state import stored_error
+from runtime.engine.worker import Worker
+from runtime.errors import ConfigError, RunFailed
 from runtime.log import ensure_configured
 from runtime.models import RunRecord, RunStatus
 from runtime.registry import Registry
+from runtime.scheduler import Scheduler, job_workflow, schedules_for
 from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
+from runtime.specs import Job, Subscriber
 from runtime.store.base import RunPage, Store
 from runtime.store.sqlite import SqliteStore
 
 logger = structlog.get_logger("runtime")
+
+WATCH_INTERVAL = 0.02
+"""Seconds between checks for commits by other processes (one cheap PRAGMA read)."""
 
 
 async def open_store(database: str, base_dir: Path | None = None) -> Store:
     """Open the store a database URL names (creating or migrating its schema)."""
     url = parse_database_url(database, base_dir)
     if url.scheme == "sqlite":
-        return await SqliteStore.open(
-            url.path, synchronous=url.options.get("synchronous", "normal")
-        )
+        synchronous = url.options.get("synchronous", "normal")
+        return await SqliteStore.open(url.path, synchronous=synchronous)
     raise ConfigError(f"no store for {database!r}")
+
+
+class RunHandle:
+    """A background run: its id, its status, and a way to wait for its result."""
+
+    def __init__(self, run_id: str, workflows: Workflows) -> None:
+        self.run_id = run_id
+        self._workflows = workflows
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    async def status(self) -> RunStatus:
+        """The run's status now."""
+        return (await self._workflows.get_run(self.run_id, steps=False)).status
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end and return its output.
+
+        Raises:
+            RunFailed: the run ended failed, compensation_failed or canceled.
+            TimeoutError: it did not end within ``timeout`` seconds.
+        """
+        record = await self._workflows.wait(self.run_id, timeout)
+        if record.status is not RunStatus.COMPLETED:
+            raise RunFailed(record.id, record.status.value, stored_error(record.error))
+        return record.output
 
 
 class Workflows:
     """The runtime's workflow API, registered in the container as ``workflows``.
 
-    It is what ``wf(container).run()`` uses to execute a composition workflow,
-    and where runs are read.
+    ``wf(container).run()`` executes through it; ``run`` starts background runs;
+    ``get_run``/``list_runs`` read them.
     """
 
-    def __init__(self, engine: Engine, registry: Registry) -> None:
+    def __init__(self, engine: Engine, registry: Registry, worker: Worker | None) -> None:
         self._engine = engine
         self._registry = registry
+        self._worker = worker
+        self._ended = anyio.Event()
 
     async def run_composition(
         self,
@@ -59,9 +103,36 @@ class Workflows:
     ) -> WorkflowResult:
         return await self._engine.run_composition(workflow, container, input, transaction_id)
 
-    async def get_run(self, run_id: str) -> RunRecord:
+    async def run(
+        self,
+        workflow: str | WorkflowDefinition,
+        input: Any = None,
+        *,
+        version: str | None = None,
+        idempotency_key: str | None = None,
+        delay: float | timedelta = 0.0,
+    ) -> RunHandle:
+        """Enqueue a run and return at once; the worker executes it.
+
+        With an ``idempotency_key`` already used for this workflow, the handle of the
+        run it started is returned and nothing new is enqueued.
+        """
+        definition = (
+            workflow
+            if isinstance(workflow, WorkflowDefinition)
+            else self._registry.get(workflow, version)
+        )
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        record, _ = await self._engine.enqueue(
+            definition, input, idempotency_key=idempotency_key, delay=seconds
+        )
+        if self._worker is not None:
+            self._worker.poke()
+        return RunHandle(record.id, self)
+
+    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         """A run with its steps, attempts, errors and timings."""
-        return await self._engine.store.get_run(run_id)
+        return await self._engine.store.get_run(run_id, steps=steps)
 
     async def list_runs(
         self,
@@ -81,9 +152,25 @@ class Workflows:
         """The workflows this runtime knows."""
         return self._registry.names()
 
+    def notify(self) -> None:
+        """Something may have ended (a run here, or a commit elsewhere): wake waiters."""
+        self._ended.set()
+        self._ended = anyio.Event()
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until a run is terminal and return it (woken by commits, not a slow poll)."""
+        with anyio.fail_after(timeout):
+            while True:
+                ended = self._ended
+                record = await self.get_run(run_id, steps=False)
+                if record.status.terminal:
+                    return record
+                with anyio.move_on_after(0.25):
+                    await ended.wait()
+
 
 class Runtime:
-    """An embedded runtime: a store, the saga executor, and recovery.
+    """The runtime: a store, the saga executor, the worker, the event bus, the scheduler.
 
     ::
 
@@ -93,12 +180,17 @@ class Runtime:
     Args:
         database: ``sqlite:///relative.db`` (to ``base_dir``) or ``sqlite:////abs.db``.
         workflows: definitions to know from the start, so their interrupted runs resume.
+        subscribers: subscribers whose events this process delivers.
+        jobs: scheduled jobs this process fires.
         container: services for steps to resolve; a new one if omitted.
         clock: time source (tests inject one).
         base_dir: where relative database paths start; the working directory by default.
-        recovery_interval: seconds between scans for runs to take over.
-        recovery: resume interrupted runs of known workflows in this process; off for
-            one-shot tools (``runtime run``) that should only drive their own run.
+        timezone: default timezone of cron schedules.
+        concurrency: runs the worker drives at once.
+        shutdown_grace: seconds running steps get to finish on :meth:`serve`'s shutdown.
+        background: run the worker, dispatcher and scheduler in this process; off for
+            one-shot tools (``runtime run --here``) that only drive their own run.
+        interval: seconds between scans when nothing wakes the loops.
     """
 
     def __init__(
@@ -106,48 +198,73 @@ class Runtime:
         database: str = "sqlite:///runtime.db",
         *,
         workflows: Iterable[WorkflowDefinition] = (),
+        subscribers: Iterable[Subscriber] = (),
+        jobs: Iterable[Job] = (),
         container: Container | None = None,
         clock: Clock | None = None,
         base_dir: Path | str | None = None,
-        recovery_interval: float = 1.0,
-        recovery: bool = True,
+        timezone: str = "UTC",
+        concurrency: int = 10,
+        shutdown_grace: float = 30.0,
+        background: bool = True,
+        interval: float = 1.0,
     ) -> None:
         self.database = database
         self.container = container if container is not None else Container()
         self.clock = clock or SystemClock()
         self.registry = Registry()
+        self.subscribers = list(subscribers)
+        self.jobs = list(jobs)
         for workflow in workflows:
             self.registry.register(workflow)
+        for job in self.jobs:
+            self.registry.register(job_workflow(job))
+        self.schedules = schedules_for(self.jobs, self.registry.all(), timezone)
         self.identity = WorkerIdentity.current()
+        self.concurrency = concurrency
+        self.shutdown_grace = shutdown_grace
         self._base_dir = Path(base_dir) if base_dir is not None else None
-        self._recovery_interval = recovery_interval
-        self._recover = recovery
+        self._background = background
+        self._interval = interval
         self._stack: AsyncExitStack | None = None
         self._store: Store | None = None
-        self._recovery: Recovery | None = None
+        self._engine: Engine | None = None
+        self._worker: Worker | None = None
+        self._bus: EventBus | None = None
+        self._scheduler: Scheduler | None = None
         self._setup: Any = None
+        self.config: ProjectConfig | None = None
 
     @classmethod
     def from_project(cls, root: Path | str = ".", **options: Any) -> Runtime:
-        """A runtime for a project: ``runtime.toml``, ``workflows/`` and the setup hook.
+        """A runtime for a project: ``runtime.toml``, its folders and its setup hook.
 
         Raises:
-            ConfigError: a bad setting or a broken module, naming the file.
+            ConfigError: a bad setting or a broken module (all of them, each naming its file).
         """
         config = load_project_config(Path(root))
         found = discover(config)
         found.raise_problems()
-        container = options.pop("container", None) or Container()
-        hook = load_setup(config)
+        settings: dict[str, Any] = {
+            "base_dir": config.root,
+            "timezone": config.timezone,
+            "concurrency": config.concurrency,
+            "shutdown_grace": config.shutdown_grace,
+        }
+        settings.update(options)
+        database = settings.pop("database", None) or config.database
         runtime = cls(
-            config.database,
+            database,
             workflows=found.workflows,
-            container=container,
-            base_dir=config.root,
-            **options,
+            subscribers=found.subscribers,
+            jobs=found.jobs,
+            **settings,
         )
-        runtime._setup = hook
+        runtime._setup = load_setup(config)
+        runtime.config = config
         return runtime
+
+    # -- the parts, once started ----------------------------------------------
 
     @property
     def store(self) -> Store:
@@ -163,10 +280,41 @@ class Runtime:
         return api
 
     @property
-    def recovery(self) -> Recovery:
-        if self._recovery is None:
-            raise ConfigError("the runtime is not started")
-        return self._recovery
+    def worker(self) -> Worker:
+        """The run queue consumer (and recovery)."""
+        if self._worker is None:
+            raise ConfigError("the runtime is not started, or runs with background=False")
+        return self._worker
+
+    @property
+    def bus(self) -> EventBus:
+        """The event bus."""
+        if self._bus is None:
+            raise ConfigError("the runtime is not started: use it as 'async with Runtime(...)'")
+        return self._bus
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The cron scheduler."""
+        if self._scheduler is None:
+            raise ConfigError("the runtime is not started, or runs with background=False")
+        return self._scheduler
+
+    async def emit(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Emit an event durably (see :meth:`runtime.bus.EventBus.emit`); returns its id."""
+        return await self.bus.emit(
+            name, data, metadata=metadata, delay=delay, idempotency_key=idempotency_key
+        )
+
+    # -- life cycle ---------------------------------------------------------------
 
     async def __aenter__(self) -> Runtime:
         ensure_configured()
@@ -175,7 +323,15 @@ class Runtime:
             stack.push_async_callback(store.close)
             self._store = store
             engine = Engine(store, self.registry, self.clock, self.identity)
-            self.container.register(EXECUTOR_KEY, Workflows(engine, self.registry))
+            self._engine = engine
+            worker = Worker(engine, self.container, self.concurrency, self._interval)
+            workflows = Workflows(engine, self.registry, worker if self._background else None)
+            engine.on_run_ended = lambda run_id: workflows.notify()
+            bus = EventBus(store, self.clock, self.identity.id, self.subscribers, self.container,
+                           interval=self._interval)  # fmt: skip
+            self._bus = bus
+            self.container.register(EXECUTOR_KEY, workflows)
+            self.container.register("event_bus", bus)
             if "logger" not in self.container:
                 self.container.register("logger", logger)
             if self._setup is not None:
@@ -184,15 +340,26 @@ class Runtime:
                     await returned
             await store.upsert_worker(self.identity.row(self.clock.now()))
             stack.push_async_callback(self._release)
-            recovery = Recovery(engine, self.container, self._recovery_interval)
-            self._recovery = recovery
-            self.registry.on_change(recovery.poke)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             await tg.start(self._heartbeat)
-            if self._recover:
-                await tg.start(recovery.run)
-            logger.debug("runtime_started", worker=self.identity.id, database=self.database)
+            if self._background:
+                self._worker = worker
+                self.registry.on_change(worker.poke)
+                scheduler = Scheduler(store, self.clock, self.schedules, on_started=worker.poke)
+                self._scheduler = scheduler
+                await tg.start(worker.run)
+                await tg.start(bus.run)
+                await tg.start(scheduler.run)
+                await tg.start(self._watch, workflows)
+            logger.info(
+                "runtime_started",
+                worker=self.identity.id,
+                database=self.database,
+                workflows=len(self.registry.names()),
+                subscribers=len(self.subscribers),
+                jobs=len(self.jobs),
+            )
             self._stack = stack.pop_all()
         return self
 
@@ -201,6 +368,41 @@ class Runtime:
         if stack is not None:
             await stack.aclose()
         self._store = None
+
+    async def drain(self, grace: float | None = None) -> bool:
+        """Stop taking work and let what runs finish its current step; True if all did.
+
+        Runs driven by the worker stop before their next step and go back to the queue;
+        handlers and steps already running get ``grace`` seconds to finish.
+        """
+        grace = self.shutdown_grace if grace is None else grace
+        if self._engine is not None:
+            self._engine.draining = True
+        for part in (self._worker, self._bus):
+            if part is not None:
+                part.stop_accepting()
+        with anyio.move_on_after(grace):
+            while self._busy():  # noqa: ASYNC110 - two counters, bounded by the grace period
+                await anyio.sleep(0.01)
+            return True
+        logger.warning("shutdown_grace_expired", grace_s=grace, still_running=self._busy())
+        return False
+
+    def _busy(self) -> int:
+        runs = self._engine.active_runs if self._engine is not None else []
+        deliveries = self._bus.in_flight if self._bus is not None else 0
+        return len(runs) + deliveries
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully (``runtime start``)."""
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with self:
+                task_status.started()
+                async for received in signals:
+                    logger.info("shutdown_requested", signal=signal.Signals(received).name)
+                    break
+                await self.drain()
+        logger.info("runtime_stopped", worker=self.identity.id)
 
     async def _release(self) -> None:
         """Forget this worker; the runs it still holds go back to the queue."""
@@ -212,3 +414,19 @@ class Runtime:
         while True:
             await self.clock.sleep(HEARTBEAT_INTERVAL)
             await self.store.upsert_worker(self.identity.row(self.clock.now()))
+
+    async def _watch(
+        self, workflows: Workflows, *, task_status: Any = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Wake the loops when another process commits (a Client's emit or run)."""
+        store = self.store
+        last = await store.change_token()
+        task_status.started()
+        while True:
+            await anyio.sleep(WATCH_INTERVAL)
+            token = await store.change_token()
+            if token != last:
+                last = token
+                self.bus.poke()
+                self.worker.poke()
+                workflows.notify()

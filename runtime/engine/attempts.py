@@ -8,8 +8,8 @@ from typing import Any
 
 import anyio
 
-from runtime.engine.retry import backoff
 from runtime.errors import SerializationError, StepTimeoutError, StoredError
+from runtime.retry import backoff
 from runtime.sdk.steps import StepOptions
 
 RetryWait = Callable[[int, StoredError, float], Awaitable[None]]

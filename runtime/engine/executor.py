@@ -11,8 +11,8 @@ run replays the graph, taking each committed step's output from its record.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,7 +22,6 @@ from runtime.codec import dumps, loads, roundtrip
 from runtime.engine import compensation
 from runtime.engine.attempts import Attempted, PermanentFailure, attempt
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, process_alive
-from runtime.engine.retry import PARK_AFTER
 from runtime.engine.state import RunState, logger, step_error, stored_error
 from runtime.errors import (
     LeaseLostError,
@@ -34,6 +33,7 @@ from runtime.errors import (
 from runtime.ids import new_id
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.registry import Registry
+from runtime.retry import PARK_AFTER
 from runtime.sdk.graph import ComputeNode, Node, StepNode
 from runtime.sdk.refs import INPUT, resolve
 from runtime.sdk.steps import StepContext, StepResponse, call_step_fn
@@ -66,6 +66,10 @@ class Engine:
         self.clock = clock
         self.identity = identity
         self._active: dict[str, anyio.Event] = {}
+        self.draining = False
+        """Set on shutdown: interruptible runs stop before their next step and are released."""
+        self.on_run_ended: Callable[[str], None] | None = None
+        """Called with the run id whenever this worker stops driving a run."""
 
     @property
     def active_runs(self) -> list[str]:
@@ -108,11 +112,45 @@ class Engine:
             return await self.drive(workflow, container, record, [])
         return await self._join(workflow, container, record)
 
-    async def resume(self, workflow: WorkflowDefinition, container: Container,
-                     record: RunRecord) -> WorkflowResult | None:  # fmt: skip
+    async def enqueue(
+        self,
+        workflow: WorkflowDefinition,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        delay: float = 0.0,
+    ) -> tuple[RunRecord, bool]:
+        """Start a background run: stored ``pending``, unowned, due after ``delay`` seconds.
+
+        Returns the run and whether it was created (an existing idempotency key returns
+        the run it started).
+        """
+        self.registry.ensure(workflow)
+        if idempotency_key is None:
+            idempotency_key = derived_transaction_id(workflow.name)
+        run = pending_run(
+            workflow.name,
+            input,
+            version=workflow.version,
+            kind=workflow.kind,
+            idempotency_key=idempotency_key,
+            now=self.clock.now(),
+            delay=delay,
+        )
+        return await self.store.create_run(run)
+
+    async def resume(
+        self,
+        workflow: WorkflowDefinition,
+        container: Container,
+        record: RunRecord,
+        *,
+        interruptible: bool = False,
+    ) -> WorkflowResult | None:
         """Take over an unheld run and drive it.
 
         Returns ``None`` when another worker, or another task of this one, got it first.
+        ``interruptible`` runs stop before their next step when the engine drains.
         """
         if record.id in self._active:
             return None
@@ -125,7 +163,7 @@ class Engine:
             if claimed is None:
                 return None
             steps = await self.store.load_steps(record.id)
-            return await self._drive(workflow, container, claimed, steps)
+            return await self._drive(workflow, container, claimed, steps, interruptible)
 
     async def _join(
         self, workflow: WorkflowDefinition, container: Container, record: RunRecord
@@ -186,6 +224,8 @@ class Engine:
         finally:
             del self._active[run_id]
             done.set()
+            if self.on_run_ended is not None:
+                self.on_run_ended(run_id)
 
     async def _drive(
         self,
@@ -193,6 +233,7 @@ class Engine:
         container: Container,
         record: RunRecord,
         steps: list[StepRecord],
+        interruptible: bool = False,
     ) -> WorkflowResult:
         state = RunState(
             run_id=record.id,
@@ -209,15 +250,17 @@ class Engine:
                 final = record.rollback_status or RunStatus.FAILED
                 status = await compensation.roll_back(self, state, final)
             else:
-                status = await self._forward(state)
+                status = await self._forward(state, interruptible)
             log.debug("run_ended", status=status.value)
             return self.result_of_state(state, status)
         except LeaseLostError:
             log.warning("lease_lost")
             raise
 
-    async def _forward(self, state: RunState) -> RunStatus:
+    async def _forward(self, state: RunState, interruptible: bool = False) -> RunStatus:
         for stage in state.workflow.graph.stages:
+            if interruptible and self.draining:
+                return await self._release(state)
             if len(stage) == 1:
                 ok = await self._node(state, stage[0])
             else:
@@ -414,6 +457,16 @@ class Engine:
         )  # fmt: skip
         return False
 
+    async def _release(self, state: RunState) -> RunStatus:
+        """Shutdown: hand the run back to the queue before its next step."""
+        now = self.clock.now()
+        await self.store.checkpoint(
+            state.run_id, self.identity.id, (),
+            RunUpdate(status=RunStatus.PENDING, available_at=now, release=True), now,
+        )  # fmt: skip
+        logger.info("run_released", run_id=state.run_id, reason="shutdown")
+        return RunStatus.PENDING
+
     async def _complete(self, state: RunState) -> RunStatus:
         try:
             output = resolve(state.workflow.graph.output, state.values)
@@ -496,6 +549,32 @@ class Engine:
 
 
 _NO_CHANGE = RunUpdate()
+
+
+def pending_run(
+    workflow: str,
+    input: Any,
+    *,
+    version: str | None,
+    kind: str,
+    idempotency_key: str | None,
+    now: datetime,
+    delay: float = 0.0,
+) -> NewRun:
+    """A background run to insert: ``pending``, unowned, due after ``delay`` seconds."""
+    return NewRun(
+        id=new_id("run"),
+        workflow=workflow,
+        version=version,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        status=RunStatus.PENDING,
+        input=dumps(input, f"the input of workflow {workflow!r}"),
+        owner_id=None,
+        parent_run_id=None,
+        available_at=now + timedelta(seconds=max(delay, 0.0)),
+        created_at=now,
+    )
 
 
 def _continues(node: StepNode) -> bool:

@@ -233,7 +233,7 @@ async def main(args: argparse.Namespace) -> None:
         record = await rt.workflows.get_run(run_id)
         outcome["run"] = _dump(record)
         outcome["runs_in_store"] = len((await rt.workflows.list_runs(limit=100)).runs)
-        outcome["resumed_by_recovery"] = rt.recovery.resumed
+        outcome["resumed_by_recovery"] = rt.worker.resumed
     _write_outcome(Path(args.out), outcome)
 
 

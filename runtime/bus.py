@@ -1,0 +1,257 @@
+"""The durable event bus: an outbox of events and one delivery per (event, subscriber).
+
+``emit`` commits the event before it returns (nothing is delivered from
+memory). The dispatcher then fans each new event out into deliveries, one
+per matching subscriber (idempotent, so several processes may fan out the
+same event), claims due deliveries and runs the handlers, each with its own
+timeout, attempts and backoff. A delivery that fails is retried with
+exponential backoff and jitter (capped); after ``max_attempts`` it is ``dead``,
+listed, and can be redriven. A handler that succeeded is never run again for
+that event, whatever happens to the other subscribers.
+
+A run started inside a handler without a transaction id gets
+``"{subscriber_id}:{event_id}:{workflow}"``, so a redelivered event finds the
+run it started the first time instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from runtime.clock import Clock
+from runtime.codec import dumps
+from runtime.errors import DefinitionError, HandlerTimeoutError, StoredError
+from runtime.ids import new_id
+from runtime.models import DeliveryStatus
+from runtime.retry import backoff
+from runtime.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
+from runtime.store.base import DeliveryWork, NewEvent, Store
+
+if TYPE_CHECKING:
+    from runtime.container import Container
+
+logger = structlog.get_logger("runtime.bus")
+
+RETRY_INTERVAL = 1.0
+"""Seconds before a failed delivery's first retry; doubles per attempt, with jitter."""
+
+RETRY_CAP = 300.0
+"""No wait between two attempts of a delivery is longer than this."""
+
+BATCH = 256
+"""Events fanned out, and deliveries claimed, per transaction."""
+
+STALE_AFTER = 30.0
+"""Seconds without a heartbeat after which another worker's running deliveries are retaken."""
+
+
+def encode_event(
+    name: str,
+    data: Any,
+    *,
+    metadata: dict[str, Any] | None,
+    delay: float | timedelta | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> NewEvent:
+    """Validate and serialize an event for the outbox (shared by the runtime and clients)."""
+    check_event_name(name)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise DefinitionError(f"event {name!r}: metadata must be a dict, got {metadata!r}")
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay or 0.0)
+    if seconds < 0:
+        raise DefinitionError(f"event {name!r}: delay must be >= 0 seconds, got {delay!r}")
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not idempotency_key
+    ):
+        raise DefinitionError(f"event {name!r}: idempotency_key must be a non-empty string")
+    return NewEvent(
+        id=new_id("evt"),
+        name=name,
+        data=dumps(data, f"the data of event {name!r}"),
+        metadata=dumps(metadata or {}, f"the metadata of event {name!r}"),
+        occurred_at=now,
+        available_at=now + timedelta(seconds=seconds),
+        idempotency_key=idempotency_key,
+    )
+
+
+class EventBus:
+    """Emits events and delivers them to this runtime's subscribers.
+
+    Args:
+        store: the outbox and deliveries.
+        clock: time source.
+        worker_id: this process's worker id (the owner of claimed deliveries).
+        subscribers: the subscribers this runtime runs.
+        container: what handlers receive.
+        concurrency: deliveries handled at once, at most.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        worker_id: str,
+        subscribers: Sequence[Subscriber],
+        container: Container,
+        *,
+        concurrency: int = 100,
+        interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.worker_id = worker_id
+        self.container = container
+        self.concurrency = concurrency
+        self.interval = interval
+        self.subscribers = {s.id: s for s in subscribers}
+        if len(self.subscribers) != len(subscribers):
+            raise DefinitionError("two subscribers share one subscriber_id")
+        self._routes: dict[str, list[tuple[str, int]]] = {}
+        self._wake = anyio.Event()
+        self._accepting = True
+        self._in_flight = 0
+        self.delivered = 0
+        self.failed = 0
+        self.dead = 0
+        self.on_delivered: Callable[[DeliveryWork], None] | None = None
+
+    # -- emitting ------------------------------------------------------------
+
+    async def emit(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store an event durably and wake the dispatcher; returns the event id.
+
+        With an ``idempotency_key`` already used, nothing is stored and the id of the
+        event stored with it is returned.
+        """
+        event = encode_event(name, data, metadata=metadata, delay=delay,
+                             idempotency_key=idempotency_key, now=self.clock.now())  # fmt: skip
+        event_id, _ = await self.store.emit(event)
+        self._wake.set()
+        return event_id
+
+    def poke(self) -> None:
+        """Look for work now (an event was committed by this or another process)."""
+        self._wake.set()
+
+    def stop_accepting(self) -> None:
+        """Claim no new deliveries (shutdown); handlers running go on."""
+        self._accepting = False
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being handled now."""
+        return self._in_flight
+
+    def statistics(self) -> dict[str, int]:
+        """Counters for operators."""
+        return {"delivered": self.delivered, "failed": self.failed, "dead": self.dead,
+                "in_flight": self._in_flight}  # fmt: skip
+
+    # -- dispatching -----------------------------------------------------------
+
+    def route(self, name: str) -> list[tuple[str, int]]:
+        """The subscribers (id, max attempts) an event of this name goes to."""
+        routes = self._routes.get(name)
+        if routes is None:
+            routes = [(s.id, s.config.max_attempts) for s in self.subscribers.values()
+                      if s.config.matches(name)]  # fmt: skip
+            self._routes[name] = routes
+        return routes
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Dispatch until cancelled."""
+        async with anyio.create_task_group() as tg:
+            task_status.started()
+            while True:
+                self._wake = anyio.Event()
+                worked = await self.dispatch(tg) if self._accepting else False
+                if worked:
+                    continue
+                timeout = self.interval
+                due = await self.store.next_delivery_at(list(self.subscribers))
+                if due is not None:
+                    timeout = min(timeout, max((due - self.clock.now()).total_seconds(), 0.0))
+                with anyio.move_on_after(timeout):
+                    await self._wake.wait()
+
+    async def dispatch(self, tg: TaskGroup) -> bool:
+        """Fan out new events and start handling due deliveries; True if it did anything."""
+        now = self.clock.now()
+        fanned = await self.store.fan_out(self.route, now, BATCH)
+        room = self.concurrency - self._in_flight
+        claimed: list[DeliveryWork] = []
+        if room > 0 and self.subscribers:
+            claimed = await self.store.claim_deliveries(
+                self.worker_id, list(self.subscribers), now,
+                now - timedelta(seconds=STALE_AFTER), min(room, BATCH),
+            )  # fmt: skip
+        for work in claimed:
+            self._in_flight += 1
+            tg.start_soon(self._deliver, work)
+        return fanned > 0 or len(claimed) > 0
+
+    async def _deliver(self, work: DeliveryWork) -> None:
+        subscriber = self.subscribers[work.subscriber_id]
+        event = work.event
+        log = logger.bind(event_id=event.id, event=event.name, subscriber=subscriber.id,
+                          attempt=work.attempt)  # fmt: skip
+        args = SubscriberArgs(
+            event=Event(id=event.id, name=event.name, data=event.data, metadata=event.metadata,
+                        occurred_at=event.occurred_at),
+            container=self.container,
+            logger=log,
+        )  # fmt: skip
+        timeout = subscriber.config.timeout
+        try:
+            try:
+                with origin_scope(f"{subscriber.id}:{event.id}"):
+                    with anyio.move_on_after(timeout) as scope:
+                        await subscriber.handler(args)
+                if scope.cancelled_caught:
+                    raise HandlerTimeoutError(f"handler ran past its timeout of {timeout}s")
+            except Exception as exc:
+                await self._failed(work, exc, log)
+                return
+            await self.store.finish_delivery(work.id, self.worker_id, DeliveryStatus.DONE,
+                                             self.clock.now())  # fmt: skip
+            self.delivered += 1
+            if self.on_delivered is not None:
+                self.on_delivered(work)
+        finally:
+            self._in_flight -= 1
+            self._wake.set()
+
+    async def _failed(self, work: DeliveryWork, exc: Exception, log: Any) -> None:
+        error = StoredError.from_exception(exc, work.subscriber_id)
+        text = dumps(error.to_dict(), "a delivery error")
+        now = self.clock.now()
+        self.failed += 1
+        if work.attempt >= work.max_attempts:
+            self.dead += 1
+            log.error("delivery_dead", error=error.message, error_type=error.type)
+            await self.store.finish_delivery(work.id, self.worker_id, DeliveryStatus.DEAD, now,
+                                             error=text)  # fmt: skip
+            return
+        delay = backoff(work.attempt, RETRY_INTERVAL, RETRY_CAP)
+        log.warning("delivery_retry_scheduled", error=error.message, delay_s=round(delay, 3))
+        await self.store.finish_delivery(
+            work.id, self.worker_id, DeliveryStatus.PENDING, now, error=text,
+            available_at=now + timedelta(seconds=delay),
+        )  # fmt: skip

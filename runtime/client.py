@@ -1,0 +1,241 @@
+"""Clients for application code in another process: emit events, start and read runs.
+
+``Client`` is async (FastAPI, aiohttp, scripts); ``SyncClient`` is blocking
+(Django, Flask views). Neither runs a worker: they write to the same database
+the service reads, and the service wakes within milliseconds when another
+process commits. Both work right after construction (the database is opened,
+and its schema created or migrated, on first use), as context managers, and
+have ``close()``.
+
+A client does not import the project's workflows, so a run is started by
+name; a name no worker knows waits ``pending`` (the worker logs it) until code
+that defines it is deployed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from runtime.bus import encode_event
+from runtime.clock import Clock, SystemClock
+from runtime.engine.executor import pending_run
+from runtime.engine.state import stored_error
+from runtime.errors import RunFailed
+from runtime.models import RunRecord, RunStatus
+from runtime.service import open_store
+from runtime.store.base import RunPage, Store
+
+POLL = 0.02
+"""Seconds between checks for commits while waiting for a run's result."""
+
+
+class Client:
+    """Emit events and start or read runs against a runtime's database.
+
+    Args:
+        database: the same URL the service uses.
+        base_dir: where a relative SQLite path starts (the working directory by default).
+    """
+
+    def __init__(self, database: str, *, base_dir: Path | str | None = None,
+                 clock: Clock | None = None) -> None:  # fmt: skip
+        self.database = database
+        self._base_dir = Path(base_dir) if base_dir is not None else None
+        self._clock = clock or SystemClock()
+        self._store: Store | None = None
+        self._lock: anyio.Lock | None = None
+
+    async def _open(self) -> Store:
+        if self._store is None:
+            if self._lock is None:
+                self._lock = anyio.Lock()
+            async with self._lock:
+                if self._store is None:
+                    self._store = await open_store(self.database, self._base_dir)
+        return self._store
+
+    async def close(self) -> None:
+        """Close the database connection (the client can be used again after)."""
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+    async def __aenter__(self) -> Client:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def emit(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store an event durably; the service delivers it. Returns the event id."""
+        store = await self._open()
+        event = encode_event(name, data, metadata=metadata, delay=delay,
+                             idempotency_key=idempotency_key, now=self._clock.now())  # fmt: skip
+        event_id, _ = await store.emit(event)
+        return event_id
+
+    async def run(
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        version: str | None = None,
+        idempotency_key: str | None = None,
+        delay: float | timedelta = 0.0,
+    ) -> ClientRunHandle:
+        """Enqueue a run of ``workflow`` (by name); a service's worker executes it."""
+        store = await self._open()
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        record, _ = await store.create_run(
+            pending_run(workflow, input, version=version, kind="composition",
+                        idempotency_key=idempotency_key, now=self._clock.now(), delay=seconds)
+        )  # fmt: skip
+        return ClientRunHandle(record.id, self)
+
+    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
+        """A run with its steps."""
+        return await (await self._open()).get_run(run_id, steps=steps)
+
+    async def list_runs(
+        self,
+        *,
+        status: Sequence[RunStatus | str] | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first."""
+        statuses = [RunStatus(s) for s in status] if status else None
+        return await (await self._open()).list_runs(
+            status=statuses, workflow=workflow, limit=limit, cursor=cursor
+        )
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until the run is terminal; checks only when the database changed."""
+        store = await self._open()
+        with anyio.fail_after(timeout):
+            token = None
+            while True:
+                current = await store.change_token()
+                if current != token:
+                    token = current
+                    record = await store.get_run(run_id, steps=False)
+                    if record.status.terminal:
+                        return record
+                await anyio.sleep(POLL)
+
+
+class ClientRunHandle:
+    """A run started through a client."""
+
+    def __init__(self, run_id: str, client: Client) -> None:
+        self.run_id = run_id
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"ClientRunHandle({self.run_id!r})"
+
+    async def status(self) -> RunStatus:
+        """The run's status now."""
+        return (await self._client.get_run(self.run_id, steps=False)).status
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end; its output, or :class:`RunFailed`."""
+        record = await self._client.wait(self.run_id, timeout)
+        if record.status is not RunStatus.COMPLETED:
+            raise RunFailed(record.id, record.status.value, stored_error(record.error))
+        return record.output
+
+
+class SyncClient:
+    """The blocking twin of :class:`Client`, for Django or Flask views.
+
+    It runs an event loop in a background thread; its methods may be called from
+    any thread. Call ``close()`` (or use it as a context manager) at shutdown.
+    """
+
+    def __init__(self, database: str, *, base_dir: Path | str | None = None) -> None:
+        self._client = Client(database, base_dir=base_dir)
+        self._portal_cm: Any = None
+        self._portal: BlockingPortal | None = None
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._portal is None:
+            self._portal_cm = start_blocking_portal(backend="asyncio")
+            self._portal = self._portal_cm.__enter__()
+        assert self._portal is not None
+
+        async def call() -> Any:
+            return await fn(*args, **kwargs)
+
+        return self._portal.call(call)
+
+    def emit(self, name: str, data: Any = None, **options: Any) -> str:
+        """See :meth:`Client.emit`."""
+        event_id: str = self._call(self._client.emit, name, data, **options)
+        return event_id
+
+    def run(self, workflow: str, input: Any = None, **options: Any) -> SyncRunHandle:
+        """See :meth:`Client.run`."""
+        handle: ClientRunHandle = self._call(self._client.run, workflow, input, **options)
+        return SyncRunHandle(handle, self)
+
+    def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
+        """See :meth:`Client.get_run`."""
+        record: RunRecord = self._call(self._client.get_run, run_id, steps=steps)
+        return record
+
+    def list_runs(self, **options: Any) -> RunPage:
+        """See :meth:`Client.list_runs`."""
+        page: RunPage = self._call(self._client.list_runs, **options)
+        return page
+
+    def close(self) -> None:
+        """Close the connection and stop the background loop."""
+        if self._portal is not None:
+            self._portal.call(self._client.close)
+            self._portal_cm.__exit__(None, None, None)
+            self._portal = self._portal_cm = None
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
+
+
+class SyncRunHandle:
+    """A run started through a :class:`SyncClient`."""
+
+    def __init__(self, handle: ClientRunHandle, client: SyncClient) -> None:
+        self.run_id = handle.run_id
+        self._handle = handle
+        self._client = client
+
+    def status(self) -> RunStatus:
+        """The run's status now."""
+        status: RunStatus = self._client._call(self._handle.status)
+        return status
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end; its output, or :class:`RunFailed`."""
+        return self._client._call(self._handle.result, timeout)

@@ -1,0 +1,139 @@
+"""The worker: drives the runs that are due and that nobody live holds.
+
+One loop serves both the queue and recovery. It takes (with a compare-and-set
+claim) due ``pending`` and ``sleeping`` runs, and ``running`` or
+``compensating`` runs whose owner is dead, up to its concurrency limit, and
+drives each in its task group. It scans at start, whenever it is poked (a run
+was enqueued in this process, another process committed, a workflow became
+known, a run ended and freed a slot) and at least every ``interval`` seconds.
+Every few seconds it also forgets the workers of this host whose process is
+gone, which releases their runs at once: a process restarted after a
+``kill -9`` does not wait out its own dead lease.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from runtime.engine.leases import LEASE_TTL, dead_local_workers
+from runtime.engine.state import logger
+from runtime.errors import LeaseLostError, UnknownWorkflowError
+from runtime.models import RunRecord
+
+if TYPE_CHECKING:
+    from runtime.container import Container
+    from runtime.engine.executor import Engine
+
+REAP_INTERVAL = 5.0
+"""Seconds between checks for dead workers on this host (also done at start)."""
+
+
+class Worker:
+    """The run queue consumer (and recovery) of one runtime.
+
+    Args:
+        engine: drives the runs.
+        container: what steps resolve services from.
+        concurrency: runs driven at once, at most.
+        interval: seconds between scans when nothing pokes the worker.
+    """
+
+    def __init__(
+        self, engine: Engine, container: Container, concurrency: int = 10, interval: float = 1.0
+    ) -> None:
+        self.engine = engine
+        self.container = container
+        self.concurrency = concurrency
+        self.interval = interval
+        self.resumed = 0
+        self._in_flight: set[str] = set()
+        self._wake = anyio.Event()
+        self._accepting = True
+        self._last_reap = float("-inf")
+
+    def poke(self) -> None:
+        """Scan now rather than at the next interval."""
+        self._wake.set()
+
+    def stop_accepting(self) -> None:
+        """Take no new runs (shutdown); runs being driven go on."""
+        self._accepting = False
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Runs this worker is driving now."""
+        return len(self._in_flight)
+
+    def statistics(self) -> dict[str, int]:
+        """Counters for operators: runs driven to an end, runs in flight, the limit."""
+        return {"resumed": self.resumed, "in_flight": self.in_flight,
+                "concurrency": self.concurrency}  # fmt: skip
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Scan until cancelled; ``started`` once the first scan launched its runs."""
+        async with anyio.create_task_group() as tg:
+            await self.scan(tg)
+            task_status.started()
+            while True:
+                with anyio.move_on_after(self.interval):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+                if self._accepting:
+                    await self.scan(tg)
+
+    async def scan(self, tg: TaskGroup) -> int:
+        """Release dead local workers' runs, then start driving what is due; how many started."""
+        engine = self.engine
+        store, now = engine.store, engine.clock.now()
+        if time.monotonic() - self._last_reap >= REAP_INTERVAL:
+            self._last_reap = time.monotonic()
+            dead = dead_local_workers(await store.list_workers(), engine.identity)
+            if dead:
+                released = await store.remove_workers(dead, now)
+                logger.info("dead_workers_released", workers=dead, runs=released)
+        room = self.concurrency - len(self._in_flight)
+        if room <= 0 or not self._accepting:
+            return 0
+        runs = await store.recoverable_runs(
+            engine.registry.names(), now, now - timedelta(seconds=LEASE_TTL), room + 10
+        )
+        started = 0
+        for record in runs:
+            if started >= room:
+                break
+            if record.id in self._in_flight or record.id in engine.active_runs:
+                continue
+            try:
+                workflow = engine.registry.get(record.workflow, record.version)
+            except UnknownWorkflowError as exc:
+                logger.warning("run_waits_for_code", run_id=record.id, error=str(exc))
+                continue
+            self._in_flight.add(record.id)
+            tg.start_soon(self._drive, workflow, record)
+            started += 1
+        return started
+
+    async def _drive(self, workflow: Any, record: RunRecord) -> None:
+        log = logger.bind(run_id=record.id, workflow=record.workflow)
+        try:
+            result = await self.engine.resume(workflow, self.container, record, interruptible=True)
+        except LeaseLostError:
+            log.warning("run_lease_lost")
+            return
+        except Exception:
+            # One run's trouble (a store error, a bug) must not stop the worker; it is
+            # logged with its traceback, and the run is taken up again at a later scan.
+            log.exception("run_drive_failed")
+            return
+        finally:
+            self._in_flight.discard(record.id)
+            self._wake.set()
+        if result is not None:
+            self.resumed += 1
+            log.debug("run_driven", status=result.status.value)
