@@ -1,4 +1,4 @@
-"""``runtime bench``: step throughput, start-to-result latency and memory on this machine.
+"""``runtime bench``: steps, latency, the event bus, cron lag and memory on this machine.
 
 Every figure is measured on a fresh SQLite file (WAL mode) in a temporary
 directory, through the public API (``wf(container).run()``), so each step pays
@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,17 @@ from runtime.container import Container
 from runtime.sdk.steps import StepDefinition, create_step
 from runtime.sdk.workflows import WorkflowDefinition, create_workflow
 from runtime.service import Runtime
+from runtime.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.store.sqlite_core import baseline_commit_us
 
 STEPS = 10
 RUNS = 200
 LATENCY_RUNS = 100
+QUEUE_RUNS = 100
+EMIT_LATENCY_EVENTS = 200
+THROUGHPUT_EVENTS = 5000
+EMITTERS = 50
+CRON_FIRINGS = 8
 
 
 def _trivial_step(index: int) -> StepDefinition:
@@ -83,14 +90,106 @@ async def _latencies(rt: Runtime, wf: WorkflowDefinition) -> list[float]:
     return samples
 
 
+def _quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
+
+
+async def _bus(path: Path) -> dict[str, float]:
+    """Emit-to-handler latency and delivered events per second, through the durable bus."""
+    latencies: list[float] = []
+    received = anyio.Event()
+    counted = [0]
+    target = [0]
+    done = anyio.Event()
+
+    async def ping(args: SubscriberArgs) -> None:
+        latencies.append((time.perf_counter() - args.event.data["t"]) * 1000)
+        received.set()
+
+    async def count(args: SubscriberArgs) -> None:
+        counted[0] += 1
+        if counted[0] == target[0]:
+            done.set()
+
+    subscribers = [
+        Subscriber("bench-ping", ping, SubscriberConfig("bench.ping")),
+        Subscriber("bench-count", count, SubscriberConfig("bench.count")),
+    ]
+    async with Runtime(database=f"sqlite:///{path}", subscribers=subscribers) as rt:
+        for i in range(EMIT_LATENCY_EVENTS + 20):
+            received = anyio.Event()
+            await rt.emit("bench.ping", {"t": time.perf_counter()})
+            with anyio.fail_after(10):
+                await received.wait()
+            if i < 20:  # warm-up
+                latencies.clear()
+        target[0] = THROUGHPUT_EVENTS
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for emitter in range(EMITTERS):
+                tg.start_soon(_emit_many, rt, THROUGHPUT_EVENTS // EMITTERS, emitter)
+        with anyio.fail_after(60):
+            await done.wait()
+        elapsed = time.perf_counter() - started
+    return {
+        "emit_latency_ms_p50": round(statistics.median(latencies), 3),
+        "emit_latency_ms_p99": round(_quantile(latencies, 0.99), 3),
+        "events_per_s": round(THROUGHPUT_EVENTS / elapsed, 1),
+    }
+
+
+async def _emit_many(rt: Runtime, count: int, emitter: int) -> None:
+    for i in range(count):
+        await rt.emit("bench.count", {"emitter": emitter, "i": i})
+
+
+async def _queue(rt: Runtime, single: WorkflowDefinition) -> list[float]:
+    """Start-to-result of a 1-step background run through the queue and the worker."""
+    samples = []
+    for _ in range(QUEUE_RUNS):
+        started = time.perf_counter()
+        handle = await rt.workflows.run(single, {"start": 0})
+        await handle.result(timeout=10)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def _cron(path: Path) -> dict[str, float]:
+    """How late every-second cron firings start (the job's handler runs) after nominal time."""
+    lags: list[float] = []
+    enough = anyio.Event()
+
+    started = datetime.now(UTC)
+
+    async def tick(container: Container) -> None:
+        now = datetime.now(UTC)
+        nominal = now.replace(microsecond=0)
+        if nominal <= started:
+            return  # a catch-up of the second the runtime started in, not an on-time firing
+        lags.append((now - nominal).total_seconds() * 1000)
+        if len(lags) >= CRON_FIRINGS:
+            enough.set()
+
+    job = Job(tick, JobConfig(name="bench-tick", schedule="* * * * * *"))
+    async with Runtime(database=f"sqlite:///{path}", jobs=[job]):
+        with anyio.fail_after(CRON_FIRINGS + 10):
+            await enough.wait()
+    return {"cron_lag_ms_p50": round(statistics.median(lags), 3),
+            "cron_lag_ms_p99": round(_quantile(lags, 0.99), 3)}  # fmt: skip
+
+
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-async def measure(directory: Path | None = None) -> dict[str, float]:
-    """Run every measurement once and return the figures."""
+async def measure(directory: Path | None = None, *, with_cron: bool = True) -> dict[str, float]:
+    """Run every measurement once and return the figures.
+
+    The cron measurement waits for real firings (about ``CRON_FIRINGS`` seconds).
+    """
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         chain = _chain("bench-chain", STEPS)
         single = _chain("bench-single", 1)
@@ -102,7 +201,10 @@ async def measure(directory: Path | None = None) -> dict[str, float]:
             sequential = await _sequential(rt, chain)
             concurrent = await _concurrent(rt, chain)
             latencies = sorted(await _latencies(rt, single))
+            queue = await _queue(rt, single)
         baseline = await baseline_commit_us(str(Path(tmp) / "baseline.db"))
+        bus = await _bus(Path(tmp) / "bus.db")
+        cron = await _cron(Path(tmp) / "cron.db") if with_cron else {}
         total_steps = RUNS * STEPS
         return {
             "steps_per_s_sequential": round(total_steps / sequential, 1),
@@ -112,5 +214,8 @@ async def measure(directory: Path | None = None) -> dict[str, float]:
             "steps_per_s_concurrent": round(total_steps / concurrent, 1),
             "latency_ms_p50": round(statistics.median(latencies), 3),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1], 3),
+            "queue_latency_ms_p50": round(statistics.median(queue), 3),
+            **bus,
+            **cron,
             "peak_rss_mb": round(_peak_rss_mb(), 1),
         }

@@ -79,16 +79,36 @@ class CronSchedule:
         if after.tzinfo is None:
             raise ValueError("next_after needs an aware datetime")
         after = after.astimezone(UTC)
-        start = after.astimezone(self.tz).replace(tzinfo=None) - _SHIFT
+        wall_after = after.astimezone(self.tz).replace(tzinfo=None)
+        # Wall times before ``after``'s can map to later instants only when the clock
+        # is turned back soon after it; only then does the search start earlier.
+        start = wall_after if self._steady(after) else wall_after - _SHIFT
         it = croniter(self.expression, start, second_at_beginning=self.seconds)
         best: datetime | None = None
         while True:
             wall: datetime = it.get_next(datetime)
-            if best is not None and wall > best.astimezone(self.tz).replace(tzinfo=None) + _SHIFT:
+            # Done when no later wall time can map to an earlier instant than ``best``:
+            # the clock is not turned back around it, or we are past any such fold.
+            if best is not None and (
+                (self._steady(best - _SHIFT) and self._steady(best))
+                or wall > best.astimezone(self.tz).replace(tzinfo=None) + _SHIFT
+            ):
                 return best
             for instant in self._instants(wall):
                 if instant > after and (best is None or instant < best):
                     best = instant
+
+    def _steady(self, moment: datetime) -> bool:
+        """True when the clock is not turned back within the next few hours of ``moment``.
+
+        Then wall times map to instants in order, and the first match is the earliest.
+        """
+        offset = moment.astimezone(self.tz).utcoffset()
+        return offset == (moment + _SHIFT).astimezone(self.tz).utcoffset() or (
+            offset is not None
+            and (later := (moment + _SHIFT).astimezone(self.tz).utcoffset()) is not None
+            and later > offset
+        )
 
     def firings_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
         """Firings in ``(start, end]``, oldest first, at most ``limit`` (the latest kept)."""
