@@ -44,14 +44,20 @@ class SchedulesMixin(SqliteCore):
                     )  # fmt: skip
                     continue
                 replan = (old[1], old[2]) != (spec.expression, spec.timezone)
+                # Re-planned from now: a changed expression, a schedule declared again
+                # after it was removed, or one that ran out of executions and may now
+                # run more (a raised number_of_executions). Otherwise the stored plan
+                # stands, so downtime is caught up by the scheduler.
                 db.execute(
                     "UPDATE schedules SET workflow = ?, expression = ?, timezone = ?, "
                     "max_executions = ?, overlap = ?, catchup_window = ?, active = 1, "
                     "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? "
-                    "WHEN active = 0 THEN ? ELSE next_fire_at END WHERE name = ?",
+                    "WHEN active = 0 THEN ? "
+                    "WHEN next_fire_at IS NULL AND (? IS NULL OR executions < ?) THEN ? "
+                    "ELSE next_fire_at END WHERE name = ?",
                     (spec.workflow, spec.expression, spec.timezone, spec.max_executions,
                      spec.overlap, spec.catchup_window, stamp, replan, planned, planned,
-                     spec.name),
+                     spec.max_executions, spec.max_executions, planned, spec.name),
                 )  # fmt: skip
             declared = [spec.name for spec in specs]
             marks = ", ".join("?" * len(declared))
@@ -82,23 +88,43 @@ class SchedulesMixin(SqliteCore):
         self,
         schedule: str,
         nominal_at: datetime,
-        run: NewRun,
+        run: NewRun | None,
         next_fire_at: datetime | None,
         missed: Sequence[datetime],
         now: datetime,
     ) -> FiringRecord | None:
+        """See :meth:`runtime.store.base.Store.fire`; ``run=None`` records a miss.
+
+        With ``run=None`` (every due firing was older than the catch-up window)
+        ``nominal_at`` is recorded ``missed`` like the others and the plan moves on.
+        """
         stamp, nominal = to_text(now), to_text(nominal_at)
         planned = to_text(next_fire_at) if next_fire_at else None
 
+        def move_on(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE schedules SET next_fire_at = ?, updated_at = ? WHERE name = ?",
+                (planned, stamp, schedule),
+            )
+
+        def record(outcome: FiringOutcome, run_id: str | None) -> FiringRecord:
+            return FiringRecord(schedule=schedule, nominal_at=nominal_at, outcome=outcome,
+                                run_id=run_id, recorded_at=now)  # fmt: skip
+
         def write(db: sqlite3.Connection) -> FiringRecord | None:
             row = db.execute(
-                "SELECT executions, max_executions, overlap, last_run_id, active "
+                "SELECT executions, max_executions, overlap, last_run_id, active, next_fire_at "
                 "FROM schedules WHERE name = ?",
                 (schedule,),
             ).fetchone()
             if row is None or not row[4]:
                 return None
-            executions, max_executions, overlap, last_run_id, _ = row
+            executions, max_executions, overlap, last_run_id, _, stored_next = row
+            # Times are stored as uniform UTC text, so they compare as text. A plan
+            # already past this nominal time means another process (or a re-plan)
+            # dealt with it: never move the plan backwards.
+            if stored_next is None or stored_next > nominal:
+                return None
             if max_executions is not None and executions >= max_executions:
                 db.execute("UPDATE schedules SET next_fire_at = NULL, updated_at = ? "
                            "WHERE name = ?", (stamp, schedule))  # fmt: skip
@@ -107,16 +133,21 @@ class SchedulesMixin(SqliteCore):
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
                 "recorded_at) VALUES (?, ?, 'missed', NULL, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                [(schedule, to_text(m), stamp) for m in missed],
+                [(schedule, to_text(m), stamp) for m in missed if m < nominal_at],
             )
+            outcome = FiringOutcome.STARTED if run is not None else FiringOutcome.MISSED
             claimed = db.execute(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
-                "recorded_at) VALUES (?, ?, 'started', NULL, ?) "
+                "recorded_at) VALUES (?, ?, ?, NULL, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                (schedule, nominal, stamp),
+                (schedule, nominal, outcome.value, stamp),
             ).rowcount
             if claimed != 1:
-                return None  # another process fired this nominal time
+                move_on(db)  # this nominal time was recorded already; the plan moves on
+                return None
+            if run is None:
+                move_on(db)
+                return record(FiringOutcome.MISSED, None)
             busy = False
             if overlap == "skip" and last_run_id is not None:
                 status = db.execute(
@@ -129,13 +160,8 @@ class SchedulesMixin(SqliteCore):
                     "WHERE schedule = ? AND nominal_at = ?",
                     (schedule, nominal),
                 )
-                db.execute(
-                    "UPDATE schedules SET next_fire_at = ?, updated_at = ? WHERE name = ?",
-                    (planned, stamp, schedule),
-                )
-                return FiringRecord(schedule=schedule, nominal_at=nominal_at,
-                                    outcome=FiringOutcome.SKIPPED_OVERLAP, run_id=None,
-                                    recorded_at=now)  # fmt: skip
+                move_on(db)
+                return record(FiringOutcome.SKIPPED_OVERLAP, None)
             db.execute(
                 "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
                 "owner_id, parent_run_id, available_at, created_at, updated_at) "
@@ -147,14 +173,14 @@ class SchedulesMixin(SqliteCore):
                 "UPDATE schedule_firings SET run_id = ? WHERE schedule = ? AND nominal_at = ?",
                 (run.id, schedule, nominal),
             )
+            # The last allowed execution clears the plan, so listings show no next time.
             db.execute(
-                "UPDATE schedules SET next_fire_at = ?, executions = executions + 1, "
-                "last_run_id = ?, updated_at = ? WHERE name = ?",
-                (planned, run.id, stamp, schedule),
+                "UPDATE schedules SET executions = executions + 1, last_run_id = ?, "
+                "updated_at = ?, next_fire_at = CASE WHEN max_executions IS NOT NULL "
+                "AND executions + 1 >= max_executions THEN NULL ELSE ? END WHERE name = ?",
+                (run.id, stamp, planned, schedule),
             )
-            return FiringRecord(schedule=schedule, nominal_at=nominal_at,
-                                outcome=FiringOutcome.STARTED, run_id=run.id,
-                                recorded_at=now)  # fmt: skip
+            return record(FiringOutcome.STARTED, run.id)
 
         return await self._write(write)
 
