@@ -381,6 +381,8 @@ class Runtime:
         for part in (self._worker, self._bus):
             if part is not None:
                 part.stop_accepting()
+        if self._scheduler is not None:
+            self._scheduler.stop()
         with anyio.move_on_after(grace):
             while self._busy():  # noqa: ASYNC110 - two counters, bounded by the grace period
                 await anyio.sleep(0.01)

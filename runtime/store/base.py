@@ -359,12 +359,16 @@ class Store(Protocol):
         self,
         schedule: str,
         nominal_at: datetime,
-        run: NewRun,
+        run: NewRun | None,
         next_fire_at: datetime | None,
         missed: Sequence[datetime],
         now: datetime,
     ) -> FiringRecord | None:
         """Fire ``schedule`` for ``nominal_at`` once, in one transaction.
+
+        With ``run=None`` (every due firing is older than the catch-up window)
+        ``nominal_at`` is recorded ``missed`` like the others and the schedule moves to
+        ``next_fire_at``.
 
         Records ``missed`` firings, then either starts ``run`` (pending), or skips it
         because the previous run is still active (overlap ``skip``), and moves the
