@@ -2,4 +2,4 @@
 
 from runtime.cli import main
 
-main()
+main(prog_name="runtime")

@@ -1,0 +1,141 @@
+"""What every command shares: the global options, exit codes, tables, JSON and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+
+from runtime.config import ProjectConfig, load_project_config
+from runtime.discovery import Discovered, discover
+from runtime.errors import ConfigError, RunNotFoundError, RuntimeBaseError
+from runtime.store.base import Store
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A run did not complete, or ``check`` found problems."""
+EXIT_USAGE = 2
+"""Bad usage, bad configuration, an unknown workflow, a bad value."""
+EXIT_NOT_FOUND = 3
+"""The run or the delivery asked for does not exist."""
+
+
+class Context:
+    """Options shared by every subcommand: the project, the database and log overrides."""
+
+    def __init__(
+        self,
+        project: Path,
+        database: str | None,
+        *,
+        log_format: str | None = None,
+        log_level: str | None = None,
+    ) -> None:
+        self.project = project
+        self.database = database
+        self.log_format = log_format
+        self.log_level = log_level
+
+    def config(self) -> ProjectConfig:
+        """The project's settings (exit 2 when they are bad)."""
+        try:
+            return load_project_config(self.project)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+    def database_url(self, config: ProjectConfig | None = None) -> str:
+        """``--database`` when given, else the project's."""
+        return self.database or (config or self.config()).database
+
+    def discover(self, *, strict: bool = True) -> tuple[ProjectConfig, Discovered]:
+        """The project's settings and what its folders define (exit 2 on problems if strict)."""
+        config = self.config()
+        found = discover(config)
+        if strict:
+            try:
+                found.raise_problems()
+            except ConfigError as exc:
+                fail(str(exc), EXIT_USAGE)
+        return config, found
+
+    async def open_store(self) -> Store:
+        """The project's store, opened (and its schema created when missing)."""
+        from runtime.service import open_store
+
+        return await open_store(self.database_url(), self.project.resolve())
+
+
+pass_context = click.make_pass_decorator(Context)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` on an event loop, mapping runtime errors to exit codes."""
+    try:
+        return anyio.run(fn)
+    except RunNotFoundError as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    except RuntimeBaseError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+async def with_store(ctx: Context, read: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store, call ``read`` with it, close it."""
+    store = await ctx.open_store()
+    try:
+        return await read(store)
+    finally:
+        await store.close()
+
+
+def parse_json(text: str, option: str) -> Any:
+    """``text`` decoded, or exit 2 naming the option."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{option} is not valid JSON: {exc}", EXIT_USAGE)
+
+
+def echo_json(value: Any) -> None:
+    """One line of JSON on stdout."""
+    click.echo(json.dumps(value, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain text table: left-aligned columns two spaces apart, ``None`` as blank."""
+    cells = [[str(h) for h in headers]]
+    cells += [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC time for a table, to the millisecond; blank for ``None``."""
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def local(moment: datetime) -> str:
+    """A time in its own timezone for a table, with the zone's abbreviation."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def short(value: Any, width: int = 60) -> str:
+    """A JSON value on one line, cut to ``width`` characters."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,218 @@
+"""``runtime run`` (start a run) and ``runtime runs list|show`` (read runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from runtime.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Context,
+    echo_json,
+    fail,
+    json_option,
+    parse_json,
+    pass_context,
+    run_async,
+    table,
+    when,
+    with_store,
+)
+from runtime.models import RunRecord, RunStatus, StepError
+from runtime.store.base import RunPage, Store
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--input", "input_json", default="null", help="The input, as JSON.")
+@click.option(
+    "--idempotency-key",
+    "--transaction-id",
+    "key",
+    help="Starting again with this key returns the run it started (no new run).",
+)
+@click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --wait: give up after this many seconds (exit 1; the run goes on).",
+)
+@click.option("--here", is_flag=True, help="Execute the run in this process, not the service.")
+@json_option
+@pass_context
+def run(
+    ctx: Context,
+    workflow: str,
+    input_json: str,
+    key: str | None,
+    wait: bool,
+    timeout: float | None,
+    here: bool,
+    as_json: bool,
+) -> None:
+    """Start a run of WORKFLOW and print its id; the service's worker executes it.
+
+    With --wait (or --here, which executes it in this process) print its result
+    instead, and exit 1 unless it completes.
+    """
+    payload = parse_json(input_json, "--input")
+    if here and timeout is not None:
+        fail("--timeout goes with --wait, not --here", EXIT_USAGE)
+    if here:
+        _print_result(*run_async(lambda: _run_here(ctx, workflow, payload, key)), as_json)
+        return
+    config, found = ctx.discover()
+    known = {w.name for w in found.workflows} | {f"job-{j.name}" for j in found.jobs}
+    if workflow not in known:
+        fail(f"unknown workflow {workflow!r}; the project has: {sorted(known)}", EXIT_USAGE)
+    database = ctx.database_url(config)
+
+    async def go() -> tuple[RunRecord, bool]:
+        from runtime.client import Client
+
+        async with Client(database, base_dir=config.root) as client:
+            handle = await client.run(workflow, payload, idempotency_key=key)
+            if wait or timeout is not None:
+                try:
+                    return await client.wait(handle.run_id, timeout), False
+                except TimeoutError:
+                    return await client.get_run(handle.run_id, steps=False), True
+            return await client.get_run(handle.run_id, steps=False), False
+
+    record, timed_out = run_async(go)
+    if not (wait or timeout is not None):
+        if as_json:
+            echo_json({"run_id": record.id, "status": record.status.value})
+        else:
+            click.echo(record.id)
+        return
+    if timed_out:
+        click.echo(f"error: run {record.id} is still {record.status.value} after {timeout} s",
+                   err=True)  # fmt: skip
+    errors = [record.error] if record.error else []
+    _print_result(record.id, record.status, record.output, errors, as_json)
+
+
+async def _run_here(
+    ctx: Context, workflow: str, payload: Any, key: str | None
+) -> tuple[str, RunStatus, Any, list[StepError]]:
+    from runtime.service import Runtime
+
+    options: dict[str, Any] = {"background": False}
+    if ctx.database:
+        options["database"] = ctx.database
+    async with Runtime.from_project(ctx.project, **options) as rt:
+        definition = rt.registry.get(workflow)
+        result = await definition(rt.container).run(
+            input=payload, transaction_id=key, throw_on_error=False
+        )
+    return result.run_id, result.status, result.result, list(result.errors)
+
+
+def _print_result(
+    run_id: str, status: RunStatus, output: Any, errors: list[StepError], as_json: bool
+) -> None:
+    if as_json:
+        echo_json({
+            "run_id": run_id, "status": status.value, "result": output,
+            "errors": [e.model_dump(exclude={"traceback"}) for e in errors],
+        })  # fmt: skip
+    else:
+        click.echo(f"run {run_id}: {status.value}")
+        if status is RunStatus.COMPLETED:
+            click.echo(json.dumps(output, indent=2, default=str))
+        for error in errors:
+            click.echo(f"  {error.step}: {error.type}: {error.message}")
+    if status is not RunStatus.COMPLETED:
+        sys.exit(EXIT_FAILED)
+
+
+@click.group()
+def runs() -> None:
+    """Read runs (works while the service is running)."""
+
+
+@runs.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in RunStatus]),
+    help="Only runs with this status (repeatable).",
+)
+@click.option("--workflow", help="Only runs of this workflow.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--cursor", help="next_cursor from a previous page.")
+@json_option
+@pass_context
+def runs_list(
+    ctx: Context,
+    statuses: tuple[str, ...],
+    workflow: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+
+    async def read(store: Store) -> RunPage:
+        return await store.list_runs(
+            status=[RunStatus(s) for s in statuses] or None,
+            workflow=workflow, limit=limit, cursor=cursor,
+        )  # fmt: skip
+
+    page = run_async(lambda: with_store(ctx, read))
+    if as_json:
+        echo_json({
+            "runs": [r.model_dump(mode="json", exclude={"steps"}) for r in page.runs],
+            "next_cursor": page.next_cursor,
+        })  # fmt: skip
+        return
+    rows = [
+        (r.id, r.workflow, r.status.value, when(r.created_at), when(r.ended_at),
+         r.error.message if r.error else "")
+        for r in page.runs
+    ]  # fmt: skip
+    click.echo(table(("RUN", "WORKFLOW", "STATUS", "CREATED", "ENDED", "ERROR"), rows))
+    if page.next_cursor:
+        click.echo(f"more: --cursor '{page.next_cursor}'")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@pass_context
+def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
+    """Show a run with its steps: status, attempts, timings, errors (exit 3 if unknown)."""
+
+    async def read(store: Store) -> RunRecord:
+        return await store.get_run(run_id)
+
+    record = run_async(lambda: with_store(ctx, read))
+    if as_json:
+        click.echo(record.model_dump_json())
+        return
+    click.echo(f"run       {record.id}")
+    click.echo(f"workflow  {record.workflow}" + (f" {record.version}" if record.version else ""))
+    click.echo(f"status    {record.status.value}")
+    click.echo(f"created   {when(record.created_at)}")
+    if record.ended_at:
+        click.echo(f"ended     {when(record.ended_at)}")
+    if record.error:
+        click.echo(f"error     {record.error.step}: {record.error.type}: {record.error.message}")
+    if record.status is RunStatus.COMPLETED:
+        click.echo(f"output    {json.dumps(record.output, default=str)}")
+    rows = []
+    for step in record.steps:
+        took = ""
+        if step.started_at and step.ended_at:
+            took = f"{(step.ended_at - step.started_at).total_seconds() * 1000:.1f} ms"
+        error = f"{step.error.type}: {step.error.message}" if step.error else ""
+        rows.append((step.seq, step.name, step.status.value, step.attempts,
+                     when(step.started_at), took, error))  # fmt: skip
+    click.echo("")
+    click.echo(table(("#", "STEP", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "ERROR"), rows))
