@@ -1,5 +1,6 @@
 """runtime: durable saga workflows, events, subscribers and cron jobs for asyncio backends."""
 
+from runtime.client import Client, SyncClient
 from runtime.container import Container
 from runtime.errors import (
     ConfigError,
@@ -35,28 +36,43 @@ from runtime.sdk.workflows import (
     transform,
     when,
 )
-from runtime.service import Runtime
+from runtime.service import RunHandle, Runtime, Workflows
+from runtime.specs import (
+    Event,
+    Job,
+    JobConfig,
+    Schedule,
+    Subscriber,
+    SubscriberArgs,
+    SubscriberConfig,
+)
 from runtime.store.base import RunPage
 
 __all__ = [
+    "Client",
     "ConfigError",
     "Container",
     "DefinitionError",
     "DuplicateStepError",
+    "Event",
     "HandlerTimeoutError",
     "InvalidTransitionError",
+    "Job",
+    "JobConfig",
     "LeaseLostError",
     "NonDeterminismError",
     "NotConfiguredError",
     "Ref",
     "ReferenceMisuseError",
     "RunFailed",
+    "RunHandle",
     "RunNotFoundError",
     "RunPage",
     "RunRecord",
     "RunStatus",
     "Runtime",
     "RuntimeBaseError",
+    "Schedule",
     "SchemaVersionError",
     "SerializationError",
     "StepContext",
@@ -69,11 +85,16 @@ __all__ = [
     "StepStatus",
     "StepTimeoutError",
     "StoreError",
+    "Subscriber",
+    "SubscriberArgs",
+    "SubscriberConfig",
+    "SyncClient",
     "UnknownServiceError",
     "UnknownWorkflowError",
     "WorkflowDefinition",
     "WorkflowResponse",
     "WorkflowResult",
+    "Workflows",
     "create_step",
     "create_workflow",
     "parallelize",
