@@ -31,7 +31,7 @@ from runtime.ids import new_id
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
 from runtime.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
-from runtime.store.base import DeliveryWork, NewEvent, Store
+from runtime.store.base import DeliveryWork, NewEvent, Store, SubscriberRow
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -114,7 +114,6 @@ class EventBus:
         self.subscribers = {s.id: s for s in subscribers}
         if len(self.subscribers) != len(subscribers):
             raise DefinitionError("two subscribers share one subscriber_id")
-        self._routes: dict[str, list[tuple[str, int]]] = {}
         self._wake = anyio.Event()
         self._accepting = True
         self._in_flight = 0
@@ -166,14 +165,16 @@ class EventBus:
 
     # -- dispatching -----------------------------------------------------------
 
-    def route(self, name: str) -> list[tuple[str, int]]:
-        """The subscribers (id, max attempts) an event of this name goes to."""
-        routes = self._routes.get(name)
-        if routes is None:
-            routes = [(s.id, s.config.max_attempts) for s in self.subscribers.values()
-                      if s.config.matches(name)]  # fmt: skip
-            self._routes[name] = routes
-        return routes
+    async def register(self) -> None:
+        """Declare this runtime's subscribers in the store, so fan-out routes to them.
+
+        Whichever process fans an event out, it creates deliveries for the subscribers
+        declared there; subscribers no longer declared stop receiving new events.
+        """
+        if self.subscribers:
+            rows = [SubscriberRow(s.id, s.config.patterns, s.config.max_attempts)
+                    for s in self.subscribers.values()]  # fmt: skip
+            await self.store.sync_subscribers(rows, self.clock.now())
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Dispatch until cancelled."""
@@ -185,16 +186,22 @@ class EventBus:
                 if worked:
                     continue
                 timeout = self.interval
-                due = await self.store.next_delivery_at(list(self.subscribers))
-                if due is not None:
-                    timeout = min(timeout, max((due - self.clock.now()).total_seconds(), 0.0))
+                # With every slot busy, a due delivery waits for a slot (a finishing
+                # handler wakes us), not for its time, or this loop would spin.
+                if self._in_flight < self.concurrency:
+                    due = await self.store.next_delivery_at(list(self.subscribers))
+                    if due is not None:
+                        seconds = (due - self.clock.now()).total_seconds()
+                        timeout = min(timeout, max(seconds, 0.0))
                 with anyio.move_on_after(timeout):
                     await self._wake.wait()
 
     async def dispatch(self, tg: TaskGroup) -> bool:
         """Fan out new events and start handling due deliveries; True if it did anything."""
         now = self.clock.now()
-        fanned = await self.store.fan_out(self.route, now, BATCH)
+        # A runtime with no subscribers of its own (a web app that only emits) leaves
+        # fan-out to the services, which know their subscribers are declared.
+        fanned = await self.store.fan_out(now, BATCH) if self.subscribers else 0
         room = self.concurrency - self._in_flight
         claimed: list[DeliveryWork] = []
         if room > 0 and self.subscribers:

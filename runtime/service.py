@@ -326,10 +326,15 @@ class Runtime:
             self._engine = engine
             worker = Worker(engine, self.container, self.concurrency, self._interval)
             workflows = Workflows(engine, self.registry, worker if self._background else None)
-            engine.on_run_ended = lambda run_id: workflows.notify()
             bus = EventBus(store, self.clock, self.identity.id, self.subscribers, self.container,
                            interval=self._interval)  # fmt: skip
             self._bus = bus
+
+            def run_ended(run_id: str) -> None:
+                workflows.notify()
+                bus.poke()  # the run may have published events (staged, or job.failed)
+
+            engine.on_run_ended = run_ended
             self.container.register(EXECUTOR_KEY, workflows)
             self.container.register("event_bus", bus)
             if "logger" not in self.container:
@@ -344,6 +349,7 @@ class Runtime:
             stack.callback(tg.cancel_scope.cancel)
             await tg.start(self._heartbeat)
             if self._background:
+                await bus.register()
                 self._worker = worker
                 self.registry.on_change(worker.poke)
                 scheduler = Scheduler(store, self.clock, self.schedules, on_started=worker.poke)

@@ -99,7 +99,15 @@ class SubscriberConfig:
     timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        events = [self.event] if isinstance(self.event, str) else list(self.event)
+        if isinstance(self.event, str):
+            events = [self.event]
+        elif isinstance(self.event, (list, tuple)):
+            events = list(self.event)
+        else:
+            raise DefinitionError(
+                "SubscriberConfig.event must be an event name, a list of names, '*' or a "
+                f"pattern like 'order.*', got {self.event!r}"
+            )
         if not events:
             raise DefinitionError("SubscriberConfig.event: give at least one event name")
         object.__setattr__(self, "event", tuple(check_pattern(e) for e in events))

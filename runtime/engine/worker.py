@@ -81,11 +81,20 @@ class Worker:
             await self.scan(tg)
             task_status.started()
             while True:
-                with anyio.move_on_after(self.interval):
+                with anyio.move_on_after(await self._until_due()):
                     await self._wake.wait()
                 self._wake = anyio.Event()
                 if self._accepting:
                     await self.scan(tg)
+
+    async def _until_due(self) -> float:
+        """Seconds to wait: until the next delayed or sleeping run is due, at most ``interval``."""
+        if len(self._in_flight) >= self.concurrency or not self._accepting:
+            return self.interval
+        due = await self.engine.store.next_run_due(self.engine.registry.names())
+        if due is None:
+            return self.interval
+        return min(self.interval, max((due - self.engine.clock.now()).total_seconds(), 0.0))
 
     async def scan(self, tg: TaskGroup) -> int:
         """Release dead local workers' runs, then start driving what is due; how many started."""

@@ -8,7 +8,7 @@ store) and as decoded Python on the way out. Times are aware UTC datetimes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -119,6 +119,16 @@ class DeliveryWork:
     attempt: int
     max_attempts: int
     event: EventRecord
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscriberRow:
+    """A subscriber as the store routes events to it."""
+
+    id: str
+    patterns: tuple[str, ...]
+    max_attempts: int
+    active: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,14 +284,24 @@ class Store(Protocol):
         """
         raise NotImplementedError  # protocol
 
-    async def fan_out(
-        self, route: Callable[[str], Sequence[tuple[str, int]]], now: datetime, limit: int
-    ) -> int:
+    async def sync_subscribers(self, subscribers: Sequence[SubscriberRow], now: datetime) -> None:
+        """Declare this service's subscribers: upsert them active, deactivate the others."""
+        raise NotImplementedError  # protocol
+
+    async def list_subscribers(self) -> list[SubscriberRow]:
+        """Every subscriber ever declared, with whether it is active."""
+        raise NotImplementedError  # protocol
+
+    async def fan_out(self, now: datetime, limit: int) -> int:
         """Create the deliveries of events not fanned out yet; how many events were.
 
-        ``route(event_name)`` names the subscribers (id, max attempts) of an event.
+        Each event gets one delivery per active subscriber whose patterns match it.
         Idempotent across processes: one delivery per (event, subscriber).
         """
+        raise NotImplementedError  # protocol
+
+    async def next_run_due(self, workflows: Sequence[str]) -> datetime | None:
+        """When the next ``pending`` or ``sleeping`` run of these workflows is due, if any."""
         raise NotImplementedError  # protocol
 
     async def claim_deliveries(

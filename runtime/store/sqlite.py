@@ -280,6 +280,19 @@ class SqliteStore(BusMixin, SchedulesMixin):
         )
         return [_step(r) for r in rows]
 
+    async def next_run_due(self, workflows: Sequence[str]) -> datetime | None:
+        if not workflows:
+            return None
+        marks = ", ".join("?" * len(workflows))
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT MIN(available_at) FROM runs WHERE status IN ('pending', 'sleeping') "
+                f"AND workflow IN ({marks})",
+                tuple(workflows),
+            ).fetchone()
+        )
+        return from_text(row[0]) if row and row[0] else None
+
     async def recoverable_runs(
         self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
     ) -> list[RunRecord]:
@@ -341,8 +354,10 @@ class SqliteStore(BusMixin, SchedulesMixin):
                 f"WHERE owner_id IN ({marks})",
                 (stamp, *worker_ids),
             ).rowcount
+            # A delivery cut off by a dead or stopping worker does not count as an attempt.
             db.execute(
-                "UPDATE deliveries SET owner_id = NULL, status = 'pending', updated_at = ? "
+                "UPDATE deliveries SET owner_id = NULL, status = 'pending', updated_at = ?, "
+                "attempts = MAX(attempts - 1, 0) "
                 f"WHERE status = 'running' AND owner_id IN ({marks})",
                 (stamp, *worker_ids),
             )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ from runtime.clock import from_text, to_text
 from runtime.errors import StoreError
 from runtime.ids import new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
-from runtime.store.base import DeliveryWork, NewEvent, Page
+from runtime.specs import pattern_matches
+from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.sqlite_core import SqliteCore, _error, _json
 
 _EVENT_COLUMNS = (
@@ -63,9 +65,37 @@ class BusMixin(SqliteCore):
     async def emit(self, event: NewEvent) -> tuple[str, bool]:
         return await self._write(lambda db: insert_event(db, event))
 
-    async def fan_out(
-        self, route: Callable[[str], Sequence[tuple[str, int]]], now: datetime, limit: int
-    ) -> int:
+    async def sync_subscribers(self, subscribers: Sequence[SubscriberRow], now: datetime) -> None:
+        stamp = to_text(now)
+        rows = [(s.id, json.dumps(list(s.patterns)), s.max_attempts, stamp) for s in subscribers]
+        declared = [s.id for s in subscribers]
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO subscribers (id, patterns, max_attempts, active, updated_at) "
+                "VALUES (?, ?, ?, 1, ?) ON CONFLICT (id) DO UPDATE SET "
+                "patterns = excluded.patterns, max_attempts = excluded.max_attempts, "
+                "active = 1, updated_at = excluded.updated_at",
+                rows,
+            )
+            marks = ", ".join("?" * len(declared))
+            db.execute(
+                f"UPDATE subscribers SET active = 0, updated_at = ? WHERE active = 1 "
+                f"AND id NOT IN ({marks})",
+                (stamp, *declared),
+            )
+
+        await self._write(write)
+
+    async def list_subscribers(self) -> list[SubscriberRow]:
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT id, patterns, max_attempts, active FROM subscribers ORDER BY id"
+            ).fetchall()
+        )
+        return [SubscriberRow(r[0], tuple(json.loads(r[1])), r[2], bool(r[3])) for r in rows]
+
+    async def fan_out(self, now: datetime, limit: int) -> int:
         stamp = to_text(now)
 
         def write(db: sqlite3.Connection) -> int:
@@ -74,9 +104,25 @@ class BusMixin(SqliteCore):
                 "ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
+            if not events:
+                return 0
+            subscribers = [
+                (sid, json.loads(patterns), max_attempts)
+                for sid, patterns, max_attempts in db.execute(
+                    "SELECT id, patterns, max_attempts FROM subscribers WHERE active = 1"
+                )
+            ]
+            routes: dict[str, list[tuple[str, int]]] = {}
             rows = []
             for seq, event_id, name, available_at in events:
-                for subscriber_id, max_attempts in route(name):
+                route = routes.get(name)
+                if route is None:
+                    route = routes[name] = [
+                        (sid, attempts)
+                        for sid, patterns, attempts in subscribers
+                        if any(pattern_matches(p, name) for p in patterns)
+                    ]
+                for subscriber_id, max_attempts in route:
                     rows.append((new_id("dlv"), event_id, seq, subscriber_id, max_attempts,
                                  available_at, stamp, stamp))  # fmt: skip
             if rows:
@@ -87,11 +133,10 @@ class BusMixin(SqliteCore):
                     "ON CONFLICT (event_id, subscriber_id) DO NOTHING",
                     rows,
                 )
-            if events:
-                db.execute(
-                    "UPDATE events SET fanned_out = 1 WHERE fanned_out = 0 AND seq <= ?",
-                    (events[-1][0],),
-                )
+            db.execute(
+                "UPDATE events SET fanned_out = 1 WHERE fanned_out = 0 AND seq <= ?",
+                (events[-1][0],),
+            )
             return len(events)
 
         return await self._write(write)
@@ -123,7 +168,10 @@ class BusMixin(SqliteCore):
                 return []
             id_marks = ", ".join("?" * len(ids))
             db.execute(
-                "UPDATE deliveries SET status = 'running', owner_id = ?, attempts = attempts + 1, "
+                "UPDATE deliveries SET owner_id = ?, "
+                # A delivery retaken from a dead holder: that cut-off attempt does not count.
+                "attempts = CASE WHEN status = 'running' THEN attempts ELSE attempts + 1 END, "
+                "status = 'running', "
                 f"updated_at = ? WHERE id IN ({id_marks})",
                 (owner_id, stamp, *ids),
             )

@@ -17,6 +17,17 @@ CREATE TABLE events (
 CREATE INDEX events_to_fan_out ON events (seq) WHERE fanned_out = 0;
 CREATE INDEX events_by_name ON events (name, seq);
 
+-- The subscribers the running services declare: fan-out routes each event to the
+-- active ones, whichever process fans it out (a web app with no subscribers of its
+-- own, or an old process during a rolling deploy, routes to the new subscribers too).
+CREATE TABLE subscribers (
+    id            TEXT PRIMARY KEY,
+    patterns      TEXT NOT NULL,
+    max_attempts  INTEGER NOT NULL,
+    active        INTEGER NOT NULL DEFAULT 1,
+    updated_at    TEXT NOT NULL
+);
+
 CREATE TABLE deliveries (
     id             TEXT PRIMARY KEY,
     event_id       TEXT NOT NULL,
