@@ -1,4 +1,4 @@
-"""In-memory demo services that the example workflows resolve from the container.
+"""In-memory demo services that the example workflows, subscribers and jobs resolve.
 
 Each class stands in for a real system (a database table, a payment or e-mail
 provider, a third-party CMS). They are deterministic, hold their state in plain
@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from runtime import Container
 
 __all__ = [
+    "AnalyticsService",
     "AuthService",
     "BrandService",
     "CartService",
@@ -35,14 +36,23 @@ __all__ = [
     "Console",
     "CustomerService",
     "EmailService",
+    "ExternalInventoryService",
     "FulfillmentService",
     "InventoryService",
     "Journal",
+    "NotificationService",
     "OrderService",
     "ProductService",
     "ServiceError",
     "setup",
 ]
+
+
+ADMINS = "admins@example.com"
+"""Where the demo services send what is meant for the store's staff."""
+
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+"""When the demo data was "created": a fixed time, so the data is the same on every run."""
 
 
 class ServiceError(RuntimeError):
@@ -143,15 +153,26 @@ class Console(DemoService):
 
 
 class ProductService(DemoService):
-    """Products of the store, as the Product Module would keep them."""
+    """Products of the store, as the Product Module would keep them.
+
+    Attributes:
+        products: product id -> ``{"id", "title", "description", "images"}``.
+        variants: variant id -> ``{"id", "product_id", "sku", "inventory_item_id"}``;
+            ``sku`` may be ``None`` (a variant nobody stocks by SKU).
+    """
 
     name = "products"
 
     def __init__(
-        self, products: Iterable[dict[str, Any]] = (), journal: Journal | None = None
+        self,
+        products: Iterable[dict[str, Any]] = (),
+        journal: Journal | None = None,
+        *,
+        variants: Iterable[dict[str, Any]] = (),
     ) -> None:
         super().__init__(journal)
         self.products: dict[str, dict[str, Any]] = {p["id"]: dict(p) for p in products}
+        self.variants: dict[str, dict[str, Any]] = {v["id"]: dict(v) for v in variants}
 
     async def retrieve(self, id: str, select: Iterable[str] | None = None) -> dict[str, Any]:
         """A copy of one product, optionally only the ``select``-ed fields.
@@ -178,6 +199,11 @@ class ProductService(DemoService):
         self._enter("list_and_count")
         products = [dict(p) for p in self.products.values()]
         return products, len(products)
+
+    async def list_product_variants(self, take: int = 1000) -> list[dict[str, Any]]:
+        """Copies of at most ``take`` variants (Medusa's ``listProductVariants``)."""
+        self._enter("list_product_variants")
+        return [dict(v) for v in list(self.variants.values())[:take]]
 
     def _get(self, id: str) -> dict[str, Any]:
         try:
@@ -299,7 +325,7 @@ class BrandService(DemoService):
 
 
 class CartService(DemoService):
-    """Shopping carts, for the cart clean-up job that comes with the scheduler.
+    """Shopping carts, for the nightly clean-up job (``jobs/cleanup_expired_carts.py``).
 
     Each cart is ``{"id", "created_at", "completed_at"}`` with aware UTC datetimes.
     """
@@ -334,8 +360,9 @@ class CartService(DemoService):
 class OrderService(DemoService):
     """Orders as placed by customers.
 
-    An order is ``{"id", "display_id", "email", "payment_status", "items"}``; each
-    item is ``{"id", "variant_id", "quantity", "variant": {"inventory_item_id",
+    An order is ``{"id", "display_id", "email", "customer_id", "payment_status",
+    "total", "created_at", "items"}`` (``total`` in cents, ``created_at`` aware UTC);
+    each item is ``{"id", "variant_id", "quantity", "variant": {"inventory_item_id",
     "manage_inventory"}}``, the shape seed 002's order workflow reads.
     """
 
@@ -352,6 +379,29 @@ class OrderService(DemoService):
         self._enter("retrieve_order")
         order = self.orders.get(id)
         return dict(order) if order is not None else None
+
+    async def list_orders(
+        self,
+        *,
+        payment_status: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Orders matching every filter given, in the order they were placed.
+
+        Args:
+            payment_status: only orders in this payment status (e.g. ``"captured"``).
+            created_from: only orders created at or after this time.
+            created_before: only orders created before this time.
+        """
+        self._enter("list_orders")
+        return [
+            dict(order)
+            for order in self.orders.values()
+            if (payment_status is None or order["payment_status"] == payment_status)
+            and (created_from is None or order["created_at"] >= created_from)
+            and (created_before is None or order["created_at"] < created_before)
+        ]
 
 
 class InventoryService(DemoService):
@@ -426,6 +476,41 @@ class InventoryService(DemoService):
         if self.reservations.pop(id, None) is not None:
             self._record("delete_reservation", id)
 
+    async def update_inventory_levels(self, updates: list[dict[str, Any]]) -> None:
+        """Set stock levels: ``{"inventory_item_id", "location_id", "stocked_quantity"}`` each.
+
+        Setting a level is idempotent: applying the same batch twice changes nothing
+        the second time, which is what makes a retried sync safe.
+        """
+        self._enter("update_inventory_levels")
+        for update in updates:
+            self.stocked[update["inventory_item_id"]] = update["stocked_quantity"]
+            self._record(
+                "update_inventory_levels",
+                f"{update['inventory_item_id']}={update['stocked_quantity']}",
+            )
+
+
+class ExternalInventoryService(DemoService):
+    """A warehouse system that holds the true stock levels, by SKU (seed 002's sync job).
+
+    Attributes:
+        levels: SKU -> ``{"sku", "quantity", "location_id"}``.
+    """
+
+    name = "external_inventory"
+
+    def __init__(
+        self, levels: Iterable[dict[str, Any]] = (), journal: Journal | None = None
+    ) -> None:
+        super().__init__(journal)
+        self.levels: dict[str, dict[str, Any]] = {level["sku"]: dict(level) for level in levels}
+
+    async def get_inventory_levels(self, skus: Iterable[str]) -> list[dict[str, Any]]:
+        """The levels of the SKUs the warehouse knows (unknown SKUs are left out)."""
+        self._enter("get_inventory_levels")
+        return [dict(self.levels[sku]) for sku in skus if sku in self.levels]
+
 
 class FulfillmentService(DemoService):
     """Fulfillments (shipments) of orders.
@@ -462,12 +547,23 @@ class FulfillmentService(DemoService):
         self.fulfillments[id]["canceled"] = True
         self._record("cancel_fulfillment", id)
 
+    async def list_fulfillments(self, *, order_id: str | None = None) -> list[dict[str, Any]]:
+        """The fulfillments that were not canceled, of one order or of every order."""
+        self._enter("list_fulfillments")
+        return [
+            dict(f)
+            for f in self.fulfillments.values()
+            if not f["canceled"] and (order_id is None or f["order_id"] == order_id)
+        ]
+
 
 class CustomerService(DemoService):
     """Customers and their customer groups.
 
     Attributes:
         customers: customer id -> ``{"id", "email", "first_name", "last_name", "groups"}``.
+        joined_at: customer id -> when the customer was created (aware UTC); kept
+            apart from the customer so the workflows' outputs stay plain JSON.
     """
 
     name = "customers"
@@ -477,12 +573,27 @@ class CustomerService(DemoService):
     ) -> None:
         super().__init__(journal)
         self.customers: dict[str, dict[str, Any]] = {}
+        self.joined_at: dict[str, datetime] = {}
         self._ids = _Ids("cus")
         for data in customers:
             customer = {"groups": [], **data}
+            joined_at = customer.pop("joined_at", _EPOCH)
             if "id" not in customer:
                 customer["id"] = self._ids.next()
             self.customers[customer["id"]] = customer
+            self.joined_at[customer["id"]] = joined_at
+
+    async def list_customers(
+        self, *, created_from: datetime | None = None, created_before: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Customers who joined in ``[created_from, created_before)`` (either end open)."""
+        self._enter("list_customers")
+        return [
+            dict(customer)
+            for id, customer in self.customers.items()
+            if (created_from is None or self.joined_at[id] >= created_from)
+            and (created_before is None or self.joined_at[id] < created_before)
+        ]
 
     async def retrieve_by_email(self, email: str) -> dict[str, Any] | None:
         """The customer with this e-mail address (case-insensitive), or ``None``."""
@@ -505,6 +616,7 @@ class CustomerService(DemoService):
             "groups": [],
         }
         self.customers[customer["id"]] = customer
+        self.joined_at[customer["id"]] = datetime.now(UTC)
         self._record("create_customer", customer["id"])
         return dict(customer, groups=[])
 
@@ -512,6 +624,7 @@ class CustomerService(DemoService):
         """Delete a customer (nothing happens if there is none)."""
         self._enter("delete_customer")
         if self.customers.pop(id, None) is not None:
+            self.joined_at.pop(id, None)
             self._record("delete_customer", id)
 
     async def add_customer_to_group(self, customer_id: str, group: str) -> None:
@@ -600,9 +713,78 @@ class EmailService(DemoService):
         self._enter("send_welcome_email")
         self._send("welcome", to, {"customer_name": customer_name})
 
+    async def send_daily_report(self, metrics: dict[str, Any], *, to: str = ADMINS) -> None:
+        """Mail a day's metrics to the store's admins."""
+        self._enter("send_daily_report")
+        self._send("daily-report", to, {"date": metrics["date"], "metrics": metrics})
+
     def _send(self, template: str, to: str, data: dict[str, Any]) -> None:
         self.sent.append({"template": template, "to": to, "data": data})
         self._record("send", f"{template} {to}")
+
+
+class AnalyticsService(DemoService):
+    """Where the daily metrics of seed 002's analytics job are kept.
+
+    Attributes:
+        daily_metrics: ``"YYYY-MM-DD"`` -> that day's metrics.
+    """
+
+    name = "analytics"
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.daily_metrics: dict[str, dict[str, Any]] = {}
+
+    async def store_daily_metrics(self, metrics: dict[str, Any]) -> None:
+        """Store (or replace) the metrics of ``metrics["date"]``.
+
+        Keyed by day, so storing a day again after a retry replaces it instead of
+        counting it twice.
+        """
+        self._enter("store_daily_metrics")
+        self.daily_metrics[metrics["date"]] = dict(metrics)
+        self._record("store_daily_metrics", metrics["date"])
+
+
+class NotificationService(DemoService):
+    """Alerts for the people who run the store (a pager, a chat channel, an e-mail).
+
+    Attributes:
+        alerts: ``{"type", "message", "severity", "details"}`` per alert sent, in order.
+    """
+
+    name = "notifications"
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.alerts: list[dict[str, Any]] = []
+        self._sent_keys: set[str] = set()
+
+    async def send_alert(
+        self,
+        type: str,
+        message: str,
+        *,
+        severity: str = "high",
+        details: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Send an alert, once per ``idempotency_key``; returns False for a repeat.
+
+        Events are delivered at least once, so a subscriber that alerts passes the
+        event id as the key: a redelivered event does not page anyone twice.
+        """
+        self._enter("send_alert")
+        if idempotency_key is not None:
+            if idempotency_key in self._sent_keys:
+                return False
+            self._sent_keys.add(idempotency_key)
+        alert = {"type": type, "message": message, "severity": severity,
+                 "details": dict(details or {})}  # fmt: skip
+        self.alerts.append(alert)
+        self._record("send_alert", f"{severity} {type}")
+        return True
 
 
 def _demo_data(journal: Journal) -> dict[str, DemoService]:
@@ -623,6 +805,29 @@ def _demo_data(journal: Journal) -> dict[str, DemoService]:
                     "description": "Comfy sweatpants.",
                     "images": ["sweatpants.png"],
                 },
+            ],
+            journal,
+            variants=[
+                {
+                    "id": "variant_shirt_m",
+                    "product_id": "prod_1",
+                    "sku": "SHIRT-M",
+                    "inventory_item_id": "iitem_shirt_m",
+                },
+                {
+                    "id": "variant_pants_l",
+                    "product_id": "prod_2",
+                    "sku": "PANTS-L",
+                    "inventory_item_id": "iitem_pants_l",
+                },
+            ],
+        ),
+        "external_inventory": ExternalInventoryService(
+            [
+                # The warehouse counted more shirts than the store thinks it has...
+                {"sku": "SHIRT-M", "quantity": 25, "location_id": "warehouse_1"},
+                # ... and as many sweatpants: nothing to update there.
+                {"sku": "PANTS-L", "quantity": 1, "location_id": "warehouse_1"},
             ],
             journal,
         ),
@@ -652,7 +857,10 @@ def _demo_data(journal: Journal) -> dict[str, DemoService]:
                     "id": "order_1",
                     "display_id": 1001,
                     "email": "ada@example.com",
+                    "customer_id": "cus_existing",
                     "payment_status": "captured",
+                    "total": 5997,
+                    "created_at": _EPOCH,
                     "items": [
                         {
                             "id": "item_1",
@@ -678,7 +886,10 @@ def _demo_data(journal: Journal) -> dict[str, DemoService]:
                     "id": "order_2",
                     "display_id": 1002,
                     "email": "grace@example.com",
+                    "customer_id": "cus_existing",
                     "payment_status": "awaiting",
+                    "total": 0,
+                    "created_at": _EPOCH,
                     "items": [],
                 },
             ],
@@ -699,15 +910,18 @@ def _demo_data(journal: Journal) -> dict[str, DemoService]:
         ),
         "auth": AuthService(journal),
         "email": EmailService(journal),
+        "analytics": AnalyticsService(journal),
+        "notifications": NotificationService(journal),
     }
 
 
 def setup(container: Container) -> None:
     """Register the demo services, each under the name the example workflows resolve.
 
-    Names: ``console``, ``products``, ``cms``, ``brands``, ``carts``, ``orders``,
-    ``inventory``, ``fulfillment``, ``customers``, ``auth``, ``email``, plus
-    ``journal`` (the shared :class:`Journal`).
+    Names: ``console``, ``products``, ``external_inventory``, ``cms``, ``brands``,
+    ``carts``, ``orders``, ``inventory``, ``fulfillment``, ``customers``, ``auth``,
+    ``email``, ``analytics``, ``notifications``, plus ``journal`` (the shared
+    :class:`Journal`).
 
     Args:
         container: the runtime's container (``runtime.toml`` names this hook).

@@ -1,0 +1,1 @@
+"""Example scheduled jobs: one module per job, each exporting ``handler`` and ``config``."""

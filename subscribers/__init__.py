@@ -1,0 +1,1 @@
+"""Example subscribers: one module per subscriber, each exporting ``handler`` and ``config``."""
