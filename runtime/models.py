@@ -83,12 +83,15 @@ class RunRecord(BaseModel):
     id: str
     workflow: str
     version: str | None
+    kind: str = "composition"
     status: RunStatus
     idempotency_key: str | None
     input: Any = None
     output: Any = None
     error: StepError | None = None
     rollback_status: RunStatus | None = None
+    control: str | None = None
+    wake_at: datetime | None = None
     owner_id: str | None = None
     parent_run_id: str | None = None
     available_at: datetime

@@ -94,6 +94,10 @@ class RunUpdate:
     available_at: datetime | None = None
     ended_at: datetime | None = None
     release: bool = False
+    """Give the run up (owner cleared); an operator's pending request is cleared too."""
+    rollback_status: RunStatus | None = None
+    wake_at: datetime | None = None
+    clear_wake: bool = False
     publish_staged: bool = False
     drop_staged: bool = False
     events: tuple[NewEvent, ...] = ()
@@ -176,11 +180,18 @@ class Store(Protocol):
         raise NotImplementedError  # protocol
 
     async def claim_run(
-        self, run_id: str, owner_id: str, expected_owner: str | None, now: datetime
+        self,
+        run_id: str,
+        owner_id: str,
+        expected_owner: str | None,
+        now: datetime,
+        *,
+        pin: tuple[str | None, str] | None = None,
     ) -> RunRecord | None:
         """Take a run if its owner is still ``expected_owner``; ``None`` if someone was faster.
 
-        A claimed ``pending`` or ``sleeping`` run becomes ``running``.
+        A claimed ``pending`` or ``sleeping`` run becomes ``running``. ``pin`` (version,
+        kind) fixes the version of a run started by name alone (kind ``unresolved``).
         """
         raise NotImplementedError  # protocol
 
@@ -211,11 +222,35 @@ class Store(Protocol):
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> None:
+    ) -> str | None:
         """Write step outcomes and the run's progress in one transaction.
+
+        Returns an operator's pending request for the run (``"pause"``, ``"cancel"``),
+        which the driver obeys before its next step, or ``None``.
 
         Raises:
             LeaseLostError: the run is no longer held by ``owner_id``.
+        """
+        raise NotImplementedError  # protocol
+
+    async def control_run(self, run_id: str, action: str, now: datetime) -> RunRecord:
+        """Apply an operator's ``pause``, ``resume``, ``cancel`` or ``retry`` atomically.
+
+        The state table of DESIGN 2.1: see :mod:`runtime.engine.management`.
+
+        Raises:
+            RunNotFoundError: no such run.
+            InvalidTransitionError: the action does not apply to the run's status.
+        """
+        raise NotImplementedError  # protocol
+
+    async def defer_run(
+        self, run_id: str, expected_owner: str | None, error: str, available_at: datetime
+    ) -> bool:
+        """Put a run its worker cannot run (its code is missing) back, with an error.
+
+        A ``running`` or ``sleeping`` run becomes ``pending``; it is due again at
+        ``available_at``. False when the run's owner is no longer ``expected_owner``.
         """
         raise NotImplementedError  # protocol
 

@@ -15,24 +15,25 @@ import aiosqlite
 
 from runtime.clock import from_text, to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
-from runtime.models import RunRecord, RunStatus, StepRecord, StepStatus
+from runtime.models import RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
-from runtime.store.sqlite_core import _configure, _error, _json, _migrate, _on_thread
+from runtime.store.sqlite_control import ControlMixin
+from runtime.store.sqlite_core import (
+    _RUN_COLUMNS,
+    _STEP_COLUMNS,
+    _configure,
+    _migrate,
+    _on_thread,
+    _run,
+    _step,
+)
 from runtime.store.sqlite_schedules import SchedulesMixin
 
-_RUN_COLUMNS = (
-    "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
-    "parent_run_id, available_at, created_at, updated_at, ended_at, rollback_status"
-)
-_STEP_COLUMNS = (
-    "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
-    "ended_at, completed_order"
-)
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin):
+class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file
@@ -84,7 +85,7 @@ class SqliteStore(BusMixin, SchedulesMixin):
                 return (
                     (run.id, run.workflow, run.version, run.status, run.idempotency_key,
                      run.input, None, None, run.owner_id, run.parent_run_id,
-                     to_text(run.available_at), now, now, None, None),
+                     to_text(run.available_at), now, now, None, None, None, None, run.kind),
                     True,
                 )  # fmt: skip
             row = db.execute(
@@ -97,17 +98,29 @@ class SqliteStore(BusMixin, SchedulesMixin):
         return _run(row), created
 
     async def claim_run(
-        self, run_id: str, owner_id: str, expected_owner: str | None, now: datetime
+        self,
+        run_id: str,
+        owner_id: str,
+        expected_owner: str | None,
+        now: datetime,
+        *,
+        pin: tuple[str | None, str] | None = None,
     ) -> RunRecord | None:
         stamp = to_text(now)
+        version, kind = pin if pin is not None else (None, None)
 
         def write(db: sqlite3.Connection) -> tuple[Any, ...] | None:
             cur = db.execute(
                 "UPDATE runs SET owner_id = ?, updated_at = ?, "
+                "error = CASE WHEN status = 'pending' THEN NULL ELSE error END, "
                 "status = CASE WHEN status IN ('pending', 'sleeping') THEN 'running' "
-                "ELSE status END "
+                "ELSE status END, "
+                # A run started by name alone takes the version it is first driven with.
+                "version = CASE WHEN kind = 'unresolved' AND ? IS NOT NULL THEN ? "
+                "ELSE version END, "
+                "kind = CASE WHEN kind = 'unresolved' AND ? IS NOT NULL THEN ? ELSE kind END "
                 "WHERE id = ? AND owner_id IS ? AND status IN (?, ?, ?, ?)",
-                (owner_id, stamp, run_id, expected_owner, *_ACTIVE),
+                (owner_id, stamp, kind, version, kind, kind, run_id, expected_owner, *_ACTIVE),
             )
             if cur.rowcount != 1:
                 return None
@@ -156,7 +169,7 @@ class SqliteStore(BusMixin, SchedulesMixin):
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> None:
+    ) -> str | None:
         sets = ["updated_at = ?"]
         params: list[Any] = [to_text(now)]
         if update.status is not None:
@@ -174,9 +187,20 @@ class SqliteStore(BusMixin, SchedulesMixin):
         if update.ended_at is not None:
             sets.append("ended_at = ?")
             params.append(to_text(update.ended_at))
+        if update.rollback_status is not None:
+            sets.append("rollback_status = ?")
+            params.append(update.rollback_status.value)
+        if update.wake_at is not None:
+            sets.append("wake_at = ?")
+            params.append(to_text(update.wake_at))
+        elif update.clear_wake:
+            sets.append("wake_at = NULL")
         if update.release:
-            sets.append("owner_id = NULL")
-        sql = f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND owner_id = ?"
+            sets += ["owner_id = NULL", "control = NULL"]
+        held = f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND owner_id = ?"
+        # The common case: no operator request pending. Checked in the same statement,
+        # so the hot path stays one UPDATE; the rare case reads the request after.
+        free = held + " AND control IS NULL"
         params += [run_id, owner_id]
         rows = [
             (run_id, s.seq, s.name, s.status.value, s.attempts, s.output, s.compensate_input,
@@ -190,9 +214,17 @@ class SqliteStore(BusMixin, SchedulesMixin):
             for idx, e in enumerate(s.events)
         ]
 
-        def write(db: sqlite3.Connection) -> None:
-            if db.execute(sql, params).rowcount != 1:
-                raise LeaseLostError(run_id, owner_id)
+        def write(db: sqlite3.Connection) -> str | None:
+            control = None
+            if db.execute(free, params).rowcount != 1:
+                row = db.execute(
+                    "SELECT owner_id, control FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if row is None or row[0] != owner_id or row[1] is None:
+                    raise LeaseLostError(run_id, owner_id)
+                # A request is pending: the step that finished is recorded all the same.
+                control = None if update.release else row[1]
+                db.execute(held, params)
             if rows:
                 db.executemany(_UPSERT_STEP, rows)
             if staged:
@@ -208,8 +240,9 @@ class SqliteStore(BusMixin, SchedulesMixin):
                 db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
             for event in update.events:
                 insert_event(db, event)
+            return control
 
-        await self._write(write)
+        return await self._write(write)
 
     async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         def read(db: sqlite3.Connection) -> tuple[Any, list[Any]]:
@@ -378,40 +411,3 @@ _UPSERT_STEP = (
 
 
 # -- decoding ------------------------------------------------------------
-
-
-def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord:
-    return RunRecord(
-        id=row[0],
-        workflow=row[1],
-        version=row[2],
-        status=RunStatus(row[3]),
-        idempotency_key=row[4],
-        input=_json(row[5]),
-        output=_json(row[6]),
-        error=_error(row[7]),
-        owner_id=row[8],
-        parent_run_id=row[9],
-        available_at=from_text(row[10]),
-        created_at=from_text(row[11]),
-        updated_at=from_text(row[12]),
-        ended_at=from_text(row[13]) if row[13] else None,
-        rollback_status=RunStatus(row[14]) if row[14] else None,
-        steps=steps or [],
-    )
-
-
-def _step(row: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        run_id=row[0],
-        seq=row[1],
-        name=row[2],
-        status=StepStatus(row[3]),
-        attempts=row[4],
-        output=_json(row[5]),
-        compensate_input=_json(row[6]),
-        error=_error(row[7]),
-        started_at=from_text(row[8]) if row[8] else None,
-        ended_at=from_text(row[9]) if row[9] else None,
-        completed_order=row[10],
-    )

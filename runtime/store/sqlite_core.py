@@ -17,20 +17,31 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
 
+from runtime.clock import from_text
 from runtime.errors import SchemaVersionError, StoreError
-from runtime.models import StepError
+from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
 
 BUSY_TIMEOUT_MS = 10_000
+
+_RUN_COLUMNS = (
+    "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
+    "parent_run_id, available_at, created_at, updated_at, ended_at, rollback_status, control, "
+    "wake_at, kind"
+)
+_STEP_COLUMNS = (
+    "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
+    "ended_at, completed_order"
+)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -233,3 +244,43 @@ async def baseline_commit_us(path: str, count: int = 1000) -> float:
             await db.execute("INSERT INTO baseline (v) VALUES (?)", (str(i),))
             await db.execute("COMMIT")
         return (time.perf_counter() - started) / count * 1e6
+
+
+def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        workflow=row[1],
+        version=row[2],
+        status=RunStatus(row[3]),
+        idempotency_key=row[4],
+        input=_json(row[5]),
+        output=_json(row[6]),
+        error=_error(row[7]),
+        owner_id=row[8],
+        parent_run_id=row[9],
+        available_at=from_text(row[10]),
+        created_at=from_text(row[11]),
+        updated_at=from_text(row[12]),
+        ended_at=from_text(row[13]) if row[13] else None,
+        rollback_status=RunStatus(row[14]) if row[14] else None,
+        control=row[15],
+        wake_at=from_text(row[16]) if row[16] else None,
+        kind=row[17],
+        steps=steps or [],
+    )
+
+
+def _step(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        run_id=row[0],
+        seq=row[1],
+        name=row[2],
+        status=StepStatus(row[3]),
+        attempts=row[4],
+        output=_json(row[5]),
+        compensate_input=_json(row[6]),
+        error=_error(row[7]),
+        started_at=from_text(row[8]) if row[8] else None,
+        ended_at=from_text(row[9]) if row[9] else None,
+        completed_order=row[10],
+    )

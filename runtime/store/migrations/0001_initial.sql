@@ -2,6 +2,8 @@
 -- Times are ISO 8601 UTC text; JSON values are text.
 -- runs.rollback_status: the status a run ends with once its rollback is done
 -- (NULL means failed); canceled for a cancel, or a child rolled back by its parent.
+-- runs.control: an operator's request ('pause', 'cancel') to the worker driving the
+-- run, obeyed after its current step. runs.wake_at: the end of a durable ctx.sleep.
 
 CREATE TABLE workers (
     id            TEXT PRIMARY KEY,
@@ -22,6 +24,8 @@ CREATE TABLE runs (
     output           TEXT,
     error            TEXT,
     rollback_status  TEXT,
+    control          TEXT,
+    wake_at          TEXT,
     owner_id         TEXT,
     parent_run_id    TEXT,
     available_at     TEXT NOT NULL,
