@@ -2,11 +2,13 @@
 
 from runtime.client import Client, SyncClient
 from runtime.container import Container
+from runtime.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.errors import (
     ConfigError,
     DefinitionError,
     DuplicateStepError,
     HandlerTimeoutError,
+    InputValidationError,
     InvalidTransitionError,
     LeaseLostError,
     NonDeterminismError,
@@ -54,8 +56,10 @@ __all__ = [
     "Container",
     "DefinitionError",
     "DuplicateStepError",
+    "DurableWorkflow",
     "Event",
     "HandlerTimeoutError",
+    "InputValidationError",
     "InvalidTransitionError",
     "Job",
     "JobConfig",
@@ -91,6 +95,7 @@ __all__ = [
     "SyncClient",
     "UnknownServiceError",
     "UnknownWorkflowError",
+    "WorkflowContext",
     "WorkflowDefinition",
     "WorkflowResponse",
     "WorkflowResult",
@@ -100,4 +105,5 @@ __all__ = [
     "parallelize",
     "transform",
     "when",
+    "workflow",
 ]

@@ -37,7 +37,7 @@ POLL = 0.02
 
 
 class Client:
-    """Emit events and start or read runs against a runtime's database.
+    """Emit events, start, read and manage runs against a runtime's database.
 
     Args:
         database: the same URL the service uses.
@@ -103,7 +103,7 @@ class Client:
         store = await self._open()
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         record, _ = await store.create_run(
-            pending_run(workflow, input, version=version, kind="composition",
+            pending_run(workflow, input, version=version, kind="unresolved",
                         idempotency_key=idempotency_key, now=self._clock.now(), delay=seconds)
         )  # fmt: skip
         return ClientRunHandle(record.id, self)
@@ -125,6 +125,26 @@ class Client:
         return await (await self._open()).list_runs(
             status=statuses, workflow=workflow, limit=limit, cursor=cursor
         )
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a run (see :meth:`runtime.service.Workflows.pause`)."""
+        return await self._control(run_id, "pause")
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Resume a paused run."""
+        return await self._control(run_id, "resume")
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run; its completed steps are compensated by a worker."""
+        return await self._control(run_id, "cancel")
+
+    async def retry(self, run_id: str) -> RunRecord:
+        """Run a failed, compensation_failed or canceled run again."""
+        return await self._control(run_id, "retry")
+
+    async def _control(self, run_id: str, action: str) -> RunRecord:
+        store = await self._open()
+        return await store.control_run(run_id, action, self._clock.now())
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run is terminal; checks only when the database changed."""
@@ -205,6 +225,26 @@ class SyncClient:
         """See :meth:`Client.list_runs`."""
         page: RunPage = self._call(self._client.list_runs, **options)
         return page
+
+    def pause(self, run_id: str) -> RunRecord:
+        """See :meth:`Client.pause`."""
+        record: RunRecord = self._call(self._client.pause, run_id)
+        return record
+
+    def resume(self, run_id: str) -> RunRecord:
+        """See :meth:`Client.resume`."""
+        record: RunRecord = self._call(self._client.resume, run_id)
+        return record
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """See :meth:`Client.cancel`."""
+        record: RunRecord = self._call(self._client.cancel, run_id)
+        return record
+
+    def retry(self, run_id: str) -> RunRecord:
+        """See :meth:`Client.retry`."""
+        record: RunRecord = self._call(self._client.retry, run_id)
+        return record
 
     def close(self) -> None:
         """Close the connection and stop the background loop."""

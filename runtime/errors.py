@@ -6,6 +6,7 @@ builtin so ``except LookupError`` and friends keep working::
 
     RuntimeBaseError
     ├── ConfigError (ValueError)                bad runtime.toml / constructor arguments
+    ├── InputValidationError (ValueError)       a run's input does not match its schema
     ├── DefinitionError (ValueError)            a workflow or step defined wrongly
     │   ├── StepOutsideWorkflowError            a step called outside a constructor
     │   ├── DuplicateStepError                  two steps with one name in a workflow
@@ -41,6 +42,15 @@ class RuntimeBaseError(Exception):
 
 class ConfigError(RuntimeBaseError, ValueError):
     """Configuration that cannot be used (bad key, bad value, bad URL)."""
+
+
+class InputValidationError(RuntimeBaseError, ValueError):
+    """A run's input does not match the workflow's ``input`` schema; no run was created."""
+
+    def __init__(self, workflow: str, detail: str) -> None:
+        self.workflow = workflow
+        self.detail = detail
+        super().__init__(f"invalid input for workflow {workflow!r}: {detail}")
 
 
 class DefinitionError(RuntimeBaseError, ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime.durable import version_key
 from runtime.errors import DefinitionError, UnknownWorkflowError
 
 
@@ -50,6 +51,23 @@ class Registry:
                 f"workflow {name!r}{f' version {version!r}' if version else ''} is not known to "
                 f"this runtime{detail}"
             ) from None
+
+    def resolve(self, name: str, version: str | None = None) -> Any:
+        """``version`` of ``name``, or its newest version when ``version`` is ``None``.
+
+        Newest: versions compare in natural order (``v10`` > ``v2``), and an
+        unversioned definition is older than any versioned one.
+        """
+        if version is not None:
+            return self.get(name, version)
+        versions = self._by_name.get(name)
+        if not versions:
+            return self.get(name, None)
+        return versions[max(versions, key=version_key)]
+
+    def versions(self, name: str) -> list[str | None]:
+        """The known versions of ``name``, oldest first."""
+        return sorted(self._by_name.get(name, {}), key=version_key)
 
     def names(self) -> list[str]:
         """Every known workflow name, sorted."""

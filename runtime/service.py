@@ -94,14 +94,14 @@ class Workflows:
         self._worker = worker
         self._ended = anyio.Event()
 
-    async def run_composition(
+    async def run_inline(
         self,
         workflow: WorkflowDefinition,
         container: Container,
         input: Any,
         transaction_id: str | None,
     ) -> WorkflowResult:
-        return await self._engine.run_composition(workflow, container, input, transaction_id)
+        return await self._engine.run_inline(workflow, container, input, transaction_id)
 
     async def run(
         self,
@@ -120,7 +120,7 @@ class Workflows:
         definition = (
             workflow
             if isinstance(workflow, WorkflowDefinition)
-            else self._registry.get(workflow, version)
+            else self._registry.resolve(workflow, version)
         )
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         record, _ = await self._engine.enqueue(
@@ -151,6 +151,28 @@ class Workflows:
     def names(self) -> list[str]:
         """The workflows this runtime knows."""
         return self._registry.names()
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a pending, running or sleeping run (a running step finishes first)."""
+        return await self._control(run_id, "pause")
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Resume a paused run: due now (a durable sleep keeps its wake-up time)."""
+        return await self._control(run_id, "resume")
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run that has not ended; its completed steps are compensated."""
+        return await self._control(run_id, "cancel")
+
+    async def retry(self, run_id: str) -> RunRecord:
+        """Run a failed, compensation_failed or canceled run again from where it failed."""
+        return await self._control(run_id, "retry")
+
+    async def _control(self, run_id: str, action: str) -> RunRecord:
+        record = await self._engine.store.control_run(run_id, action, self._engine.clock.now())
+        if self._worker is not None:
+            self._worker.poke()
+        return record
 
     def notify(self) -> None:
         """Something may have ended (a run here, or a commit elsewhere): wake waiters."""

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.codec import dumps
 from runtime.engine.attempts import attempt
-from runtime.engine.state import RunState, logger, step_error
+from runtime.engine.state import Compensator, RunState, logger, step_error
 from runtime.errors import StoredError
 from runtime.ids import new_id
 from runtime.models import RunStatus, StepRecord, StepStatus
-from runtime.sdk.graph import StepNode
 from runtime.sdk.steps import StepContext, call_step_fn
 from runtime.store.base import NewEvent, RunUpdate, StepWrite
 
@@ -30,32 +29,40 @@ if TYPE_CHECKING:
     from runtime.engine.executor import Engine
 
 
-def plan(state: RunState) -> list[tuple[StepNode, StepRecord]]:
+def plan(state: RunState) -> list[tuple[Compensator, StepRecord]]:
     """The compensations still to run, in the order they must run."""
-    nodes = {node.seq: node for node in state.workflow.graph.steps}
-    own: list[tuple[StepNode, StepRecord]] = []
-    done: list[tuple[StepNode, StepRecord]] = []
+    own: list[tuple[Compensator, StepRecord]] = []
+    done: list[tuple[Compensator, StepRecord]] = []
     for record in state.records.values():
-        node = nodes.get(record.seq)
-        if node is None or not node.step.compensation:
+        compensator = state.compensators.get(record.seq)
+        if compensator is None:
             continue
-        if record.status is StepStatus.FAILED:
-            options = node.step.options
-            if not (options.continue_on_permanent_failure or options.skip_on_permanent_failure):
-                own.append((node, record))
-        elif record.status in (StepStatus.COMPLETED, StepStatus.COMPENSATING):
-            done.append((node, record))
+        failed_itself = record.status is StepStatus.FAILED or (
+            record.status is StepStatus.COMPENSATION_FAILED and record.completed_order is None
+        )
+        if failed_itself:
+            if compensator.own:
+                own.append((compensator, record))
+        elif record.status in _UNDONE:
+            done.append((compensator, record))
     own.sort(key=lambda pair: pair[1].seq)
     done.sort(key=lambda pair: pair[1].completed_order or 0, reverse=True)
     return own + done
+
+
+_UNDONE = (StepStatus.COMPLETED, StepStatus.COMPENSATING, StepStatus.COMPENSATION_FAILED)
+"""Completed steps not compensated yet (or whose compensation was cut off, or failed and is
+being retried)."""
 
 
 async def roll_back(
     engine: Engine, state: RunState, final: RunStatus = RunStatus.FAILED
 ) -> RunStatus:
     """Run the pending compensations of a ``compensating`` run and end it."""
-    for node, record in plan(state):
-        error = await _compensate(engine, state, node, record)
+    if state.control == "cancel":
+        final = RunStatus.CANCELED
+    for compensator, record in plan(state):
+        error = await _compensate(engine, state, compensator, record)
         if error is not None:
             final = RunStatus.COMPENSATION_FAILED
             break
@@ -91,7 +98,7 @@ def _failure_events(state: RunState, final: RunStatus, now: datetime) -> tuple[N
 
 
 async def _compensate(
-    engine: Engine, state: RunState, node: StepNode, record: StepRecord
+    engine: Engine, state: RunState, compensator: Compensator, record: StepRecord
 ) -> StoredError | None:
     """Run one compensation, checkpointed before and after; its error if it failed for good."""
     store, owner = engine.store, engine.identity.id
@@ -108,14 +115,14 @@ async def _compensate(
         completed_order=record.completed_order,
     )
     await store.checkpoint(state.run_id, owner, (marking,), _KEEP, engine.clock.now())
-    compensate = node.step.compensation[0]
+    compensate = compensator.fn
 
     def call(number: int) -> Awaitable[Any]:
         ctx = StepContext(
             container=state.container,
             run_id=state.run_id,
             workflow=state.workflow.name,
-            step=node.key,
+            step=record.name,
             attempt=number,
             logger=logger,
             hooks=engine,
@@ -123,14 +130,14 @@ async def _compensate(
         return call_step_fn(compensate, record.compensate_input, ctx)
 
     async def wait(failures: int, error: StoredError, delay: float) -> None:
-        logger.info("compensation_retry_scheduled", run_id=state.run_id, step=node.key,
+        logger.info("compensation_retry_scheduled", run_id=state.run_id, step=record.name,
                     failures=failures, delay_s=round(delay, 3), error=error.message)  # fmt: skip
         await engine.clock.sleep(delay)
 
     outcome = await attempt(
         call,
-        options=node.step.options,
-        name=node.key,
+        options=compensator.options,
+        name=record.name,
         accept=lambda value: value,
         wait=wait,
         prior_failures=0,
@@ -142,7 +149,7 @@ async def _compensate(
         state.records[record.seq] = record.model_copy(update={"status": StepStatus.COMPENSATED})
         return None
     error = outcome.error or StoredError(
-        "CompensationFailed", "compensation failed", None, node.key
+        "CompensationFailed", "compensation failed", None, record.name
     )
     write = dataclasses.replace(
         marking,

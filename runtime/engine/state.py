@@ -1,4 +1,4 @@
-"""A run in flight: what the executor and the rollback share about it."""
+"""A run in flight: what the drivers, the step runner and the rollback share about it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from runtime.errors import StoredError
-from runtime.models import StepError, StepRecord
-from runtime.sdk.workflows import WorkflowDefinition
+from runtime.models import RunStatus, StepError, StepRecord
+from runtime.sdk.steps import StepFn, StepOptions
 from runtime.store.base import StepWrite
 
 if TYPE_CHECKING:
@@ -18,17 +18,37 @@ if TYPE_CHECKING:
 logger = structlog.get_logger("runtime.engine")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Compensator:
+    """How to undo one step: its compensation function and the options to retry it with.
+
+    ``own`` says whether the step's own compensation runs when the step itself failed
+    (not for failures let through by ``continue``/``skip_on_permanent_failure``).
+    """
+
+    fn: StepFn
+    options: StepOptions
+    own: bool = True
+
+
 @dataclasses.dataclass(slots=True)
 class RunState:
-    """A run being driven by this worker: its graph, values and step records."""
+    """A run being driven by this worker: its step records and what it learned so far."""
 
     run_id: str
-    workflow: WorkflowDefinition
+    workflow: Any
     container: Container
-    values: dict[str, Any]
     records: dict[int, StepRecord]
     next_order: int
+    version: str | None = None
     error: StoredError | None = None
+    control: str | None = None
+    """An operator's request seen at the last checkpoint: ``pause`` or ``cancel``."""
+    interruptible: bool = False
+    """Driven by the worker: stop before the next step when the engine drains, and park
+    long retry waits (a run driven by ``run()`` in a caller's task waits in memory)."""
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    compensators: dict[int, Compensator] = dataclasses.field(default_factory=dict)
 
     def record(self, write: StepWrite, output: Any = None, compensate_input: Any = None,
                error: StoredError | None = None) -> None:  # fmt: skip
@@ -46,6 +66,19 @@ class RunState:
             ended_at=write.ended_at,
             completed_order=write.completed_order,
         )
+
+
+class Suspended(BaseException):
+    """Unwinds a driver (and a durable workflow's own code) when the run stops here.
+
+    A BaseException so that ``except Exception`` in user code cannot swallow it.
+    ``status`` is what the run is left in: sleeping (a durable sleep or a parked
+    retry), paused, pending (shutdown), or compensating (a cancel).
+    """
+
+    def __init__(self, status: RunStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
 
 
 def step_error(error: StoredError | None) -> StepError | None:

@@ -14,20 +14,25 @@ gone, which releases their runs at once: a process restarted after a
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from runtime.codec import dumps
 from runtime.engine.leases import LEASE_TTL, dead_local_workers
 from runtime.engine.state import logger
-from runtime.errors import LeaseLostError, UnknownWorkflowError
+from runtime.errors import LeaseLostError, StoredError, UnknownWorkflowError
 from runtime.models import RunRecord
+from runtime.retry import backoff
 
 if TYPE_CHECKING:
     from runtime.container import Container
     from runtime.engine.executor import Engine
+
+DEFER_CAP = 60.0
+"""The longest wait between two tries of a run whose code is missing."""
 
 REAP_INTERVAL = 5.0
 """Seconds between checks for dead workers on this host (also done at start)."""
@@ -55,6 +60,7 @@ class Worker:
         self._wake = anyio.Event()
         self._accepting = True
         self._last_reap = float("-inf")
+        self._deferred: dict[str, tuple[int, datetime]] = {}
 
     def poke(self) -> None:
         """Scan now rather than at the next interval."""
@@ -118,15 +124,39 @@ class Worker:
                 break
             if record.id in self._in_flight or record.id in engine.active_runs:
                 continue
-            try:
-                workflow = engine.registry.get(record.workflow, record.version)
-            except UnknownWorkflowError as exc:
-                logger.warning("run_waits_for_code", run_id=record.id, error=str(exc))
+            if self._deferred.get(record.id, (0, now))[1] > now:
                 continue
+            try:
+                workflow = (
+                    engine.registry.resolve(record.workflow, record.version)
+                    if record.kind == "unresolved"
+                    else engine.registry.get(record.workflow, record.version)
+                )
+            except UnknownWorkflowError as exc:
+                await self._defer(record, exc)
+                continue
+            self._deferred.pop(record.id, None)
             self._in_flight.add(record.id)
             tg.start_soon(self._drive, workflow, record)
             started += 1
         return started
+
+    async def _defer(self, record: RunRecord, exc: UnknownWorkflowError) -> None:
+        """A run whose code (or version) is not here waits, with the reason on the run.
+
+        It is not failed and never run on other code: it is tried again with backoff
+        (capped at a minute) and goes on once a process that has its code takes it.
+        """
+        engine = self.engine
+        failures = self._deferred.get(record.id, (0, engine.clock.now()))[0] + 1
+        due = engine.clock.now() + timedelta(seconds=backoff(failures, 1.0, DEFER_CAP))
+        self._deferred[record.id] = (failures, due)
+        message = f"{exc}; the run waits for this code to be deployed and then continues"
+        error = StoredError("UnknownWorkflowError", message, None, None)
+        await engine.store.defer_run(record.id, record.owner_id,
+                                     dumps(error.to_dict(), "an error"), due)  # fmt: skip
+        logger.warning("run_waits_for_code", run_id=record.id, workflow=record.workflow,
+                       version=record.version, retry_at=due.isoformat())  # fmt: skip
 
     async def _drive(self, workflow: Any, record: RunRecord) -> None:
         log = logger.bind(run_id=record.id, workflow=record.workflow)

@@ -57,7 +57,7 @@ class WorkflowResult:
 class WorkflowExecutor(Protocol):
     """The part of a runtime that runs composition workflows (see ``runtime.engine``)."""
 
-    async def run_composition(
+    async def run_inline(
         self,
         workflow: WorkflowDefinition,
         container: Container,
@@ -145,7 +145,7 @@ class WorkflowRunner:
                 "behind it; use the container of a Runtime: "
                 "async with Runtime(database=...) as rt: await wf(rt.container).run(...)"
             ) from None
-        result = await executor.run_composition(self.workflow, self.container, input,
+        result = await executor.run_inline(self.workflow, self.container, input,
                                                 transaction_id)  # fmt: skip
         if throw_on_error and result.status is not RunStatus.COMPLETED:
             if not result.errors:

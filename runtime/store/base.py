@@ -95,6 +95,8 @@ class RunUpdate:
     ended_at: datetime | None = None
     release: bool = False
     """Give the run up (owner cleared); an operator's pending request is cleared too."""
+    clear_control: bool = False
+    """The driver obeyed the operator's request: clear it (implied by ``release``)."""
     rollback_status: RunStatus | None = None
     wake_at: datetime | None = None
     clear_wake: bool = False

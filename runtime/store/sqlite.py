@@ -196,7 +196,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         elif update.clear_wake:
             sets.append("wake_at = NULL")
         if update.release:
-            sets += ["owner_id = NULL", "control = NULL"]
+            sets.append("owner_id = NULL")
+        if update.release or update.clear_control:
+            sets.append("control = NULL")
         held = f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND owner_id = ?"
         # The common case: no operator request pending. Checked in the same statement,
         # so the hot path stays one UPDATE; the rare case reads the request after.
@@ -223,7 +225,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
                 if row is None or row[0] != owner_id or row[1] is None:
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
-                control = None if update.release else row[1]
+                control = None if update.release or update.clear_control else row[1]
                 db.execute(held, params)
             if rows:
                 db.executemany(_UPSERT_STEP, rows)

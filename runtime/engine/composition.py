@@ -1,0 +1,150 @@
+"""Driving a composition workflow (``create_workflow``): its recorded graph, stage by stage.
+
+Nodes run in the order the constructor recorded them; a stage made by
+``parallelize`` runs its steps concurrently. On a resumed run every step with
+a completed record is replayed from it (its function is not called), and
+``transform``/``when`` nodes are computed again from the stored values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from runtime.engine import compensation
+from runtime.engine.state import Compensator, RunState
+from runtime.engine.steps import record_failure, run_step
+from runtime.errors import NonDeterminismError, StoredError
+from runtime.models import RunStatus, StepRecord, StepStatus
+from runtime.sdk.graph import ComputeNode, Node, StepNode
+from runtime.sdk.refs import INPUT, resolve
+from runtime.sdk.steps import StepContext, call_step_fn
+from runtime.sdk.workflows import WorkflowDefinition
+
+if TYPE_CHECKING:
+    from runtime.engine.executor import Engine
+
+
+def prepare(state: RunState, workflow: WorkflowDefinition, input: Any) -> None:
+    """Seed a run's state: its input value and the compensators of its steps."""
+    state.values[INPUT] = input
+    for node in workflow.graph.steps:
+        fn = node.step.compensate_fn
+        if fn is not None:
+            options = node.step.options
+            lets_through = (
+                options.continue_on_permanent_failure or options.skip_on_permanent_failure
+            )
+            state.compensators[node.seq] = Compensator(fn, options, own=not lets_through)
+
+
+async def forward(engine: Engine, state: RunState) -> RunStatus:
+    """Run the graph from where the records end; then complete, or roll back."""
+    workflow: WorkflowDefinition = state.workflow
+    for stage in workflow.graph.stages:
+        if state.control is not None or (state.interruptible and engine.draining):
+            return await engine.stop_here(state)
+        if len(stage) == 1:
+            ok = await _node(engine, state, stage[0], may_park=state.interruptible)
+        else:
+            ok = await _parallel(engine, state, stage)
+        if not ok:
+            return await compensation.roll_back(engine, state)
+    try:
+        output = resolve(workflow.graph.output, state.values)
+    except Exception as exc:
+        await engine.fail_run(state, StoredError.from_exception(exc, None))
+        return await compensation.roll_back(engine, state)
+    return await engine.complete(state, output)
+
+
+async def _parallel(engine: Engine, state: RunState, stage: tuple[Node, ...]) -> bool:
+    outcomes: list[bool] = []
+
+    async def one(node: Node) -> None:
+        # Siblings wait out their retries in memory: parking one would cut off the others.
+        outcomes.append(await _node(engine, state, node, may_park=False))
+
+    async with anyio.create_task_group() as tg:
+        for node in stage:
+            tg.start_soon(one, node)
+    return all(outcomes)
+
+
+async def _node(engine: Engine, state: RunState, node: Node, *, may_park: bool) -> bool:
+    """Run one node; False when it failed for good (the run must roll back)."""
+    if isinstance(node, ComputeNode):
+        return await _compute(engine, state, node)
+    record = state.records.get(node.seq)
+    if record is not None:
+        if record.name != node.key:
+            raise NonDeterminismError(state.run_id, node.seq, record.name, node.key)
+        if record.status is StepStatus.COMPLETED:
+            state.values[node.key] = record.output
+            return True
+        if record.status in (StepStatus.SKIPPED, StepStatus.FAILED):
+            state.values[node.key] = None
+            options = node.step.options
+            lets_through = (
+                options.continue_on_permanent_failure or options.skip_on_permanent_failure
+            )
+            return record.status is StepStatus.SKIPPED or lets_through
+    try:
+        if not _conditions_hold(node.conditions, state.values):
+            state.values[node.key] = None
+            return True
+        step_input = resolve(node.input, state.values)
+    except Exception as exc:
+        return await engine.fail_run(state, StoredError.from_exception(exc, node.key))
+    return await _step(engine, state, node, step_input, record, may_park)
+
+
+async def _compute(engine: Engine, state: RunState, node: ComputeNode) -> bool:
+    try:
+        if not _conditions_hold(node.conditions, state.values):
+            state.values[node.key] = None
+            return True
+        value = resolve(node.values, state.values)
+        for fn in node.fns:
+            value = fn(value)
+    except Exception as exc:
+        return await engine.fail_run(state, StoredError.from_exception(exc, node.key))
+    state.values[node.key] = value
+    return True
+
+
+async def _step(
+    engine: Engine,
+    state: RunState,
+    node: StepNode,
+    step_input: Any,
+    record: StepRecord | None,
+    may_park: bool,
+) -> bool:
+    step = node.step
+
+    def invoke(ctx: StepContext) -> Any:
+        return call_step_fn(step.invoke, step_input, ctx)
+
+    result = await run_step(
+        engine, state, seq=node.seq, name=node.key, invoke=invoke, options=step.options,
+        compensable=bool(step.compensation), record=record, may_park=may_park,
+    )  # fmt: skip
+    if result.ok:
+        state.values[node.key] = result.output
+        return True
+    state.values[node.key] = None
+    if step.options.skip_on_permanent_failure:
+        await record_failure(engine, state, node.seq, node.key, result, StepStatus.SKIPPED)
+        return True
+    if step.options.continue_on_permanent_failure:
+        await record_failure(engine, state, node.seq, node.key, result, StepStatus.FAILED)
+        return True
+    await record_failure(engine, state, node.seq, node.key, result, StepStatus.FAILED,
+                         trigger=True, compensable=bool(step.compensation))  # fmt: skip
+    return False
+
+
+def _conditions_hold(conditions: tuple[Any, ...], values: dict[str, Any]) -> bool:
+    return all(c.predicate(resolve(c.values, values)) for c in conditions)

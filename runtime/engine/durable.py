@@ -1,0 +1,255 @@
+"""Driving a durable workflow function (``@workflow``): replay, steps, sleeps, events.
+
+The function runs from its start every time the run is driven. Each
+``ctx.step`` takes the next sequence number: a step with a completed record
+returns its stored result at once; the first step without one runs, and its
+result is checkpointed before the function goes on. ``ctx.sleep`` records its
+wake-up time and parks the run (the function is unwound, no worker is held);
+the run is driven again, by replay, once it is due.
+
+A run found ``compensating`` (a crash mid-rollback, or a cancel) is replayed
+in a mode that only reads records, to learn each completed step's
+compensation, and then rolled back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import typing
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from runtime.codec import dumps
+from runtime.durable import DurableWorkflow, WorkflowContext
+from runtime.engine import compensation
+from runtime.engine.state import Compensator, RunState, Suspended, logger
+from runtime.engine.steps import record_failure, run_step
+from runtime.errors import DefinitionError, NonDeterminismError, StepFailed, StoredError
+from runtime.ids import new_id
+from runtime.models import RunStatus, StepStatus
+from runtime.sdk.steps import StepContext, StepDefinition, StepFn, StepOptions, call_step_fn
+from runtime.specs import check_event_name
+from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite
+
+if TYPE_CHECKING:
+    from runtime.engine.executor import Engine
+
+
+class _ReplayEnded(BaseException):
+    """A read-only replay reached a step with no record: there is nothing more to learn."""
+
+
+def _context(engine: Engine, state: RunState, input: Any, runner: _Runner) -> WorkflowContext[Any]:
+    workflow: DurableWorkflow = state.workflow
+    return WorkflowContext(
+        input=workflow.validate_input(input), run_id=state.run_id, workflow=workflow.name,
+        version=state.version, logger=logger.bind(run_id=state.run_id, workflow=workflow.name),
+        container=state.container, runner=runner,
+    )  # fmt: skip
+
+
+async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
+    """Drive a durable run until it ends, parks, pauses or is released."""
+    workflow: DurableWorkflow = state.workflow
+    runner = _Runner(engine, state, replay_only=False)
+    try:
+        returned = await workflow.fn(_context(engine, state, input, runner))
+        output = workflow.check_output(returned)
+    except Suspended as suspended:
+        if suspended.status is RunStatus.COMPENSATING:  # a cancel, obeyed between steps
+            return await compensation.roll_back(engine, state, RunStatus.CANCELED)
+        return suspended.status
+    except Exception as exc:
+        step = exc.step if isinstance(exc, StepFailed) else None
+        await engine.fail_run(state, StoredError.from_exception(exc, step))
+        return await compensation.roll_back(engine, state)
+    return await engine.complete(state, output, runner.pending_events())
+
+
+async def learn_compensations(engine: Engine, state: RunState, input: Any) -> None:
+    """Replay a ``compensating`` run's function over its records to find its compensations.
+
+    Nothing runs: a step with a record returns (or raises) what it did; the first
+    step without one ends the replay.
+    """
+    runner = _Runner(engine, state, replay_only=True)
+    with contextlib.suppress(_ReplayEnded, Exception):
+        await state.workflow.fn(_context(engine, state, input, runner))
+
+
+class _Runner:
+    """The engine side of a :class:`WorkflowContext`."""
+
+    def __init__(self, engine: Engine, state: RunState, *, replay_only: bool) -> None:
+        self.engine = engine
+        self.state = state
+        self.replay_only = replay_only
+        self.seq = 0
+        self.events: list[tuple[str, str, str]] = []
+
+    def _next(self, name: str) -> int:
+        self.seq += 1
+        record = self.state.records.get(self.seq)
+        if record is not None and record.name != name:
+            raise NonDeterminismError(self.state.run_id, self.seq, record.name, name)
+        return self.seq
+
+    async def _checkpoint_point(self) -> None:
+        """Before new work: obey an operator's request, or a shutdown."""
+        state, engine = self.state, self.engine
+        if state.control is not None or (state.interruptible and engine.draining):
+            status = await engine.stop_here(state, unwinding=True)
+            raise Suspended(status)
+
+    async def step(
+        self, name: str, call: Any, options: dict[str, Any], definition: StepDefinition | None
+    ) -> Any:
+        state = self.state
+        seq = self._next(name)
+        step_options, compensate, invoke = _plan(name, call, options, definition)
+        if compensate is not None:
+            state.compensators[seq] = Compensator(compensate, step_options)
+        adapter = _result_adapter(call.__wrapped__ if definition is None else None)
+        record = state.records.get(seq)
+        if record is not None:
+            if record.status is StepStatus.COMPLETED:
+                return _revive(adapter, record.output)
+            if record.status is StepStatus.SKIPPED:
+                return None
+            if record.status is StepStatus.FAILED:
+                error = record.error
+                raise StepFailed(name, error.type if error else "Error",
+                                 error.message if error else "failed", state.run_id)  # fmt: skip
+        if self.replay_only:
+            raise _ReplayEnded
+        await self._checkpoint_point()
+        result = await run_step(
+            self.engine, state, seq=seq, name=name, invoke=invoke, options=step_options,
+            compensable=compensate is not None, record=record, may_park=state.interruptible,
+            extra_events=self._take_events(),
+        )  # fmt: skip
+        if result.ok:
+            return _revive(adapter, result.output)
+        await record_failure(self.engine, state, seq, name, result, StepStatus.FAILED,
+                             compensable=compensate is not None)  # fmt: skip
+        failure = result.error or StoredError("Error", "failed", None, name)
+        raise StepFailed(name, failure.type, failure.message, state.run_id) from result.exception
+
+    async def sleep(self, name: str, seconds: float) -> None:
+        state, engine = self.state, self.engine
+        seq = self._next(name)
+        record = state.records.get(seq)
+        if record is not None and record.status is StepStatus.COMPLETED:
+            return
+        if self.replay_only:
+            raise _ReplayEnded
+        now = engine.clock.now()
+        if record is None:
+            await self._checkpoint_point()
+            wake = now + timedelta(seconds=max(seconds, 0.0))
+        else:
+            wake = _wake_of(record.output) or now
+        if wake <= now:
+            write = StepWrite(seq=seq, name=name, status=StepStatus.COMPLETED, attempts=1,
+                              output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
+                              started_at=record.started_at if record else now, ended_at=now,
+                              events=self._take_events())  # fmt: skip
+            state.control = await engine.store.checkpoint(
+                state.run_id, engine.identity.id, (write,), RunUpdate(clear_wake=True), now
+            )
+            state.record(write, {"wake_at": wake.isoformat()})
+            return
+        write = StepWrite(seq=seq, name=name, status=StepStatus.RUNNING, attempts=1,
+                          output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
+                          started_at=record.started_at if record else now,
+                          events=self._take_events())  # fmt: skip
+        update = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake,
+                           release=True)  # fmt: skip
+        await engine.store.checkpoint(state.run_id, engine.identity.id, (write,), update, now)
+        logger.info("run_sleeping", run_id=state.run_id, step=name, wake_at=wake.isoformat())
+        raise Suspended(RunStatus.SLEEPING)
+
+    def emit(self, name: str, data: Any, metadata: dict[str, Any] | None) -> None:
+        check_event_name(name)
+        self.events.append((name, dumps(data, f"the data of event {name!r}"),
+                            dumps(metadata or {}, f"the metadata of event {name!r}")))  # fmt: skip
+
+    def _take_events(self) -> tuple[StagedEvent, ...]:
+        """Events the function staged since the last step, kept with the next checkpoint.
+
+        On replay the function stages them again at the same place, into the same
+        (run, step, index) slots, so nothing is staged twice.
+        """
+        taken, self.events = self.events, []
+        return tuple(StagedEvent(*event) for event in taken)
+
+    def pending_events(self) -> tuple[NewEvent, ...]:
+        """Events staged after the last step: published with the completion."""
+        now = self.engine.clock.now()
+        return tuple(
+            NewEvent(id=new_id("evt"), name=e.name, data=e.data, metadata=e.metadata,
+                     occurred_at=now, available_at=now, source_run_id=self.state.run_id)
+            for e in self._take_events()
+        )  # fmt: skip
+
+
+def _plan(
+    name: str, call: Any, options: dict[str, Any], definition: StepDefinition | None
+) -> tuple[StepOptions, StepFn | None, Any]:
+    """(options, compensation, invoke) of a ``ctx.step`` call."""
+    if definition is not None:
+        step = definition
+
+        def invoke_definition(ctx: StepContext) -> Any:
+            return call_step_fn(step.invoke, call, ctx)
+
+        return step.options, step.compensate_fn, invoke_definition
+    given = dict(options)
+    compensate = given.pop("compensate", None)
+    if compensate is not None and not callable(compensate):
+        raise DefinitionError(f"ctx.step({name!r}): compensate must be a function")
+    try:
+        step_options = StepOptions(**given)
+    except TypeError as exc:
+        raise DefinitionError(f"ctx.step({name!r}): {exc}") from exc
+
+    def invoke_plain(ctx: StepContext) -> Any:
+        return call()
+
+    return step_options, compensate, invoke_plain
+
+
+@functools.lru_cache(maxsize=1024)
+def _result_adapter(fn: Any) -> TypeAdapter[Any] | None:
+    """A validator for a step function's declared pydantic return type, if it has one."""
+    if fn is None:
+        return None
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None
+    kind: Any = hints.get("return")
+    if inspect.isclass(kind) and issubclass(kind, BaseModel):
+        return TypeAdapter(kind)
+    if typing.get_origin(kind) is not None and any(
+        inspect.isclass(arg) and issubclass(arg, BaseModel) for arg in typing.get_args(kind)
+    ):
+        return TypeAdapter(kind)
+    return None
+
+
+def _revive(adapter: TypeAdapter[Any] | None, value: Any) -> Any:
+    """A stored result as the step returned it: its pydantic model again, when declared."""
+    if adapter is None or value is None:
+        return value
+    return adapter.validate_python(value)
+
+
+def _wake_of(output: Any) -> datetime | None:
+    if isinstance(output, dict) and isinstance(output.get("wake_at"), str):
+        return datetime.fromisoformat(output["wake_at"])
+    return None

@@ -1,0 +1,198 @@
+"""Running one step, for both authoring styles: attempts, retries, parking, the checkpoint.
+
+A step's success is checkpointed here, in one transaction with the run's
+progress, before the caller goes on. Its failure is returned to the caller,
+which knows what the failure means for the run (continue, skip, roll back, or
+raise into a durable workflow's code) and records it with :func:`record_failure`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from runtime.codec import dumps, loads, roundtrip
+from runtime.engine.attempts import PermanentFailure, attempt
+from runtime.engine.state import RunState, Suspended, logger
+from runtime.errors import StoredError
+from runtime.models import RunStatus, StepRecord, StepStatus
+from runtime.retry import PARK_AFTER
+from runtime.sdk.steps import StepContext, StepOptions, StepResponse
+from runtime.store.base import RunUpdate, StagedEvent, StepWrite
+
+if TYPE_CHECKING:
+    from runtime.engine.executor import Engine
+
+Invoke = Callable[[StepContext], Any]
+"""Calls the step's function with a context; may return an awaitable."""
+
+NO_CHANGE = RunUpdate()
+
+
+@dataclasses.dataclass(slots=True)
+class StepResult:
+    """How a step ended: completed (``ok``), skipped, or failed for good."""
+
+    ok: bool
+    attempts: int
+    output: Any = None
+    skipped: bool = False
+    error: StoredError | None = None
+    exception: BaseException | None = None
+    compensate_input: Any = None
+    started: datetime | None = None
+
+
+async def run_step(
+    engine: Engine,
+    state: RunState,
+    *,
+    seq: int,
+    name: str,
+    invoke: Invoke,
+    options: StepOptions,
+    compensable: bool,
+    record: StepRecord | None,
+    may_park: bool,
+    extra_events: tuple[StagedEvent, ...] = (),
+) -> StepResult:
+    """Run a step until it completes or fails for good; checkpoint a completion."""
+    started = engine.clock.now()
+    encoded: list[Any] = []
+    last_ctx: list[StepContext] = []  # the latest attempt's context: its staged events
+
+    def call(number: int) -> Awaitable[Any]:
+        ctx = StepContext(
+            container=state.container, run_id=state.run_id, workflow=state.workflow.name,
+            step=name, attempt=number, logger=logger, hooks=engine,
+        )  # fmt: skip
+        last_ctx[:] = [ctx]
+        return _awaitable(invoke(ctx))
+
+    def accept(returned: Any) -> Any:
+        if isinstance(returned, StepResponse):
+            if returned.failure_message is not None:
+                raise PermanentFailure(returned.failure_message, returned.compensate_input)
+            if returned.skipped:
+                return returned
+            output, comp = returned.output, returned.compensate_input
+        else:
+            output = comp = returned
+        out_text = dumps(output, f"the output of step {name!r}")
+        comp_text = None
+        if compensable:
+            comp_text = (
+                out_text if comp is output
+                else dumps(comp, f"the compensate_input of step {name!r}")
+            )  # fmt: skip
+        encoded[:] = [out_text, comp_text]
+        return returned
+
+    async def wait(failures: int, error: StoredError, delay: float) -> None:
+        await _retry_wait(engine, state, seq, name, failures, error, delay, started, may_park)
+
+    outcome = await attempt(
+        call, options=options, name=name, accept=accept, wait=wait,
+        prior_failures=record.attempts if record is not None else 0,
+    )  # fmt: skip
+    if not outcome.ok:
+        return StepResult(False, outcome.attempts, error=outcome.error,
+                          exception=outcome.exception, compensate_input=outcome.value,
+                          started=started)  # fmt: skip
+    if isinstance(outcome.value, StepResponse) and outcome.value.skipped:
+        result = StepResult(True, outcome.attempts, skipped=True, started=started)
+        await record_failure(engine, state, seq, name, result, StepStatus.SKIPPED)
+        return result
+    out_text, comp_text = encoded
+    output = roundtrip(outcome.value.output if isinstance(outcome.value, StepResponse)
+                       else outcome.value, out_text)  # fmt: skip
+    staged = extra_events + tuple(StagedEvent(*e) for e in last_ctx[0].staged)
+    write = StepWrite(
+        seq=seq, name=name, status=StepStatus.COMPLETED, attempts=outcome.attempts,
+        output=out_text, compensate_input=comp_text, started_at=started,
+        ended_at=engine.clock.now(), completed_order=state.next_order, events=staged,
+    )  # fmt: skip
+    state.next_order += 1
+    state.control = await engine.store.checkpoint(
+        state.run_id, engine.identity.id, (write,), NO_CHANGE, write.ended_at or started
+    )
+    state.record(write, output, loads(comp_text) if comp_text is not None else None)
+    return StepResult(True, outcome.attempts, output=output, started=started)
+
+
+async def record_failure(
+    engine: Engine,
+    state: RunState,
+    seq: int,
+    name: str,
+    result: StepResult,
+    status: StepStatus,
+    *,
+    trigger: bool = False,
+    compensable: bool = False,
+) -> None:
+    """Checkpoint a step that did not complete (skipped, or failed).
+
+    With ``trigger`` the same transaction turns the run ``compensating``: the step's
+    failure rolls the run back.
+    """
+    comp_text = None
+    if trigger and compensable and result.compensate_input is not None:
+        try:
+            comp_text = dumps(result.compensate_input, f"the compensate_input of step {name!r}")
+        except Exception as exc:
+            logger.warning("compensate_input_dropped", run_id=state.run_id, step=name,
+                           error=str(exc))  # fmt: skip
+    error = result.error
+    error_text = dumps(error.to_dict(), "a step error") if error is not None else None
+    now = engine.clock.now()
+    write = StepWrite(
+        seq=seq, name=name, status=status, attempts=result.attempts, compensate_input=comp_text,
+        error=error_text, started_at=result.started or now, ended_at=now,
+    )  # fmt: skip
+    update = NO_CHANGE
+    if trigger:
+        if state.error is None:
+            state.error = error
+        update = RunUpdate(status=RunStatus.COMPENSATING, error=error_text)
+    state.control = await engine.store.checkpoint(
+        state.run_id, engine.identity.id, (write,), update, now
+    )
+    state.record(write, None, loads(comp_text), error)
+
+
+async def _retry_wait(
+    engine: Engine, state: RunState, seq: int, name: str, failures: int, error: StoredError,
+    delay: float, started: datetime, may_park: bool,
+) -> None:  # fmt: skip
+    """Record a failed attempt, then wait for the next.
+
+    A long wait of a run the worker drives parks it (``sleeping``, released, due
+    later) instead of holding a worker: the worker resumes it when it is due.
+    """
+    now = engine.clock.now()
+    write = StepWrite(
+        seq=seq, name=name, status=StepStatus.RUNNING, attempts=failures,
+        error=dumps(error.to_dict(), "a step error"), started_at=started,
+    )  # fmt: skip
+    logger.info("step_retry_scheduled", run_id=state.run_id, step=name, failures=failures,
+                delay_s=round(delay, 3), error=error.message)  # fmt: skip
+    if may_park and delay >= PARK_AFTER:
+        due = now + timedelta(seconds=delay)
+        await engine.store.checkpoint(
+            state.run_id, engine.identity.id, (write,),
+            RunUpdate(status=RunStatus.SLEEPING, available_at=due, release=True), now,
+        )  # fmt: skip
+        raise Suspended(RunStatus.SLEEPING)
+    state.control = await engine.store.checkpoint(
+        state.run_id, engine.identity.id, (write,), NO_CHANGE, now
+    )
+    await engine.clock.sleep(delay)
+
+
+async def _awaitable(value: Any) -> Any:
+    if isinstance(value, Awaitable):
+        return await value
+    return value
