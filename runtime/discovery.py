@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from runtime.config import ProjectConfig
+from runtime.durable import DurableWorkflow
 from runtime.errors import ConfigError
 from runtime.sdk.workflows import WorkflowDefinition
 from runtime.specs import Job, JobConfig, Subscriber, SubscriberConfig
@@ -41,7 +42,7 @@ class Discovered:
         problems: one line per problem, each naming its file.
     """
 
-    workflows: list[WorkflowDefinition] = dataclasses.field(default_factory=list)
+    workflows: list[WorkflowDefinition | DurableWorkflow] = dataclasses.field(default_factory=list)
     subscribers: list[Subscriber] = dataclasses.field(default_factory=list)
     jobs: list[Job] = dataclasses.field(default_factory=list)
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -139,7 +140,7 @@ def _line(exc: BaseException, path: Path) -> str:
 
 def _collect_workflows(found: Discovered, module: ModuleType, path: Path) -> None:
     for value in vars(module).values():
-        if not isinstance(value, WorkflowDefinition):
+        if not isinstance(value, (WorkflowDefinition, DurableWorkflow)):
             continue
         key = f"workflow:{value.name}@{value.version}"
         existing = found.sources.get(key)

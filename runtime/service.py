@@ -25,6 +25,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.config import ProjectConfig, load_project_config, parse_database_url
 from runtime.container import Container
 from runtime.discovery import discover, load_setup
+from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
 from runtime.engine.state import stored_error
@@ -105,7 +106,7 @@ class Workflows:
 
     async def run(
         self,
-        workflow: str | WorkflowDefinition,
+        workflow: str | WorkflowDefinition | DurableWorkflow,
         input: Any = None,
         *,
         version: str | None = None,
@@ -119,7 +120,7 @@ class Workflows:
         """
         definition = (
             workflow
-            if isinstance(workflow, WorkflowDefinition)
+            if isinstance(workflow, (WorkflowDefinition, DurableWorkflow))
             else self._registry.resolve(workflow, version)
         )
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
@@ -219,7 +220,7 @@ class Runtime:
         self,
         database: str = "sqlite:///runtime.db",
         *,
-        workflows: Iterable[WorkflowDefinition] = (),
+        workflows: Iterable[WorkflowDefinition | DurableWorkflow] = (),
         subscribers: Iterable[Subscriber] = (),
         jobs: Iterable[Job] = (),
         container: Container | None = None,

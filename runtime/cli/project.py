@@ -18,13 +18,16 @@ from runtime.cli.common import (
 from runtime.cli.jobs import jobs, jobs_found
 from runtime.config import ProjectConfig
 from runtime.discovery import Discovered, load_setup
+from runtime.durable import DurableWorkflow, version_key
 from runtime.errors import RuntimeBaseError
 from runtime.sdk.workflows import WorkflowDefinition
+
+AnyWorkflow = WorkflowDefinition | DurableWorkflow
 
 __all__ = ["check", "jobs", "subscribers", "workflows"]
 
 
-def _schedules(workflow: WorkflowDefinition, config: ProjectConfig) -> list[dict[str, str]]:
+def _schedules(workflow: AnyWorkflow, config: ProjectConfig) -> list[dict[str, str]]:
     return [
         {"name": s.name, "cron": s.cron, "timezone": s.timezone or config.timezone}
         for s in workflow.schedules
@@ -36,11 +39,12 @@ def _workflows_found(config: ProjectConfig, found: Discovered) -> list[dict[str,
         {
             "name": w.name,
             "version": w.version,
-            "steps": len(w.graph.steps),
+            "style": w.kind,
+            "steps": len(w.graph.steps) if isinstance(w, WorkflowDefinition) else None,
             "schedules": _schedules(w, config),
             "file": found.source_of(f"workflow:{w.name}@{w.version}"),
         }
-        for w in sorted(found.workflows, key=lambda w: (w.name, w.version or ""))
+        for w in sorted(found.workflows, key=lambda w: (w.name, version_key(w.version)))
     ]
 
 

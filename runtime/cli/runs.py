@@ -1,4 +1,4 @@
-"""``runtime run`` (start a run) and ``runtime runs list|show`` (read runs)."""
+"""``runtime run`` (start a run) and ``runtime runs list|show|pause|resume|cancel|retry``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 
 from runtime.cli.common import (
     EXIT_FAILED,
+    EXIT_NOT_FOUND,
     EXIT_USAGE,
     Context,
     echo_json,
@@ -22,6 +23,7 @@ from runtime.cli.common import (
     when,
     with_store,
 )
+from runtime.errors import InvalidTransitionError, RunNotFoundError
 from runtime.models import RunRecord, RunStatus, StepError
 from runtime.store.base import RunPage, Store
 
@@ -216,3 +218,56 @@ def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
                      when(step.started_at), took, error))  # fmt: skip
     click.echo("")
     click.echo(table(("#", "STEP", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "ERROR"), rows))
+
+
+def _control_command(action: str, summary: str) -> click.Command:
+    @click.command(action, help=summary)
+    @click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...")
+    @json_option
+    @pass_context
+    def command(ctx: Context, run_ids: tuple[str, ...], as_json: bool) -> None:
+        async def apply(store: Store) -> list[tuple[str, RunRecord | str]]:
+            from runtime.clock import SystemClock
+
+            outcomes: list[tuple[str, RunRecord | str]] = []
+            for run_id in run_ids:
+                try:
+                    outcomes.append(
+                        (run_id, await store.control_run(run_id, action, SystemClock().now()))
+                    )
+                except (InvalidTransitionError, RunNotFoundError) as exc:
+                    outcomes.append((run_id, f"{type(exc).__name__}: {exc}"))
+            return outcomes
+
+        outcomes = run_async(lambda: with_store(ctx, apply))
+        refused = [(run_id, why) for run_id, why in outcomes if isinstance(why, str)]
+        if as_json:
+            echo_json([
+                {"run_id": run_id, "status": r.status.value, "control": r.control}
+                if isinstance(r, RunRecord) else {"run_id": run_id, "error": r}
+                for run_id, r in outcomes
+            ])  # fmt: skip
+        else:
+            for run_id, record in outcomes:
+                if isinstance(record, RunRecord):
+                    pending = (
+                        f" ({record.control} after its running step)" if record.control else ""
+                    )
+                    click.echo(f"{run_id}: {record.status.value}{pending}")
+        for _, why in refused:
+            click.echo(f"error: {why}", err=True)
+        if any("RunNotFoundError" in why for _, why in refused):
+            sys.exit(EXIT_NOT_FOUND)
+        if refused:
+            sys.exit(EXIT_FAILED)
+
+    return command
+
+
+for _action, _summary in (
+    ("pause", "Pause runs (pending, running or sleeping); a running step finishes first."),
+    ("resume", "Resume paused runs (due now; a durable sleep keeps its wake-up time)."),
+    ("cancel", "Cancel runs; their completed steps are compensated by a worker."),
+    ("retry", "Retry failed, compensation_failed or canceled runs from where they failed."),
+):
+    runs.add_command(_control_command(_action, _summary))

@@ -43,7 +43,7 @@ class _ReplayEnded(BaseException):
     """A read-only replay reached a step with no record: there is nothing more to learn."""
 
 
-def _context(engine: Engine, state: RunState, input: Any, runner: _Runner) -> WorkflowContext[Any]:
+def _context(state: RunState, input: Any, runner: _Runner) -> WorkflowContext[Any]:
     workflow: DurableWorkflow = state.workflow
     return WorkflowContext(
         input=workflow.validate_input(input), run_id=state.run_id, workflow=workflow.name,
@@ -57,7 +57,9 @@ async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
     workflow: DurableWorkflow = state.workflow
     runner = _Runner(engine, state, replay_only=False)
     try:
-        returned = await workflow.fn(_context(engine, state, input, runner))
+        # Inside the try: an input that no longer validates (a scheduled input, a client's)
+        # fails the run with the reason instead of stopping the worker.
+        returned = await workflow.fn(_context(state, input, runner))
         output = workflow.check_output(returned)
     except Suspended as suspended:
         if suspended.status is RunStatus.COMPENSATING:  # a cancel, obeyed between steps
@@ -78,7 +80,7 @@ async def learn_compensations(engine: Engine, state: RunState, input: Any) -> No
     """
     runner = _Runner(engine, state, replay_only=True)
     with contextlib.suppress(_ReplayEnded, Exception):
-        await state.workflow.fn(_context(engine, state, input, runner))
+        await state.workflow.fn(_context(state, input, runner))
 
 
 class _Runner:
