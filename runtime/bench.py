@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from runtime.container import Container
+from runtime.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.sdk.steps import StepDefinition, create_step
 from runtime.sdk.workflows import WorkflowDefinition, create_workflow
 from runtime.service import Runtime
@@ -155,6 +156,34 @@ async def _queue(rt: Runtime, single: WorkflowDefinition) -> list[float]:
     return samples
 
 
+def _durable_chain(name: str, length: int) -> DurableWorkflow:
+    async def bump(value: int) -> int:
+        return value + 1
+
+    async def chain(ctx: WorkflowContext[Any]) -> int:
+        value: int = ctx.input["start"]
+        for i in range(length):
+            value = await ctx.step(f"step-{i}", bump, value)
+        return value
+
+    return workflow(name=name)(chain)
+
+
+async def _durable(path: Path) -> float:
+    """Steps per second of 200 background runs of 10 ``ctx.step`` steps, all enqueued at once."""
+    chain = _durable_chain("bench-durable", STEPS)
+    async with Runtime(database=f"sqlite:///{path}", workflows=[chain]) as rt:
+        for _ in range(5):  # warm-up
+            await (await rt.workflows.run(chain, {"start": 0})).result(timeout=10)
+        started = time.perf_counter()
+        handles = [await rt.workflows.run(chain, {"start": 0}) for _ in range(RUNS)]
+        for handle in handles:
+            if await handle.result(timeout=60) != STEPS:
+                raise AssertionError("durable benchmark workflow returned a wrong result")
+        elapsed = time.perf_counter() - started
+    return RUNS * STEPS / elapsed
+
+
 async def _cron(path: Path) -> dict[str, float]:
     """How late every-second cron firings start (the job's handler runs) after nominal time."""
     lags: list[float] = []
@@ -204,6 +233,7 @@ async def measure(directory: Path | None = None, *, with_cron: bool = True) -> d
             queue = await _queue(rt, single)
         baseline = await baseline_commit_us(str(Path(tmp) / "baseline.db"))
         bus = await _bus(Path(tmp) / "bus.db")
+        durable = await _durable(Path(tmp) / "durable.db")
         cron = await _cron(Path(tmp) / "cron.db") if with_cron else {}
         total_steps = RUNS * STEPS
         return {
@@ -215,6 +245,7 @@ async def measure(directory: Path | None = None, *, with_cron: bool = True) -> d
             "latency_ms_p50": round(statistics.median(latencies), 3),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1], 3),
             "queue_latency_ms_p50": round(statistics.median(queue), 3),
+            "durable_fn_steps_per_s": round(durable, 1),
             **bus,
             **cron,
             "peak_rss_mb": round(_peak_rss_mb(), 1),
