@@ -120,6 +120,7 @@ async def test_runs_started_between_pages_cause_no_gap_and_no_duplicate(db_url: 
                        background=False) as rt:  # fmt: skip
         first_ids = [(await rt.workflows.run(alpha, {"n": n}, delay=60)).run_id for n in range(9)]
         page = await rt.workflows.list_runs(limit=4)
+        clock.advance(1)  # started after the first page was read
         for n in range(5):
             await rt.workflows.run(alpha, {"n": 100 + n}, delay=60)
         seen = [r.id for r in page.runs]
