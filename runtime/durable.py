@@ -277,11 +277,11 @@ def workflow(
         if version is not None and (not isinstance(version, str) or not version):
             raise DefinitionError(f"workflow {label!r}: version must be a non-empty string")
         listed = tuple(schedules)
-        names = [s.name for s in listed]
         for item in listed:
             if not isinstance(item, Schedule):
                 raise DefinitionError(f"workflow {label!r}: schedules take Schedule(...), got "
                                       f"{item!r}")  # fmt: skip
+        names = [s.name for s in listed]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DefinitionError(f"workflow {label!r}: two schedules named {duplicates[0]!r}")

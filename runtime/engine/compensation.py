@@ -66,9 +66,16 @@ async def roll_back(
         if error is not None:
             final = RunStatus.COMPENSATION_FAILED
             break
+    else:
+        # An operator may have canceled the run while it was rolling back: it ends
+        # canceled. (The store applies the same rule in the final write, for a cancel
+        # that lands between this read and that write.)
+        current = await engine.store.get_run(state.run_id, steps=False)
+        final = current.rollback_status or final
     now = engine.clock.now()
     update = RunUpdate(
         status=final,
+        rollback_wins=final is not RunStatus.COMPENSATION_FAILED,
         ended_at=now,
         release=True,
         drop_staged=True,

@@ -432,7 +432,10 @@ def _errors(steps: list[StepRecord], run_error: StepError | None) -> list[StepEr
     ``compensated``), so every failed parallel sibling is listed.
     """
     errors = [run_error] if run_error is not None else []
+    seen = {(e.step, e.type, e.message) for e in errors}
     for step in sorted(steps, key=lambda s: s.seq):
-        if step.error is not None and step.error not in errors:
-            errors.append(step.error)
+        error = step.error
+        if error is not None and (error.step, error.type, error.message) not in seen:
+            seen.add((error.step, error.type, error.message))
+            errors.append(error)
     return errors

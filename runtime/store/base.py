@@ -95,6 +95,8 @@ class RunUpdate:
     ended_at: datetime | None = None
     release: bool = False
     """Give the run up (owner cleared); an operator's pending request is cleared too."""
+    rollback_wins: bool = False
+    """Write ``status`` unless the run's ``rollback_status`` (a cancel) says otherwise."""
     clear_control: bool = False
     """The driver obeyed the operator's request: clear it (implied by ``release``)."""
     rollback_status: RunStatus | None = None

@@ -173,7 +173,8 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         sets = ["updated_at = ?"]
         params: list[Any] = [to_text(now)]
         if update.status is not None:
-            sets.append("status = ?")
+            sets.append("status = COALESCE(rollback_status, ?)" if update.rollback_wins
+                        else "status = ?")  # fmt: skip
             params.append(update.status.value)
         if update.output is not None:
             sets.append("output = ?")
