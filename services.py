@@ -21,29 +21,39 @@ service in the container.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+
+import anyio
 
 from runtime import Container
 
 __all__ = [
     "AnalyticsService",
     "AuthService",
+    "BackupService",
     "BrandService",
     "CartService",
     "CmsService",
     "Console",
     "CustomerService",
     "EmailService",
+    "ExternalDataService",
     "ExternalInventoryService",
     "FulfillmentService",
     "InventoryService",
     "Journal",
+    "LogService",
     "NotificationService",
     "OrderService",
+    "PaymentService",
     "ProductService",
+    "ReportService",
     "ServiceError",
+    "UserDataService",
+    "UserService",
     "setup",
 ]
 
@@ -718,6 +728,16 @@ class EmailService(DemoService):
         self._enter("send_daily_report")
         self._send("daily-report", to, {"date": metrics["date"], "metrics": metrics})
 
+    async def send_email(self, to: str, subject: str, body: str) -> None:
+        """Send a plain-text message (the Sonamu examples' ``sendEmail``)."""
+        self._enter("send_email")
+        self._send("text", to, {"subject": subject, "body": body})
+
+    async def send_html_email(self, to: str, subject: str, html: str) -> None:
+        """Send an HTML message (version 2 of the welcome e-mail)."""
+        self._enter("send_html_email")
+        self._send("html", to, {"subject": subject, "html": html})
+
     def _send(self, template: str, to: str, data: dict[str, Any]) -> None:
         self.sent.append({"template": template, "to": to, "data": data})
         self._record("send", f"{template} {to}")
@@ -787,9 +807,266 @@ class NotificationService(DemoService):
         return True
 
 
+# -- the services of the Sonamu examples (seed 003) ------------------------------------
+
+
+class UserService(DemoService):
+    """The application's users (Sonamu's ``UserModel``), with integer ids.
+
+    Attributes:
+        users: user id -> ``{"id", "email"}``; passwords are kept apart, hashed.
+    """
+
+    name = "users"
+
+    def __init__(
+        self, users: Iterable[dict[str, Any]] = (), journal: Journal | None = None
+    ) -> None:
+        super().__init__(journal)
+        self.users: dict[int, dict[str, Any]] = {u["id"]: dict(u) for u in users}
+        self.password_hashes: dict[int, str] = {}
+
+    async def register(self, email: str, password: str) -> int:
+        """Save a new user; returns their id.
+
+        Raises:
+            ValueError: the e-mail address is taken.
+        """
+        self._enter("register")
+        if any(u["email"].lower() == email.lower() for u in self.users.values()):
+            raise ValueError(f"a user with e-mail {email!r} already exists")
+        user_id = max(self.users, default=0) + 1
+        self.users[user_id] = {"id": user_id, "email": email}
+        # A demo: a real application uses a slow, salted hash.
+        self.password_hashes[user_id] = hashlib.sha256(password.encode()).hexdigest()
+        self._record("register", str(user_id))
+        return user_id
+
+    async def find_many(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The users with these ids, by increasing id (unknown ids are left out)."""
+        self._enter("find_many")
+        wanted = set(ids)
+        return [dict(self.users[i]) for i in sorted(wanted) if i in self.users]
+
+
+class PaymentService(DemoService):
+    """A payment provider that turns a payment into an order.
+
+    Attributes:
+        orders: every order created, in order: ``{"id", "user_id", "amount", "status"}``.
+        outcome: the status the provider reports for the next orders; ``"success"``
+            unless a test makes it answer something else (``"pending"``, say).
+    """
+
+    name = "payments"
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.orders: list[dict[str, Any]] = []
+        self.outcome = "success"
+
+    async def create_order(self, user_id: int, amount: float) -> dict[str, Any]:
+        """Charge ``amount`` to a user; returns the order with the provider's status."""
+        self._enter("create_order")
+        order = {"id": len(self.orders) + 1, "user_id": user_id, "amount": amount,
+                 "status": self.outcome}  # fmt: skip
+        self.orders.append(order)
+        self._record("create_order", str(order["id"]))
+        return dict(order)
+
+
+class ReportService(DemoService):
+    """Builds the daily report from the store's orders.
+
+    Args:
+        orders: where the orders are read from.
+    """
+
+    name = "reports"
+
+    def __init__(self, orders: OrderService, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self._orders = orders
+        self.generated: list[str] = []
+
+    async def generate_report(self, date: str) -> dict[str, Any]:
+        """``{"date", "orders", "revenue"}`` of one day (``YYYY-MM-DD``, UTC).
+
+        ``orders`` counts the day's orders, ``revenue`` sums the captured ones
+        (in cents).
+        """
+        self._enter("generate_report")
+        day = [o for o in self._orders.orders.values()
+               if o["created_at"].date().isoformat() == date]  # fmt: skip
+        revenue = sum(o["total"] for o in day if o["payment_status"] == "captured")
+        self.generated.append(date)
+        return {"date": date, "orders": len(day), "revenue": revenue}
+
+
+class BackupService(DemoService):
+    """Backups of the application's data.
+
+    Attributes:
+        backups: ``{"id", "type"}`` per backup taken, in order (``type`` is
+            ``"full"`` or ``"incremental"``).
+    """
+
+    name = "backups"
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.backups: list[dict[str, Any]] = []
+        self._ids = _Ids("backup")
+
+    async def full_backup(self) -> dict[str, Any]:
+        """Copy everything."""
+        self._enter("full_backup")
+        return self._take("full")
+
+    async def incremental_backup(self) -> dict[str, Any]:
+        """Copy what changed since the previous backup."""
+        self._enter("incremental_backup")
+        return self._take("incremental")
+
+    def _take(self, kind: str) -> dict[str, Any]:
+        backup = {"id": self._ids.next(), "type": kind}
+        self.backups.append(backup)
+        self._record(f"{kind}_backup", backup["id"])
+        return dict(backup)
+
+
+class UserDataService(DemoService):
+    """The three stages of the data pipeline: an external source, a transform, a table.
+
+    Attributes:
+        source: the raw records the external API returns.
+        table: the saved (transformed) records, by id.
+        calls: how often each operation was called, failed calls included; this is
+            how a test sees that a retried pipeline did not collect twice.
+    """
+
+    name = "user_data"
+
+    def __init__(
+        self, source: Iterable[dict[str, Any]] = (), journal: Journal | None = None
+    ) -> None:
+        super().__init__(journal)
+        self.source: list[dict[str, Any]] = [dict(r) for r in source]
+        self.table: dict[int, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+
+    async def fetch_raw_data(self) -> list[dict[str, Any]]:
+        """Stage 1: the raw records, as the external API sends them."""
+        self.calls["fetch_raw_data"] += 1
+        self._enter("fetch_raw_data")
+        return [dict(r) for r in self.source]
+
+    def transform_data(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stage 2 (plain, synchronous code): tidy names, lower-case e-mail addresses."""
+        self.calls["transform_data"] += 1
+        self._enter("transform_data")
+        return [{"id": r["id"], "name": " ".join(r["name"].split()).title(),
+                 "email": r["email"].strip().lower()} for r in raw]  # fmt: skip
+
+    async def save_to_database(self, rows: list[dict[str, Any]]) -> int:
+        """Stage 3: upsert the rows by id; returns how many were written."""
+        self.calls["save_to_database"] += 1
+        self._enter("save_to_database")
+        for row in rows:
+            self.table[row["id"]] = dict(row)
+            self._record("save_to_database", str(row["id"]))
+        return len(rows)
+
+
+class LogService(DemoService):
+    """An application log table (the cleanup example's ``logs``).
+
+    Attributes:
+        records: ``{"id", "message", "created_at"}`` (aware UTC), oldest first.
+    """
+
+    name = "logs"
+
+    def __init__(
+        self, records: Iterable[dict[str, Any]] = (), journal: Journal | None = None
+    ) -> None:
+        super().__init__(journal)
+        self.records: list[dict[str, Any]] = [dict(r) for r in records]
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Delete the records created before ``cutoff``; returns how many went."""
+        self._enter("delete_older_than")
+        kept = [r for r in self.records if r["created_at"] >= cutoff]
+        deleted = len(self.records) - len(kept)
+        self.records = kept
+        self._record("delete_older_than", f"{deleted} before {cutoff.isoformat()}")
+        return deleted
+
+
+class ExternalDataService(DemoService):
+    """A third-party API whose changes are synced in (the pause-and-resume example).
+
+    A test can hold calls to :meth:`fetch_changes` open, to catch a run in the
+    middle of a step::
+
+        external.hold()        # fetches now wait ...
+        external.release()     # ... until this
+
+    Attributes:
+        changes: source name -> the changes the API reports for it.
+        applied: source name -> every change applied, in order.
+        fetches: how many fetches were made; ``fetching`` how many are under way.
+    """
+
+    name = "external_data"
+
+    def __init__(
+        self, changes: dict[str, list[dict[str, Any]]] | None = None,
+        journal: Journal | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(journal)
+        self.changes: dict[str, list[dict[str, Any]]] = {
+            k: [dict(c) for c in v] for k, v in (changes or {}).items()
+        }
+        self.applied: dict[str, list[dict[str, Any]]] = {}
+        self.fetches = 0
+        self.fetching = 0
+        self._gate: anyio.Event | None = None
+
+    def hold(self) -> None:
+        """Make fetches wait until :meth:`release`."""
+        if self._gate is None:
+            self._gate = anyio.Event()
+
+    def release(self) -> None:
+        """Let held fetches go on."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
+
+    async def fetch_changes(self, source: str) -> list[dict[str, Any]]:
+        """The changes of ``source`` since the last sync (none for an unknown source)."""
+        self._enter("fetch_changes")
+        self.fetches += 1
+        self.fetching += 1
+        try:
+            if self._gate is not None:
+                await self._gate.wait()
+        finally:
+            self.fetching -= 1
+        return [dict(c) for c in self.changes.get(source, [])]
+
+    async def apply_changes(self, source: str, changes: list[dict[str, Any]]) -> int:
+        """Apply fetched changes locally; returns how many."""
+        self._enter("apply_changes")
+        self.applied.setdefault(source, []).extend(dict(c) for c in changes)
+        self._record("apply_changes", f"{source} {len(changes)}")
+        return len(changes)
+
+
 def _demo_data(journal: Journal) -> dict[str, DemoService]:
     """Fresh services holding a small, fixed catalogue."""
-    return {
+    services: dict[str, DemoService] = {
         "console": Console(journal),
         "products": ProductService(
             [
@@ -913,6 +1190,44 @@ def _demo_data(journal: Journal) -> dict[str, DemoService]:
         "analytics": AnalyticsService(journal),
         "notifications": NotificationService(journal),
     }
+    orders = services["orders"]
+    assert isinstance(orders, OrderService)
+    services.update(_sonamu_demo_data(journal, orders))
+    return services
+
+
+def _sonamu_demo_data(journal: Journal, orders: OrderService) -> dict[str, DemoService]:
+    """The services of the Sonamu examples (seed 003), holding small fixed data."""
+    return {
+        "users": UserService(
+            [
+                {"id": 1, "email": "ada@example.com"},
+                {"id": 2, "email": "grace@example.com"},
+                {"id": 3, "email": "alan@example.com"},
+            ],
+            journal,
+        ),
+        "payments": PaymentService(journal),
+        "reports": ReportService(orders, journal),
+        "backups": BackupService(journal),
+        "user_data": UserDataService(
+            [
+                {"id": 1, "name": "  ada   lovelace ", "email": "ADA@Example.com"},
+                {"id": 2, "name": "grace hopper", "email": " grace@example.COM"},
+            ],
+            journal,
+        ),
+        "logs": LogService(
+            [
+                {"id": "log_1", "message": "old", "created_at": _EPOCH - timedelta(days=400)},
+                {"id": "log_2", "message": "recent", "created_at": _EPOCH},
+            ],
+            journal,
+        ),
+        "external_data": ExternalDataService(
+            {"crm": [{"id": "c1", "field": "email"}, {"id": "c2", "field": "name"}]}, journal
+        ),
+    }
 
 
 def setup(container: Container) -> None:
@@ -920,8 +1235,9 @@ def setup(container: Container) -> None:
 
     Names: ``console``, ``products``, ``external_inventory``, ``cms``, ``brands``,
     ``carts``, ``orders``, ``inventory``, ``fulfillment``, ``customers``, ``auth``,
-    ``email``, ``analytics``, ``notifications``, plus ``journal`` (the shared
-    :class:`Journal`).
+    ``email``, ``analytics``, ``notifications``; for the Sonamu examples ``users``,
+    ``payments``, ``reports``, ``backups``, ``user_data``, ``logs``,
+    ``external_data``; plus ``journal`` (the shared :class:`Journal`).
 
     Args:
         container: the runtime's container (``runtime.toml`` names this hook).
