@@ -27,6 +27,7 @@ from runtime.errors import (
     UnknownWorkflowError,
 )
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.runs import RunHandle
 from runtime.sdk.refs import Ref
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
 from runtime.sdk.workflows import (
@@ -38,7 +39,7 @@ from runtime.sdk.workflows import (
     transform,
     when,
 )
-from runtime.service import RunHandle, Runtime, Workflows
+from runtime.service import Runtime, Workflows
 from runtime.specs import (
     Event,
     Job,

@@ -14,8 +14,7 @@ that defines it is deployed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,9 +25,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from runtime.bus import encode_event
 from runtime.clock import Clock, SystemClock
 from runtime.engine.executor import pending_run
-from runtime.engine.state import stored_error
-from runtime.errors import RunFailed
 from runtime.models import RunRecord, RunStatus
+from runtime.runs import RunHandle, RunsApi
 from runtime.service import open_store
 from runtime.store.base import RunPage, Store
 
@@ -36,7 +34,7 @@ POLL = 0.02
 """Seconds between checks for commits while waiting for a run's result."""
 
 
-class Client:
+class Client(RunsApi):
     """Emit events, start, read and manage runs against a runtime's database.
 
     Args:
@@ -98,7 +96,7 @@ class Client:
         version: str | None = None,
         idempotency_key: str | None = None,
         delay: float | timedelta = 0.0,
-    ) -> ClientRunHandle:
+    ) -> RunHandle:
         """Enqueue a run of ``workflow`` (by name); a service's worker executes it."""
         store = await self._open()
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
@@ -106,45 +104,13 @@ class Client:
             pending_run(workflow, input, version=version, kind="unresolved",
                         idempotency_key=idempotency_key, now=self._clock.now(), delay=seconds)
         )  # fmt: skip
-        return ClientRunHandle(record.id, self)
+        return RunHandle(record.id, self)
 
-    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
-        """A run with its steps."""
-        return await (await self._open()).get_run(run_id, steps=steps)
+    async def _open_store(self) -> Store:
+        return await self._open()
 
-    async def list_runs(
-        self,
-        *,
-        status: Sequence[RunStatus | str] | None = None,
-        workflow: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> RunPage:
-        """Runs, newest first."""
-        statuses = [RunStatus(s) for s in status] if status else None
-        return await (await self._open()).list_runs(
-            status=statuses, workflow=workflow, limit=limit, cursor=cursor
-        )
-
-    async def pause(self, run_id: str) -> RunRecord:
-        """Pause a run (see :meth:`runtime.service.Workflows.pause`)."""
-        return await self._control(run_id, "pause")
-
-    async def resume(self, run_id: str) -> RunRecord:
-        """Resume a paused run."""
-        return await self._control(run_id, "resume")
-
-    async def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run; its completed steps are compensated by a worker."""
-        return await self._control(run_id, "cancel")
-
-    async def retry(self, run_id: str) -> RunRecord:
-        """Run a failed, compensation_failed or canceled run again."""
-        return await self._control(run_id, "retry")
-
-    async def _control(self, run_id: str, action: str) -> RunRecord:
-        store = await self._open()
-        return await store.control_run(run_id, action, self._clock.now())
+    def _now(self) -> datetime:
+        return self._clock.now()
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run is terminal; checks only when the database changed."""
@@ -159,28 +125,6 @@ class Client:
                     if record.status.terminal:
                         return record
                 await anyio.sleep(POLL)
-
-
-class ClientRunHandle:
-    """A run started through a client."""
-
-    def __init__(self, run_id: str, client: Client) -> None:
-        self.run_id = run_id
-        self._client = client
-
-    def __repr__(self) -> str:
-        return f"ClientRunHandle({self.run_id!r})"
-
-    async def status(self) -> RunStatus:
-        """The run's status now."""
-        return (await self._client.get_run(self.run_id, steps=False)).status
-
-    async def result(self, timeout: float | None = None) -> Any:
-        """Wait for the run to end; its output, or :class:`RunFailed`."""
-        record = await self._client.wait(self.run_id, timeout)
-        if record.status is not RunStatus.COMPLETED:
-            raise RunFailed(record.id, record.status.value, stored_error(record.error))
-        return record.output
 
 
 class SyncClient:
@@ -213,7 +157,7 @@ class SyncClient:
 
     def run(self, workflow: str, input: Any = None, **options: Any) -> SyncRunHandle:
         """See :meth:`Client.run`."""
-        handle: ClientRunHandle = self._call(self._client.run, workflow, input, **options)
+        handle: RunHandle = self._call(self._client.run, workflow, input, **options)
         return SyncRunHandle(handle, self)
 
     def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
@@ -266,7 +210,7 @@ class SyncClient:
 class SyncRunHandle:
     """A run started through a :class:`SyncClient`."""
 
-    def __init__(self, handle: ClientRunHandle, client: SyncClient) -> None:
+    def __init__(self, handle: RunHandle, client: SyncClient) -> None:
         self.run_id = handle.run_id
         self._handle = handle
         self._client = client

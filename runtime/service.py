@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import inspect
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,16 @@ from runtime.discovery import discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
-from runtime.engine.state import stored_error
 from runtime.engine.worker import Worker
-from runtime.errors import ConfigError, RunFailed
+from runtime.errors import ConfigError
 from runtime.log import ensure_configured
-from runtime.models import RunRecord, RunStatus
+from runtime.models import RunRecord
 from runtime.registry import Registry
+from runtime.runs import RunHandle, RunsApi
 from runtime.scheduler import Scheduler, job_workflow, schedules_for
 from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
 from runtime.specs import Job, Subscriber
-from runtime.store.base import RunPage, Store
+from runtime.store.base import Store
 from runtime.store.sqlite import SqliteStore
 
 logger = structlog.get_logger("runtime")
@@ -55,38 +55,12 @@ async def open_store(database: str, base_dir: Path | None = None) -> Store:
     raise ConfigError(f"no store for {database!r}")
 
 
-class RunHandle:
-    """A background run: its id, its status, and a way to wait for its result."""
-
-    def __init__(self, run_id: str, workflows: Workflows) -> None:
-        self.run_id = run_id
-        self._workflows = workflows
-
-    def __repr__(self) -> str:
-        return f"RunHandle({self.run_id!r})"
-
-    async def status(self) -> RunStatus:
-        """The run's status now."""
-        return (await self._workflows.get_run(self.run_id, steps=False)).status
-
-    async def result(self, timeout: float | None = None) -> Any:
-        """Wait for the run to end and return its output.
-
-        Raises:
-            RunFailed: the run ended failed, compensation_failed or canceled.
-            TimeoutError: it did not end within ``timeout`` seconds.
-        """
-        record = await self._workflows.wait(self.run_id, timeout)
-        if record.status is not RunStatus.COMPLETED:
-            raise RunFailed(record.id, record.status.value, stored_error(record.error))
-        return record.output
-
-
-class Workflows:
+class Workflows(RunsApi):
     """The runtime's workflow API, registered in the container as ``workflows``.
 
     ``wf(container).run()`` executes through it; ``run`` starts background runs;
-    ``get_run``/``list_runs`` read them.
+    ``get_run``/``list_runs`` read them; ``pause``/``resume``/``cancel``/``retry``
+    manage them.
     """
 
     def __init__(self, engine: Engine, registry: Registry, worker: Worker | None) -> None:
@@ -131,49 +105,19 @@ class Workflows:
             self._worker.poke()
         return RunHandle(record.id, self)
 
-    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
-        """A run with its steps, attempts, errors and timings."""
-        return await self._engine.store.get_run(run_id, steps=steps)
-
-    async def list_runs(
-        self,
-        *,
-        status: Sequence[RunStatus | str] | None = None,
-        workflow: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> RunPage:
-        """Runs, newest first; pass ``next_cursor`` back for the next page."""
-        statuses = [RunStatus(s) for s in status] if status else None
-        return await self._engine.store.list_runs(
-            status=statuses, workflow=workflow, limit=limit, cursor=cursor
-        )
-
     def names(self) -> list[str]:
         """The workflows this runtime knows."""
         return self._registry.names()
 
-    async def pause(self, run_id: str) -> RunRecord:
-        """Pause a pending, running or sleeping run (a running step finishes first)."""
-        return await self._control(run_id, "pause")
+    async def _open_store(self) -> Store:
+        return self._engine.store
 
-    async def resume(self, run_id: str) -> RunRecord:
-        """Resume a paused run: due now (a durable sleep keeps its wake-up time)."""
-        return await self._control(run_id, "resume")
+    def _now(self) -> datetime:
+        return self._engine.clock.now()
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run that has not ended; its completed steps are compensated."""
-        return await self._control(run_id, "cancel")
-
-    async def retry(self, run_id: str) -> RunRecord:
-        """Run a failed, compensation_failed or canceled run again from where it failed."""
-        return await self._control(run_id, "retry")
-
-    async def _control(self, run_id: str, action: str) -> RunRecord:
-        record = await self._engine.store.control_run(run_id, action, self._engine.clock.now())
+    def _changed(self) -> None:
         if self._worker is not None:
             self._worker.poke()
-        return record
 
     def notify(self) -> None:
         """Something may have ended (a run here, or a commit elsewhere): wake waiters."""

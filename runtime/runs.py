@@ -1,0 +1,99 @@
+"""Reading and managing runs: the API ``rt.workflows`` and the clients share, and run handles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from runtime.engine.state import stored_error
+from runtime.errors import RunFailed
+from runtime.models import RunRecord, RunStatus
+from runtime.store.base import RunPage, Store
+
+
+class RunsApi:
+    """Read runs and manage them; subclasses say where the store is and how to wait."""
+
+    async def _open_store(self) -> Store:
+        raise NotImplementedError  # protocol
+
+    def _now(self) -> datetime:
+        raise NotImplementedError  # protocol
+
+    def _changed(self) -> None:
+        """Called after a management action was committed (e.g. to wake a worker)."""
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until the run is terminal and return it."""
+        raise NotImplementedError  # protocol
+
+    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
+        """A run with its steps, attempts, errors and timings.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        return await (await self._open_store()).get_run(run_id, steps=steps)
+
+    async def list_runs(
+        self,
+        *,
+        status: Sequence[RunStatus | str] | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first; pass ``next_cursor`` back for the next page."""
+        statuses = [RunStatus(s) for s in status] if status else None
+        return await (await self._open_store()).list_runs(
+            status=statuses, workflow=workflow, limit=limit, cursor=cursor
+        )
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a pending, running or sleeping run (a running step finishes first)."""
+        return await self._control(run_id, "pause")
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Resume a paused run: due now (a durable sleep keeps its wake-up time)."""
+        return await self._control(run_id, "resume")
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run that has not ended; its completed steps are compensated."""
+        return await self._control(run_id, "cancel")
+
+    async def retry(self, run_id: str) -> RunRecord:
+        """Run a failed, compensation_failed or canceled run again from where it failed."""
+        return await self._control(run_id, "retry")
+
+    async def _control(self, run_id: str, action: str) -> RunRecord:
+        record = await (await self._open_store()).control_run(run_id, action, self._now())
+        self._changed()
+        return record
+
+
+class RunHandle:
+    """A background run: its id, its status, and a way to wait for its result."""
+
+    def __init__(self, run_id: str, api: RunsApi) -> None:
+        self.run_id = run_id
+        self._api = api
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    async def status(self) -> RunStatus:
+        """The run's status now."""
+        return (await self._api.get_run(self.run_id, steps=False)).status
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end and return its output.
+
+        Raises:
+            RunFailed: the run ended failed, compensation_failed or canceled.
+            TimeoutError: it did not end within ``timeout`` seconds.
+        """
+        record = await self._api.wait(self.run_id, timeout)
+        if record.status is not RunStatus.COMPLETED:
+            raise RunFailed(record.id, record.status.value, stored_error(record.error))
+        return record.output
