@@ -125,7 +125,7 @@ def job_workflow(job: Job) -> WorkflowDefinition:
     return dataclasses.replace(workflow, failure_event=(JOB_FAILED, {"job": job.name}))
 
 
-def _no_input() -> Any:
+def _no_input(nominal_at: datetime) -> Any:
     return None
 
 
@@ -137,7 +137,7 @@ class ScheduleEntry:
         name: unique among schedules (a job's name, or ``<workflow>:<schedule>``).
         workflow: the workflow each firing starts a run of.
         cron: the expression in its timezone.
-        input: called at each firing; returns the run's input (JSON).
+        input: called at each firing with its nominal time; returns the run's input (JSON).
         max_executions: stop after this many started runs (``None``: no limit).
         overlap: ``"skip"`` a firing while the previous run is active, or ``"allow"``.
         catchup_window: seconds late the latest missed firing may be and still run.
@@ -149,7 +149,7 @@ class ScheduleEntry:
     name: str
     workflow: str
     cron: CronSchedule
-    input: Callable[[], Any] = _no_input
+    input: Callable[[datetime], Any] = _no_input
     max_executions: int | None = None
     overlap: Overlap = "skip"
     catchup_window: float = 3600.0
@@ -487,7 +487,7 @@ class Scheduler:
     def _new_run(self, entry: ScheduleEntry, nominal: datetime, now: datetime) -> NewRun | None:
         """The run a firing starts; ``None`` (the firing is missed) when its input fails."""
         try:
-            text = dumps(entry.input(), f"the input of schedule {entry.name!r}")
+            text = dumps(entry.input(nominal), f"the input of schedule {entry.name!r}")
         except Exception:
             logger.exception("schedule_input_failed", schedule=entry.name, nominal_at=_iso(nominal))
             return None

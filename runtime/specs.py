@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
@@ -245,7 +246,8 @@ class Schedule:
     Args:
         cron: 5 fields, or 6 with seconds first.
         name: unique per workflow (defaults to ``"default"``).
-        input: the run's input, or a function called at each firing that returns it.
+        input: the run's input, or a function called at each firing that returns it
+            (with the firing's nominal time when it takes one argument).
         timezone, number_of_executions, overlap, catchup_window: as for :class:`JobConfig`.
     """
 
@@ -267,9 +269,20 @@ class Schedule:
         )  # fmt: skip
         object.__setattr__(self, "catchup_window", _seconds(self.catchup_window, "catchup_window"))
 
-    def input_now(self) -> Any:
-        """The input of a firing: ``input()`` when it is a function, else ``input``."""
-        return self.input() if callable(self.input) else self.input
+    def input_now(self, nominal_at: datetime | None = None) -> Any:
+        """The input of a firing: ``input`` itself, or what the function returns.
+
+        A function of one parameter is called with the firing's nominal time (aware
+        UTC), so a report fired late after downtime still covers the right day; a
+        function of none is called without it.
+        """
+        if not callable(self.input):
+            return self.input
+        try:
+            takes_time = bool(inspect.signature(self.input).parameters)
+        except (TypeError, ValueError):
+            takes_time = False
+        return self.input(nominal_at) if takes_time else self.input()
 
 
 # Runs started with no transaction id inside a subscriber's handler (or a job's
