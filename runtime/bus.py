@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
+from structlog.contextvars import bound_contextvars
 
 from runtime.clock import Clock
 from runtime.codec import dumps
@@ -228,7 +229,12 @@ class EventBus:
         timeout = subscriber.config.timeout
         try:
             try:
-                with origin_scope(f"{subscriber.id}:{event.id}"):
+                with (
+                    origin_scope(f"{subscriber.id}:{event.id}"),
+                    bound_contextvars(
+                        event_id=event.id, event=event.name, subscriber=subscriber.id
+                    ),
+                ):
                     with anyio.move_on_after(timeout) as scope:
                         await subscriber.handler(args)
                 if scope.cancelled_caught:

@@ -57,6 +57,7 @@ import anyio
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskStatus
+from structlog.contextvars import bound_contextvars
 
 from runtime.clock import Clock
 from runtime.codec import dumps
@@ -112,7 +113,7 @@ def job_workflow(job: Job) -> WorkflowDefinition:
     handler = job.handler
 
     async def run_job(ctx: StepContext) -> None:
-        with origin_scope(f"{ctx.run_id}:job"):
+        with origin_scope(f"{ctx.run_id}:job"), bound_contextvars(job=job.name):
             await handler(ctx.container)
 
     step = create_step(

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import structlog
 
 from runtime.clock import Clock
 from runtime.codec import dumps, roundtrip
@@ -248,7 +249,11 @@ class Engine:
         )
         log = logger.bind(run_id=record.id, workflow=workflow.name)
         try:
-            status = await self._run(state, record)
+            # Every log line written while the run is driven (the user's own structlog
+            # loggers included) carries the run and the workflow.
+            with structlog.contextvars.bound_contextvars(run_id=record.id,
+                                                         workflow=workflow.name):  # fmt: skip
+                status = await self._run(state, record)
         except Suspended as suspended:
             status = suspended.status
         except LeaseLostError:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from runtime.codec import dumps, loads, roundtrip
 from runtime.engine.attempts import PermanentFailure, attempt
 from runtime.engine.state import RunState, Suspended, logger
@@ -69,7 +71,7 @@ async def run_step(
             step=name, attempt=number, logger=logger, hooks=engine,
         )  # fmt: skip
         last_ctx[:] = [ctx]
-        return _awaitable(invoke(ctx))
+        return _with_step(name, invoke, ctx)
 
     def accept(returned: Any) -> Any:
         if isinstance(returned, StepResponse):
@@ -192,7 +194,10 @@ async def _retry_wait(
     await engine.clock.sleep(delay)
 
 
-async def _awaitable(value: Any) -> Any:
-    if isinstance(value, Awaitable):
-        return await value
-    return value
+async def _with_step(name: str, invoke: Invoke, ctx: StepContext) -> Any:
+    """Call the step with its name bound to every log line written meanwhile."""
+    with structlog.contextvars.bound_contextvars(step=name):
+        value = invoke(ctx)
+        if isinstance(value, Awaitable):
+            return await value
+        return value
