@@ -65,6 +65,10 @@ class Registry:
             return self.get(name, None)
         return versions[max(versions, key=version_key)]
 
+    def newest(self) -> list[Any]:
+        """The newest version of every known workflow (the ones whose schedules fire)."""
+        return [self.resolve(name) for name in self.names()]
+
     def versions(self, name: str) -> list[str | None]:
         """The known versions of ``name``, oldest first."""
         return sorted(self._by_name.get(name, {}), key=version_key)

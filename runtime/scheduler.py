@@ -1,10 +1,7 @@
 """The cron scheduler: each firing of a schedule starts one workflow run, exactly once.
 
-Where schedules come from: a job (``jobs/``) is a schedule named after the job
-whose firings are runs of the ``job-<name>`` workflow (:func:`job_workflow`
-builds it); a workflow declared with ``schedule=...`` contributes schedules
-named ``<workflow>:<schedule name>``. :func:`schedules_for` collects both and
-refuses two schedules with one name.
+Where schedules come from: see :mod:`runtime.schedules` (jobs, and workflows
+declared with schedules, become :class:`~runtime.schedules.ScheduleEntry` objects).
 
 How a schedule behaves (DESIGN 2.5):
 
@@ -51,13 +48,12 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskStatus
-from structlog.contextvars import bound_contextvars
 
 from runtime.clock import Clock
 from runtime.codec import dumps
@@ -65,9 +61,7 @@ from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError, StoreError
 from runtime.ids import new_id
 from runtime.models import FiringOutcome, FiringRecord, RunStatus, ScheduleRecord
-from runtime.sdk.steps import StepContext, create_step
-from runtime.sdk.workflows import WorkflowDefinition, create_workflow
-from runtime.specs import Job, Overlap, Schedule, origin_scope
+from runtime.schedules import ScheduleEntry
 from runtime.store.base import NewRun, ScheduleSpec
 
 logger = structlog.get_logger("runtime.scheduler")
@@ -86,148 +80,6 @@ ERROR_BACKOFF = 1.0
 
 RECENT_LAGS = 1000
 """How many recent firing lags :meth:`Scheduler.statistics` keeps."""
-
-JOB_STEP = "run-job"
-"""The name of the one step of a job's workflow."""
-
-JOB_FAILED = "job.failed"
-"""The event a job's run publishes when it fails for good."""
-
-
-def job_workflow(job: Job) -> WorkflowDefinition:
-    """The workflow whose runs are a job's firings: ``job-<name>``, one step.
-
-    The step calls ``job.handler(container)``, retried per the job's
-    ``max_retries`` and ``retry_interval``. A workflow the handler runs without
-    a ``transaction_id`` gets one derived from the job's run
-    (``"<run id>:job:<workflow>"``), so a retried or resumed job finds the run
-    it already started. A run that fails for good publishes ``job.failed`` with
-    ``{"job": <name>, "run_id", "workflow", "status", "error"}``.
-
-    Args:
-        job: the job (handler and config).
-
-    Returns:
-        The workflow definition, to register with the runtime.
-    """
-    handler = job.handler
-
-    async def run_job(ctx: StepContext) -> None:
-        with origin_scope(f"{ctx.run_id}:job"), bound_contextvars(job=job.name):
-            await handler(ctx.container)
-
-    step = create_step(
-        JOB_STEP,
-        run_job,
-        max_retries=job.config.max_retries,
-        retry_interval=job.config.retry_interval,
-    )
-    workflow = create_workflow(f"job-{job.name}", lambda: step())
-    return dataclasses.replace(workflow, failure_event=(JOB_FAILED, {"job": job.name}))
-
-
-def _no_input(nominal_at: datetime) -> Any:
-    return None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ScheduleEntry:
-    """One schedule to run: when it fires and which workflow it starts.
-
-    Attributes:
-        name: unique among schedules (a job's name, or ``<workflow>:<schedule>``).
-        workflow: the workflow each firing starts a run of.
-        cron: the expression in its timezone.
-        input: called at each firing with its nominal time; returns the run's input (JSON).
-        max_executions: stop after this many started runs (``None``: no limit).
-        overlap: ``"skip"`` a firing while the previous run is active, or ``"allow"``.
-        catchup_window: seconds late the latest missed firing may be and still run.
-        version: the workflow version the runs are created with.
-        kind: the workflow's kind (``"composition"``).
-        origin: where it was declared, for error messages.
-    """
-
-    name: str
-    workflow: str
-    cron: CronSchedule
-    input: Callable[[datetime], Any] = _no_input
-    max_executions: int | None = None
-    overlap: Overlap = "skip"
-    catchup_window: float = 3600.0
-    version: str | None = None
-    kind: str = "composition"
-    origin: str = "(code)"
-
-
-class ScheduledWorkflow(Protocol):
-    """A workflow that may declare schedules (``create_workflow(schedule=...)``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def schedules(self) -> tuple[Schedule, ...]: ...
-
-
-def schedules_for(
-    jobs: Iterable[Job],
-    workflows: Iterable[ScheduledWorkflow] = (),
-    default_timezone: str = "UTC",
-) -> list[ScheduleEntry]:
-    """The schedules of ``jobs`` and of ``workflows``, ready for a :class:`Scheduler`.
-
-    Args:
-        jobs: each becomes a schedule named after the job, starting ``job-<name>``
-            with input ``None``.
-        workflows: each :class:`~runtime.specs.Schedule` they declare becomes a
-            schedule named ``<workflow>:<schedule name>``.
-        default_timezone: for schedules that name no timezone (the project's).
-
-    Raises:
-        DefinitionError: two schedules with one name (both are named), or a bad
-            expression or timezone.
-    """
-    found: dict[str, ScheduleEntry] = {}
-
-    def add(entry: ScheduleEntry) -> None:
-        first = found.get(entry.name)
-        if first is not None:
-            raise DefinitionError(
-                f"two schedules are named {entry.name!r}: {first.origin} and {entry.origin}; "
-                "rename one of them"
-            )
-        found[entry.name] = entry
-
-    for job in jobs:
-        config = job.config
-        add(
-            ScheduleEntry(
-                name=job.name,
-                workflow=f"job-{job.name}",
-                cron=CronSchedule(config.schedule, config.timezone or default_timezone),
-                max_executions=config.number_of_executions,
-                overlap=config.overlap,
-                catchup_window=config.catchup_window,
-                origin=f"job {job.name!r} ({job.source})",
-            )
-        )
-    for workflow in workflows:
-        for schedule in workflow.schedules:
-            add(
-                ScheduleEntry(
-                    name=f"{workflow.name}:{schedule.name}",
-                    workflow=workflow.name,
-                    cron=CronSchedule(schedule.cron, schedule.timezone or default_timezone),
-                    input=schedule.input_now,
-                    max_executions=schedule.number_of_executions,
-                    overlap=schedule.overlap,
-                    catchup_window=schedule.catchup_window,
-                    version=getattr(workflow, "version", None),
-                    kind=getattr(workflow, "kind", "composition"),
-                    origin=f"schedule {schedule.name!r} of workflow {workflow.name!r}",
-                )
-            )
-    return list(found.values())
 
 
 class ScheduleStore(Protocol):

@@ -34,7 +34,8 @@ from runtime.log import ensure_configured
 from runtime.models import RunRecord
 from runtime.registry import Registry
 from runtime.runs import RunHandle, RunsApi
-from runtime.scheduler import Scheduler, job_workflow, schedules_for
+from runtime.scheduler import Scheduler
+from runtime.schedules import job_workflow, schedules_for
 from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
 from runtime.specs import Job, Subscriber
 from runtime.store.base import Store
@@ -186,7 +187,8 @@ class Runtime:
             self.registry.register(workflow)
         for job in self.jobs:
             self.registry.register(job_workflow(job))
-        self.schedules = schedules_for(self.jobs, self.registry.all(), timezone)
+        # Of several versions of a workflow, the newest declares its schedules.
+        self.schedules = schedules_for(self.jobs, self.registry.newest(), timezone)
         self.identity = WorkerIdentity.current()
         self.concurrency = concurrency
         self.shutdown_grace = shutdown_grace

@@ -10,7 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runtime.scheduler import ScheduleEntry, Scheduler, schedules_for
+from runtime.scheduler import Scheduler
+from runtime.schedules import ScheduleEntry, schedules_for
 from runtime.specs import Job, JobConfig
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock

@@ -9,7 +9,7 @@ import anyio
 
 from runtime.container import Container
 from runtime.models import RunStatus, StepStatus
-from runtime.scheduler import JOB_FAILED, JOB_STEP, job_workflow
+from runtime.schedules import JOB_FAILED, JOB_STEP, job_workflow
 from runtime.sdk.steps import create_step
 from runtime.sdk.workflows import create_workflow
 from runtime.service import Runtime

@@ -14,7 +14,8 @@ import pytest
 from runtime.clock import to_text
 from runtime.errors import DefinitionError
 from runtime.models import FiringOutcome, RunStatus
-from runtime.scheduler import MAX_MISSED, MAX_SLEEP, Scheduler, schedules_for
+from runtime.scheduler import MAX_MISSED, MAX_SLEEP, Scheduler
+from runtime.schedules import schedules_for
 from runtime.sdk.steps import create_step
 from runtime.sdk.workflows import create_workflow
 from runtime.specs import Schedule
