@@ -12,6 +12,7 @@ the same steps, in the same order, for the same input and step results.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import re
 from collections.abc import Awaitable, Callable
@@ -118,11 +119,7 @@ class WorkflowContext(Generic[InputT]):
                 f"known: {list(_STEP_OPTIONS)} (pass the function's own arguments positionally)"
             )
 
-        def call() -> Awaitable[Any] | Any:
-            return fn(*args)
-
-        call.__wrapped__ = fn  # type: ignore[attr-defined]
-        return await self._runner.step(name, call, options, None)
+        return await self._runner.step(name, functools.partial(fn, *args), options, None)
 
     async def sleep(self, name: str, duration: float | timedelta) -> None:
         """Park the run durably (status ``sleeping``, no worker held) for ``duration``."""

@@ -130,6 +130,7 @@ async def _compensate(
             run_id=state.run_id,
             workflow=state.workflow.name,
             step=record.name,
+            seq=record.seq,
             attempt=number,
             logger=logger,
             hooks=engine,

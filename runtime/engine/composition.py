@@ -51,6 +51,8 @@ async def forward(engine: Engine, state: RunState) -> RunStatus:
             ok = await _parallel(engine, state, stage)
         if not ok:
             return await compensation.roll_back(engine, state)
+    if state.control is not None:  # a request that came with the last step's checkpoint
+        return await engine.stop_here(state)
     try:
         output = resolve(workflow.graph.output, state.values)
     except Exception as exc:
@@ -66,10 +68,22 @@ async def _parallel(engine: Engine, state: RunState, stage: tuple[Node, ...]) ->
         # Siblings wait out their retries in memory: parking one would cut off the others.
         outcomes.append(await _node(engine, state, node, may_park=False))
 
-    async with anyio.create_task_group() as tg:
-        for node in stage:
-            tg.start_soon(one, node)
+    try:
+        async with anyio.create_task_group() as tg:
+            for node in stage:
+                tg.start_soon(one, node)
+    except BaseExceptionGroup as group:
+        # Surface the one error that matters (a lost lease, a park) unwrapped, so the
+        # engine handles a sibling's as it would a single step's.
+        raise _first_of(group) from group
     return all(outcomes)
+
+
+def _first_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 async def _node(engine: Engine, state: RunState, node: Node, *, may_park: bool) -> bool:
@@ -79,7 +93,10 @@ async def _node(engine: Engine, state: RunState, node: Node, *, may_park: bool) 
     record = state.records.get(node.seq)
     if record is not None:
         if record.name != node.key:
-            raise NonDeterminismError(state.run_id, node.seq, record.name, node.key)
+            # The code changed under a run in flight: the run fails with that reason (and
+            # rolls back), as a durable workflow's does.
+            mismatch = NonDeterminismError(state.run_id, node.seq, record.name, node.key)
+            return await engine.fail_run(state, StoredError.from_exception(mismatch, node.key))
         if record.status is StepStatus.COMPLETED:
             state.values[node.key] = record.output
             return True

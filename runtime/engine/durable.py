@@ -14,7 +14,6 @@ compensation, and then rolled back.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import typing
@@ -31,7 +30,14 @@ from runtime.engine.steps import record_failure, run_step
 from runtime.errors import DefinitionError, NonDeterminismError, StepFailed, StoredError
 from runtime.ids import new_id
 from runtime.models import RunStatus, StepStatus
-from runtime.sdk.steps import StepContext, StepDefinition, StepFn, StepOptions, call_step_fn
+from runtime.sdk.steps import (
+    StepContext,
+    StepDefinition,
+    StepFn,
+    StepOptions,
+    call_step_fn,
+    run_callable,
+)
 from runtime.specs import check_event_name
 from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite
 
@@ -60,6 +66,8 @@ async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
         # Inside the try: an input that no longer validates (a scheduled input, a client's)
         # fails the run with the reason instead of stopping the worker.
         returned = await workflow.fn(_context(state, input, runner))
+        if state.control is not None:  # a request that came with the last checkpoint
+            raise Suspended(await engine.stop_here(state, unwinding=True))
         output = workflow.check_output(returned)
     except Suspended as suspended:
         if suspended.status is RunStatus.COMPENSATING:  # a cancel, obeyed between steps
@@ -79,8 +87,14 @@ async def learn_compensations(engine: Engine, state: RunState, input: Any) -> No
     step without one ends the replay.
     """
     runner = _Runner(engine, state, replay_only=True)
-    with contextlib.suppress(_ReplayEnded, Exception):
+    try:
         await state.workflow.fn(_context(state, input, runner))
+    except (_ReplayEnded, StepFailed):
+        pass  # the replay reached the step that failed, or the first step with no record
+    except Exception:
+        # The function failed outside a step, as it did when the run failed; what the
+        # replay learned up to there is what the rollback can undo.
+        logger.warning("replay_for_rollback_stopped", run_id=state.run_id, exc_info=True)
 
 
 class _Runner:
@@ -115,13 +129,14 @@ class _Runner:
         step_options, compensate, invoke = _plan(name, call, options, definition)
         if compensate is not None:
             state.compensators[seq] = Compensator(compensate, step_options)
-        adapter = _result_adapter(call.__wrapped__ if definition is None else None)
+        adapter = _result_adapter(call.func if definition is None else None)
         record = state.records.get(seq)
         if record is not None:
-            if record.status is StepStatus.COMPLETED:
-                return _revive(adapter, record.output)
-            if record.status is StepStatus.SKIPPED:
-                return None
+            if record.status in (StepStatus.COMPLETED, StepStatus.SKIPPED):
+                self.events.clear()  # staged before this step: stored with its record
+                return (
+                    None if record.status is StepStatus.SKIPPED else _revive(adapter, record.output)
+                )
             if record.status is StepStatus.FAILED:
                 error = record.error
                 raise StepFailed(name, error.type if error else "Error",
@@ -132,10 +147,12 @@ class _Runner:
         result = await run_step(
             self.engine, state, seq=seq, name=name, invoke=invoke, options=step_options,
             compensable=compensate is not None, record=record, may_park=state.interruptible,
-            extra_events=self._take_events(),
+            extra_events=self._staged(),
         )  # fmt: skip
         if result.ok:
+            self.events.clear()
             return _revive(adapter, result.output)
+        # A failed step keeps no events: those staged before it wait for the next checkpoint.
         await record_failure(self.engine, state, seq, name, result, StepStatus.FAILED,
                              compensable=compensate is not None)  # fmt: skip
         failure = result.error or StoredError("Error", "failed", None, name)
@@ -146,6 +163,7 @@ class _Runner:
         seq = self._next(name)
         record = state.records.get(seq)
         if record is not None and record.status is StepStatus.COMPLETED:
+            self.events.clear()  # staged before this sleep: stored with its record
             return
         if self.replay_only:
             raise _ReplayEnded
@@ -180,14 +198,19 @@ class _Runner:
         self.events.append((name, dumps(data, f"the data of event {name!r}"),
                             dumps(metadata or {}, f"the metadata of event {name!r}")))  # fmt: skip
 
-    def _take_events(self) -> tuple[StagedEvent, ...]:
-        """Events the function staged since the last step, kept with the next checkpoint.
+    def _staged(self) -> tuple[StagedEvent, ...]:
+        """Events the function staged since the last step, to keep with the next checkpoint.
 
         On replay the function stages them again at the same place, into the same
-        (run, step, index) slots, so nothing is staged twice.
+        (run, step, index) slots, so nothing is staged twice; a replayed step drops
+        them (its record holds them already).
         """
-        taken, self.events = self.events, []
-        return tuple(StagedEvent(*event) for event in taken)
+        return tuple(StagedEvent(*event) for event in self.events)
+
+    def _take_events(self) -> tuple[StagedEvent, ...]:
+        taken = self._staged()
+        self.events.clear()
+        return taken
 
     def pending_events(self) -> tuple[NewEvent, ...]:
         """Events staged after the last step: published with the completion."""
@@ -220,7 +243,7 @@ def _plan(
         raise DefinitionError(f"ctx.step({name!r}): {exc}") from exc
 
     def invoke_plain(ctx: StepContext) -> Any:
-        return call()
+        return run_callable(call)
 
     return step_options, compensate, invoke_plain
 

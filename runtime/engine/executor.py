@@ -259,8 +259,25 @@ class Engine:
         except LeaseLostError:
             log.warning("lease_lost")
             raise
+        except BaseException:
+            # Cut off (the caller's task cancelled, a handler's timeout, a bug): hand the
+            # run back, so that it is resumed rather than held by a live worker forever.
+            await self._hand_back(state)
+            raise
         log.debug("run_driven", status=status.value)
         return self.result_of_state(state, status)
+
+    async def _hand_back(self, state: RunState) -> None:
+        """Release a run whose driving was cut off: ``pending`` (or still compensating)."""
+        now = self.clock.now()
+        with anyio.CancelScope(shield=True):
+            try:
+                released = await self.store.defer_run(state.run_id, self.identity.id, None, now)
+            except Exception:  # the store itself may be what failed; the lease then expires
+                logger.exception("run_release_failed", run_id=state.run_id)
+                return
+        if released:
+            logger.info("run_released", run_id=state.run_id, reason="interrupted")
 
     async def _run(self, state: RunState, record: RunRecord) -> RunStatus:
         workflow = state.workflow
@@ -363,7 +380,7 @@ class Engine:
 
     async def run_child(self, ctx: StepContext, workflow: Any, input: Any) -> tuple[str, Any]:
         result = await self.run_inline(
-            workflow, ctx.container, input, f"{ctx.run_id}:{ctx.step}", parent_run_id=ctx.run_id
+            workflow, ctx.container, input, ctx.idempotency_key, parent_run_id=ctx.run_id
         )
         if result.status is not RunStatus.COMPLETED:
             first = result.errors[0] if result.errors else None

@@ -24,18 +24,41 @@ HEARTBEAT_INTERVAL = LEASE_TTL / 3
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerIdentity:
-    """This process as a worker: an id unique per start, the host, the pid."""
+    """This runtime as a worker: an id unique per start, its host, its process.
+
+    ``host`` is the host name and the pid namespace (containers sharing a host name
+    do not share pids), so that "same host" means "pids are comparable".
+    """
 
     id: str
     host: str
     pid: int
+    process_start: str | None = None
 
     @classmethod
     def current(cls) -> WorkerIdentity:
-        return cls(id=new_id("wrk"), host=socket.gethostname(), pid=os.getpid())
+        pid = os.getpid()
+        return cls(id=new_id("wrk"), host=_host(), pid=pid, process_start=process_start(pid))
 
     def row(self, now: datetime) -> WorkerRow:
-        return WorkerRow(self.id, self.host, self.pid, now, now)
+        return WorkerRow(self.id, self.host, self.pid, now, now, self.process_start)
+
+
+def _host() -> str:
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/pidns:{namespace}"
+
+
+def process_start(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks since boot (Linux); ``None`` elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def process_alive(pid: int) -> bool:
@@ -57,12 +80,25 @@ def process_alive(pid: int) -> bool:
 
 
 def dead_local_workers(workers: list[WorkerRow], me: WorkerIdentity) -> list[str]:
-    """The workers registered on this host whose process is gone (or is a previous us)."""
+    """The workers registered on this host whose process is gone.
+
+    A pid that is alive but started at another time than the worker's process was
+    reused: that worker is gone too. Another runtime in this very process (same pid,
+    same start) is alive.
+    """
     dead = []
     for worker in workers:
         if worker.id == me.id or worker.host != me.host:
             continue
-        # Same pid but another id: an earlier process that had our pid is gone.
-        if worker.pid == me.pid or not process_alive(worker.pid):
+        if not process_alive(worker.pid):
+            dead.append(worker.id)
+            continue
+        started = process_start(worker.pid)
+        if worker.process_start is not None and started is not None:
+            if started != worker.process_start:
+                dead.append(worker.id)
+        elif worker.pid == me.pid:
+            # No start time to compare (not Linux): our pid under another worker id is
+            # most likely an earlier process that had it.
             dead.append(worker.id)
     return dead

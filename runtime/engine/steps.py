@@ -68,7 +68,7 @@ async def run_step(
     def call(number: int) -> Awaitable[Any]:
         ctx = StepContext(
             container=state.container, run_id=state.run_id, workflow=state.workflow.name,
-            step=name, attempt=number, logger=logger, hooks=engine,
+            step=name, seq=seq, attempt=number, logger=logger, hooks=engine,
         )  # fmt: skip
         last_ctx[:] = [ctx]
         return _with_step(name, invoke, ctx)
@@ -141,7 +141,7 @@ async def record_failure(
     failure rolls the run back.
     """
     comp_text = None
-    if trigger and compensable and result.compensate_input is not None:
+    if compensable and result.compensate_input is not None:
         try:
             comp_text = dumps(result.compensate_input, f"the compensate_input of step {name!r}")
         except Exception as exc:

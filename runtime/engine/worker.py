@@ -133,7 +133,7 @@ class Worker:
                     else engine.registry.get(record.workflow, record.version)
                 )
             except UnknownWorkflowError as exc:
-                await self._defer(record, exc)
+                await self._wait_for_code(record, exc)
                 continue
             self._deferred.pop(record.id, None)
             self._in_flight.add(record.id)
@@ -141,20 +141,23 @@ class Worker:
             started += 1
         return started
 
-    async def _defer(self, record: RunRecord, exc: UnknownWorkflowError) -> None:
-        """A run whose code (or version) is not here waits, with the reason on the run.
+    async def _defer(self, record: RunRecord, error: StoredError, owner: str | None) -> datetime:
+        """Put a run this worker cannot drive now back, with the reason on the run.
 
-        It is not failed and never run on other code: it is tried again with backoff
-        (capped at a minute) and goes on once a process that has its code takes it.
+        It is tried again with backoff (capped at a minute), by this worker or another.
         """
         engine = self.engine
         failures = self._deferred.get(record.id, (0, engine.clock.now()))[0] + 1
         due = engine.clock.now() + timedelta(seconds=backoff(failures, 1.0, DEFER_CAP))
         self._deferred[record.id] = (failures, due)
+        await engine.store.defer_run(record.id, owner, dumps(error.to_dict(), "an error"), due)
+        return due
+
+    async def _wait_for_code(self, record: RunRecord, exc: UnknownWorkflowError) -> None:
+        """A run whose code (or version) is not here waits; it is never run on other code."""
         message = f"{exc}; the run waits for this code to be deployed and then continues"
         error = StoredError("UnknownWorkflowError", message, None, None)
-        await engine.store.defer_run(record.id, record.owner_id,
-                                     dumps(error.to_dict(), "an error"), due)  # fmt: skip
+        due = await self._defer(record, error, record.owner_id)
         logger.warning("run_waits_for_code", run_id=record.id, workflow=record.workflow,
                        version=record.version, retry_at=due.isoformat())  # fmt: skip
 
@@ -165,10 +168,15 @@ class Worker:
         except LeaseLostError:
             log.warning("run_lease_lost")
             return
-        except Exception:
-            # One run's trouble (a store error, a bug) must not stop the worker; it is
-            # logged with its traceback, and the run is taken up again at a later scan.
+        except Exception as exc:
+            # One run's trouble (a store error, a bug) must not stop the worker: the engine
+            # handed the run back; it is tried again with backoff, with the error on it.
             log.exception("run_drive_failed")
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._defer(record, StoredError.from_exception(exc), None)
+                except Exception:
+                    log.exception("run_defer_failed")
             return
         finally:
             self._in_flight.discard(record.id)

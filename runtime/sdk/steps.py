@@ -9,6 +9,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
+import anyio
+import anyio.to_thread
+
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
 from runtime.specs import check_event_name
@@ -81,8 +84,9 @@ class StepContext:
         workflow: the workflow's name.
         step: the step's name.
         attempt: 1 for the first attempt, 2 for the first retry, ...
-        idempotency_key: stable across retries and resumes of this step in this run;
-            pass it to external APIs to make their effect exactly-once.
+        idempotency_key: ``"{run_id}:{sequence number}"``, stable across retries and
+            resumes of this step in this run and unique to it; pass it to external APIs
+            to make their effect exactly-once.
     """
 
     __slots__ = ("_base_logger", "_hooks", "_logger", "attempt", "container", "idempotency_key",
@@ -95,6 +99,7 @@ class StepContext:
         run_id: str,
         workflow: str,
         step: str,
+        seq: int,
         attempt: int,
         logger: Any,
         hooks: EngineHooks,
@@ -104,7 +109,9 @@ class StepContext:
         self.workflow = workflow
         self.step = step
         self.attempt = attempt
-        self.idempotency_key = f"{run_id}:{step}"
+        # The step's place in the run, not its name: a durable workflow may run two
+        # steps of one name, and each must get its own key.
+        self.idempotency_key = f"{run_id}:{seq}"
         self._base_logger = logger
         self._logger: Any = None
         self._hooks = hooks
@@ -288,16 +295,28 @@ def arity(fn: StepFn) -> int:
 
 
 async def call_step_fn(fn: StepFn, input: Any, ctx: StepContext) -> Any:
-    """Call a step function with the arguments it takes; await the result if needed."""
+    """Call a step function with the arguments it takes (see :func:`run_callable`)."""
     takes = arity(fn)
     if takes >= 2:
-        result = fn(input, ctx)
-    elif takes == 1:
-        result = fn(input)
-    elif takes == CTX_ONLY:
-        result = fn(ctx)
-    else:
-        result = fn()
+        return await run_callable(fn, input, ctx)
+    if takes == 1:
+        return await run_callable(fn, input)
+    if takes == CTX_ONLY:
+        return await run_callable(fn, ctx)
+    return await run_callable(fn)
+
+
+async def run_callable(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a step's function: an async one on the event loop, a plain one in a thread.
+
+    A plain function may block (a database driver, an HTTP client) without stalling
+    the runtime's other runs, its heartbeat or its ``timeout``: past the timeout the
+    attempt fails at once and the thread is left to finish on its own. What a plain
+    function returns is awaited when it is awaitable.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await anyio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
     if inspect.isawaitable(result):
         result = await result
     return result

@@ -113,9 +113,12 @@ class WorkerRow:
 
     id: str
     host: str
+    """The host and its pid namespace: pids compare only within one."""
     pid: int
     started_at: datetime
     heartbeat_at: datetime
+    process_start: str | None = None
+    """When the process started (kernel clock ticks): tells a reused pid apart."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,12 +252,13 @@ class Store(Protocol):
         raise NotImplementedError  # protocol
 
     async def defer_run(
-        self, run_id: str, expected_owner: str | None, error: str, available_at: datetime
+        self, run_id: str, expected_owner: str | None, error: str | None, available_at: datetime
     ) -> bool:
-        """Put a run its worker cannot run (its code is missing) back, with an error.
+        """Hand a run back, unowned: its code is missing, or its driving was cut off.
 
-        A ``running`` or ``sleeping`` run becomes ``pending``; it is due again at
-        ``available_at``. False when the run's owner is no longer ``expected_owner``.
+        A ``running`` or ``sleeping`` run becomes ``pending`` (a ``compensating`` one
+        stays so), due again at ``available_at``, with ``error`` when one is given.
+        False when the run's owner is no longer ``expected_owner``.
         """
         raise NotImplementedError  # protocol
 

@@ -350,12 +350,12 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
     # -- workers --------------------------------------------------------
 
     async def upsert_worker(self, worker: WorkerRow) -> None:
-        params = (worker.id, worker.host, worker.pid, to_text(worker.started_at),
-                  to_text(worker.heartbeat_at))  # fmt: skip
+        params = (worker.id, worker.host, worker.pid, worker.process_start,
+                  to_text(worker.started_at), to_text(worker.heartbeat_at))  # fmt: skip
         await self._write(
             lambda db: db.execute(
-                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
-                "VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO workers (id, host, pid, process_start, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
                 params,
             )
@@ -372,10 +372,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
     async def list_workers(self) -> list[WorkerRow]:
         rows = await self._read(
             lambda db: db.execute(
-                "SELECT id, host, pid, started_at, heartbeat_at FROM workers ORDER BY id"
+                "SELECT id, host, pid, started_at, heartbeat_at, process_start FROM workers "
+                "ORDER BY id"
             ).fetchall()
         )
-        return [WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4])) for r in rows]
+        return [WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4]), r[5]) for r in rows]
 
     async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
         if not worker_ids:

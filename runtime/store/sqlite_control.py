@@ -38,14 +38,15 @@ class ControlMixin(SqliteCore):
         return _run(await self._write(write))
 
     async def defer_run(
-        self, run_id: str, expected_owner: str | None, error: str, available_at: datetime
+        self, run_id: str, expected_owner: str | None, error: str | None, available_at: datetime
     ) -> bool:
         due = to_text(available_at)
 
         def write(db: sqlite3.Connection) -> bool:
             return (
                 db.execute(
-                    "UPDATE runs SET error = ?, available_at = ?, updated_at = ?, "
+                    "UPDATE runs SET error = COALESCE(?, error), available_at = ?, "
+                    "updated_at = ?, owner_id = NULL, "
                     "status = CASE WHEN status IN ('running', 'sleeping') THEN 'pending' "
                     "ELSE status END WHERE id = ? AND owner_id IS ? "
                     "AND status IN ('pending', 'running', 'sleeping', 'compensating')",

@@ -9,6 +9,7 @@ CREATE TABLE workers (
     id            TEXT PRIMARY KEY,
     host          TEXT NOT NULL,
     pid           INTEGER NOT NULL,
+    process_start TEXT,
     started_at    TEXT NOT NULL,
     heartbeat_at  TEXT NOT NULL
 );
