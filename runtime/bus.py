@@ -27,7 +27,7 @@ from structlog.contextvars import bound_contextvars
 
 from runtime.clock import Clock
 from runtime.codec import dumps
-from runtime.errors import DefinitionError, HandlerTimeoutError, StoredError
+from runtime.errors import DefinitionError, HandlerTimeoutError, StoredError, StoreError
 from runtime.ids import new_id
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
@@ -47,6 +47,9 @@ RETRY_CAP = 300.0
 
 BATCH = 256
 """Events fanned out, and deliveries claimed, per transaction."""
+
+FINISH_TRIES = 3
+"""How often recording a delivery's outcome is tried before it is left to redelivery."""
 
 STALE_AFTER = 30.0
 """Seconds without a heartbeat after which another worker's running deliveries are retaken."""
@@ -183,19 +186,29 @@ class EventBus:
             task_status.started()
             while True:
                 self._wake = anyio.Event()
-                worked = await self.dispatch(tg) if self._accepting else False
-                if worked:
-                    continue
-                timeout = self.interval
-                # With every slot busy, a due delivery waits for a slot (a finishing
-                # handler wakes us), not for its time, or this loop would spin.
-                if self._in_flight < self.concurrency:
-                    due = await self.store.next_delivery_at(list(self.subscribers))
-                    if due is not None:
-                        seconds = (due - self.clock.now()).total_seconds()
-                        timeout = min(timeout, max(seconds, 0.0))
+                try:
+                    worked = await self.dispatch(tg) if self._accepting else False
+                    if worked:
+                        continue
+                    timeout = await self._until_due()
+                except StoreError:
+                    # The database refused us (locked past the busy timeout, say): the
+                    # service goes on and tries again shortly.
+                    logger.exception("dispatch_store_failed", retry_in=self.interval)
+                    timeout = self.interval
                 with anyio.move_on_after(timeout):
                     await self._wake.wait()
+
+    async def _until_due(self) -> float:
+        """Seconds to wait: until the next delivery is due, at most ``interval``."""
+        # With every slot busy, a due delivery waits for a slot (a finishing handler
+        # wakes us), not for its time, or this loop would spin.
+        if self._in_flight >= self.concurrency:
+            return self.interval
+        due = await self.store.next_delivery_at(list(self.subscribers))
+        if due is None:
+            return self.interval
+        return min(self.interval, max((due - self.clock.now()).total_seconds(), 0.0))
 
     async def dispatch(self, tg: TaskGroup) -> bool:
         """Fan out new events and start handling due deliveries; True if it did anything."""
@@ -242,8 +255,7 @@ class EventBus:
             except Exception as exc:
                 await self._failed(work, exc, log)
                 return
-            await self.store.finish_delivery(work.id, self.worker_id, DeliveryStatus.DONE,
-                                             self.clock.now())  # fmt: skip
+            await self._finish(work, DeliveryStatus.DONE)
             self.delivered += 1
             if self.on_delivered is not None:
                 self.on_delivered(work)
@@ -259,12 +271,24 @@ class EventBus:
         if work.attempt >= work.max_attempts:
             self.dead += 1
             log.error("delivery_dead", error=error.message, error_type=error.type)
-            await self.store.finish_delivery(work.id, self.worker_id, DeliveryStatus.DEAD, now,
-                                             error=text)  # fmt: skip
+            await self._finish(work, DeliveryStatus.DEAD, error=text)
             return
         delay = backoff(work.attempt, RETRY_INTERVAL, RETRY_CAP)
         log.warning("delivery_retry_scheduled", error=error.message, delay_s=round(delay, 3))
-        await self.store.finish_delivery(
-            work.id, self.worker_id, DeliveryStatus.PENDING, now, error=text,
-            available_at=now + timedelta(seconds=delay),
-        )  # fmt: skip
+        await self._finish(work, DeliveryStatus.PENDING, error=text,
+                           available_at=now + timedelta(seconds=delay))  # fmt: skip
+
+    async def _finish(self, work: DeliveryWork, status: DeliveryStatus, **details: Any) -> None:
+        """Record a delivery's outcome, trying again if the database refuses for a while.
+
+        A delivery whose outcome cannot be recorded stays ``running`` under this worker
+        and is delivered again once the worker is gone (at least once).
+        """
+        for attempt in range(FINISH_TRIES):
+            try:
+                await self.store.finish_delivery(work.id, self.worker_id, status,
+                                                 self.clock.now(), **details)  # fmt: skip
+                return
+            except StoreError:
+                logger.exception("delivery_finish_failed", delivery=work.id, attempt=attempt + 1)
+                await self.clock.sleep(backoff(attempt + 1, RETRY_INTERVAL, RETRY_CAP))

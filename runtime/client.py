@@ -14,6 +14,7 @@ that defines it is deployed.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.engine.executor import pending_run
 from runtime.models import RunRecord, RunStatus
 from runtime.runs import RunHandle, RunsApi
-from runtime.service import open_store
+from runtime.store import open_store
 from runtime.store.base import RunPage, Store
 
 POLL = 0.02
@@ -138,11 +139,13 @@ class SyncClient:
         self._client = Client(database, base_dir=base_dir)
         self._portal_cm: Any = None
         self._portal: BlockingPortal | None = None
+        self._lock = threading.Lock()
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._portal is None:
-            self._portal_cm = start_blocking_portal(backend="asyncio")
-            self._portal = self._portal_cm.__enter__()
+        with self._lock:  # views in several threads may make the first call at once
+            if self._portal is None:
+                self._portal_cm = start_blocking_portal(backend="asyncio")
+                self._portal = self._portal_cm.__enter__()
         assert self._portal is not None
 
         async def call() -> Any:
@@ -192,10 +195,11 @@ class SyncClient:
 
     def close(self) -> None:
         """Close the connection and stop the background loop."""
-        if self._portal is not None:
-            self._portal.call(self._client.close)
-            self._portal_cm.__exit__(None, None, None)
-            self._portal = self._portal_cm = None
+        with self._lock:
+            if self._portal is not None:
+                self._portal.call(self._client.close)
+                self._portal_cm.__exit__(None, None, None)
+                self._portal = self._portal_cm = None
 
     def __enter__(self) -> SyncClient:
         return self

@@ -22,14 +22,14 @@ import structlog
 
 from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
-from runtime.config import ProjectConfig, load_project_config, parse_database_url
+from runtime.config import ProjectConfig, load_project_config
 from runtime.container import Container
 from runtime.discovery import discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
 from runtime.engine.worker import Worker
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, StoreError
 from runtime.log import ensure_configured
 from runtime.models import RunRecord
 from runtime.registry import Registry
@@ -38,22 +38,13 @@ from runtime.scheduler import Scheduler
 from runtime.schedules import job_workflow, schedules_for
 from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
 from runtime.specs import Job, Subscriber
+from runtime.store import open_store
 from runtime.store.base import Store
-from runtime.store.sqlite import SqliteStore
 
 logger = structlog.get_logger("runtime")
 
 WATCH_INTERVAL = 0.02
 """Seconds between checks for commits by other processes (one cheap PRAGMA read)."""
-
-
-async def open_store(database: str, base_dir: Path | None = None) -> Store:
-    """Open the store a database URL names (creating or migrating its schema)."""
-    url = parse_database_url(database, base_dir)
-    if url.scheme == "sqlite":
-        synchronous = url.options.get("synchronous", "normal")
-        return await SqliteStore.open(url.path, synchronous=synchronous)
-    raise ConfigError(f"no store for {database!r}")
 
 
 class Workflows(RunsApi):
@@ -390,7 +381,11 @@ class Runtime:
         task_status.started()
         while True:
             await self.clock.sleep(HEARTBEAT_INTERVAL)
-            await self.store.upsert_worker(self.identity.row(self.clock.now()))
+            try:
+                await self.store.upsert_worker(self.identity.row(self.clock.now()))
+            except StoreError:
+                # Missed beats only matter after LEASE_TTL (three of them); keep beating.
+                logger.exception("heartbeat_failed")
 
     async def _watch(
         self, workflows: Workflows, *, task_status: Any = anyio.TASK_STATUS_IGNORED
@@ -400,8 +395,13 @@ class Runtime:
         last = await store.change_token()
         task_status.started()
         while True:
+            # Real time, not the injected clock: this polls the database file itself.
             await anyio.sleep(WATCH_INTERVAL)
-            token = await store.change_token()
+            try:
+                token = await store.change_token()
+            except StoreError:
+                logger.exception("watch_failed")
+                continue
             if token != last:
                 last = token
                 self.bus.poke()

@@ -68,7 +68,7 @@ class Context:
 
     async def open_store(self) -> Store:
         """The project's store, opened (and its schema created when missing)."""
-        from runtime.service import open_store
+        from runtime.store import open_store
 
         return await open_store(self.database_url(), self.project.resolve())
 

@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from runtime.codec import dumps
 from runtime.engine.leases import LEASE_TTL, dead_local_workers
 from runtime.engine.state import logger
-from runtime.errors import LeaseLostError, StoredError, UnknownWorkflowError
+from runtime.errors import LeaseLostError, StoredError, StoreError, UnknownWorkflowError
 from runtime.models import RunRecord
 from runtime.retry import backoff
 
@@ -87,11 +87,20 @@ class Worker:
             await self.scan(tg)
             task_status.started()
             while True:
-                with anyio.move_on_after(await self._until_due()):
+                try:
+                    timeout = await self._until_due()
+                except StoreError:
+                    timeout = self.interval
+                with anyio.move_on_after(timeout):
                     await self._wake.wait()
                 self._wake = anyio.Event()
                 if self._accepting:
-                    await self.scan(tg)
+                    try:
+                        await self.scan(tg)
+                    except StoreError:
+                        # The database refused us (locked past the busy timeout, say):
+                        # the worker goes on and scans again at its next wake-up.
+                        logger.exception("worker_scan_failed", retry_in=self.interval)
 
     async def _until_due(self) -> float:
         """Seconds to wait: until the next delayed or sleeping run is due, at most ``interval``."""
@@ -112,6 +121,13 @@ class Worker:
             if dead:
                 released = await store.remove_workers(dead, now)
                 logger.info("dead_workers_released", workers=dead, runs=released)
+            # Runs of workflows nobody here knows (a client's typo, code not deployed yet)
+            # say so on the run, instead of waiting without a word.
+            for record in await store.unclaimed_unknown(engine.registry.names(), now, 20):
+                try:
+                    engine.registry.resolve(record.workflow, record.version)
+                except UnknownWorkflowError as exc:
+                    await self._wait_for_code(record, exc)
         room = self.concurrency - len(self._in_flight)
         if room <= 0 or not self._accepting:
             return 0

@@ -299,6 +299,12 @@ class Store(Protocol):
         """
         raise NotImplementedError  # protocol
 
+    async def unclaimed_unknown(
+        self, workflows: Sequence[str], now: datetime, limit: int
+    ) -> list[RunRecord]:
+        """Due ``pending`` runs of workflows not in ``workflows`` that carry no error yet."""
+        raise NotImplementedError  # protocol
+
     async def upsert_worker(self, worker: WorkerRow) -> None:
         """Register a worker or refresh its heartbeat."""
         raise NotImplementedError  # protocol

@@ -347,6 +347,19 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         return [_run(r) for r in rows]
 
+    async def unclaimed_unknown(
+        self, workflows: Sequence[str], now: datetime, limit: int
+    ) -> list[RunRecord]:
+        marks = ", ".join("?" * len(workflows))
+        known = f"AND workflow NOT IN ({marks}) " if workflows else ""
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'pending' AND owner_id IS NULL "
+            f"AND error IS NULL AND available_at <= ? {known}ORDER BY available_at LIMIT ?"
+        )
+        params = [to_text(now), *workflows, limit]
+        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
+        return [_run(r) for r in rows]
+
     # -- workers --------------------------------------------------------
 
     async def upsert_worker(self, worker: WorkerRow) -> None:

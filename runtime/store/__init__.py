@@ -1,0 +1,19 @@
+"""The store layer: the ``Store`` protocol, its backends, and opening one from a URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.config import parse_database_url
+from runtime.errors import ConfigError
+from runtime.store.base import Store
+from runtime.store.sqlite import SqliteStore
+
+
+async def open_store(database: str, base_dir: Path | None = None) -> Store:
+    """Open the store a database URL names (creating or migrating its schema)."""
+    url = parse_database_url(database, base_dir)
+    if url.scheme == "sqlite":
+        synchronous = url.options.get("synchronous", "normal")
+        return await SqliteStore.open(url.path, synchronous=synchronous)
+    raise ConfigError(f"no store for {database!r}")
