@@ -130,13 +130,11 @@ class Engine:
         self.registry.ensure(workflow)
         if idempotency_key is None:
             idempotency_key = derived_transaction_id(workflow.name)
-        now = self.clock.now()
-        run = NewRun(
-            id=new_id("run"), workflow=workflow.name, version=workflow.version,
-            kind=workflow.kind, idempotency_key=idempotency_key, status=RunStatus.PENDING,
-            input=self._encode_input(workflow, input), owner_id=None, parent_run_id=None,
-            available_at=now + timedelta(seconds=max(delay, 0.0)), created_at=now,
-        )  # fmt: skip
+        if workflow.kind == "durable":
+            input = workflow.dump_input(workflow.validate_input(input))
+        run = pending_run(workflow.name, input, version=workflow.version, kind=workflow.kind,
+                          idempotency_key=idempotency_key, now=self.clock.now(),
+                          delay=delay)  # fmt: skip
         return await self.store.create_run(run)
 
     async def resume(
