@@ -1,0 +1,1 @@
+"""Regression tests for the bugs found in review, one module per topic."""
