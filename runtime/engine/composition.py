@@ -8,6 +8,7 @@ a completed record is replayed from it (its function is not called), and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,6 +22,7 @@ from runtime.sdk.graph import ComputeNode, Node, StepNode
 from runtime.sdk.refs import INPUT, resolve
 from runtime.sdk.steps import StepContext, call_step_fn
 from runtime.sdk.workflows import WorkflowDefinition
+from runtime.store.base import RunUpdate
 
 if TYPE_CHECKING:
     from runtime.engine.executor import Engine
@@ -42,11 +44,19 @@ def prepare(state: RunState, workflow: WorkflowDefinition, input: Any) -> None:
 async def forward(engine: Engine, state: RunState) -> RunStatus:
     """Run the graph from where the records end; then complete, or roll back."""
     workflow: WorkflowDefinition = state.workflow
-    for stage in workflow.graph.stages:
+    stages = workflow.graph.stages
+    last = _last_step_stage(stages)
+    for index, stage in enumerate(stages):
         if state.control is not None or (state.interruptible and engine.draining):
             return await engine.stop_here(state)
         if len(stage) == 1:
-            ok = await _node(engine, state, stage[0], may_park=state.interruptible)
+            finish = _completion(engine, state, stage[0], stages[index + 1 :]) if (
+                index == last
+            ) else None  # fmt: skip
+            ok = await _node(engine, state, stage[0], may_park=state.interruptible,
+                             completion=finish)  # fmt: skip
+            if state.finished:
+                return RunStatus.COMPLETED
         else:
             ok = await _parallel(engine, state, stage)
         if not ok:
@@ -86,7 +96,53 @@ def _first_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return leaf
 
 
-async def _node(engine: Engine, state: RunState, node: Node, *, may_park: bool) -> bool:
+def _last_step_stage(stages: tuple[tuple[Node, ...], ...]) -> int | None:
+    """The index of the last stage with a step, when it is a single step (else ``None``)."""
+    for index in range(len(stages) - 1, -1, -1):
+        stage = stages[index]
+        if any(isinstance(node, StepNode) for node in stage):
+            return index if len(stage) == 1 else None
+    return None
+
+
+def _completion(
+    engine: Engine, state: RunState, node: Node, tail: tuple[tuple[Node, ...], ...]
+) -> Callable[[Any], RunUpdate | None]:
+    """How the last step's checkpoint completes the run: the rest is pure computation.
+
+    Given that step's output, it computes the ``transform``/``when`` nodes after it and
+    the workflow's result; if any of that fails it returns ``None``, and the run goes
+    on the ordinary way (where the failure is recorded and rolled back).
+    """
+
+    def finish(output: Any) -> RunUpdate | None:
+        if state.interruptible and engine.draining:
+            return None
+        values = {**state.values, node.key: output}
+        try:
+            for stage in tail:
+                (compute,) = stage
+                assert isinstance(compute, ComputeNode)
+                _evaluate(compute, values)
+            result = resolve(state.workflow.graph.output, values)
+            update, value = engine.completion(state, result)
+        except Exception:
+            return None
+        state.values.update(values)
+        state.values["$output"] = value
+        return update
+
+    return finish
+
+
+async def _node(
+    engine: Engine,
+    state: RunState,
+    node: Node,
+    *,
+    may_park: bool,
+    completion: Callable[[Any], RunUpdate | None] | None = None,
+) -> bool:
     """Run one node; False when it failed for good (the run must roll back)."""
     if isinstance(node, ComputeNode):
         return await _compute(engine, state, node)
@@ -114,21 +170,26 @@ async def _node(engine: Engine, state: RunState, node: Node, *, may_park: bool) 
         step_input = resolve(node.input, state.values)
     except Exception as exc:
         return await engine.fail_run(state, StoredError.from_exception(exc, node.key))
-    return await _step(engine, state, node, step_input, record, may_park)
+    return await _step(engine, state, node, step_input, record, may_park, completion)
 
 
 async def _compute(engine: Engine, state: RunState, node: ComputeNode) -> bool:
     try:
-        if not _conditions_hold(node.conditions, state.values):
-            state.values[node.key] = None
-            return True
-        value = resolve(node.values, state.values)
-        for fn in node.fns:
-            value = fn(value)
+        _evaluate(node, state.values)
     except Exception as exc:
         return await engine.fail_run(state, StoredError.from_exception(exc, node.key))
-    state.values[node.key] = value
     return True
+
+
+def _evaluate(node: ComputeNode, values: dict[str, Any]) -> None:
+    """Compute a ``transform``/``when`` node into ``values`` (``None`` when skipped)."""
+    if not _conditions_hold(node.conditions, values):
+        values[node.key] = None
+        return
+    value = resolve(node.values, values)
+    for fn in node.fns:
+        value = fn(value)
+    values[node.key] = value
 
 
 async def _step(
@@ -138,6 +199,7 @@ async def _step(
     step_input: Any,
     record: StepRecord | None,
     may_park: bool,
+    completion: Callable[[Any], RunUpdate | None] | None = None,
 ) -> bool:
     step = node.step
 
@@ -147,6 +209,7 @@ async def _step(
     result = await run_step(
         engine, state, seq=node.seq, name=node.key, invoke=invoke, options=step.options,
         compensable=bool(step.compensation), record=record, may_park=may_park,
+        completion=completion,
     )  # fmt: skip
     if result.ok:
         state.values[node.key] = result.output

@@ -77,7 +77,10 @@ async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
         step = exc.step if isinstance(exc, StepFailed) else None
         await engine.fail_run(state, StoredError.from_exception(exc, step))
         return await compensation.roll_back(engine, state)
-    return await engine.complete(state, output, runner.pending_events())
+    status = await engine.complete(state, output, runner.pending_events())
+    if status is RunStatus.COMPENSATING:  # a cancel that arrived with the completion
+        return await compensation.roll_back(engine, state, RunStatus.CANCELED)
+    return status
 
 
 async def learn_compensations(engine: Engine, state: RunState, input: Any) -> None:

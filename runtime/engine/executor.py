@@ -339,20 +339,38 @@ class Engine:
         )  # fmt: skip
         return False
 
+    def completion(
+        self, state: RunState, output: Any, events: tuple[NewEvent, ...] = ()
+    ) -> tuple[RunUpdate, Any]:
+        """The update that ends a run ``completed`` with ``output``, and the stored value.
+
+        Raises:
+            SerializationError: the output cannot be stored.
+        """
+        text = dumps(output, f"the result of workflow {state.workflow.name!r}")
+        update = RunUpdate(status=RunStatus.COMPLETED, output=text, ended_at=self.clock.now(),
+                           release=True, clear_wake=True, publish_staged=True, events=events,
+                           only_if_unrequested=True)  # fmt: skip
+        return update, roundtrip(output, text)
+
     async def complete(
         self, state: RunState, output: Any, events: tuple[NewEvent, ...] = ()
     ) -> RunStatus:
-        """End the run ``completed`` with ``output``; its staged events are published."""
+        """End the run ``completed`` with ``output``; its staged events are published.
+
+        An operator's request that arrived meanwhile is obeyed instead.
+        """
         try:
-            text = dumps(output, f"the result of workflow {state.workflow.name!r}")
+            update, value = self.completion(state, output, events)
         except Exception as exc:
             await self.fail_run(state, StoredError.from_exception(exc, None))
             return await compensation.roll_back(self, state)
-        now = self.clock.now()
-        update = RunUpdate(status=RunStatus.COMPLETED, output=text, ended_at=now, release=True,
-                           clear_wake=True, publish_staged=True, events=events)  # fmt: skip
-        await self.store.checkpoint(state.run_id, self.identity.id, (), update, now)
-        state.values["$output"] = roundtrip(output, text)
+        state.control = await self.store.checkpoint(
+            state.run_id, self.identity.id, (), update, self.clock.now()
+        )
+        if state.control is not None:
+            return await self.stop_here(state, unwinding=state.workflow.kind == "durable")
+        state.values["$output"] = value
         return RunStatus.COMPLETED
 
     # -- results --------------------------------------------------------------------

@@ -47,13 +47,15 @@ class RunState:
     interruptible: bool = False
     """Driven by the worker: stop before the next step when the engine drains, and park
     long retry waits (a run driven by ``run()`` in a caller's task waits in memory)."""
+    finished: bool = False
+    """The run was completed in the same transaction as its last step's checkpoint."""
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
     compensators: dict[int, Compensator] = dataclasses.field(default_factory=dict)
 
     def record(self, write: StepWrite, output: Any = None, compensate_input: Any = None,
                error: StoredError | None = None) -> None:  # fmt: skip
-        """Keep in memory what a checkpoint just wrote."""
-        self.records[write.seq] = StepRecord(
+        """Keep in memory what a checkpoint just wrote (already valid: not validated again)."""
+        self.records[write.seq] = StepRecord.model_construct(
             run_id=self.run_id,
             seq=write.seq,
             name=write.name,

@@ -59,8 +59,14 @@ async def run_step(
     record: StepRecord | None,
     may_park: bool,
     extra_events: tuple[StagedEvent, ...] = (),
+    completion: Callable[[Any], RunUpdate | None] | None = None,
 ) -> StepResult:
-    """Run a step until it completes or fails for good; checkpoint a completion."""
+    """Run a step until it completes or fails for good; checkpoint a completion.
+
+    ``completion``, given the step's output, may return the update that completes the
+    run: it is then written in the step's own checkpoint (one commit fewer per run),
+    unless an operator's request is pending, and ``state.finished`` says so.
+    """
     started = engine.clock.now()
     encoded: list[Any] = []
     last_ctx: list[StepContext] = []  # the latest attempt's context: its staged events
@@ -117,9 +123,12 @@ async def run_step(
         ended_at=engine.clock.now(), completed_order=state.next_order, events=staged,
     )  # fmt: skip
     state.next_order += 1
+    finish = completion(output) if completion is not None else None
     state.control = await engine.store.checkpoint(
-        state.run_id, engine.identity.id, (write,), NO_CHANGE, write.ended_at or started
-    )
+        state.run_id, engine.identity.id, (write,), finish or NO_CHANGE,
+        write.ended_at or started,
+    )  # fmt: skip
+    state.finished = finish is not None and state.control is None
     state.record(write, output, loads(comp_text) if comp_text is not None else None)
     return StepResult(True, outcome.attempts, output=output, started=started)
 

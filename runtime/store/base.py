@@ -95,6 +95,9 @@ class RunUpdate:
     ended_at: datetime | None = None
     release: bool = False
     """Give the run up (owner cleared); an operator's pending request is cleared too."""
+    only_if_unrequested: bool = False
+    """Apply this update only when no operator request is pending; with one pending, the
+    steps are still written, the run is left as it was, and the request is returned."""
     rollback_wins: bool = False
     """Write ``status`` unless the run's ``rollback_status`` (a cancel) says otherwise."""
     clear_control: bool = False

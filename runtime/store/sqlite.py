@@ -205,6 +205,10 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         # so the hot path stays one UPDATE; the rare case reads the request after.
         free = held + " AND control IS NULL"
         params += [run_id, owner_id]
+        held_params = params
+        if update.only_if_unrequested:
+            held = "UPDATE runs SET updated_at = ? WHERE id = ? AND owner_id = ?"
+            held_params = [params[0], run_id, owner_id]
         rows = [
             (run_id, s.seq, s.name, s.status.value, s.attempts, s.output, s.compensate_input,
              s.error, s.started_at and to_text(s.started_at), s.ended_at and to_text(s.ended_at),
@@ -226,17 +230,22 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
                 if row is None or row[0] != owner_id or row[1] is None:
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
-                control = None if update.release or update.clear_control else row[1]
-                db.execute(held, params)
+                folded = update.only_if_unrequested
+                control = None if (update.release or update.clear_control) and not folded \
+                    else row[1]  # fmt: skip
+                db.execute(held, held_params)
+                if folded:
+                    # Only the steps: the run's own change (its completion) waits for the
+                    # driver to obey the request first.
+                    if rows:
+                        db.executemany(_UPSERT_STEP, rows)
+                    if staged:
+                        db.executemany(_UPSERT_STAGED, staged)
+                    return control
             if rows:
                 db.executemany(_UPSERT_STEP, rows)
             if staged:
-                db.executemany(
-                    "INSERT INTO run_events (run_id, step_seq, idx, name, data, metadata) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_seq, idx) DO UPDATE "
-                    "SET name = excluded.name, data = excluded.data, metadata = excluded.metadata",
-                    staged,
-                )
+                db.executemany(_UPSERT_STAGED, staged)
             if update.publish_staged:
                 publish_staged(db, run_id, now)
             elif update.drop_staged:
@@ -416,6 +425,12 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
 
         return await self._write(write)
 
+
+_UPSERT_STAGED = (
+    "INSERT INTO run_events (run_id, step_seq, idx, name, data, metadata) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_seq, idx) DO UPDATE "
+    "SET name = excluded.name, data = excluded.data, metadata = excluded.metadata"
+)
 
 _UPSERT_STEP = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -1385,3 +1385,42 @@ async def test_ctx_only_steps_and_a_compensation_attached_after_the_workflow(rt:
 
     assert result.status is RunStatus.FAILED
     assert calls == [("invoke", "needs-ctx"), ("undo", "made", "needs-ctx")]
+
+
+async def test_the_last_steps_checkpoint_also_completes_the_run(db_url: str) -> None:
+    """Two commits for a one-step run: its insert, then its step with its completion."""
+
+    @create_step("only")
+    async def only(input: Any) -> int:
+        return int(input) + 1
+
+    workflow = create_workflow("folded", lambda i: transform({"n": only(i)}, lambda d: d["n"] * 10))
+    async with Runtime(database=db_url, background=False) as rt:
+        store: Any = rt.store
+        before = store.commits
+        result = await workflow(rt.container).run(input=1)
+        commits = store.commits - before
+        record = await rt.workflows.get_run(result.run_id)
+    assert (result.status, result.result) == (RunStatus.COMPLETED, 20)
+    assert commits == 2
+    assert (record.status, record.output, record.owner_id) == (RunStatus.COMPLETED, 20, None)
+    assert record.ended_at is not None
+
+
+async def test_a_failing_transform_after_the_last_step_still_rolls_back(rt: Runtime) -> None:
+    undone: list[Any] = []
+
+    @create_step("book")
+    async def book() -> str:
+        return "booking-1"
+
+    @book.compensate
+    async def unbook(booking: str) -> None:
+        undone.append(booking)
+
+    def flow() -> Any:
+        return transform({"b": book()}, lambda d: d["b"]["missing"])  # a str has no key
+
+    result = await run(create_workflow("tail-fails", flow), rt, throw_on_error=False)
+    assert result.status is RunStatus.FAILED
+    assert undone == ["booking-1"]
