@@ -376,6 +376,7 @@ class Engine:
     # -- results --------------------------------------------------------------------
 
     def result_of_state(self, state: RunState, status: RunStatus) -> WorkflowResult:
+        """The result of a run this worker just drove."""
         output = state.values.get("$output") if status is RunStatus.COMPLETED else None
         return WorkflowResult(
             result=output,
@@ -385,6 +386,7 @@ class Engine:
         )
 
     def result_of(self, record: RunRecord, steps: list[StepRecord]) -> WorkflowResult:
+        """The result of a run as stored."""
         return WorkflowResult(
             result=record.output if record.status is RunStatus.COMPLETED else None,
             run_id=record.id,
@@ -395,6 +397,7 @@ class Engine:
     # -- hooks for steps (EngineHooks) --------------------------------------------
 
     async def run_child(self, ctx: StepContext, workflow: Any, input: Any) -> tuple[str, Any]:
+        """``run_as_step``: run ``workflow`` as a child of the step's run, keyed by the step."""
         result = await self.run_inline(
             workflow, ctx.container, input, ctx.idempotency_key, parent_run_id=ctx.run_id
         )
@@ -409,6 +412,7 @@ class Engine:
         return result.run_id, result.result
 
     async def roll_back_child(self, ctx: StepContext, child_run_id: str) -> None:
+        """Compensate a completed child run's steps (the parent rolls back); it ends canceled."""
         while True:
             try:
                 record = await self.store.get_run(child_run_id, steps=False)

@@ -37,10 +37,12 @@ class WorkerIdentity:
 
     @classmethod
     def current(cls) -> WorkerIdentity:
+        """A new identity for this process (a new id at every start)."""
         pid = os.getpid()
         return cls(id=new_id("wrk"), host=_host(), pid=pid, process_start=process_start(pid))
 
     def row(self, now: datetime) -> WorkerRow:
+        """This worker as the store keeps it, with ``now`` as its heartbeat."""
         return WorkerRow(self.id, self.host, self.pid, now, now, self.process_start)
 
 
