@@ -15,5 +15,6 @@ async def open_store(database: str, base_dir: Path | None = None) -> Store:
     url = parse_database_url(database, base_dir)
     if url.scheme == "sqlite":
         synchronous = url.options.get("synchronous", "normal")
-        return await SqliteStore.open(url.path, synchronous=synchronous)
+        fast = url.options.get("fast_path", "on").lower() not in ("off", "0", "false", "no")
+        return await SqliteStore.open(url.path, synchronous=synchronous, fast=fast)
     raise ConfigError(f"no store for {database!r}")

@@ -407,7 +407,7 @@ class Store(Protocol):
         raise NotImplementedError  # protocol
 
     async def change_token(self) -> int:
-        """A number that changes when another connection commits (cheap to poll)."""
+        """A number that changes when another process commits (cheap to poll)."""
         raise NotImplementedError  # protocol
 
     # -- schedules --------------------------------------------------------

@@ -27,6 +27,7 @@ from runtime.store.sqlite_core import (
     _on_thread,
     _run,
     _step,
+    open_fast,
 )
 from runtime.store.sqlite_schedules import SchedulesMixin
 
@@ -41,8 +42,18 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
     """
 
     @classmethod
-    async def open(cls, path: str, *, synchronous: str = "normal") -> SqliteStore:
-        """Open (creating if needed) the database at ``path``."""
+    async def open(
+        cls, path: str, *, synchronous: str = "normal", fast: bool = True
+    ) -> SqliteStore:
+        """Open (creating if needed) the database at ``path``.
+
+        Args:
+            path: the file (``:memory:`` for a private in-memory database).
+            synchronous: ``normal`` (a commit survives a process crash), ``full`` or
+                ``extra`` (it survives power loss too, at an fsync per commit).
+            fast: commit on the event loop's thread when the lock is free (see
+                :mod:`runtime.store.sqlite_core`); only with ``synchronous=normal``.
+        """
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise StoreError(f"synchronous={synchronous!r}: use normal, full or extra")
         if path != ":memory:":
@@ -51,14 +62,14 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
-        store = cls(conn, path)
         try:
             await _on_thread(conn, _configure, synchronous, path)
             await _on_thread(conn, _migrate, path)
+            use_fast = fast and path != ":memory:" and synchronous.lower() == "normal"
+            return cls(conn, path, open_fast(path) if use_fast else None)
         except BaseException:
             await conn.close()
             raise
-        return store
 
     async def __aenter__(self) -> SqliteStore:
         return self

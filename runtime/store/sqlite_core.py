@@ -1,15 +1,29 @@
-"""The SQLite store's machinery: one writer connection on aiosqlite, WAL, group commit.
+"""The SQLite store's machinery: WAL, a fast path for writes, group commit, reads.
 
-Why the writes look the way they do: a transaction through aiosqlite's
+Why the writes look the way they do. A transaction through aiosqlite's
 statement-by-statement API costs one thread hop per statement (BEGIN, each
-INSERT/UPDATE, COMMIT), and a hop is most of the cost of a checkpoint. So each
-transaction is one Python function run whole on aiosqlite's connection thread
-(``Connection._execute``; the version is pinned for it), and concurrent writers
-share it: whoever arrives while a transaction is in flight queues up, and the
-next transaction commits the whole queue at once (group commit), each writer's
-part inside its own SAVEPOINT so one refused write does not undo the others.
-A writer's call returns only after the COMMIT that holds its write, so a step
-never starts before the previous step's checkpoint is durable.
+INSERT/UPDATE, COMMIT), and on this project's machines one hop (about 60 us)
+costs four times a whole WAL commit (about 15 us). So:
+
+- **Fast path.** When the database is free, a write runs whole on the event
+  loop's thread, on a second connection whose busy timeout is zero: it either
+  takes the write lock at once or steps aside. In WAL mode with
+  ``synchronous=NORMAL`` a commit does not fsync (that connection never runs
+  checkpoints), so the loop is held for tens of microseconds, never for I/O
+  waits. This halves a step's cost.
+- **Queued path.** When another connection holds the lock (another process, or
+  a transaction already queued here), the write goes to aiosqlite's connection
+  thread (``Connection._execute``; the version is pinned for it), which waits
+  for the lock with a busy timeout. Writers that arrive while such a
+  transaction is in flight queue up, and the next transaction commits the
+  whole queue at once (group commit), each writer's part in its own SAVEPOINT
+  so one refused write does not undo the others.
+
+Either way a writer's call returns only after the COMMIT that holds its write,
+so a step never starts before the previous step's checkpoint is durable. The
+thread connection checkpoints the WAL every ``CHECKPOINT_EVERY`` fast commits.
+``synchronous=full`` (an fsync per commit) turns the fast path off, as it would
+hold the loop for a disk flush.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
+import structlog
 
 from runtime.clock import from_text
 from runtime.errors import SchemaVersionError, StoreError
@@ -31,7 +46,12 @@ from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStat
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
 
+logger = structlog.get_logger("runtime.store")
+
 BUSY_TIMEOUT_MS = 10_000
+
+CHECKPOINT_EVERY = 1000
+"""Fast-path commits between two WAL checkpoints run on the connection thread."""
 
 _RUN_COLUMNS = (
     "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
@@ -70,17 +90,67 @@ class _Slot:
 class SqliteCore:
     """The connection, the group-commit write path and reads; the stores build on it."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: str, fast: sqlite3.Connection | None = None
+    ) -> None:
         self._conn = conn
         self.path = path
+        self._fast = fast
         self._queue: list[_Slot] = []
         self._flushing = False
+        self._since_checkpoint = 0
+        self._versions: tuple[int, int] | None = None
+        self._others = 0
         self.commits = 0
+        """Transactions committed (a group commit counts once)."""
+        self.fast_commits = 0
+        """Of which on the fast path."""
 
     async def close(self) -> None:
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.close()
         await self._conn.close()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside a write transaction, on the fast path when the lock is free."""
+        if self._fast is not None and not self._flushing and not self._queue:
+            done, result = self._try_fast(self._fast, fn)
+            if done:
+                self._since_checkpoint += 1
+                if self._since_checkpoint >= CHECKPOINT_EVERY:
+                    self._since_checkpoint = 0
+                    await self._checkpoint()
+                return result  # type: ignore[no-any-return]
+        return await self._queued(fn)
+
+    def _try_fast(self, db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> Any:
+        """(True, result) after a commit on this thread; (False, None) if the lock is taken."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False, None  # busy: another connection writes; queue for the thread
+        try:
+            result = fn(db)
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise _store_error(exc) from (exc if isinstance(exc, sqlite3.Error) else None)
+        self.commits += 1
+        self.fast_commits += 1
+        return True, result
+
+    async def _checkpoint(self) -> None:
+        """Fold the WAL into the database on the thread (the fast path never does)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await _on_thread(self._conn, _passive_checkpoint)
+            except sqlite3.Error as exc:
+                # Not fatal: the WAL only grows until the next checkpoint gets through.
+                logger.warning("wal_checkpoint_failed", path=self.path, error=str(exc))
+
+    async def _queued(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside a write transaction shared with concurrent writers."""
         slot = _Slot(fn)
         self._queue.append(slot)
@@ -135,6 +205,19 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     """
     result = await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call]
     return result  # type: ignore[no-any-return]
+
+
+def _passive_checkpoint(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def open_fast(path: str) -> sqlite3.Connection:
+    """The fast-path connection: never waits for the lock, never checkpoints."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = 0")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    return db
 
 
 def _configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None:

@@ -127,7 +127,8 @@ async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:
 
 
 async def test_concurrent_writes_are_group_committed(db_path: Path) -> None:
-    store = await SqliteStore.open(str(db_path))
+    # Group commit is the queued path's (the fast path commits each write at once).
+    store = await SqliteStore.open(str(db_path), fast=False)
     results: dict[int, tuple[str, bool]] = {}
     writes = 40
 
@@ -152,7 +153,7 @@ async def test_concurrent_writes_are_group_committed(db_path: Path) -> None:
 
 
 async def test_one_failing_write_in_a_batch_does_not_undo_the_others(db_path: Path) -> None:
-    store = await SqliteStore.open(str(db_path))
+    store = await SqliteStore.open(str(db_path), fast=False)
     owned, _ = await store.create_run(new_run("owned", status=RunStatus.RUNNING, owner="wrk_a"))
     taken, _ = await store.create_run(new_run("taken"))
     outcomes: dict[str, object] = {}
