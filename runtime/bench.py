@@ -117,7 +117,7 @@ async def _bus(path: Path) -> dict[str, float]:
         Subscriber("bench-ping", ping, SubscriberConfig("bench.ping")),
         Subscriber("bench-count", count, SubscriberConfig("bench.count")),
     ]
-    async with Runtime(database=f"sqlite:///{path}", subscribers=subscribers) as rt:
+    async with Runtime(database=_url(path), subscribers=subscribers) as rt:
         for i in range(EMIT_LATENCY_EVENTS + 20):
             received = anyio.Event()
             await rt.emit("bench.ping", {"t": time.perf_counter()})
@@ -172,7 +172,7 @@ def _durable_chain(name: str, length: int) -> DurableWorkflow:
 async def _durable(path: Path) -> float:
     """Steps per second of 200 background runs of 10 ``ctx.step`` steps, all enqueued at once."""
     chain = _durable_chain("bench-durable", STEPS)
-    async with Runtime(database=f"sqlite:///{path}", workflows=[chain]) as rt:
+    async with Runtime(database=_url(path), workflows=[chain]) as rt:
         for _ in range(5):  # warm-up
             await (await rt.workflows.run(chain, {"start": 0})).result(timeout=10)
         started = time.perf_counter()
@@ -201,7 +201,7 @@ async def _cron(path: Path) -> dict[str, float]:
             enough.set()
 
     job = Job(tick, JobConfig(name="bench-tick", schedule="* * * * * *"))
-    async with Runtime(database=f"sqlite:///{path}", jobs=[job]):
+    async with Runtime(database=_url(path), jobs=[job]):
         with anyio.fail_after(CRON_FIRINGS + 10):
             await enough.wait()
     return {"cron_lag_ms_p50": round(statistics.median(lags), 3),
@@ -214,15 +214,27 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-async def measure(directory: Path | None = None, *, with_cron: bool = True) -> dict[str, float]:
+_QUERY = {"value": ""}
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}{_QUERY['value']}"
+
+
+async def measure(
+    directory: Path | None = None, *, with_cron: bool = True, fast_path: bool = True
+) -> dict[str, float]:
     """Run every measurement once and return the figures.
 
     The cron measurement waits for real firings (about ``CRON_FIRINGS`` seconds).
+    ``fast_path=False`` measures the store without its fast path (every transaction
+    on aiosqlite's thread), for comparison.
     """
+    _QUERY["value"] = "" if fast_path else "?fast_path=off"
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         chain = _chain("bench-chain", STEPS)
         single = _chain("bench-single", 1)
-        async with Runtime(database=f"sqlite:///{Path(tmp) / 'bench.db'}") as rt:
+        async with Runtime(database=_url(Path(tmp) / "bench.db")) as rt:
             # Warm up: imports, first statements compiled, the file grown.
             for _ in range(5):
                 await chain(rt.container).run(input={"start": 0})

@@ -47,11 +47,13 @@ def start(ctx: Context) -> None:
     type=click.IntRange(1, 20),
     help="Repeat the whole measurement and report medians.",
 )
-def bench(as_json: bool, repeat: int) -> None:
+@click.option("--fast-path/--no-fast-path", default=True, show_default=True,
+              help="Measure with (or without) the store's fast path, for comparison.")  # fmt: skip
+def bench(as_json: bool, repeat: int, fast_path: bool) -> None:
     """Measure step throughput, start-to-result latency and memory on a fresh SQLite file."""
     from runtime.bench import measure
 
-    samples = [anyio.run(measure) for _ in range(repeat)]
+    samples = [anyio.run(lambda: measure(fast_path=fast_path)) for _ in range(repeat)]
     figures = {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
     figures["peak_rss_mb"] = max(s["peak_rss_mb"] for s in samples)
     if as_json:
