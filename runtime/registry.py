@@ -77,10 +77,6 @@ class Registry:
         """Every known workflow name, sorted."""
         return sorted(self._by_name)
 
-    def all(self) -> list[Any]:
-        """Every known definition."""
-        return [wf for versions in self._by_name.values() for wf in versions.values()]
-
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever a workflow is registered."""
         self._listeners.append(listener)

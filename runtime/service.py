@@ -382,7 +382,11 @@ class Runtime:
         while True:
             await self.clock.sleep(HEARTBEAT_INTERVAL)
             try:
-                await self.store.upsert_worker(self.identity.row(self.clock.now()))
+                now = self.clock.now()
+                if not await self.store.heartbeat(self.identity.id, now):
+                    # Taken for dead (its row removed): register again; the runs it still
+                    # drives fail their next checkpoint and go back to the queue.
+                    await self.store.upsert_worker(self.identity.row(now))
             except StoreError:
                 # Missed beats only matter after LEASE_TTL (three of them); keep beating.
                 logger.exception("heartbeat_failed")

@@ -75,11 +75,16 @@ class Engine:
 
     # -- starting runs ----------------------------------------------------------
 
-    def _encode_input(self, workflow: Any, input: Any) -> str:
-        """Validate (durable workflows) and serialize an input; no run exists yet."""
+    @staticmethod
+    def _input_value(workflow: Any, input: Any) -> Any:
+        """The input as stored: validated against a durable workflow's schema, in JSON form.
+
+        Raises:
+            InputValidationError: before any run exists.
+        """
         if workflow.kind == "durable":
-            input = workflow.dump_input(workflow.validate_input(input))
-        return dumps(input, f"the input of workflow {workflow.name!r}")
+            return workflow.dump_input(workflow.validate_input(input))
+        return input
 
     async def run_inline(
         self,
@@ -97,7 +102,8 @@ class Engine:
         self.registry.ensure(workflow)
         if transaction_id is None:
             transaction_id = derived_transaction_id(workflow.name)
-        input_text = self._encode_input(workflow, input)
+        input_text = dumps(self._input_value(workflow, input),
+                           f"the input of workflow {workflow.name!r}")  # fmt: skip
         now = self.clock.now()
         record, created = await self.store.create_run(
             NewRun(
@@ -130,9 +136,8 @@ class Engine:
         self.registry.ensure(workflow)
         if idempotency_key is None:
             idempotency_key = derived_transaction_id(workflow.name)
-        if workflow.kind == "durable":
-            input = workflow.dump_input(workflow.validate_input(input))
-        run = pending_run(workflow.name, input, version=workflow.version, kind=workflow.kind,
+        run = pending_run(workflow.name, self._input_value(workflow, input),
+                          version=workflow.version, kind=workflow.kind,
                           idempotency_key=idempotency_key, now=self.clock.now(),
                           delay=delay)  # fmt: skip
         return await self.store.create_run(run)

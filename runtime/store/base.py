@@ -94,14 +94,12 @@ class RunUpdate:
     available_at: datetime | None = None
     ended_at: datetime | None = None
     release: bool = False
-    """Give the run up (owner cleared); an operator's pending request is cleared too."""
+    """Give the run up: the owner and an operator's pending request are cleared."""
     only_if_unrequested: bool = False
     """Apply this update only when no operator request is pending; with one pending, the
     steps are still written, the run is left as it was, and the request is returned."""
     rollback_wins: bool = False
     """Write ``status`` unless the run's ``rollback_status`` (a cancel) says otherwise."""
-    clear_control: bool = False
-    """The driver obeyed the operator's request: clear it (implied by ``release``)."""
     rollback_status: RunStatus | None = None
     wake_at: datetime | None = None
     clear_wake: bool = False
@@ -312,8 +310,11 @@ class Store(Protocol):
         """Register a worker or refresh its heartbeat."""
         raise NotImplementedError  # protocol
 
-    async def heartbeat(self, worker_id: str, now: datetime) -> None:
-        """Refresh a worker's heartbeat (it renews every lease the worker holds)."""
+    async def heartbeat(self, worker_id: str, now: datetime) -> bool:
+        """Refresh a worker's heartbeat (it renews every lease the worker holds).
+
+        False when the worker is not registered (it was taken for dead).
+        """
         raise NotImplementedError  # protocol
 
     async def list_workers(self) -> list[WorkerRow]:

@@ -208,9 +208,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         elif update.clear_wake:
             sets.append("wake_at = NULL")
         if update.release:
-            sets.append("owner_id = NULL")
-        if update.release or update.clear_control:
-            sets.append("control = NULL")
+            sets += ["owner_id = NULL", "control = NULL"]
         held = f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND owner_id = ?"
         # The common case: no operator request pending. Checked in the same statement,
         # so the hot path stays one UPDATE; the rare case reads the request after.
@@ -242,8 +240,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
                 folded = update.only_if_unrequested
-                control = None if (update.release or update.clear_control) and not folded \
-                    else row[1]  # fmt: skip
+                control = None if update.release and not folded else row[1]
                 db.execute(held, held_params)
                 if folded:
                     # Only the steps: the run's own change (its completion) waits for the
@@ -394,11 +391,14 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             )
         )
 
-    async def heartbeat(self, worker_id: str, now: datetime) -> None:
+    async def heartbeat(self, worker_id: str, now: datetime) -> bool:
         stamp = to_text(now)
-        await self._write(
-            lambda db: db.execute(
-                "UPDATE workers SET heartbeat_at = ? WHERE id = ?", (stamp, worker_id)
+        return await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE workers SET heartbeat_at = ? WHERE id = ?", (stamp, worker_id)
+                ).rowcount
+                == 1
             )
         )
 

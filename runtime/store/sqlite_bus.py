@@ -306,20 +306,6 @@ class BusMixin(SqliteCore):
             params += list(delivery_ids)
         return await self._write(lambda db: db.execute(sql, params).rowcount)
 
-    async def change_token(self) -> int:
-        thread = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
-        fast = self._fast
-        if fast is None:
-            return int(thread)
-        # Each connection's data_version moves when *another* connection commits. This
-        # process's own two connections move one each; another process moves both.
-        mine = fast.execute("PRAGMA data_version").fetchone()[0]
-        last = self._versions
-        self._versions = (thread, mine)
-        if last is not None and thread != last[0] and mine != last[1]:
-            self._others += 1
-        return self._others
-
 
 def _limit(limit: int) -> int:
     if limit < 1:

@@ -141,6 +141,20 @@ class SqliteCore:
         self.fast_commits += 1
         return True, result
 
+    async def change_token(self) -> int:
+        thread = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
+        fast = self._fast
+        if fast is None:
+            return int(thread)
+        # Each connection's data_version moves when *another* connection commits. This
+        # process's own two connections move one each; another process moves both.
+        mine = fast.execute("PRAGMA data_version").fetchone()[0]
+        last = self._versions
+        self._versions = (thread, mine)
+        if last is not None and thread != last[0] and mine != last[1]:
+            self._others += 1
+        return self._others
+
     async def _checkpoint(self) -> None:
         """Fold the WAL into the database on the thread (the fast path never does)."""
         with anyio.CancelScope(shield=True):

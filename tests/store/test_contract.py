@@ -529,7 +529,8 @@ async def test_workers_upsert_and_heartbeat(store: Store) -> None:
     later = T0 + timedelta(seconds=10)
     # A second upsert refreshes the heartbeat but keeps when it started.
     await store.upsert_worker(WorkerRow("wrk_a", "host-a", 1, later, later))
-    await store.heartbeat("wrk_b", later + timedelta(seconds=1))
+    assert await store.heartbeat("wrk_b", later + timedelta(seconds=1))
+    assert not await store.heartbeat("wrk_unknown", later)  # taken for dead: not registered
 
     workers = await store.list_workers()
 

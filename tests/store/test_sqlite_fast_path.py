@@ -87,6 +87,20 @@ async def test_a_refused_fast_write_leaves_nothing_behind(db_path: Path) -> None
         await store.close()
 
 
+async def test_the_fast_connection_never_waits_for_the_lock_nor_checkpoints(
+    db_path: Path,
+) -> None:
+    store = await SqliteStore.open(str(db_path))
+    try:
+        fast = store._fast
+        assert fast is not None
+        assert fast.execute("PRAGMA busy_timeout").fetchone() == (0,)
+        assert fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        assert fast.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        await store.close()
+
+
 async def test_the_wal_is_checkpointed_on_the_thread_every_so_often(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
