@@ -44,6 +44,7 @@ from runtime import (
     create_workflow,
     transform,
 )
+from tests.engine.crashkit import ExecutionLog
 
 WORKFLOW = "crash-saga"
 STEPS = ("reserve", "price", "charge", "ship")
@@ -57,34 +58,6 @@ ORDER = {
 
 SERVICE = "execution_log"
 """The container name of the :class:`ExecutionLog`."""
-
-
-class ExecutionLog:
-    """Durable evidence of what ran: append-only JSON lines, fsynced one by one.
-
-    Args:
-        path: the log file (shared by every process of one scenario).
-        block: the point to stop at (``KIND:NAME``), or ``None``.
-    """
-
-    def __init__(self, path: Path, block: str | None) -> None:
-        self.path = path
-        self.block = block
-
-    def write(self, **fields: Any) -> None:
-        """Append one line; when this returns the line is on disk, whatever happens next."""
-        line = json.dumps({"pid": os.getpid(), **fields}, sort_keys=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    async def gate(self, point: str, run_id: str) -> None:
-        """Stop here for good if ``point`` is the block point (the parent kills us)."""
-        if point != self.block:
-            return
-        self.write(event="reached", point=point, run_id=run_id)
-        await anyio.sleep_forever()
 
 
 # -- the saga ----------------------------------------------------------------

@@ -33,6 +33,7 @@ import anyio
 from pydantic import BaseModel
 
 from runtime import Container, Runtime, WorkflowContext, workflow
+from tests.engine import crashkit
 
 WORKFLOW = "crash_durable"
 IDEMPOTENCY_KEY = "crash-durable-o-7"
@@ -42,40 +43,8 @@ SLEEP = "cool_down"
 """The run: ``reserve``, ``price``, a durable sleep ``cool_down``, then ``charge``."""
 
 
-class ExecutionLog:
-    """Durable evidence of what ran: append-only JSON lines, fsynced one by one.
-
-    Args:
-        path: the log file (shared by every process of one scenario).
-        block: the point to stop at (``step:NAME``), or ``None``.
-        release: a file whose existence lets a blocked step go on; ``None``: never.
-    """
-
-    def __init__(self, path: Path, block: str | None, release: Path | None) -> None:
-        self.path = path
-        self.block = block
-        self.release = release
-
-    def write(self, **fields: Any) -> None:
-        """Append one line; when this returns the line is on disk, whatever happens next."""
-        line = json.dumps({"pid": os.getpid(), "at": time.time(), **fields}, sort_keys=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    async def gate(self, point: str, run_id: str) -> None:
-        """Stop here if ``point`` is the block point: until released, or for good."""
-        if point != self.block:
-            return
-        self.write(event="reached", point=point, run_id=run_id)
-        release = self.release
-        if release is None:
-            await anyio.sleep_forever()
-            return
-        while not release.exists():  # noqa: ASYNC110 - another process creates it
-            await anyio.sleep(0.01)
-        self.write(event="released", point=point, run_id=run_id)
+class ExecutionLog(crashkit.ExecutionLog):
+    """The shared log, with one helper for a step's execution."""
 
     async def step(self, name: str, run_id: str, compute: Any, value: Any) -> Any:
         """One step execution: log ``started``, maybe block, compute, log ``completed``."""

@@ -13,23 +13,18 @@ Every wait is a poll with a short interval and a deadline; no test sleeps for a 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runtime.engine.leases import LEASE_TTL
+from tests.engine.crashkit import Child, Processes, read_log, reaping
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.engine.crash_app"
 TRANSACTION_ID = "crash-order-o-42"
 STEPS = ("reserve", "price", "charge", "ship")
@@ -67,86 +62,23 @@ assert RESUME_DEADLINE < LEASE_TTL / 2, (
 # -- running the child ----------------------------------------------------------
 
 
-@dataclass
-class Scenario:
-    """The files one scenario's processes share: a database, a log, and where outcomes go."""
-
-    dir: Path
-    children: list[subprocess.Popen[bytes]]
-
-    @property
-    def db(self) -> Path:
-        return self.dir / "runtime.db"
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "execution.log"
+class Scenario(Processes):
+    """One scenario's processes: a database, a log, and where outcomes go."""
 
     def spawn(
         self, name: str, *, mode: str = "run", block: str | None = None, fail: bool = False
     ) -> Child:
-        """Start ``crash_app`` as process ``name`` (its outcome and stderr are named after it)."""
-        out, err = self.dir / f"{name}.json", self.dir / f"{name}.stderr"
-        argv = [sys.executable, "-m", APP, "--db", str(self.db), "--log", str(self.log),
-                "--out", str(out), "--mode", mode, "--transaction-id", TRANSACTION_ID]  # fmt: skip
+        """Start ``crash_app`` as process ``name``."""
+        argv = [sys.executable, "-m", APP, "--mode", mode, "--transaction-id", TRANSACTION_ID]
         if block is not None:
             argv += ["--block", block]
         if fail:
             argv.append("--fail-shipping")
-        # stderr to a file, not a pipe: nobody reads a pipe while we wait, and a full one
-        # would block the child.
-        with err.open("wb") as stderr:
-            proc = subprocess.Popen(
-                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
-            )
-        self.children.append(proc)
-        return Child(proc, out, err)
+        return self.start(name, argv)
 
 
-@dataclass
-class Child:
-    """A running ``crash_app`` process."""
-
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def stderr(self) -> str:
-        return self.err.read_text(encoding="utf-8", errors="replace")[-4000:]
-
-    def wait_outcome(self, timeout: float) -> dict[str, Any]:
-        """The outcome the child wrote, once it exited cleanly within ``timeout`` seconds."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"child did not finish within {timeout}s; stderr:\n{self.stderr()}")
-        assert code == 0, f"child exited with {code}; stderr:\n{self.stderr()}"
-        outcome: dict[str, Any] = json.loads(self.out.read_text(encoding="utf-8"))
-        return outcome
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no lease released, no final write."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=5)
-        assert self.proc.returncode == -signal.SIGKILL
-        assert not self.out.exists(), "a killed child must not have written an outcome"
-
-
-def _reap(children: list[subprocess.Popen[bytes]]) -> None:
-    for proc in children:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def _scenario(directory: Path) -> Iterator[Scenario]:
-    scenario = Scenario(directory, [])
-    try:
-        yield scenario
-    finally:
-        # Whatever failed, no child outlives its test.
-        _reap(scenario.children)
+def _scenario(directory: Path) -> contextlib.AbstractContextManager[Scenario]:
+    return reaping(Scenario(directory, []))
 
 
 @pytest.fixture
@@ -156,14 +88,6 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 
 
 # -- reading the evidence --------------------------------------------------------
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    # A line cut short by the kill would not parse; the child fsyncs whole lines, so none is.
-    return [json.loads(line) for line in lines]
 
 
 def wait_reached(scenario: Scenario, child: Child, point: str) -> dict[str, Any]:
@@ -204,7 +128,7 @@ def pids(log: list[dict[str, Any]], kind: str, name: str, event: str) -> list[in
 
 def without_process(entry: dict[str, Any]) -> dict[str, Any]:
     """A log entry minus what differs between databases and processes."""
-    return {k: v for k, v in entry.items() if k not in ("pid", "run_id")}
+    return {k: v for k, v in entry.items() if k not in ("pid", "run_id", "at")}
 
 
 def comparable(run: dict[str, Any]) -> dict[str, Any]:

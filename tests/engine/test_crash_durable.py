@@ -19,14 +19,9 @@ ran, how often, in which process and when. Every wait polls with a deadline.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +29,9 @@ from typing import Any
 import pytest
 
 from runtime import RunRecord, RunStatus, SyncClient
+from tests.engine.crashkit import Child, Processes, read_log, reaping
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = Path(__file__).with_name("crash_durable_app.py")
+APP = "tests.engine.crash_durable_app"
 STEPS = ("reserve", "price", "charge")
 SLEEP = "cool_down"
 
@@ -65,56 +60,8 @@ EXPECTED_OUTPUT = {"reservation": "res-o-7", "total": 26, "payment": "pay-o-7-26
 # -- running the child ----------------------------------------------------------
 
 
-@dataclass
-class Child:
-    """A running ``crash_durable_app`` process."""
-
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stderr(self) -> str:
-        return self.err.read_text(encoding="utf-8", errors="replace")[-4000:]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_outcome(self, timeout: float) -> dict[str, Any]:
-        """The outcome the child wrote, once it exited cleanly within ``timeout`` seconds."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"child did not finish within {timeout}s; stderr:\n{self.stderr()}")
-        assert code == 0, f"child exited with {code}; stderr:\n{self.stderr()}"
-        outcome: dict[str, Any] = json.loads(self.out.read_text(encoding="utf-8"))
-        return outcome
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no lease released, no final write."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=5)
-        assert self.proc.returncode == -signal.SIGKILL
-        assert not self.out.exists(), "a killed child must not have written an outcome"
-
-
-@dataclass
-class Scenario:
-    """What one scenario's processes share: a database, a log, a release file."""
-
-    dir: Path
-    children: list[subprocess.Popen[bytes]]
-
-    @property
-    def db(self) -> Path:
-        return self.dir / "runtime.db"
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "execution.log"
+class Scenario(Processes):
+    """One scenario's processes: a database, a log, a release file."""
 
     @property
     def release(self) -> Path:
@@ -129,34 +76,17 @@ class Scenario:
         release: bool = False,
         nap: float = SHORT_NAP,
     ) -> Child:
-        """Start the app as process ``name`` (its outcome and stderr files are named after it)."""
-        out, err = self.dir / f"{name}.json", self.dir / f"{name}.stderr"
-        argv = [sys.executable, str(APP), "--db", str(self.db), "--log", str(self.log),
-                "--out", str(out), "--mode", mode, "--nap", str(nap)]  # fmt: skip
+        """Start the app as process ``name``."""
+        argv = [sys.executable, "-m", APP, "--mode", mode, "--nap", str(nap)]
         if block is not None:
             argv += ["--block", block]
         if release:
             argv += ["--release", str(self.release)]
-        # stderr to a file, not a pipe: a full pipe nobody reads would block the child.
-        with err.open("wb") as stderr:
-            proc = subprocess.Popen(
-                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
-            )
-        self.children.append(proc)
-        return Child(proc, out, err)
+        return self.start(name, argv)
 
 
-@contextlib.contextmanager
-def _scenario(directory: Path) -> Iterator[Scenario]:
-    scenario = Scenario(directory, [])
-    try:
-        yield scenario
-    finally:
-        # Whatever failed, no child outlives its test.
-        for proc in scenario.children:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=5)
+def _scenario(directory: Path) -> contextlib.AbstractContextManager[Scenario]:
+    return reaping(Scenario(directory, []))
 
 
 @pytest.fixture
@@ -176,13 +106,6 @@ def client(scenario: Scenario) -> Iterator[SyncClient]:
 
 
 # -- reading the evidence --------------------------------------------------------
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    # A line cut short by the kill would not parse; the child fsyncs whole lines, so none is.
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def executions(log: list[dict[str, Any]], name: str, event: str) -> list[int]:

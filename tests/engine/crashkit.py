@@ -1,0 +1,146 @@
+"""What the SIGKILL crash tests share: the child's fsynced execution log, and child processes.
+
+The child apps write an :class:`ExecutionLog` (one JSON line per step execution,
+fsynced, so it survives SIGKILL); the tests start them as :class:`Child`
+processes under a :func:`reaping` scope so that no child outlives its test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ExecutionLog:
+    """Durable evidence of what ran: append-only JSON lines, fsynced one by one.
+
+    Args:
+        path: the log file (shared by every process of one scenario).
+        block: the point to stop at, or ``None``.
+        release: a file whose existence lets a blocked point go on; ``None``: never.
+    """
+
+    def __init__(self, path: Path, block: str | None, release: Path | None = None) -> None:
+        self.path = path
+        self.block = block
+        self.release = release
+
+    def write(self, **fields: Any) -> None:
+        """Append one line; when this returns the line is on disk, whatever happens next."""
+        line = json.dumps({"pid": os.getpid(), "at": time.time(), **fields}, sort_keys=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def gate(self, point: str, run_id: str) -> None:
+        """Stop here if ``point`` is the block point: until released, or for good."""
+        if point != self.block:
+            return
+        self.write(event="reached", point=point, run_id=run_id)
+        release = self.release
+        if release is None:
+            await anyio.sleep_forever()
+            return
+        while not release.exists():  # noqa: ASYNC110 - another process creates it
+            await anyio.sleep(0.01)
+        self.write(event="released", point=point, run_id=run_id)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every line of an execution log (none cut short: the child fsyncs whole lines)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@dataclass
+class Child:
+    """A running child app process, its outcome file and its stderr file."""
+
+    proc: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr(self) -> str:
+        return self.err.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    def wait_outcome(self, timeout: float) -> dict[str, Any]:
+        """The outcome the child wrote, once it exited cleanly within ``timeout`` seconds."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"child did not finish within {timeout}s; stderr:\n{self.stderr()}")
+        assert code == 0, f"child exited with {code}; stderr:\n{self.stderr()}"
+        outcome: dict[str, Any] = json.loads(self.out.read_text(encoding="utf-8"))
+        return outcome
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no lease released, no final write."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=5)
+        assert self.proc.returncode == -signal.SIGKILL
+        assert not self.out.exists(), "a killed child must not have written an outcome"
+
+
+@dataclass
+class Processes:
+    """The files one scenario's processes share (a database, a log) and its children."""
+
+    dir: Path
+    children: list[subprocess.Popen[bytes]]
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "runtime.db"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "execution.log"
+
+    def start(self, name: str, argv: list[str]) -> Child:
+        """Start ``argv`` as process ``name`` (its outcome and stderr files are named after it).
+
+        ``argv`` is completed with ``--db``, ``--log`` and ``--out``.
+        """
+        out, err = self.dir / f"{name}.json", self.dir / f"{name}.stderr"
+        argv = [*argv, "--db", str(self.db), "--log", str(self.log), "--out", str(out)]
+        # stderr to a file, not a pipe: a full pipe nobody reads would block the child.
+        with err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
+            )
+        self.children.append(proc)
+        return Child(proc, out, err)
+
+
+@contextlib.contextmanager
+def reaping(processes: Processes) -> Iterator[Processes]:
+    """Whatever fails, no child outlives its test."""
+    try:
+        yield processes
+    finally:
+        for proc in processes.children:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
