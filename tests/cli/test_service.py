@@ -85,3 +85,12 @@ def test_start_refuses_a_project_with_problems(project: Path) -> None:
     done = cli(project, "start")
     assert done.returncode == 2
     assert "bad.py" in done.stderr and "nowhere_to_be_found" in done.stderr
+
+
+def test_sigint_stops_the_service_cleanly(project: Path, service: subprocess.Popen[str]) -> None:
+    """Ctrl-C in a terminal: the same graceful shutdown as SIGTERM, exit 0."""
+    until(lambda: "runtime_started" in (project / "service.log").read_text(), "start", service)
+    service.send_signal(signal.SIGINT)
+    assert service.wait(timeout=10) == 0
+    log = (project / "service.log").read_text()
+    assert '"signal": "SIGINT"' in log and "runtime_stopped" in log
