@@ -73,8 +73,7 @@ ENDINGS = ("run_failed", "run_canceled", "run_compensation_failed")
 
 def endings(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The run-end lines among captured ones, without the timestamps."""
-    return [{k: v for k, v in e.items() if k != "timestamp"} for e in logs
-            if e["event"] in ENDINGS]  # fmt: skip
+    return [{k: v for k, v in e.items() if k != "timestamp"} for e in logs if e["event"] in ENDINGS]
 
 
 @create_step("charge")
@@ -88,9 +87,15 @@ async def test_an_inline_run_that_fails_logs_one_warning(db_url: str) -> None:
         async with Runtime(database=db_url, workflows=[workflow]) as rt:
             result = await workflow(rt.container).run(throw_on_error=False)
     assert endings(logs) == [
-        {"event": "run_failed", "log_level": "warning", "run_id": result.run_id,
-         "workflow": "checkout", "step": "charge", "error": "RuntimeError: card declined"}
-    ]  # fmt: skip
+        {
+            "event": "run_failed",
+            "log_level": "warning",
+            "run_id": result.run_id,
+            "workflow": "checkout",
+            "step": "charge",
+            "error": "RuntimeError: card declined",
+        }
+    ]
 
 
 async def test_a_background_durable_run_that_fails_logs_one_warning(db_url: str) -> None:
@@ -107,9 +112,15 @@ async def test_a_background_durable_run_that_fails_logs_one_warning(db_url: str)
             with pytest.raises(RunFailed):
                 await handle.result(timeout=10)
     assert endings(logs) == [
-        {"event": "run_failed", "log_level": "warning", "run_id": handle.run_id,
-         "workflow": "sync", "step": "fetch", "error": "ValueError: upstream 503"}
-    ]  # fmt: skip
+        {
+            "event": "run_failed",
+            "log_level": "warning",
+            "run_id": handle.run_id,
+            "workflow": "sync",
+            "step": "fetch",
+            "error": "ValueError: upstream 503",
+        }
+    ]
 
 
 async def test_a_failed_compensation_logs_one_error_naming_both_steps(db_url: str) -> None:
@@ -127,10 +138,17 @@ async def test_a_failed_compensation_logs_one_error_naming_both_steps(db_url: st
             result = await workflow(rt.container).run(throw_on_error=False)
     assert result.status is RunStatus.COMPENSATION_FAILED
     assert endings(logs) == [
-        {"event": "run_compensation_failed", "log_level": "error", "run_id": result.run_id,
-         "workflow": "reserve", "step": "charge", "error": "RuntimeError: card declined",
-         "compensation_step": "hold", "compensation_error": "OSError: inventory unreachable"}
-    ]  # fmt: skip
+        {
+            "event": "run_compensation_failed",
+            "log_level": "error",
+            "run_id": result.run_id,
+            "workflow": "reserve",
+            "step": "charge",
+            "error": "RuntimeError: card declined",
+            "compensation_step": "hold",
+            "compensation_error": "OSError: inventory unreachable",
+        }
+    ]
 
 
 async def test_a_canceled_run_logs_one_warning_whether_or_not_a_worker_undoes_it(
@@ -166,8 +184,12 @@ async def test_a_canceled_run_logs_one_warning_whether_or_not_a_worker_undoes_it
             queued = await rt.workflows.run("idle", delay=3600)
             await rt.workflows.cancel(queued.run_id)
     assert undone == ["h1"]
-    canceled = {"event": "run_canceled", "log_level": "warning", "step": None,
-                "error": "Canceled: canceled by an operator"}  # fmt: skip
+    canceled = {
+        "event": "run_canceled",
+        "log_level": "warning",
+        "step": None,
+        "error": "Canceled: canceled by an operator",
+    }
     assert endings(logs) == [
         {**canceled, "run_id": handle.run_id, "workflow": "nap"},
         {**canceled, "run_id": queued.run_id, "workflow": "idle"},
@@ -184,3 +206,28 @@ async def test_a_completed_run_logs_no_end_line(db_url: str) -> None:
         async with Runtime(database=db_url, workflows=[workflow]) as rt:
             await workflow(rt.container).run()
     assert endings(logs) == []
+
+
+async def test_the_start_up_line_counts_workflows_as_workflows_list_does(db_url: str) -> None:
+    """Each version is a workflow of its own; a job's ``job-<name>`` workflow is not one."""
+
+    @workflow(name="welcome", version="v1")
+    async def welcome_v1(ctx: WorkflowContext[Any]) -> None: ...
+
+    @workflow(name="welcome", version="v2")
+    async def welcome_v2(ctx: WorkflowContext[Any]) -> None: ...
+
+    @create_step("tick")
+    async def tick() -> None: ...
+
+    nightly = create_workflow("nightly", lambda: tick())
+    jobs = [
+        Job(lambda container: None, JobConfig(name=name, schedule="0 0 * * *"))
+        for name in ("sweep", "audit")
+    ]
+    defined = [welcome_v1, welcome_v2, nightly]
+    with capture_logs() as logs:
+        async with Runtime(database=db_url, workflows=defined, jobs=jobs):
+            pass
+    (started,) = [e for e in logs if e["event"] == "runtime_started"]
+    assert (started["workflows"], started["jobs"]) == (3, 2)
