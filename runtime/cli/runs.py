@@ -255,18 +255,24 @@ def current_step(record: RunRecord) -> dict[str, Any] | None:
     is in the middle of may have no record yet: it is then the next step number, with
     ``name`` ``None``, running since the last checkpoint.
     """
-    if record.status.terminal:
-        return None
-    for step in sorted(record.steps, key=lambda s: s.seq, reverse=True):
-        if step.status not in (StepStatus.RUNNING, StepStatus.COMPENSATING):
-            continue
-        state, wakes = step.status.value, None
-        if step.status is StepStatus.RUNNING:
-            wakes = _wake_at(step.output)
-            if wakes is not None:
-                state = "sleeping"
-            elif record.status is RunStatus.SLEEPING:
-                state, wakes = "retrying", record.available_at
+    steps = sorted(record.steps, key=lambda s: s.seq, reverse=True)
+    if record.status is RunStatus.COMPENSATING:
+        undoing = [s for s in steps if s.status is StepStatus.COMPENSATING]
+        if not undoing:
+            return None
+        return _in_flight(undoing[0].seq, undoing[0].name, "compensating", 0, None, None)
+    started = [s for s in steps if s.status is StepStatus.RUNNING]
+    if started:
+        step = started[0]
+        wakes = _wake_at(step.output)
+        if wakes is not None:  # a durable sleep (its wake-up time holds while paused too)
+            state = "sleeping"
+        elif record.status is RunStatus.SLEEPING:
+            state, wakes = "retrying", record.available_at
+        elif record.status is RunStatus.RUNNING:
+            state = "running"
+        else:
+            return None  # pending or paused: nothing in flight
         return _in_flight(step.seq, step.name, state, step.attempts, step.started_at, wakes)
     if record.status is not RunStatus.RUNNING:
         return None

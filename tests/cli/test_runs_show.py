@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
+import pytest
 
 from runtime import Runtime, WorkflowContext, create_step, create_workflow, workflow
 from runtime.cli.common import when
-from runtime.models import RunStatus
+from runtime.cli.runs import current_step
+from runtime.models import RunRecord, RunStatus, StepRecord, StepStatus
 from runtime.retry import PARK_AFTER
 from tests.cli.conftest import cli, cli_json
 from tests.durable.support import wait_status
@@ -140,3 +142,59 @@ def test_an_error_no_step_raised_has_no_none_prefix(project: Path) -> None:
     lines = show(project, run_id)
     assert "error     Canceled: canceled by an operator" in lines
     assert not any("None" in line for line in lines)
+
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+WAKE = NOW + timedelta(hours=1)
+
+
+def _record(status: RunStatus, *steps: tuple[str, StepStatus, Any]) -> RunRecord:
+    records = [
+        StepRecord(run_id="run_1", seq=seq, name=name, status=step_status, attempts=1, output=out)
+        for seq, (name, step_status, out) in enumerate(steps, start=1)
+    ]
+    return RunRecord(
+        id="run_1",
+        workflow="w",
+        version=None,
+        status=status,
+        idempotency_key=None,
+        available_at=WAKE,
+        created_at=NOW,
+        updated_at=NOW,
+        steps=records,
+    )
+
+
+SLEEP = {"wake_at": WAKE.isoformat()}
+DONE = ("a", StepStatus.COMPLETED, 1)
+NAP = ("nap", StepStatus.RUNNING, SLEEP)  # a durable sleep not over yet
+CALL = ("call", StepStatus.RUNNING, None)  # a step with a failed attempt recorded
+UNDOING = ("a", StepStatus.COMPENSATING, 1)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (_record(RunStatus.SLEEPING, DONE, NAP), (2, "nap", "sleeping", WAKE)),
+        (_record(RunStatus.PAUSED, NAP), (1, "nap", "sleeping", WAKE)),
+        (_record(RunStatus.SLEEPING, CALL), (1, "call", "retrying", WAKE)),
+        (_record(RunStatus.RUNNING, CALL), (1, "call", "running", None)),
+        (_record(RunStatus.RUNNING, DONE), (2, None, "running", None)),
+        # Rolling back a run canceled while it slept: the compensation is what runs.
+        (_record(RunStatus.COMPENSATING, UNDOING, NAP), (1, "a", "compensating", None)),
+        (_record(RunStatus.COMPENSATING, DONE), None),
+        # Handed back (pending) or paused between attempts: nothing is in flight.
+        (_record(RunStatus.PENDING, CALL), None),
+        (_record(RunStatus.PAUSED, CALL), None),
+        (_record(RunStatus.PENDING), None),
+        (_record(RunStatus.FAILED, CALL), None),
+    ],
+)
+def test_current_step_by_run_and_step_status(record: RunRecord, expected: Any) -> None:
+    current = current_step(record)
+    if expected is None:
+        assert current is None
+    else:
+        assert current is not None
+        assert (current["seq"], current["name"], current["state"], current["wakes_at"]) == expected
