@@ -20,6 +20,7 @@ from runtime.cli.common import (
 from runtime.config import ProjectConfig
 from runtime.cron import CronSchedule
 from runtime.discovery import Discovered
+from runtime.errors import DatabaseNotFoundError
 from runtime.models import ScheduleRecord
 from runtime.store.base import Store
 
@@ -69,10 +70,18 @@ def jobs_list(ctx: Context, as_json: bool) -> None:
     config, found = ctx.discover()
     listed = jobs_found(config, found)
 
-    async def read(store: Store) -> list[ScheduleRecord]:
+    async def list_schedules(store: Store) -> list[ScheduleRecord]:
         return await store.list_schedules()
 
-    stored = run_async(lambda: with_store(ctx, read)) if listed else []
+    async def read() -> list[ScheduleRecord]:
+        # The jobs come from the code; only what the store recorded needs a database.
+        try:
+            return await with_store(ctx, list_schedules)
+        except DatabaseNotFoundError as exc:
+            click.echo(f"warning: {exc}; the stored columns are blank", err=True)
+            return []
+
+    stored = run_async(read) if listed else []
     by_name = {s.name: s for s in stored}  # a job's schedule is named after the job
     for job in listed:
         record = by_name.get(job["name"])
