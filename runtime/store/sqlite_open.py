@@ -27,6 +27,8 @@ FileIdentity = tuple[int, int]
 
 MEMORY = ":memory:"
 
+_READ_ONLY = "runtime writes to the file and to its folder (the -wal and -shm files)"
+
 
 def check_path(path: str, *, create: bool) -> None:
     """Refuse a path that cannot hold a database; create its folder when ``create``.
@@ -46,10 +48,14 @@ def check_path(path: str, *, create: bool) -> None:
         elif not file.exists():
             raise DatabaseNotFoundError(path)
         is_dir = file.is_dir()
-    except FileExistsError as exc:
+        # SQLite opens a file it may not write read-only, and says so only at the first
+        # write; a store that writes refuses it here, naming it.
+        read_only = create and file.is_file() and not os.access(file, os.W_OK)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next(p for p in (file, *file.parents) if p.exists() and not p.is_dir())
         raise StoreError(
             f"cannot create the folder {file.parent} for the database {path}: "
-            f"{exc.filename} exists and is not a folder"
+            f"{blocker} is a file, not a folder"
         ) from exc
     except OSError as exc:
         action = "create the folder" if create else "look at"
@@ -59,6 +65,8 @@ def check_path(path: str, *, create: bool) -> None:
         ) from exc
     if is_dir:
         raise StoreError(f"the database path {path} is a folder, not a file")
+    if read_only:
+        raise StoreError(f"the SQLite database {path} is read-only: {_READ_ONLY}")
 
 
 async def connect(path: str, *, create: bool) -> aiosqlite.Connection:
@@ -88,10 +96,7 @@ def open_error(path: str, exc: sqlite3.Error) -> StoreError:
     if code == sqlite3.SQLITE_CORRUPT:
         return StoreError(f"the SQLite database {path} is corrupt ({exc}); restore a backup")
     if code == sqlite3.SQLITE_READONLY:
-        return StoreError(
-            f"the SQLite database {path} is read-only ({exc}); runtime writes to the file "
-            "and to its folder (the -wal and -shm files)"
-        )
+        return StoreError(f"the SQLite database {path} is read-only ({exc}): {_READ_ONLY}")
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreError(f"the SQLite database {path} is locked by another process ({exc})")
     if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
