@@ -134,7 +134,8 @@ def _bind_package(name: str, folder: Path) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _line(exc: BaseException, path: Path) -> str:
