@@ -32,9 +32,9 @@ from runtime.store.sqlite_open import (
     check_identity,
     check_path,
     connect,
-    identity,
     needs_migration,
     open_error,
+    opened_file,
 )
 from runtime.store.sqlite_schedules import SchedulesMixin
 
@@ -48,7 +48,8 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
     written by a newer runtime.
     """
 
-    _file: FileIdentity | None = None
+    _file: tuple[str, FileIdentity | None] = (MEMORY, None)
+    """The absolute path opened, and the identity of the file it named then."""
 
     @classmethod
     async def open(
@@ -80,7 +81,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
                 await _on_thread(conn, _configure, synchronous, path)
                 if stale:
                     await _on_thread(conn, _migrate, path)
-                opened = identity(path)
+                opened = opened_file(path)
                 use_fast = fast and path != MEMORY and synchronous.lower() == "normal"
                 store = cls(conn, path, open_fast(path) if use_fast else None)
             except sqlite3.Error as exc:
@@ -93,7 +94,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
 
     async def check_file(self) -> None:
         """Raise :class:`DatabaseReplacedError` if the file was deleted or replaced."""
-        check_identity(self.path, self._file)
+        check_identity(*self._file)
 
     async def __aenter__(self) -> SqliteStore:
         return self

@@ -133,6 +133,11 @@ def identity(path: str) -> FileIdentity | None:
     return stat.st_dev, stat.st_ino
 
 
+def opened_file(path: str) -> tuple[str, FileIdentity | None]:
+    """The absolute path of a file just opened, and its identity (for :func:`check_identity`)."""
+    return (path if path == MEMORY else os.path.abspath(path)), identity(path)
+
+
 def check_identity(path: str, opened: FileIdentity | None) -> None:
     """Raise if the file at ``path`` is no longer the one opened as ``opened``.
 
