@@ -52,17 +52,15 @@ def check_path(path: str, *, create: bool) -> None:
         # write; a store that writes refuses it here, naming it.
         read_only = create and file.is_file() and not os.access(file, os.W_OK)
     except (FileExistsError, NotADirectoryError) as exc:
-        blocker = next(p for p in (file, *file.parents) if p.exists() and not p.is_dir())
+        in_the_way = (p for p in (file, *file.parents) if p.exists() and not p.is_dir())
+        blocker = next(in_the_way, file.parent)
         raise StoreError(
             f"cannot create the folder {file.parent} for the database {path}: "
             f"{blocker} is a file, not a folder"
         ) from exc
     except OSError as exc:
-        action = "create the folder" if create else "look at"
-        where = file.parent if create else file
-        raise StoreError(
-            f"cannot {action} {where} for the database {path}: {exc.strerror or exc}"
-        ) from exc
+        what = f"create the folder {file.parent} for" if create else "reach"
+        raise StoreError(f"cannot {what} the database {path}: {exc.strerror or exc}") from exc
     if is_dir:
         raise StoreError(f"the database path {path} is a folder, not a file")
     if read_only:
