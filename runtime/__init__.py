@@ -5,6 +5,8 @@ from runtime.container import Container
 from runtime.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.errors import (
     ConfigError,
+    DatabaseNotFoundError,
+    DatabaseReplacedError,
     DefinitionError,
     DuplicateStepError,
     HandlerTimeoutError,
@@ -55,6 +57,8 @@ __all__ = [
     "Client",
     "ConfigError",
     "Container",
+    "DatabaseNotFoundError",
+    "DatabaseReplacedError",
     "DefinitionError",
     "DuplicateStepError",
     "DurableWorkflow",

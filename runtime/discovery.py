@@ -16,17 +16,23 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
 from runtime.config import ProjectConfig
+from runtime.container import Container
 from runtime.durable import DurableWorkflow
 from runtime.errors import ConfigError
 from runtime.sdk.workflows import WorkflowDefinition
 from runtime.specs import Job, JobConfig, Subscriber, SubscriberConfig
 
 Kind = Literal["workflows", "subscribers", "jobs"]
+
+_IMPORT_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+"""What a module may raise while it is imported: all of it is a problem of that file
+(a stray ``sys.exit()`` or ``input()`` at module level must not end the process)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -82,7 +88,7 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
     package = getattr(config, f"{kind}_dir")
     try:
         _bind_package(package, folder)
-    except Exception as exc:
+    except _IMPORT_ERRORS as exc:
         found.problems.append(f"{folder / '__init__.py'}: import failed: {_describe(exc)}")
         return []
     modules = []
@@ -91,7 +97,7 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
             continue
         try:
             modules.append((path, importlib.import_module(f"{package}.{path.stem}")))
-        except Exception as exc:
+        except _IMPORT_ERRORS as exc:
             found.problems.append(f"{path}: import failed: {_describe(exc)}{_line(exc, path)}")
     return modules
 
@@ -128,7 +134,8 @@ def _bind_package(name: str, folder: Path) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _line(exc: BaseException, path: Path) -> str:
@@ -226,22 +233,85 @@ def _collect_job(found: Discovered, module: ModuleType, path: Path) -> None:
     found.jobs.append(Job(handler, config, str(path)))
 
 
-def load_setup(config: ProjectConfig) -> Any:
-    """The project's setup hook (``module:function``), imported; ``None`` if not set."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class SetupHook:
+    """The project's ``setup`` hook, imported and checked; a failure names the file.
+
+    Attributes:
+        fn: the function, called with the container (it may be async).
+        spec: ``module:function`` as ``runtime.toml`` says it.
+        source: the settings file that names it.
+    """
+
+    fn: Callable[[Container], Any]
+    spec: str
+    source: str
+
+    async def __call__(self, container: Container) -> None:
+        """Call the hook with ``container``.
+
+        Raises:
+            ConfigError: the hook raised (its type, message and line).
+        """
+        try:
+            returned = self.fn(container)
+            if inspect.isawaitable(returned):
+                await returned
+        except (Exception, SystemExit) as exc:
+            raise ConfigError(
+                f"{self.source}: setup {self.spec!r} raised {_describe(exc)}{_origin(exc)}"
+            ) from exc
+
+
+def load_setup(config: ProjectConfig) -> SetupHook | None:
+    """The project's setup hook (``module:function``), imported; ``None`` if not set.
+
+    Raises:
+        ConfigError: the module does not import, the function is missing or does not
+            take one argument (the container).
+    """
     if config.setup is None:
         return None
     module_name, _, attr = config.setup.partition(":")
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)
+    where = f"{config.source}: setup {config.setup!r}"
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except _IMPORT_ERRORS as exc:
         raise ConfigError(
-            f"{config.source}: setup {config.setup!r}: cannot import {module_name!r}: "
-            f"{_describe(exc)}"
+            f"{where}: cannot import {module_name!r}: {_describe(exc)}{_origin(exc)}"
         ) from exc
     hook = getattr(module, attr, None)
     if not callable(hook):
-        raise ConfigError(f"{config.source}: setup {config.setup!r}: no function {attr!r} there")
-    return hook
+        raise ConfigError(f"{where}: no function {attr!r} there")
+    try:
+        signature: inspect.Signature | None = inspect.signature(hook)
+    except (TypeError, ValueError):
+        signature = None  # a builtin or a C callable: trust it
+    if signature is not None:
+        try:
+            signature.bind(None)
+        except TypeError:
+            raise ConfigError(
+                f"{where}: {attr}{signature} must take one argument, the container"
+                f"{_origin_of(hook)}"
+            ) from None
+    return SetupHook(hook, config.setup, config.source)
+
+
+def _origin(exc: BaseException) -> str:
+    """`` (file line N)`` for the innermost frame of the traceback outside runtime itself."""
+    package = str(Path(__file__).resolve().parent)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not frame.filename.startswith(package) and not frame.filename.startswith("<"):
+            return f" ({frame.filename} line {frame.lineno})"
+    return ""
+
+
+def _origin_of(fn: Any) -> str:
+    try:
+        return f" ({inspect.getsourcefile(fn)} line {inspect.getsourcelines(fn)[1]})"
+    except (OSError, TypeError):
+        return ""

@@ -24,6 +24,8 @@ builtin so ``except LookupError`` and friends keep working::
     ├── NotConfiguredError                      a container with no runtime behind it
     └── StoreError                              the database refused us
         ├── SchemaVersionError                  the file has a newer schema than this code
+        ├── DatabaseNotFoundError (LookupError) a read found no database at the path
+        ├── DatabaseReplacedError               the open file was deleted or replaced
         └── LeaseLostError                      another worker took the run over
 
 Errors that cross a process boundary are stored as data (:class:`StoredError`:
@@ -167,6 +169,28 @@ class StoreError(RuntimeBaseError):
 
 class SchemaVersionError(StoreError):
     """The database was written by a newer runtime than this one."""
+
+
+class DatabaseNotFoundError(StoreError, LookupError):
+    """A command that only reads found no database at the path (it never creates one)."""
+
+    def __init__(self, path: str, detail: str = "there is no such file") -> None:
+        self.path = path
+        super().__init__(
+            f"no runtime database at {path}: {detail}; check --database, RUNTIME_DATABASE "
+            "or 'database' in runtime.toml (commands that only read never create one)"
+        )
+
+
+class DatabaseReplacedError(StoreError):
+    """The database file was deleted or replaced while the store had it open."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the database file {path} {detail} while this process had it open; stopping "
+            "rather than writing to a file nobody else can see"
+        )
 
 
 class LeaseLostError(StoreError):

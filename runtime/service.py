@@ -9,7 +9,6 @@ waiting for their next scan.
 
 from __future__ import annotations
 
-import inspect
 import signal
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
@@ -24,12 +23,12 @@ from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
 from runtime.config import ProjectConfig, load_project_config
 from runtime.container import Container
-from runtime.discovery import discover, load_setup
+from runtime.discovery import SetupHook, discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
 from runtime.engine.worker import Worker
-from runtime.errors import ConfigError, StoreError
+from runtime.errors import ConfigError, DatabaseReplacedError, StoreError
 from runtime.log import ensure_configured
 from runtime.models import RunRecord
 from runtime.registry import Registry
@@ -45,6 +44,9 @@ logger = structlog.get_logger("runtime")
 
 WATCH_INTERVAL = 0.02
 """Seconds between checks for commits by other processes (one cheap PRAGMA read)."""
+
+FILE_CHECK_INTERVAL = 1.0
+"""Seconds between checks that the database file is still the one this process opened."""
 
 
 class Workflows(RunsApi):
@@ -192,7 +194,7 @@ class Runtime:
         self._worker: Worker | None = None
         self._bus: EventBus | None = None
         self._scheduler: Scheduler | None = None
-        self._setup: Any = None
+        self._setup: SetupHook | None = None
         self.config: ProjectConfig | None = None
 
     @classmethod
@@ -300,14 +302,13 @@ class Runtime:
             if "logger" not in self.container:
                 self.container.register("logger", logger)
             if self._setup is not None:
-                returned = self._setup(self.container)
-                if inspect.isawaitable(returned):
-                    await returned
+                await self._setup(self.container)
             await store.upsert_worker(self.identity.row(self.clock.now()))
             stack.push_async_callback(self._release)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             await tg.start(self._heartbeat)
+            await tg.start(self._guard_file)
             if self._background:
                 await bus.register()
                 self._worker = worker
@@ -393,6 +394,23 @@ class Runtime:
             except StoreError:
                 # Missed beats only matter after LEASE_TTL (three of them); keep beating.
                 logger.exception("heartbeat_failed")
+
+    async def _guard_file(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Stop the runtime when its database file is deleted or replaced under it.
+
+        Its connections would go on writing to the old file, which no other process
+        (a client, the CLI, the next start) can see: every commit from then on is lost.
+        """
+        store = self.store
+        task_status.started()
+        while True:
+            # Real time, not the injected clock: this looks at the file itself.
+            await anyio.sleep(FILE_CHECK_INTERVAL)
+            try:
+                await store.check_file()
+            except DatabaseReplacedError as exc:
+                logger.error("database_file_lost", path=exc.path, error=str(exc))
+                raise
 
     async def _watch(
         self, workflows: Workflows, *, task_status: Any = anyio.TASK_STATUS_IGNORED

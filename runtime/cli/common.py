@@ -66,11 +66,15 @@ class Context:
                 fail(str(exc), EXIT_USAGE)
         return config, found
 
-    async def open_store(self) -> Store:
-        """The project's store, opened (and its schema created when missing)."""
+    async def open_store(self, *, create: bool = False) -> Store:
+        """The project's store, opened; created when missing only if ``create``.
+
+        Commands that only read (or manage what is stored) never create a database
+        or a folder: a path with no database there is an error naming it.
+        """
         from runtime.store import open_store
 
-        return await open_store(self.database_url(), self.project.resolve())
+        return await open_store(self.database_url(), self.project.resolve(), create=create)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -92,10 +96,23 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
         fail(str(exc), EXIT_NOT_FOUND)
     except RuntimeBaseError as exc:
         fail(str(exc), EXIT_USAGE)
+    except BaseExceptionGroup as group:
+        # A task of the service failed (e.g. its database file was deleted): the
+        # runtime's own errors are reported like any other, anything else is a bug.
+        errors = _leaves(group)
+        if not all(isinstance(e, RuntimeBaseError) for e in errors):
+            raise
+        fail("; ".join(dict.fromkeys(str(e) for e in errors)), EXIT_USAGE)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 async def with_store(ctx: Context, read: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, call ``read`` with it, close it."""
+    """Open the existing store (never creating one), call ``read`` with it, close it."""
     store = await ctx.open_store()
     try:
         return await read(store)

@@ -27,7 +27,7 @@ from runtime.cli.common import (
 from runtime.config import ProjectConfig
 from runtime.cron import CronSchedule
 from runtime.discovery import Discovered
-from runtime.errors import DefinitionError
+from runtime.errors import DatabaseNotFoundError, DefinitionError
 from runtime.models import ScheduleRecord
 from runtime.registry import Registry
 from runtime.schedules import schedules_for
@@ -170,10 +170,18 @@ def _upcoming(cron: CronSchedule, now: datetime, count: int) -> list[datetime]:
 def _with_stored(ctx: Context, listed: list[dict[str, Any]]) -> None:
     """Add what the store recorded for each schedule: ``executions``, ``stored_next_fire_at``."""
 
-    async def read(store: Store) -> list[ScheduleRecord]:
+    async def list_schedules(store: Store) -> list[ScheduleRecord]:
         return await store.list_schedules()
 
-    stored = run_async(lambda: with_store(ctx, read)) if listed else []
+    async def read() -> list[ScheduleRecord]:
+        # The schedules come from the code; only what the store recorded needs a database.
+        try:
+            return await with_store(ctx, list_schedules)
+        except DatabaseNotFoundError as exc:
+            click.echo(f"warning: {exc}; the stored columns are blank", err=True)
+            return []
+
+    stored = run_async(read) if listed else []
     by_name = {s.name: s for s in stored}
     for entry in listed:
         record = by_name.get(entry["name"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import anyio
 import click
+import structlog
 
 from runtime.cli.common import (
     EXIT_FAILED,
@@ -17,9 +19,10 @@ from runtime.cli.common import (
 )
 from runtime.cli.jobs import jobs, jobs_found
 from runtime.config import ProjectConfig
+from runtime.container import Container
 from runtime.discovery import Discovered, load_setup
 from runtime.durable import DurableWorkflow, version_key
-from runtime.errors import RuntimeBaseError
+from runtime.errors import DatabaseNotFoundError, RuntimeBaseError
 from runtime.sdk.workflows import WorkflowDefinition
 
 AnyWorkflow = WorkflowDefinition | DurableWorkflow
@@ -67,7 +70,13 @@ def _startup_problems(config: ProjectConfig, found: Discovered) -> list[str]:
 
     problems = []
     try:
-        load_setup(config)
+        hook = load_setup(config)
+        if hook is not None:
+            # The hook runs as at start-up, on a container of its own (no store is
+            # opened), so a hook that raises is found before the service starts.
+            container = Container()
+            container.register("logger", structlog.get_logger("runtime"))
+            anyio.run(hook, container)
     except RuntimeBaseError as exc:
         problems.append(str(exc))
     try:
@@ -78,6 +87,22 @@ def _startup_problems(config: ProjectConfig, found: Discovered) -> list[str]:
     except RuntimeBaseError as exc:
         problems.append(f"{config.source}: {exc}")
     return problems
+
+
+def _database_problems(ctx: Context, config: ProjectConfig) -> list[str]:
+    """Whether the database can be used, looked at without creating anything."""
+
+    async def probe() -> None:
+        store = await ctx.open_store()
+        await store.close()
+
+    try:
+        anyio.run(probe)
+    except DatabaseNotFoundError:
+        return []  # not created yet: 'runtime start' creates it
+    except RuntimeBaseError as exc:
+        return [f"database {ctx.database_url(config)}: {exc}"]
+    return []
 
 
 def _cron_text(schedules: list[dict[str, str]]) -> str:
@@ -96,6 +121,7 @@ def check(ctx: Context, as_json: bool) -> None:
     problems = [" ".join(p.split()) for p in found.problems]
     if not problems:
         problems = [" ".join(p.split()) for p in _startup_problems(config, found)]
+    problems += _database_problems(ctx, config)
     report: dict[str, Any] = {
         "config": config.source,
         "database": ctx.database_url(config),

@@ -25,8 +25,16 @@ from runtime.cli.common import (
     when,
     with_store,
 )
-from runtime.errors import InvalidTransitionError, RunNotFoundError
+from runtime.discovery import Discovered
+from runtime.errors import (
+    InputValidationError,
+    InvalidTransitionError,
+    RunNotFoundError,
+    UnknownWorkflowError,
+)
 from runtime.models import RunRecord, RunStatus, StepError, StepStatus
+from runtime.registry import Registry
+from runtime.schedules import job_workflow
 from runtime.store.base import RunPage, Store
 
 
@@ -46,6 +54,7 @@ from runtime.store.base import RunPage, Store
     help="With --wait: give up after this many seconds (exit 1; the run goes on).",
 )
 @click.option("--here", is_flag=True, help="Execute the run in this process, not the service.")
+@click.option("--version", help="The version of WORKFLOW to run (default: the newest).")
 @json_option
 @pass_context
 def run(
@@ -56,30 +65,31 @@ def run(
     wait: bool,
     timeout: float | None,
     here: bool,
+    version: str | None,
     as_json: bool,
 ) -> None:
     """Start a run of WORKFLOW and print its id; the service's worker executes it.
 
     With --wait (or --here, which executes it in this process) print its result
-    instead, and exit 1 unless it completes.
+    instead, and exit 1 unless it completes. The input of a durable workflow is
+    validated first: bad input exits 2 and creates no run.
     """
     payload = parse_json(input_json, "--input")
     if here and timeout is not None:
         fail("--timeout goes with --wait, not --here", EXIT_USAGE)
     if here:
-        _print_result(*run_async(lambda: _run_here(ctx, workflow, payload, key)), as_json)
+        outcome = run_async(lambda: _run_here(ctx, workflow, version, payload, key))
+        _print_result(*outcome, as_json)
         return
     config, found = ctx.discover()
-    known = {w.name for w in found.workflows} | {f"job-{j.name}" for j in found.jobs}
-    if workflow not in known:
-        fail(f"unknown workflow {workflow!r}; the project has: {sorted(known)}", EXIT_USAGE)
+    payload = _checked_input(found, workflow, version, payload)
     database = ctx.database_url(config)
 
     async def go() -> tuple[RunRecord, bool]:
         from runtime.client import Client
 
         async with Client(database, base_dir=config.root) as client:
-            handle = await client.run(workflow, payload, idempotency_key=key)
+            handle = await client.run(workflow, payload, version=version, idempotency_key=key)
             if wait or timeout is not None:
                 try:
                     return await client.wait(handle.run_id, timeout), False
@@ -101,8 +111,28 @@ def run(
     _print_result(record.id, record.status, record.output, errors, as_json)
 
 
+def _checked_input(found: Discovered, workflow: str, version: str | None, payload: Any) -> Any:
+    """The input to store for a run the service will execute, checked as the service would.
+
+    The workflow must be one the project defines (exit 2 otherwise); a durable
+    workflow's input is validated against its schema, so bad input creates no run.
+    """
+    registry = Registry()
+    for definition in (*found.workflows, *(job_workflow(j) for j in found.jobs)):
+        registry.register(definition)
+    if workflow not in registry.names():
+        fail(f"unknown workflow {workflow!r}; the project has: {registry.names()}", EXIT_USAGE)
+    try:
+        definition = registry.resolve(workflow, version)
+        if definition.kind == "durable":
+            return definition.dump_input(definition.validate_input(payload))
+    except (InputValidationError, UnknownWorkflowError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    return payload
+
+
 async def _run_here(
-    ctx: Context, workflow: str, payload: Any, key: str | None
+    ctx: Context, workflow: str, version: str | None, payload: Any, key: str | None
 ) -> tuple[str, RunStatus, Any, list[StepError]]:
     from runtime.service import Runtime
 
@@ -110,7 +140,8 @@ async def _run_here(
     if ctx.database:
         options["database"] = ctx.database
     async with Runtime.from_project(ctx.project, **options) as rt:
-        definition = rt.registry.get(workflow)
+        # The newest version unless one is asked for, as the worker picks it.
+        definition = rt.registry.resolve(workflow, version)
         result = await definition(rt.container).run(
             input=payload, transaction_id=key, throw_on_error=False
         )

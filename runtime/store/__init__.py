@@ -10,11 +10,15 @@ from runtime.store.base import Store
 from runtime.store.sqlite import SqliteStore
 
 
-async def open_store(database: str, base_dir: Path | None = None) -> Store:
-    """Open the store a database URL names (creating or migrating its schema)."""
+async def open_store(database: str, base_dir: Path | None = None, *, create: bool = True) -> Store:
+    """Open the store a database URL names (creating or migrating its schema).
+
+    With ``create=False`` (commands that only read) a missing database is an error
+    (:class:`~runtime.errors.DatabaseNotFoundError`), and nothing is created.
+    """
     url = parse_database_url(database, base_dir)
     if url.scheme == "sqlite":
         synchronous = url.options.get("synchronous", "normal")
         fast = url.options.get("fast_path", "on").lower() not in ("off", "0", "false", "no")
-        return await SqliteStore.open(url.path, synchronous=synchronous, fast=fast)
+        return await SqliteStore.open(url.path, synchronous=synchronous, fast=fast, create=create)
     raise ConfigError(f"no store for {database!r}")

@@ -454,6 +454,11 @@ class Store(Protocol):
         """The latest firings of a schedule, newest first."""
         raise NotImplementedError  # protocol
 
+    async def check_file(self) -> None:
+        """Raise :class:`~runtime.errors.DatabaseReplacedError` if the database this store
+        writes to is no longer the one its URL names (its file deleted or replaced)."""
+        raise NotImplementedError  # protocol
+
     async def close(self) -> None:
         """Flush and close."""
         raise NotImplementedError  # protocol

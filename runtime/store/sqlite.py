@@ -8,10 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from runtime.clock import from_text, to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
@@ -29,6 +26,16 @@ from runtime.store.sqlite_core import (
     _step,
     open_fast,
 )
+from runtime.store.sqlite_open import (
+    MEMORY,
+    FileIdentity,
+    check_identity,
+    check_path,
+    connect,
+    needs_migration,
+    open_error,
+    opened_file,
+)
 from runtime.store.sqlite_schedules import SchedulesMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
@@ -41,11 +48,14 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
     written by a newer runtime.
     """
 
+    _file: tuple[str, FileIdentity | None] = (MEMORY, None)
+    """The absolute path opened, and the identity of the file it named then."""
+
     @classmethod
     async def open(
-        cls, path: str, *, synchronous: str = "normal", fast: bool = True
+        cls, path: str, *, synchronous: str = "normal", fast: bool = True, create: bool = True
     ) -> SqliteStore:
-        """Open (creating if needed) the database at ``path``.
+        """Open the database at ``path``, creating it (and its folder) if ``create``.
 
         Args:
             path: the file (``:memory:`` for a private in-memory database).
@@ -53,23 +63,38 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
                 ``extra`` (it survives power loss too, at an fsync per commit).
             fast: commit on the event loop's thread when the lock is free (see
                 :mod:`runtime.store.sqlite_core`); only with ``synchronous=normal``.
+            create: make the file, its folder and the schema when missing; without it
+                (commands that only read) a path with no runtime database is refused.
+
+        Raises:
+            DatabaseNotFoundError: ``create`` is false and there is no database there.
+            StoreError: the file cannot be used (see :mod:`runtime.store.sqlite_open`).
         """
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise StoreError(f"synchronous={synchronous!r}: use normal, full or extra")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        check_path(path, create=create)
+        conn = await connect(path, create=create)
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
-        try:
-            await _on_thread(conn, _configure, synchronous, path)
-            await _on_thread(conn, _migrate, path)
-            use_fast = fast and path != ":memory:" and synchronous.lower() == "normal"
-            return cls(conn, path, open_fast(path) if use_fast else None)
+            try:
+                # A read never writes to a file that is not a runtime database.
+                stale = create or await _on_thread(conn, needs_migration, path)
+                await _on_thread(conn, _configure, synchronous, path)
+                if stale:
+                    await _on_thread(conn, _migrate, path)
+                opened = opened_file(path)
+                use_fast = fast and path != MEMORY and synchronous.lower() == "normal"
+                store = cls(conn, path, open_fast(path) if use_fast else None)
+            except sqlite3.Error as exc:
+                raise open_error(path, exc) from exc
+            store._file = opened
+            return store
         except BaseException:
             await conn.close()
             raise
+
+    async def check_file(self) -> None:
+        """Raise :class:`DatabaseReplacedError` if the file was deleted or replaced."""
+        check_identity(*self._file)
 
     async def __aenter__(self) -> SqliteStore:
         return self

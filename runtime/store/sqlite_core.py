@@ -205,7 +205,7 @@ class SqliteCore:
         try:
             return await _on_thread(self._conn, fn)
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.path) from exc
 
 
 # -- on the connection thread -------------------------------------------
@@ -310,9 +310,9 @@ def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
         raise
 
 
-def _store_error(exc: BaseException) -> BaseException:
+def _store_error(exc: BaseException, path: str | None = None) -> BaseException:
     if isinstance(exc, sqlite3.Error):
-        error = StoreError(f"SQLite: {exc}")
+        error = StoreError(f"SQLite database {path}: {exc}" if path else f"SQLite: {exc}")
         error.__cause__ = exc
         return error
     return exc

@@ -112,6 +112,7 @@ def test_redrive_needs_ids_or_all(project: Path) -> None:
 
 
 def test_events_dead_json_is_one_document(project: Path) -> None:
+    assert cli(project, "emit", "nothing.special").returncode == 0  # creates the database
     done = cli(project, "events", "dead", "--json")
     assert done.returncode == 0
     assert json.loads(done.stdout) == {"deliveries": [], "next_cursor": None}

@@ -96,6 +96,7 @@ def test_runs_list_pages_with_a_cursor(project: Path) -> None:
 
 
 def test_unknown_run_exits_3(project: Path) -> None:
+    assert cli(project, "emit", "nothing.special").returncode == 0  # creates the database
     done = cli(project, "runs", "show", "run_nope")
     assert done.returncode == 3
     assert "no run with id 'run_nope'" in done.stderr

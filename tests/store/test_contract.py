@@ -588,3 +588,8 @@ async def test_remove_no_workers_releases_nothing(store: Store) -> None:
 
     assert await store.remove_workers([], T0) == 0
     assert [w.id for w in await store.list_workers()] == ["wrk_a"]
+
+
+async def test_check_file_passes_while_the_database_is_the_one_opened(store: Store) -> None:
+    await store.create_run(new_run())
+    await store.check_file()  # raises DatabaseReplacedError once it is not

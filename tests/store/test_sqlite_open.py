@@ -1,0 +1,51 @@
+"""Opening a SQLite store: a read never creates; the file it opened is the file it checks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from runtime import DatabaseNotFoundError, DatabaseReplacedError
+from runtime.store.sqlite import SqliteStore
+
+
+async def test_open_without_create_makes_no_file_and_no_folder(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "app.db"
+    with pytest.raises(DatabaseNotFoundError, match="no runtime database at"):
+        await SqliteStore.open(str(path), create=False)
+    assert not path.parent.exists()
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).close()  # an empty file: SQLite, but not runtime's
+    with pytest.raises(DatabaseNotFoundError, match="holds no runtime tables"):
+        await SqliteStore.open(str(other), create=False)
+    assert other.stat().st_size == 0
+
+
+async def test_open_without_create_reads_an_existing_database(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db")
+    await (await SqliteStore.open(path)).close()
+    async with await SqliteStore.open(path, create=False) as store:
+        assert (await store.list_runs()).runs == []
+
+
+@pytest.mark.parametrize("change", ["delete", "replace"])
+async def test_check_file_notices_a_deleted_or_replaced_file(tmp_path: Path, change: str) -> None:
+    path = tmp_path / "app.db"
+    async with await SqliteStore.open(str(path)) as store:
+        await store.check_file()
+        if change == "delete":
+            path.unlink()
+        else:
+            sqlite3.connect(tmp_path / "new.db").close()
+            os.replace(tmp_path / "new.db", path)
+        with pytest.raises(DatabaseReplacedError, match=str(path)) as exc:
+            await store.check_file()
+        assert exc.value.path == str(path)
+
+
+async def test_an_in_memory_database_has_no_file_to_check() -> None:
+    async with await SqliteStore.open(":memory:") as store:
+        await store.check_file()
