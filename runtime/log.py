@@ -38,7 +38,9 @@ def configure(format: LogFormat = "auto", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: no log call is on a per-step path, and a cached module-level logger
+        # would ignore a later configuration (an application's, or a test's capture_logs).
+        cache_logger_on_first_use=False,
     )
 
 
