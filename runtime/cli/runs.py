@@ -16,13 +16,13 @@ from runtime.cli.common import (
     echo_json,
     fail,
     json_option,
-    parse_json,
     pass_context,
     run_async,
     table,
     when,
     with_store,
 )
+from runtime.cli.payloads import Seconds, payloads
 from runtime.errors import InvalidTransitionError, RunNotFoundError
 from runtime.models import RunRecord, RunStatus, StepError
 from runtime.store.base import RunPage, Store
@@ -30,7 +30,12 @@ from runtime.store.base import RunPage, Store
 
 @click.command()
 @click.argument("workflow")
-@click.option("--input", "input_json", default="null", help="The input, as JSON.")
+@click.option(
+    "--input",
+    "input_json",
+    default="null",
+    help="The input, as JSON; @FILE reads it from a file, - from standard input.",
+)
 @click.option(
     "--idempotency-key",
     "--transaction-id",
@@ -40,7 +45,7 @@ from runtime.store.base import RunPage, Store
 @click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     help="With --wait: give up after this many seconds (exit 1; the run goes on).",
 )
 @click.option("--here", is_flag=True, help="Execute the run in this process, not the service.")
@@ -61,7 +66,7 @@ def run(
     With --wait (or --here, which executes it in this process) print its result
     instead, and exit 1 unless it completes.
     """
-    payload = parse_json(input_json, "--input")
+    payload = payloads(input=input_json)["input"]
     if here and timeout is not None:
         fail("--timeout goes with --wait, not --here", EXIT_USAGE)
     if here:
