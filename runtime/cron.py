@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 
 from runtime.errors import DefinitionError
+from runtime.limits import shown
 
 # The number of values of each field (seconds first when there are 6): a step must
 # not be larger, or it can only ever pick the field's first value.
@@ -60,7 +61,9 @@ class CronSchedule:
 
     def __init__(self, expression: str, tz_name: str = "UTC") -> None:
         if not isinstance(expression, str):
-            raise DefinitionError(f"a cron expression must be a string, got {expression!r}")
+            raise DefinitionError(
+                f"a cron expression must be a string, got {shown(expression)}"
+            )
         fields = expression.split()
         if len(fields) not in (5, 6):
             raise DefinitionError(

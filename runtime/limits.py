@@ -38,6 +38,15 @@ MAX_PAGE = 10_000
 """The largest page a listing returns (``limit``, ``--limit``)."""
 
 
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for an error message: cut to ``width``, and safe for huge ints."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit conversion limit
+        return f"an int of {value.bit_length()} bits" if isinstance(value, int) else "?"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def duration(
     value: Any,
     what: str,
@@ -54,19 +63,19 @@ def duration(
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise error(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
+        raise error(f"{what} must be seconds (a number) or a timedelta, got {shown(value)}")
     else:
         try:
             seconds = float(value)
         except OverflowError:
             seconds = math.inf
     if math.isnan(seconds) or math.isinf(seconds):
-        raise error(f"{what} must be a finite number of seconds, got {value!r}")
+        raise error(f"{what} must be a finite number of seconds, got {shown(value)}")
     if seconds < 0 or (positive and seconds == 0):
         relation = "> 0" if positive else ">= 0"
-        raise error(f"{what} must be {relation} seconds, got {value!r}")
+        raise error(f"{what} must be {relation} seconds, got {shown(value)}")
     if seconds > maximum:
-        raise error(f"{what} must be at most {maximum:g} seconds, got {value!r}")
+        raise error(f"{what} must be at most {maximum:g} seconds, got {shown(value)}")
     return seconds
 
 
@@ -80,14 +89,14 @@ def count(
 ) -> int:
     """``value`` as an int in ``[minimum, maximum]``, or ``error`` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise error(f"{what} must be an int, got {value!r}")
+        raise error(f"{what} must be an int, got {shown(value)}")
     if not minimum <= value <= maximum:
-        raise error(f"{what} must be between {minimum} and {maximum}, got {value!r}")
+        raise error(f"{what} must be between {minimum} and {maximum}, got {shown(value)}")
     return value
 
 
 def text(value: Any, what: str, *, error: type[Exception] = DefinitionError) -> str:
     """``value`` as a non-empty string, or ``error`` naming ``what``."""
     if not isinstance(value, str) or not value.strip():
-        raise error(f"{what} must be a non-empty string, got {value!r}")
+        raise error(f"{what} must be a non-empty string, got {shown(value)}")
     return value

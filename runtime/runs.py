@@ -8,7 +8,7 @@ from typing import Any
 
 from runtime.engine.state import stored_error
 from runtime.errors import DefinitionError, RunFailed
-from runtime.limits import MAX_PAGE, count, duration, text
+from runtime.limits import MAX_PAGE, count, duration, shown, text
 from runtime.models import RunRecord, RunStatus
 from runtime.store.base import RunPage, Store
 
@@ -44,7 +44,7 @@ def run_filter(
         text(workflow, "workflow")
     count(limit, "limit", minimum=1, maximum=MAX_PAGE)
     if cursor is not None and not isinstance(cursor, str):
-        raise DefinitionError(f"cursor must be a next_cursor string, got {cursor!r}")
+        raise DefinitionError(f"cursor must be a next_cursor string, got {shown(cursor)}")
     if status is None:
         return None
     given = [status] if isinstance(status, str) else status
@@ -54,7 +54,9 @@ def run_filter(
             statuses.append(RunStatus(value))
         except (ValueError, TypeError):
             known = ", ".join(s.value for s in RunStatus)
-            raise DefinitionError(f"status: unknown run status {value!r}; known: {known}") from None
+            raise DefinitionError(
+                f"status: unknown run status {shown(value)}; known: {known}"
+            ) from None
     return statuses or None
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
-from runtime.limits import MAX_ATTEMPTS, MAX_EXECUTIONS, MAX_RETRIES, count, duration
+from runtime.limits import MAX_ATTEMPTS, MAX_EXECUTIONS, MAX_RETRIES, count, duration, shown
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -50,7 +50,7 @@ class Event(BaseModel):
 def check_event_name(name: Any, where: str = "event name") -> str:
     """An event name: non-empty dot-separated segments of letters, digits, ``_-:``."""
     if not isinstance(name, str) or not name:
-        raise DefinitionError(f"{where} must be a non-empty string, got {name!r}")
+        raise DefinitionError(f"{where} must be a non-empty string, got {shown(name)}")
     if not all(_SEGMENT.match(part) for part in name.split(".")):
         raise DefinitionError(
             f"{where} {name!r} is not a valid event name: use dot-separated segments of "
@@ -64,7 +64,7 @@ def check_pattern(pattern: Any) -> str:
     if pattern == "*":
         return "*"
     if not isinstance(pattern, str) or not pattern:
-        raise DefinitionError(f"event pattern must be a non-empty string, got {pattern!r}")
+        raise DefinitionError(f"event pattern must be a non-empty string, got {shown(pattern)}")
     for part in pattern.split("."):
         if part != "*" and not _SEGMENT.match(part):
             raise DefinitionError(
@@ -108,7 +108,7 @@ class SubscriberConfig:
         else:
             raise DefinitionError(
                 "SubscriberConfig.event must be an event name, a list of names, '*' or a "
-                f"pattern like 'order.*', got {self.event!r}"
+                f"pattern like 'order.*', got {shown(self.event)}"
             )
         if not events:
             raise DefinitionError("SubscriberConfig.event: give at least one event name")
@@ -117,7 +117,7 @@ class SubscriberConfig:
             not isinstance(self.subscriber_id, str) or not self.subscriber_id
         ):
             raise DefinitionError(
-                f"subscriber_id must be a non-empty string: {self.subscriber_id!r}"
+                f"subscriber_id must be a non-empty string: {shown(self.subscriber_id)}"
             )
         count(self.max_attempts, "SubscriberConfig.max_attempts", minimum=1, maximum=MAX_ATTEMPTS)
         timeout = duration(self.timeout, "SubscriberConfig.timeout", positive=True)
@@ -191,9 +191,11 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise DefinitionError(f"JobConfig.name must be a non-empty string, got {self.name!r}")
+            raise DefinitionError(
+                f"JobConfig.name must be a non-empty string, got {shown(self.name)}"
+            )
         if self.timezone is not None and not isinstance(self.timezone, str):
-            raise DefinitionError(f"timezone must be an IANA name, got {self.timezone!r}")
+            raise DefinitionError(f"timezone must be an IANA name, got {shown(self.timezone)}")
         CronSchedule(self.schedule, self.timezone or "UTC")
         if self.number_of_executions is not None:
             count(self.number_of_executions, "number_of_executions", minimum=1,
@@ -201,7 +203,7 @@ class JobConfig:
         count(self.max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES)
         object.__setattr__(self, "retry_interval", duration(self.retry_interval, "retry_interval"))
         if self.overlap not in ("skip", "allow"):
-            raise DefinitionError(f"overlap must be 'skip' or 'allow', got {self.overlap!r}")
+            raise DefinitionError(f"overlap must be 'skip' or 'allow', got {shown(self.overlap)}")
         object.__setattr__(self, "catchup_window", duration(self.catchup_window, "catchup_window"))
 
 
@@ -243,7 +245,9 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise DefinitionError(f"Schedule.name must be a non-empty string, got {self.name!r}")
+            raise DefinitionError(
+                f"Schedule.name must be a non-empty string, got {shown(self.name)}"
+            )
         # The same checks as a job's (cron, counts, overlap, window).
         JobConfig(
             name=self.name, schedule=self.cron, number_of_executions=self.number_of_executions,

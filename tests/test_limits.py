@@ -134,6 +134,8 @@ BAD_EMITS: list[tuple[dict[str, Any], str]] = [
     ({"data": 10**5000}, "cannot be stored"),
     ({"metadata": {"deep": DEEP}}, "nested more than 100 levels deep"),
     ({"name": ""}, "event name must be a non-empty string"),
+    # The message itself must not fail: repr() of a 5001-digit int raises ValueError.
+    ({"metadata": 10**5000}, "metadata must be a dict, got an int of 16610 bits"),
     ({"idempotency_key": ""}, "idempotency_key must be a non-empty string"),
 ]
 
@@ -141,6 +143,7 @@ BAD_RUNS: list[tuple[dict[str, Any], str]] = [
     ({"workflow": 5}, "workflow must be a non-empty string, got 5"),
     ({"workflow": ""}, "workflow must be a non-empty string"),
     ({"workflow": None}, "workflow must be a non-empty string"),
+    ({"workflow": 10**5000}, "workflow must be a non-empty string, got an int of 16610 bits"),
     ({"version": 2}, "version must be a non-empty string"),
     ({"idempotency_key": 7}, "idempotency_key must be a non-empty string"),
     *[({"delay": v}, "delay must") for v in (math.nan, -math.inf, -0.5, 10**400, True)],

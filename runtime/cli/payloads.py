@@ -66,6 +66,8 @@ def _read(name: str, where: str) -> str:
         fail(f"{where}: {str(path)!r} is a directory, not a file", EXIT_USAGE)
     except OSError as exc:
         fail(f"{where}: cannot read {str(path)!r}: {exc.strerror or exc}", EXIT_USAGE)
+    except ValueError as exc:  # a name the file system cannot take (a NUL, a lone surrogate)
+        fail(f"{where}: {str(path)!r} is not a usable file name: {exc}", EXIT_USAGE)
     return _decode(data, where)
 
 

@@ -40,6 +40,7 @@ def stored(project: Path, table: str) -> int:
         (["emit", "a.b", "--data", "1" * 5000], "--data is not valid JSON: Exceeds the limit"),
         (["emit", "a.b", "--data", "@missing.json"], "--data @missing.json: no such file"),
         (["emit", "a.b", "--data", "@"], "--data @: give a file after '@'"),
+        (["emit", "a.b", "--data", "@\ud800"], "is not a usable file name"),
         (["emit", "a.b", "--metadata", "@."], "--metadata @.: '.' is a directory"),
         (["emit", "a.b", "--data", "-", "--metadata", "-"], "--data - and --metadata -: standard"),
         (["emit", "", "--data", "1"], "event name must be a non-empty string"),
