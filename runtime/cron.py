@@ -26,8 +26,14 @@ from runtime.limits import shown
 
 # The number of values of each field (seconds first when there are 6): a step must
 # not be larger, or it can only ever pick the field's first value.
-_FIELDS = (("second", 60), ("minute", 60), ("hour", 24), ("day of month", 31), ("month", 12),
-           ("day of week", 7))  # fmt: skip
+_FIELDS = {
+    "second": 60,
+    "minute": 60,
+    "hour": 24,
+    "day of month": 31,
+    "month": 12,
+    "day of week": 7,
+}
 
 # Where the "can it ever fire" probe starts: croniter gives up (CroniterBadDateError)
 # when no date in the next decades matches, e.g. 30 February.
@@ -61,9 +67,7 @@ class CronSchedule:
 
     def __init__(self, expression: str, tz_name: str = "UTC") -> None:
         if not isinstance(expression, str):
-            raise DefinitionError(
-                f"a cron expression must be a string, got {shown(expression)}"
-            )
+            raise DefinitionError(f"a cron expression must be a string, got {shown(expression)}")
         fields = expression.split()
         if len(fields) not in (5, 6):
             raise DefinitionError(
@@ -168,7 +172,7 @@ class CronSchedule:
 
 def _check_steps(expression: str, fields: list[str]) -> None:
     """Refuse a step (``*/n``) larger than its field's range, such as ``*/61`` for minutes."""
-    names = _FIELDS if len(fields) == 6 else _FIELDS[1:]
+    names = list(_FIELDS.items())[0 if len(fields) == 6 else 1 :]
     for (what, size), field in zip(names, fields, strict=True):
         for part in field.split(","):
             _, slash, step = part.partition("/")
