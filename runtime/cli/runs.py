@@ -23,8 +23,9 @@ from runtime.cli.common import (
     with_store,
 )
 from runtime.cli.payloads import Seconds, payloads
-from runtime.errors import InvalidTransitionError, RunNotFoundError
+from runtime.errors import DefinitionError, InvalidTransitionError, RunNotFoundError
 from runtime.models import RunRecord, RunStatus, StepError
+from runtime.runs import run_filter
 from runtime.store.base import RunPage, Store
 
 
@@ -165,12 +166,13 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
+    try:
+        wanted = run_filter(statuses, workflow, limit, cursor)
+    except DefinitionError as exc:
+        fail(str(exc), EXIT_USAGE)
 
     async def read(store: Store) -> RunPage:
-        return await store.list_runs(
-            status=[RunStatus(s) for s in statuses] or None,
-            workflow=workflow, limit=limit, cursor=cursor,
-        )  # fmt: skip
+        return await store.list_runs(status=wanted, workflow=workflow, limit=limit, cursor=cursor)
 
     page = run_async(lambda: with_store(ctx, read))
     if as_json:

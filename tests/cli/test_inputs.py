@@ -51,6 +51,7 @@ def stored(project: Path, table: str) -> int:
         (["run", "", "--input", "1"], "unknown workflow ''"),
         (["runs", "list", "--status", "bogus"], "'bogus' is not one of 'pending'"),
         (["runs", "list", "--limit", "0"], "0 is not in the range 1<=x<=10000"),
+        (["runs", "list", "--workflow", ""], "workflow must be a non-empty string"),
         (["runs", "list", "--limit", "100001"], "is not in the range 1<=x<=10000"),
     ],
 )
