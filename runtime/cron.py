@@ -46,6 +46,8 @@ _SHIFT = timedelta(hours=3)
 
 def timezone(name: str) -> tzinfo:
     """The IANA timezone ``name``, or a :class:`DefinitionError` saying it is unknown."""
+    if not isinstance(name, str):
+        raise DefinitionError(f"a timezone must be an IANA name such as 'UTC', got {shown(name)}")
     if name.upper() == "UTC":
         return UTC
     try:

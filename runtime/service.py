@@ -24,12 +24,13 @@ from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
 from runtime.config import ProjectConfig, load_project_config, unknown_variables
 from runtime.container import Container
+from runtime.cron import timezone as cron_timezone
 from runtime.discovery import discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
 from runtime.engine.worker import Worker
-from runtime.errors import ConfigError, StoreError
+from runtime.errors import ConfigError, DefinitionError, StoreError
 from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
 from runtime.log import ensure_configured
 from runtime.models import RunRecord
@@ -183,6 +184,10 @@ class Runtime:
         # Of several versions of a workflow, the newest declares its schedules.
         self.schedules = schedules_for(self.jobs, self.registry.newest(), timezone)
         self.identity = WorkerIdentity.current()
+        try:
+            cron_timezone(timezone)
+        except DefinitionError as exc:
+            raise ConfigError(f"Runtime(timezone=...): {exc}") from None
         self.concurrency = count(
             concurrency, "concurrency", minimum=1, maximum=MAX_CONCURRENCY, error=ConfigError
         )

@@ -107,9 +107,11 @@ def test_bounds_are_inclusive_and_timedelta_works() -> None:
         ({"shutdown_grace": math.nan}, "shutdown_grace must be a finite number"),
         ({"shutdown_grace": 7200}, "shutdown_grace must be at most 3600 seconds"),
         ({"interval": 0}, "interval must be > 0 seconds"),
+        ({"timezone": 5}, r"Runtime\(timezone=...\): a timezone must be an IANA name"),
+        ({"timezone": "Mars/Base"}, "unknown timezone 'Mars/Base'"),
     ],
 )
-def test_runtime_refuses_bad_numbers(db_url: str, options: dict[str, Any], needle: str) -> None:
+def test_runtime_refuses_bad_settings(db_url: str, options: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Runtime(db_url, **options)
 
