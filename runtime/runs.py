@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from runtime.engine.state import stored_error
+from runtime.engine.state import log_run_end, stored_error
 from runtime.errors import DefinitionError, RunFailed
 from runtime.limits import MAX_PAGE, count, duration, shown, text
 from runtime.models import RunRecord, RunStatus
@@ -122,6 +122,9 @@ class RunsApi:
     async def _control(self, run_id: str, action: str) -> RunRecord:
         record = await (await self._open_store()).control_run(run_id, action, self._now())
         self._changed()
+        if action == "cancel":
+            # Nothing to undo: the run ended here, not in a worker, so this is its last line.
+            log_run_end(record.id, record.workflow, record.status, record.error)
         return record
 
 

@@ -331,11 +331,14 @@ class Runtime:
                 await tg.start(bus.run)
                 await tg.start(scheduler.run)
                 await tg.start(self._watch, workflows)
+            # Counted as `runtime workflows list` counts: each version, jobs' workflows not.
+            defined = sum(len(self.registry.versions(n)) for n in self.registry.names())
+            defined -= len(self.jobs)
             logger.info(
                 "runtime_started",
                 worker=self.identity.id,
                 database=self.database,
-                workflows=len(self.registry.names()),
+                workflows=defined,
                 subscribers=len(self.subscribers),
                 jobs=len(self.jobs),
             )

@@ -19,6 +19,7 @@ import click
 
 from runtime.cli.common import EXIT_USAGE, Context, fail
 from runtime.cli.events import emit, events
+from runtime.cli.jobs import schedules
 from runtime.cli.project import check, jobs, subscribers, workflows
 from runtime.cli.runs import run, runs
 from runtime.cli.service import bench, start
@@ -64,5 +65,17 @@ def main(
     ctx.obj = Context(project, database, log_format=log_format, log_level=log_level)
 
 
-for command in (start, check, emit, run, runs, workflows, subscribers, jobs, events, bench):
+for command in (
+    start,
+    check,
+    emit,
+    run,
+    runs,
+    workflows,
+    subscribers,
+    jobs,
+    schedules,
+    events,
+    bench,
+):
     main.add_command(command)

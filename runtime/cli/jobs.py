@@ -1,4 +1,9 @@
-"""``runtime jobs list``: each scheduled job, its next fire times and what the store recorded."""
+"""``runtime jobs list`` and ``runtime schedules``: what fires when, and what the store recorded.
+
+``jobs list`` shows the jobs of ``jobs/``; ``schedules`` shows every schedule the
+service runs: each job, and each ``schedules=[...]`` a workflow declares (named
+``<workflow>:<schedule>``), by the names the store keeps them under.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from typing import Any
 import click
 
 from runtime.cli.common import (
+    EXIT_USAGE,
     Context,
     echo_json,
+    fail,
     json_option,
     local,
     pass_context,
@@ -20,7 +27,10 @@ from runtime.cli.common import (
 from runtime.config import ProjectConfig
 from runtime.cron import CronSchedule
 from runtime.discovery import Discovered
+from runtime.errors import DefinitionError
 from runtime.models import ScheduleRecord
+from runtime.registry import Registry
+from runtime.schedules import schedules_for
 from runtime.store.base import Store
 
 FIRE_TIMES = 3
@@ -40,14 +50,9 @@ def jobs_found(
     for job in sorted(found.jobs, key=lambda j: j.name):
         tz_name = job.config.timezone or config.timezone
         cron = CronSchedule(job.config.schedule, tz_name)
-        upcoming: list[datetime] = []
-        moment = now
-        for _ in range(fire_times):
-            moment = cron.next_after(moment)
-            upcoming.append(moment.astimezone(cron.tz))
         listed.append({
             "name": job.name, "workflow": f"job-{job.name}", "schedule": cron.expression,
-            "timezone": tz_name, "next": upcoming,
+            "timezone": tz_name, "next": _upcoming(cron, now, fire_times),
             "number_of_executions": job.config.number_of_executions,
             "overlap": job.config.overlap, "file": job.source,
         })  # fmt: skip
@@ -68,19 +73,7 @@ def jobs_list(ctx: Context, as_json: bool) -> None:
     under a service)."""
     config, found = ctx.discover()
     listed = jobs_found(config, found)
-
-    async def read(store: Store) -> list[ScheduleRecord]:
-        return await store.list_schedules()
-
-    stored = run_async(lambda: with_store(ctx, read)) if listed else []
-    by_name = {s.name: s for s in stored}  # a job's schedule is named after the job
-    for job in listed:
-        record = by_name.get(job["name"])
-        tz = job["next"][0].tzinfo if job["next"] else UTC
-        job["executions"] = record.executions if record else None
-        job["stored_next_fire_at"] = (
-            record.next_fire_at.astimezone(tz) if record and record.next_fire_at else None
-        )
+    _with_stored(ctx, listed)
     if as_json:
         echo_json([_json(job) for job in listed])
         return
@@ -93,6 +86,102 @@ def jobs_list(ctx: Context, as_json: bool) -> None:
     headers = ("JOB", "SCHEDULE", "TIMEZONE", "NEXT FIRE TIMES", "EXECUTIONS", "STORED NEXT",
                "FILE")  # fmt: skip
     click.echo(table(headers, rows))
+
+
+def schedules_found(
+    config: ProjectConfig,
+    found: Discovered,
+    *,
+    fire_times: int = FIRE_TIMES,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Every schedule the service would run (jobs and workflows' own), as dicts.
+
+    Built by :func:`runtime.schedules.schedules_for` from the newest version of each
+    workflow, as ``Runtime`` builds them, so the names are the store's.
+
+    Raises:
+        DefinitionError: two schedules with one name.
+    """
+    now = now or datetime.now(UTC)
+    registry = Registry()
+    for workflow in found.workflows:
+        registry.register(workflow)
+    files = {f"job-{job.name}": job.source for job in found.jobs}
+    for workflow in registry.newest():
+        files[workflow.name] = found.source_of(f"workflow:{workflow.name}@{workflow.version}")
+    listed = []
+    entries = schedules_for(found.jobs, registry.newest(), config.timezone)
+    for entry in sorted(entries, key=lambda e: e.name):
+        listed.append(
+            {
+                "name": entry.name,
+                "workflow": entry.workflow,
+                "schedule": entry.cron.expression,
+                "timezone": entry.cron.tz_name,
+                "next": _upcoming(entry.cron, now, fire_times),
+                "max_executions": entry.max_executions,
+                "overlap": entry.overlap,
+                "file": files.get(entry.workflow),
+            }
+        )
+    return listed
+
+
+@click.command()
+@json_option
+@pass_context
+def schedules(ctx: Context, as_json: bool) -> None:
+    """List every schedule: the jobs in jobs/ and the schedules workflows declare
+    (``<workflow>:<schedule>``), with the next fire times in the schedule's timezone and
+    how often each fired and when it fires next by the database (blank if it never ran
+    under a service)."""
+    config, found = ctx.discover()
+    try:
+        listed = schedules_found(config, found)
+    except DefinitionError as exc:
+        fail(str(exc), EXIT_USAGE)
+    _with_stored(ctx, listed)
+    if as_json:
+        echo_json([_json(entry) for entry in listed])
+        return
+    rows = [(s["name"], s["workflow"], s["schedule"], s["timezone"], *_fired(s)) for s in listed]
+    headers = ("SCHEDULE", "WORKFLOW", "CRON", "TIMEZONE")
+    click.echo(table((*headers, "NEXT FIRE TIMES", "EXECUTIONS", "STORED NEXT"), rows))
+
+
+def _fired(entry: dict[str, Any]) -> tuple[str, int | None, str | None]:
+    """The next fire times, the stored executions and the stored next time, for a table."""
+    stored = entry["stored_next_fire_at"]
+    upcoming = ", ".join(local(m) for m in entry["next"])
+    return upcoming, entry["executions"], local(stored) if stored else None
+
+
+def _upcoming(cron: CronSchedule, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times after ``now``, in the schedule's timezone."""
+    upcoming: list[datetime] = []
+    moment = now
+    for _ in range(count):
+        moment = cron.next_after(moment)
+        upcoming.append(moment.astimezone(cron.tz))
+    return upcoming
+
+
+def _with_stored(ctx: Context, listed: list[dict[str, Any]]) -> None:
+    """Add what the store recorded for each schedule: ``executions``, ``stored_next_fire_at``."""
+
+    async def read(store: Store) -> list[ScheduleRecord]:
+        return await store.list_schedules()
+
+    stored = run_async(lambda: with_store(ctx, read)) if listed else []
+    by_name = {s.name: s for s in stored}
+    for entry in listed:
+        record = by_name.get(entry["name"])
+        tz = entry["next"][0].tzinfo if entry["next"] else UTC
+        entry["executions"] = record.executions if record else None
+        entry["stored_next_fire_at"] = (
+            record.next_fire_at.astimezone(tz) if record and record.next_fire_at else None
+        )
 
 
 def _json(job: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
+from pydantic_core import to_jsonable_python
 
 from runtime.cli.common import (
     EXIT_FAILED,
@@ -24,7 +26,7 @@ from runtime.cli.common import (
 )
 from runtime.cli.payloads import Seconds, payloads
 from runtime.errors import DefinitionError, InvalidTransitionError, RunNotFoundError
-from runtime.models import RunRecord, RunStatus, StepError
+from runtime.models import RunRecord, RunStatus, StepError, StepStatus
 from runtime.runs import run_filter
 from runtime.store.base import RunPage, Store
 
@@ -134,7 +136,7 @@ def _print_result(
         if status is RunStatus.COMPLETED:
             click.echo(json.dumps(output, indent=2, default=str))
         for error in errors:
-            click.echo(f"  {error.step}: {error.type}: {error.message}")
+            click.echo(f"  {error_text(error)}")
     if status is not RunStatus.COMPLETED:
         sys.exit(EXIT_FAILED)
 
@@ -196,35 +198,133 @@ def runs_list(
 @json_option
 @pass_context
 def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
-    """Show a run with its steps: status, attempts, timings, errors (exit 3 if unknown)."""
+    """Show a run with its steps: status, attempts, timings, errors (exit 3 if unknown).
+
+    ``now`` (``current_step`` in JSON) is the step in flight: running, sleeping until
+    its wake-up time, waiting for its next attempt, or being compensated.
+    """
 
     async def read(store: Store) -> RunRecord:
         return await store.get_run(run_id)
 
     record = run_async(lambda: with_store(ctx, read))
+    current = current_step(record)
     if as_json:
-        click.echo(record.model_dump_json())
+        shown = json.loads(record.model_dump_json())
+        shown["current_step"] = to_jsonable_python(current)  # times as the record's are
+        echo_json(shown)
         return
     click.echo(f"run       {record.id}")
     click.echo(f"workflow  {record.workflow}" + (f" {record.version}" if record.version else ""))
     click.echo(f"status    {record.status.value}")
     click.echo(f"created   {when(record.created_at)}")
+    if current is not None:
+        click.echo(f"now       {_doing(current)}")
     if record.ended_at:
         click.echo(f"ended     {when(record.ended_at)}")
     if record.error:
-        click.echo(f"error     {record.error.step}: {record.error.type}: {record.error.message}")
+        click.echo(f"error     {error_text(record.error)}")
     if record.status is RunStatus.COMPLETED:
         click.echo(f"output    {json.dumps(record.output, default=str)}")
     rows = []
     for step in record.steps:
+        status, detail = step.status.value, ""
+        if current is not None and current["seq"] == step.seq:
+            status = current["state"]
+            if current["wakes_at"] is not None:
+                detail = f"wakes {when(current['wakes_at'])}"
         took = ""
         if step.started_at and step.ended_at:
             took = f"{(step.ended_at - step.started_at).total_seconds() * 1000:.1f} ms"
-        error = f"{step.error.type}: {step.error.message}" if step.error else ""
-        rows.append((step.seq, step.name, step.status.value, step.attempts,
-                     when(step.started_at), took, error))  # fmt: skip
+        if step.error:
+            failed = f"{step.error.type}: {step.error.message}"
+            detail = f"{detail}; last attempt: {failed}" if detail else failed
+        rows.append(
+            (step.seq, step.name, status, step.attempts, when(step.started_at), took, detail)
+        )
     click.echo("")
-    click.echo(table(("#", "STEP", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "ERROR"), rows))
+    click.echo(table(("#", "STEP", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "DETAIL"), rows))
+
+
+def error_text(error: StepError) -> str:
+    """``step: Type: message``, or ``Type: message`` for an error that no step raised."""
+    where = f"{error.step}: " if error.step else ""
+    return f"{where}{error.type}: {error.message}"
+
+
+def current_step(record: RunRecord) -> dict[str, Any] | None:
+    """The step a run has in flight, from what is stored; ``None`` if it has none.
+
+    A dict with ``seq``, ``name``, ``state`` (``running``, ``sleeping`` in a durable
+    sleep, ``retrying`` while it waits out a retry interval, ``compensating``),
+    ``attempts`` (failed so far), ``since`` and ``wakes_at`` (sleeping and retrying).
+    A step is recorded when it ends (or fails an attempt), so the step a ``running`` run
+    is in the middle of may have no record yet: it is then the next step number, with
+    ``name`` ``None``, running since the last checkpoint.
+    """
+    steps = sorted(record.steps, key=lambda s: s.seq, reverse=True)
+    if record.status is RunStatus.COMPENSATING:
+        undoing = [s for s in steps if s.status is StepStatus.COMPENSATING]
+        if not undoing:
+            return None
+        return _in_flight(undoing[0].seq, undoing[0].name, "compensating", 0, None, None)
+    started = [s for s in steps if s.status is StepStatus.RUNNING]
+    if started:
+        step = started[0]
+        wakes = _wake_at(step.output)
+        if wakes is not None:  # a durable sleep (its wake-up time holds while paused too)
+            state = "sleeping"
+        elif record.status is RunStatus.SLEEPING:
+            state, wakes = "retrying", record.available_at
+        elif record.status is RunStatus.RUNNING:
+            state = "running"
+        else:
+            return None  # pending or paused: nothing in flight
+        return _in_flight(step.seq, step.name, state, step.attempts, step.started_at, wakes)
+    if record.status is not RunStatus.RUNNING:
+        return None
+    ends = [s.ended_at for s in record.steps if s.ended_at is not None]
+    after = max((s.seq for s in record.steps), default=0)
+    return _in_flight(after + 1, None, "running", 0, max(ends, default=record.created_at), None)
+
+
+def _in_flight(
+    seq: int,
+    name: str | None,
+    state: str,
+    attempts: int,
+    since: datetime | None,
+    wakes_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "name": name,
+        "state": state,
+        "attempts": attempts,
+        "since": since,
+        "wakes_at": wakes_at,
+    }
+
+
+def _wake_at(output: Any) -> datetime | None:
+    """The wake-up time a durable sleep's record holds."""
+    if isinstance(output, dict) and isinstance(output.get("wake_at"), str):
+        return datetime.fromisoformat(output["wake_at"])
+    return None
+
+
+def _doing(current: dict[str, Any]) -> str:
+    """The ``now`` line of ``runs show``."""
+    step = f"step #{current['seq']}" + (f" {current['name']}" if current["name"] else "")
+    if current["state"] == "sleeping":
+        return f"{step} sleeping until {when(current['wakes_at'])}"
+    if current["state"] == "retrying":
+        attempt = current["attempts"] + 1
+        return f"{step} waiting to retry (attempt {attempt} at {when(current['wakes_at'])})"
+    since = f" since {when(current['since'])}" if current["since"] else ""
+    if current["name"] is None:
+        return f"{step} running{since} (named in its checkpoint, written when it ends)"
+    return f"{step} {current['state']}{since}"
 
 
 def _control_command(action: str, summary: str) -> click.Command:

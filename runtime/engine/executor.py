@@ -27,7 +27,7 @@ from runtime.clock import Clock
 from runtime.codec import dumps, roundtrip
 from runtime.engine import compensation, composition, durable
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, process_alive
-from runtime.engine.state import RunState, Suspended, logger, step_error, stored_error
+from runtime.engine.state import RunState, Suspended, log_run_end, logger, step_error, stored_error
 from runtime.errors import LeaseLostError, RunNotFoundError, StepFailed, StoredError
 from runtime.ids import new_id
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord
@@ -268,6 +268,8 @@ class Engine:
             await self._hand_back(state)
             raise
         log.debug("run_driven", status=status.value)
+        error = step_error(state.error)
+        log_run_end(record.id, workflow.name, status, error, state.records.values())
         return self.result_of_state(state, status)
 
     async def _hand_back(self, state: RunState) -> None:

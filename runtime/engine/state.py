@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from runtime.errors import StoredError
-from runtime.models import RunStatus, StepError, StepRecord
+from runtime.models import RunStatus, StepError, StepRecord, StepStatus
 from runtime.sdk.steps import StepFn, StepOptions
 from runtime.store.base import StepWrite
 
@@ -96,3 +97,37 @@ def stored_error(error: StepError | None) -> StoredError | None:
     if error is None:
         return None
     return StoredError(error.type, error.message, error.traceback, error.step)
+
+
+def log_run_end(
+    run_id: str,
+    workflow: str,
+    status: RunStatus,
+    error: StepError | None,
+    steps: Iterable[StepRecord] = (),
+) -> None:
+    """Write the one line that says a run ended badly (``run_failed``, ``run_canceled``,
+    ``run_compensation_failed``), with the step that failed and its error.
+
+    Nothing is written for a run that completed or has not ended. For
+    ``compensation_failed`` the compensation that failed and its error come too.
+    """
+    if not status.terminal or status is RunStatus.COMPLETED:
+        return
+    fields: dict[str, Any] = {
+        "run_id": run_id,
+        "workflow": workflow,
+        "step": error.step if error is not None else None,
+        "error": f"{error.type}: {error.message}" if error is not None else None,
+    }
+    if status is RunStatus.FAILED:
+        logger.warning("run_failed", **fields)
+        return
+    if status is RunStatus.CANCELED:
+        logger.warning("run_canceled", **fields)
+        return
+    for record in steps:
+        if record.status is StepStatus.COMPENSATION_FAILED and record.error is not None:
+            fields["compensation_step"] = record.name
+            fields["compensation_error"] = f"{record.error.type}: {record.error.message}"
+    logger.error("run_compensation_failed", **fields)

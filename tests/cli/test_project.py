@@ -125,7 +125,32 @@ def test_jobs_list_shows_next_fire_times_in_the_jobs_timezone(project: Path) -> 
 
 def test_a_project_with_problems_refuses_listings_with_exit_2(project: Path) -> None:
     (project / "workflows" / "bad.py").write_text("import nowhere_to_be_found\n")
-    for args in (["workflows", "list"], ["subscribers", "list"], ["jobs", "list"]):
+    listings = (["workflows", "list"], ["subscribers", "list"], ["jobs", "list"], ["schedules"])
+    for args in listings:
         done = cli(project, *args)
         assert done.returncode == 2, args
         assert "bad.py" in done.stderr
+
+
+def test_schedules_lists_jobs_and_workflow_schedules_with_next_fire_times(project: Path) -> None:
+    before = datetime.now(UTC)
+    listed = {s["name"]: s for s in cli_json(project, "schedules")}
+    # The names the store keeps them under: a job's name, `<workflow>:<schedule>`.
+    (nightly,) = [name for name in listed if name.startswith("nightly:")]
+    assert set(listed) == {"cleanup", "morning-report", nightly}
+    assert listed["morning-report"]["workflow"] == "job-morning-report"
+    schedule = listed[nightly]
+    assert (schedule["workflow"], schedule["schedule"], schedule["timezone"]) == (
+        "nightly",
+        "15 3 * * *",
+        "Asia/Tokyo",  # the project's timezone
+    )
+    assert schedule["file"].endswith("nightly.py")
+    assert schedule["executions"] is None  # never ran under a service
+    times = [datetime.fromisoformat(t) for t in schedule["next"]]
+    assert len(times) == 3 and before < times[0] <= before + timedelta(days=1, hours=1)
+    assert all((t.hour, t.minute, t.utcoffset()) == (3, 15, timedelta(hours=9)) for t in times)
+    table = cli(project, "schedules").stdout.splitlines()
+    assert table[0].split()[:4] == ["SCHEDULE", "WORKFLOW", "CRON", "TIMEZONE"]
+    (line,) = [line for line in table if line.startswith(nightly)]
+    assert "03:15:00 JST" in line

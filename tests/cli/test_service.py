@@ -64,6 +64,9 @@ def test_an_emitted_event_runs_a_workflow_and_sigterm_stops_cleanly(
     jobs = {j["name"]: j for j in cli_json(project, "jobs", "list")}
     assert jobs["cleanup"]["executions"] == 0
     assert jobs["cleanup"]["stored_next_fire_at"] == jobs["cleanup"]["next"][0]
+    schedules = cli_json(project, "schedules")
+    assert len(schedules) == 3  # two jobs and the nightly workflow's schedule
+    assert all(s["stored_next_fire_at"] == s["next"][0] for s in schedules), schedules
 
     # Runs started from another process are executed by the service's worker.
     done = cli(project, "run", "hello", "--input", '{"name": "Ada"}', "--wait",
@@ -78,6 +81,15 @@ def test_an_emitted_event_runs_a_workflow_and_sigterm_stops_cleanly(
     assert service.wait(timeout=10) == 0
     log = (project / "service.log").read_text()
     assert "runtime_started" in log and "runtime_stopped" in log
+    (started,) = [json.loads(line) for line in log.splitlines() if "runtime_started" in line]
+    assert started["workflows"] == len(cli_json(project, "workflows", "list"))
+    (failed_line,) = [json.loads(line) for line in log.splitlines() if '"run_failed"' in line]
+    assert (failed_line["workflow"], failed_line["step"], failed_line["level"]) == (
+        "always-fails",
+        "explode",
+        "warning",
+    )
+    assert failed_line["error"] == "RuntimeError: kaboom"
 
 
 def test_start_refuses_a_project_with_problems(project: Path) -> None:
