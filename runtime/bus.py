@@ -29,6 +29,7 @@ from runtime.clock import Clock
 from runtime.codec import dumps
 from runtime.errors import DefinitionError, HandlerTimeoutError, StoredError, StoreError
 from runtime.ids import new_id
+from runtime.limits import duration, shown
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
 from runtime.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
@@ -67,10 +68,8 @@ def encode_event(
     """Validate and serialize an event for the outbox (shared by the runtime and clients)."""
     check_event_name(name)
     if metadata is not None and not isinstance(metadata, dict):
-        raise DefinitionError(f"event {name!r}: metadata must be a dict, got {metadata!r}")
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay or 0.0)
-    if seconds < 0:
-        raise DefinitionError(f"event {name!r}: delay must be >= 0 seconds, got {delay!r}")
+        raise DefinitionError(f"event {name!r}: metadata must be a dict, got {shown(metadata)}")
+    seconds = 0.0 if delay is None else duration(delay, f"event {name!r}: delay")
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not idempotency_key
     ):

@@ -27,7 +27,7 @@ from runtime.bus import encode_event
 from runtime.clock import Clock, SystemClock
 from runtime.engine.executor import pending_run
 from runtime.models import RunRecord, RunStatus
-from runtime.runs import RunHandle, RunsApi
+from runtime.runs import RunHandle, RunsApi, run_options
 from runtime.store import open_store
 from runtime.store.base import RunPage, Store
 
@@ -82,10 +82,15 @@ class Client(RunsApi):
         delay: float | timedelta | None = None,
         idempotency_key: str | None = None,
     ) -> str:
-        """Store an event durably; the service delivers it. Returns the event id."""
-        store = await self._open()
+        """Store an event durably; the service delivers it. Returns the event id.
+
+        Raises:
+            DefinitionError: a bad name or argument; nothing stored.
+            SerializationError: ``data`` or ``metadata`` cannot be stored as JSON.
+        """
         event = encode_event(name, data, metadata=metadata, delay=delay,
                              idempotency_key=idempotency_key, now=self._clock.now())  # fmt: skip
+        store = await self._open()
         event_id, _ = await store.emit(event)
         return event_id
 
@@ -98,13 +103,18 @@ class Client(RunsApi):
         idempotency_key: str | None = None,
         delay: float | timedelta = 0.0,
     ) -> RunHandle:
-        """Enqueue a run of ``workflow`` (by name); a service's worker executes it."""
+        """Enqueue a run of ``workflow`` (by name); a service's worker executes it.
+
+        Raises:
+            DefinitionError: a bad argument (an empty name, a NaN delay, ...); nothing stored.
+            SerializationError: ``input`` cannot be stored as JSON; nothing stored.
+        """
+        seconds = run_options(workflow, version, idempotency_key, delay)
+        new_run = pending_run(workflow, input, version=version, kind="unresolved",
+                              idempotency_key=idempotency_key, now=self._clock.now(),
+                              delay=seconds)  # fmt: skip
         store = await self._open()
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        record, _ = await store.create_run(
-            pending_run(workflow, input, version=version, kind="unresolved",
-                        idempotency_key=idempotency_key, now=self._clock.now(), delay=seconds)
-        )  # fmt: skip
+        record, _ = await store.create_run(new_run)
         return RunHandle(record.id, self)
 
     async def _open_store(self) -> Store:

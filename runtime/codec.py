@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -12,6 +14,13 @@ from pydantic import BaseModel
 from runtime.errors import SerializationError
 
 _SIMPLE = (str, int, float, bool, type(None))
+
+MAX_DEPTH = 100
+"""The deepest nesting of lists and objects a stored value may have.
+
+Far past real payloads, and well inside what ``json`` and pydantic take on any
+stack (pydantic refuses about 200 levels), so a stored value can always be read back.
+"""
 
 
 def _default(value: Any) -> Any:
@@ -36,12 +45,76 @@ def dumps(value: Any, what: str) -> str:
         SerializationError: naming ``what`` and the offending type.
     """
     try:
-        return json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise SerializationError(
+            f"{what} cannot be stored: it is nested more than {MAX_DEPTH} levels deep"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise SerializationError(
             f"{what} cannot be stored: {exc}; return JSON data (dict, list, str, int, float, "
             "bool, None) or a pydantic model"
         ) from exc
+    check_depth(text, what)
+    return text
+
+
+# A JSON string (skipped whole) or a bracket.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def check_depth(text: str, what: str) -> None:
+    """Refuse JSON ``text`` nested more than :data:`MAX_DEPTH` levels deep.
+
+    Counting brackets is done in C and settles almost every value; only text with
+    more brackets than the limit is walked.
+
+    Raises:
+        SerializationError: naming ``what`` and the limit.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for token in _TOKENS.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SerializationError(
+                    f"{what} cannot be stored: it is nested more than {MAX_DEPTH} levels deep"
+                )
+        elif char in "]}":
+            depth -= 1
+
+
+def parse(text: str, what: str) -> Any:
+    """Decode JSON ``text`` given by a user (a CLI option, a file), strictly.
+
+    NaN, infinities, integers of more than 4300 digits and nesting past
+    :data:`MAX_DEPTH` are refused, as :func:`dumps` would refuse them.
+
+    Raises:
+        SerializationError: naming ``what`` and what is wrong.
+    """
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON (JSON has no NaN or infinity)")
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if math.isinf(value):
+            raise ValueError(f"{literal} is too large for a float")
+        return value
+
+    try:
+        check_depth(text, what)
+        return json.loads(text, parse_constant=constant, parse_float=number)
+    except RecursionError:
+        raise SerializationError(
+            f"{what} cannot be stored: it is nested more than {MAX_DEPTH} levels deep"
+        ) from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise SerializationError(f"{what} is not valid JSON: {exc}") from None
 
 
 def loads(text: str | None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runtime.cron import timezone
 from runtime.errors import ConfigError, DefinitionError
+from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,8 +71,9 @@ ENV_PREFIX = "RUNTIME_"
 class ProjectConfig(BaseModel):
     """What ``runtime.toml`` (or ``[tool.runtime]`` in ``pyproject.toml``) says.
 
-    Every key can be overridden by an environment variable ``RUNTIME_<KEY>``
-    (``RUNTIME_DATABASE``, ``RUNTIME_CONCURRENCY``, ...).
+    In ``runtime.toml`` the settings may sit at the top level (as in ``ruff.toml``)
+    or in a ``[runtime]`` table. Every key can be overridden by an environment
+    variable ``RUNTIME_<KEY>`` (``RUNTIME_DATABASE``, ``RUNTIME_CONCURRENCY``, ...).
 
     Attributes:
         root: the project directory.
@@ -92,13 +95,21 @@ class ProjectConfig(BaseModel):
     database: str = DEFAULT_DATABASE
     timezone: str = "UTC"
     setup: str | None = None
-    concurrency: int = Field(default=10, ge=1, le=10_000)
+    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_grace: float = Field(default=30.0, ge=0)
+    shutdown_grace: float = Field(default=30.0, ge=0, le=MAX_SHUTDOWN_GRACE, allow_inf_nan=False)
     workflows_dir: str = "workflows"
     subscribers_dir: str = "subscribers"
     jobs_dir: str = "jobs"
+
+    @field_validator("concurrency", "shutdown_grace", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # pydantic would read true as 1; a boolean here is a mistake, not a number.
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, got {str(value).lower()}")
+        return value
 
     @field_validator("setup")
     @classmethod
@@ -122,53 +133,123 @@ class ProjectConfig(BaseModel):
 
 _SETTINGS = [name for name in ProjectConfig.model_fields if name not in ("root", "source")]
 
+TABLE = "runtime"
+"""The table of ``runtime.toml`` the settings may sit in (or at the top level)."""
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    """A TOML file's contents, or a :class:`ConfigError` naming it (not UTF-8, not TOML)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text (line {line}: byte {exc.start} is "
+            f"{data[exc.start]:#04x}); save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+
+
+def _runtime_toml_settings(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The settings of ``runtime.toml``: top-level keys and the ``[runtime]`` table, merged."""
+    values: dict[str, Any] = {}
+    table = data.get(TABLE, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {TABLE!r} must be a table ([{TABLE}]), got {table!r}")
+    for key, value in data.items():
+        if key == TABLE:
+            continue
+        if key in _SETTINGS:
+            values[key] = value
+        elif isinstance(value, dict):
+            raise ConfigError(
+                f"{source}: unknown table [{key}]; put the settings at the top level or in "
+                f"[{TABLE}]"
+            )
+        else:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(_SETTINGS)}")
+    for key in table:
+        if key in values:
+            raise ConfigError(
+                f"{source}: {key!r} is set both at the top level and in [{TABLE}]; keep one"
+            )
+    return {**values, **table}
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Each ``RUNTIME_<X>`` environment variable that names no setting, with a message.
+
+    They are ignored; ``runtime check`` reports them and ``runtime start`` logs them.
+    """
+    env = dict(os.environ) if environ is None else environ
+    known = [ENV_PREFIX + key.upper() for key in _SETTINGS]
+    found = {}
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+            found[name] = f"environment variable {name} names no setting and is ignored; {hint}"
+    return found
+
 
 def load_project_config(root: Path, environ: dict[str, str] | None = None) -> ProjectConfig:
     """Read the project's settings.
 
     Raises:
-        ConfigError: an unknown key or a bad value, naming the file (or variable) and key.
+        ConfigError: an unknown key or table, a bad value, a file that is not UTF-8
+            or not TOML; naming the file (or variable) and key.
     """
     root = root.resolve()
     env = dict(os.environ) if environ is None else environ
     values: dict[str, Any] = {}
     source = "(defaults)"
     toml_file, pyproject = root / CONFIG_FILE, root / "pyproject.toml"
-    try:
-        if toml_file.exists():
-            source = str(toml_file)
-            values = tomllib.loads(toml_file.read_text()).get("runtime", {})
-        elif pyproject.exists():
-            data = tomllib.loads(pyproject.read_text())
-            if "runtime" in data.get("tool", {}):
-                source = f"{pyproject} [tool.runtime]"
-                values = data["tool"]["runtime"]
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{source}: [runtime] must be a table")
+    if toml_file.exists():
+        source = str(toml_file)
+        values = _runtime_toml_settings(_read_toml(toml_file), source)
+    elif pyproject.exists():
+        tool = _read_toml(pyproject).get("tool", {})
+        if isinstance(tool, dict) and TABLE in tool:
+            source = f"{pyproject} [tool.{TABLE}]"
+            values = tool[TABLE]
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: must be a table, got {values!r}")
     for key in values:
         if key not in _SETTINGS:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(_SETTINGS)}")
+    values = dict(values)
     overridden = {}
     for key in _SETTINGS:
         variable = ENV_PREFIX + key.upper()
         if variable in env:
             overridden[key] = variable
             values[key] = env[variable]
+
+    def where(key: str) -> str:
+        return f"environment variable {overridden[key]}" if key in overridden else source
+
     try:
         config = ProjectConfig(root=root, source=source, **values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             key = str(error["loc"][0]) if error["loc"] else "?"
-            where = f"environment variable {overridden[key]}" if key in overridden else source
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where}: {key!r}: {message}")
+            problems.append(f"{where(key)}: {key!r}: {message}")
         raise ConfigError("; ".join(problems)) from None
-    parse_database_url(config.database, root)
+    try:
+        parse_database_url(config.database, root)
+    except ConfigError as exc:
+        raise ConfigError(f"{where('database')}: 'database': {exc}") from None
     try:
         timezone(config.timezone)
     except DefinitionError as exc:
-        raise ConfigError(f"{source}: 'timezone': {exc}") from None
+        raise ConfigError(f"{where('timezone')}: 'timezone': {exc}") from None
     return config

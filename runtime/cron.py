@@ -19,9 +19,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from runtime.errors import DefinitionError
+from runtime.limits import shown
+
+# The number of values of each field (seconds first when there are 6): a step must
+# not be larger, or it can only ever pick the field's first value.
+_FIELDS = {
+    "second": 60,
+    "minute": 60,
+    "hour": 24,
+    "day of month": 31,
+    "month": 12,
+    "day of week": 7,
+}
+
+# Where the "can it ever fire" probe starts: croniter gives up (CroniterBadDateError)
+# when no date in the next decades matches, e.g. 30 February.
+_PROBE_FROM = datetime(2001, 1, 1, tzinfo=UTC)
 
 # Wall-clock shifts are at most a few hours; candidates this far past the best
 # instant found so far cannot map to an earlier instant.
@@ -30,6 +46,8 @@ _SHIFT = timedelta(hours=3)
 
 def timezone(name: str) -> tzinfo:
     """The IANA timezone ``name``, or a :class:`DefinitionError` saying it is unknown."""
+    if not isinstance(name, str):
+        raise DefinitionError(f"a timezone must be an IANA name such as 'UTC', got {shown(name)}")
     if name.upper() == "UTC":
         return UTC
     try:
@@ -51,7 +69,7 @@ class CronSchedule:
 
     def __init__(self, expression: str, tz_name: str = "UTC") -> None:
         if not isinstance(expression, str):
-            raise DefinitionError(f"a cron expression must be a string, got {expression!r}")
+            raise DefinitionError(f"a cron expression must be a string, got {shown(expression)}")
         fields = expression.split()
         if len(fields) not in (5, 6):
             raise DefinitionError(
@@ -65,6 +83,14 @@ class CronSchedule:
             valid = False
         if not valid:
             raise DefinitionError(f"cron expression {expression!r} is not valid")
+        _check_steps(expression, fields)
+        try:
+            croniter(expression, _PROBE_FROM, second_at_beginning=self.seconds).get_next(datetime)
+        except CroniterBadDateError:
+            raise DefinitionError(
+                f"cron expression {expression!r} can never fire (no date matches its day "
+                "and month fields)"
+            ) from None
         hour = fields[2 if self.seconds else 1]
         self.fixed_hour = not (hour == "*" or hour.startswith("*/"))
         self.expression = " ".join(fields)
@@ -144,3 +170,16 @@ class CronSchedule:
             else:
                 low = middle
         return high.replace(microsecond=0)
+
+
+def _check_steps(expression: str, fields: list[str]) -> None:
+    """Refuse a step (``*/n``) larger than its field's range, such as ``*/61`` for minutes."""
+    names = list(_FIELDS.items())[0 if len(fields) == 6 else 1 :]
+    for (what, size), field in zip(names, fields, strict=True):
+        for part in field.split(","):
+            _, slash, step = part.partition("/")
+            if slash and step.isdigit() and not 1 <= int(step) <= size:
+                raise DefinitionError(
+                    f"cron expression {expression!r}: the step /{step} of the {what} field is "
+                    f"out of range (1 to {size})"
+                )

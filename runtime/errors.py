@@ -7,7 +7,7 @@ builtin so ``except LookupError`` and friends keep working::
     RuntimeBaseError
     ├── ConfigError (ValueError)                bad runtime.toml / constructor arguments
     ├── InputValidationError (ValueError)       a run's input does not match its schema
-    ├── DefinitionError (ValueError)            a workflow or step defined wrongly
+    ├── DefinitionError (ValueError)            a workflow, step or argument that cannot work
     │   ├── StepOutsideWorkflowError            a step called outside a constructor
     │   ├── DuplicateStepError                  two steps with one name in a workflow
     │   └── ReferenceMisuseError (TypeError)    plain Python on a reference
@@ -56,7 +56,7 @@ class InputValidationError(RuntimeBaseError, ValueError):
 
 
 class DefinitionError(RuntimeBaseError, ValueError):
-    """A workflow or a step is defined in a way that cannot work."""
+    """A definition or a call argument cannot work (a wrong type, NaN, out of bounds)."""
 
 
 class StepOutsideWorkflowError(DefinitionError):

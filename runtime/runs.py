@@ -3,13 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from runtime.engine.state import log_run_end, stored_error
-from runtime.errors import RunFailed
+from runtime.errors import DefinitionError, RunFailed
+from runtime.limits import MAX_PAGE, count, duration, shown, text
 from runtime.models import RunRecord, RunStatus
 from runtime.store.base import RunPage, Store
+
+
+def run_options(
+    workflow: Any, version: Any, idempotency_key: Any, delay: float | timedelta
+) -> float:
+    """Check a start's arguments before anything is stored; the delay in seconds.
+
+    Raises:
+        DefinitionError: naming the bad argument.
+    """
+    text(workflow, "workflow")
+    if version is not None:
+        text(version, "version")
+    if idempotency_key is not None:
+        text(idempotency_key, "idempotency_key")
+    return duration(delay, "delay")
+
+
+def run_filter(
+    status: Sequence[RunStatus | str] | RunStatus | str | None,
+    workflow: Any,
+    limit: Any,
+    cursor: Any,
+) -> list[RunStatus] | None:
+    """Check the arguments of ``list_runs``; the statuses asked for (``None``: any).
+
+    Raises:
+        DefinitionError: naming the bad argument (an unknown status lists the known ones).
+    """
+    if workflow is not None:
+        text(workflow, "workflow")
+    count(limit, "limit", minimum=1, maximum=MAX_PAGE)
+    if cursor is not None and not isinstance(cursor, str):
+        raise DefinitionError(f"cursor must be a next_cursor string, got {shown(cursor)}")
+    if status is None:
+        return None
+    given = [status] if isinstance(status, str) else status
+    statuses = []
+    for value in given:
+        try:
+            statuses.append(RunStatus(value))
+        except (ValueError, TypeError):
+            known = ", ".join(s.value for s in RunStatus)
+            raise DefinitionError(
+                f"status: unknown run status {shown(value)}; known: {known}"
+            ) from None
+    return statuses or None
 
 
 class RunsApi:
@@ -39,13 +87,18 @@ class RunsApi:
     async def list_runs(
         self,
         *,
-        status: Sequence[RunStatus | str] | None = None,
+        status: Sequence[RunStatus | str] | RunStatus | str | None = None,
         workflow: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        """Runs, newest first; pass ``next_cursor`` back for the next page."""
-        statuses = [RunStatus(s) for s in status] if status else None
+        """Runs, newest first; pass ``next_cursor`` back for the next page.
+
+        Raises:
+            DefinitionError: an unknown status, an empty workflow name, a ``limit``
+                outside 1 to 10,000.
+        """
+        statuses = run_filter(status, workflow, limit, cursor)
         return await (await self._open_store()).list_runs(
             status=statuses, workflow=workflow, limit=limit, cursor=cursor
         )
@@ -95,7 +148,10 @@ class RunHandle:
         Raises:
             RunFailed: the run ended failed, compensation_failed or canceled.
             TimeoutError: it did not end within ``timeout`` seconds.
+            DefinitionError: ``timeout`` is not a number of seconds.
         """
+        if timeout is not None:
+            timeout = duration(timeout, "timeout", positive=True)
         record = await self._api.wait(self.run_id, timeout)
         if record.status is not RunStatus.COMPLETED:
             raise RunFailed(record.id, record.status.value, stored_error(record.error))

@@ -21,18 +21,20 @@ import structlog
 
 from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
-from runtime.config import ProjectConfig, load_project_config
+from runtime.config import ProjectConfig, load_project_config, unknown_variables
 from runtime.container import Container
+from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
 from runtime.engine.worker import Worker
-from runtime.errors import ConfigError, DatabaseReplacedError, StoreError
+from runtime.errors import ConfigError, DatabaseReplacedError, DefinitionError, StoreError
+from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
 from runtime.log import ensure_configured
 from runtime.models import RunRecord
 from runtime.registry import Registry
-from runtime.runs import RunHandle, RunsApi
+from runtime.runs import RunHandle, RunsApi, run_options
 from runtime.scheduler import Scheduler
 from runtime.schedules import job_workflow, schedules_for
 from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
@@ -86,12 +88,13 @@ class Workflows(RunsApi):
         With an ``idempotency_key`` already used for this workflow, the handle of the
         run it started is returned and nothing new is enqueued.
         """
-        definition = (
-            workflow
-            if isinstance(workflow, (WorkflowDefinition, DurableWorkflow))
-            else self._registry.resolve(workflow, version)
-        )
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        definition: WorkflowDefinition | DurableWorkflow
+        if isinstance(workflow, (WorkflowDefinition, DurableWorkflow)):
+            seconds = run_options(workflow.name, version, idempotency_key, delay)
+            definition = workflow
+        else:
+            seconds = run_options(workflow, version, idempotency_key, delay)
+            definition = self._registry.resolve(workflow, version)
         record, _ = await self._engine.enqueue(
             definition, input, idempotency_key=idempotency_key, delay=seconds
         )
@@ -183,11 +186,19 @@ class Runtime:
         # Of several versions of a workflow, the newest declares its schedules.
         self.schedules = schedules_for(self.jobs, self.registry.newest(), timezone)
         self.identity = WorkerIdentity.current()
-        self.concurrency = concurrency
-        self.shutdown_grace = shutdown_grace
+        try:
+            cron_timezone(timezone)
+        except DefinitionError as exc:
+            raise ConfigError(f"Runtime(timezone=...): {exc}") from None
+        self.concurrency = count(
+            concurrency, "concurrency", minimum=1, maximum=MAX_CONCURRENCY, error=ConfigError
+        )
+        self.shutdown_grace = duration(
+            shutdown_grace, "shutdown_grace", maximum=MAX_SHUTDOWN_GRACE, error=ConfigError
+        )
+        self._interval = duration(interval, "interval", positive=True, error=ConfigError)
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self._background = background
-        self._interval = interval
         self._stack: AsyncExitStack | None = None
         self._store: Store | None = None
         self._engine: Engine | None = None
@@ -205,6 +216,8 @@ class Runtime:
             ConfigError: a bad setting or a broken module (all of them, each naming its file).
         """
         config = load_project_config(Path(root))
+        for variable, message in unknown_variables().items():
+            logger.warning("unknown_environment_variable", variable=variable, problem=message)
         found = discover(config)
         found.raise_problems()
         settings: dict[str, Any] = {

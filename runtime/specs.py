@@ -12,13 +12,14 @@ import dataclasses
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
+from runtime.limits import MAX_ATTEMPTS, MAX_EXECUTIONS, MAX_RETRIES, count, duration, shown
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -49,7 +50,7 @@ class Event(BaseModel):
 def check_event_name(name: Any, where: str = "event name") -> str:
     """An event name: non-empty dot-separated segments of letters, digits, ``_-:``."""
     if not isinstance(name, str) or not name:
-        raise DefinitionError(f"{where} must be a non-empty string, got {name!r}")
+        raise DefinitionError(f"{where} must be a non-empty string, got {shown(name)}")
     if not all(_SEGMENT.match(part) for part in name.split(".")):
         raise DefinitionError(
             f"{where} {name!r} is not a valid event name: use dot-separated segments of "
@@ -63,7 +64,7 @@ def check_pattern(pattern: Any) -> str:
     if pattern == "*":
         return "*"
     if not isinstance(pattern, str) or not pattern:
-        raise DefinitionError(f"event pattern must be a non-empty string, got {pattern!r}")
+        raise DefinitionError(f"event pattern must be a non-empty string, got {shown(pattern)}")
     for part in pattern.split("."):
         if part != "*" and not _SEGMENT.match(part):
             raise DefinitionError(
@@ -107,7 +108,7 @@ class SubscriberConfig:
         else:
             raise DefinitionError(
                 "SubscriberConfig.event must be an event name, a list of names, '*' or a "
-                f"pattern like 'order.*', got {self.event!r}"
+                f"pattern like 'order.*', got {shown(self.event)}"
             )
         if not events:
             raise DefinitionError("SubscriberConfig.event: give at least one event name")
@@ -116,17 +117,10 @@ class SubscriberConfig:
             not isinstance(self.subscriber_id, str) or not self.subscriber_id
         ):
             raise DefinitionError(
-                f"subscriber_id must be a non-empty string: {self.subscriber_id!r}"
+                f"subscriber_id must be a non-empty string: {shown(self.subscriber_id)}"
             )
-        if (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or (self.max_attempts < 1)
-        ):
-            raise DefinitionError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        timeout = _seconds(self.timeout, "timeout")
-        if timeout <= 0:
-            raise DefinitionError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        count(self.max_attempts, "SubscriberConfig.max_attempts", minimum=1, maximum=MAX_ATTEMPTS)
+        timeout = duration(self.timeout, "SubscriberConfig.timeout", positive=True)
         object.__setattr__(self, "timeout", timeout)
 
     @property
@@ -197,30 +191,20 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise DefinitionError(f"JobConfig.name must be a non-empty string, got {self.name!r}")
-        CronSchedule(self.schedule, self.timezone or "UTC")
-        if self.number_of_executions is not None and (
-            isinstance(self.number_of_executions, bool)
-            or not isinstance(self.number_of_executions, int)
-            or self.number_of_executions < 1
-        ):
             raise DefinitionError(
-                f"number_of_executions must be an int >= 1 or None, got "
-                f"{self.number_of_executions!r}"
+                f"JobConfig.name must be a non-empty string, got {shown(self.name)}"
             )
-        if (
-            isinstance(self.max_retries, bool)
-            or not isinstance(self.max_retries, int)
-            or (self.max_retries < 0)
-        ):
-            raise DefinitionError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
-        object.__setattr__(self, "retry_interval", _seconds(self.retry_interval, "retry_interval"))
+        if self.timezone is not None and not isinstance(self.timezone, str):
+            raise DefinitionError(f"timezone must be an IANA name, got {shown(self.timezone)}")
+        CronSchedule(self.schedule, self.timezone or "UTC")
+        if self.number_of_executions is not None:
+            count(self.number_of_executions, "number_of_executions", minimum=1,
+                  maximum=MAX_EXECUTIONS)  # fmt: skip
+        count(self.max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES)
+        object.__setattr__(self, "retry_interval", duration(self.retry_interval, "retry_interval"))
         if self.overlap not in ("skip", "allow"):
-            raise DefinitionError(f"overlap must be 'skip' or 'allow', got {self.overlap!r}")
-        window = _seconds(self.catchup_window, "catchup_window")
-        if window < 0:
-            raise DefinitionError(f"catchup_window must be >= 0, got {self.catchup_window!r}")
-        object.__setattr__(self, "catchup_window", window)
+            raise DefinitionError(f"overlap must be 'skip' or 'allow', got {shown(self.overlap)}")
+        object.__setattr__(self, "catchup_window", duration(self.catchup_window, "catchup_window"))
 
 
 JobHandler = Callable[["Container"], Awaitable[None]]
@@ -261,13 +245,15 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise DefinitionError(f"Schedule.name must be a non-empty string, got {self.name!r}")
+            raise DefinitionError(
+                f"Schedule.name must be a non-empty string, got {shown(self.name)}"
+            )
         # The same checks as a job's (cron, counts, overlap, window).
         JobConfig(
             name=self.name, schedule=self.cron, number_of_executions=self.number_of_executions,
             timezone=self.timezone, overlap=self.overlap, catchup_window=self.catchup_window,
         )  # fmt: skip
-        object.__setattr__(self, "catchup_window", _seconds(self.catchup_window, "catchup_window"))
+        object.__setattr__(self, "catchup_window", duration(self.catchup_window, "catchup_window"))
 
     def input_now(self, nominal_at: datetime | None = None) -> Any:
         """The input of a firing: ``input`` itself, or what the function returns.
@@ -314,11 +300,3 @@ def derived_transaction_id(workflow: str) -> str | None:
     counts[workflow] = count = counts.get(workflow, 0) + 1
     key = f"{prefix}:{workflow}"
     return key if count == 1 else f"{key}:{count}"
-
-
-def _seconds(value: Any, what: str) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DefinitionError(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
-    return float(value)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import load_project_config, parse_database_url
+from runtime.config import load_project_config, parse_database_url, unknown_variables
 from runtime.errors import ConfigError
 
 
@@ -88,3 +88,95 @@ def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
         ConfigError, match="environment variable RUNTIME_CONCURRENCY: 'concurrency'"
     ):
         load_project_config(tmp_path, environ={"RUNTIME_CONCURRENCY": "many"})
+
+
+# -- issue 7: both forms of runtime.toml, and bad files -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'database = "sqlite:///top.db"\nconcurrency = 4\n',
+        '[runtime]\ndatabase = "sqlite:///top.db"\nconcurrency = 4\n',
+        'database = "sqlite:///top.db"\n[runtime]\nconcurrency = 4\n',
+    ],
+    ids=["top-level", "runtime-table", "both"],
+)
+def test_settings_at_the_top_level_or_in_a_runtime_table(tmp_path: Path, body: str) -> None:
+    # Failed before: top-level settings were silently ignored (the default database was used).
+    (tmp_path / "runtime.toml").write_text(body)
+    config = load_project_config(tmp_path, environ={})
+    assert (config.database, config.concurrency) == ("sqlite:///top.db", 4)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("[runtim]\nconcurrency = 4\n", "unknown table [runtim]"),
+        ("databse = 'sqlite:///a.db'\n", "unknown key 'databse'"),
+        ("concurrency = 4\n[runtime]\nconcurrency = 5\n", "'concurrency' is set both"),
+        ("runtime = 3\n", "'runtime' must be a table"),
+        ("[runtime]\nconcurrency = true\n", "'concurrency': must be a number, got true"),
+        ("shutdown_grace = false\n", "'shutdown_grace': must be a number, got false"),
+        ("shutdown_grace = nan\n", "'shutdown_grace': Input should be a finite number"),
+        ("shutdown_grace = inf\n", "'shutdown_grace'"),
+        ("shutdown_grace = -1\n", "'shutdown_grace': Input should be greater than or equal to 0"),
+        ("shutdown_grace = 1e9\n", "'shutdown_grace': Input should be less than or equal to 3600"),
+        ("concurrency = 100000\n", "'concurrency': Input should be less than or equal to 10000"),
+    ],
+)
+def test_bad_runtime_toml_names_the_file_and_what_is_wrong(
+    tmp_path: Path, body: str, needle: str
+) -> None:
+    # Failed before: each was accepted (or ignored) without a word.
+    (tmp_path / "runtime.toml").write_text(body)
+    with pytest.raises(ConfigError) as caught:
+        load_project_config(tmp_path, environ={})
+    assert needle in str(caught.value)
+    assert str(tmp_path / "runtime.toml") in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["runtime.toml", "pyproject.toml"])
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, name: str) -> None:
+    # Failed before: UnicodeDecodeError escaped (a traceback from every command).
+    (tmp_path / name).write_bytes(b'[tool.runtime]\ndatabase = "caf\xe9.db"\n')
+    with pytest.raises(
+        ConfigError, match=r"not UTF-8 text \(line 2: byte 30 is 0xe9\); save it as UTF-8"
+    ):
+        load_project_config(tmp_path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("RUNTIME_CONCURRENCY", "true", "Input should be a valid integer"),
+        ("RUNTIME_SHUTDOWN_GRACE", "nan", "Input should be a finite number"),
+        ("RUNTIME_SHUTDOWN_GRACE", "inf", "Input should be a finite number"),
+        ("RUNTIME_DATABASE", "nonsense", "environment variable RUNTIME_DATABASE: 'database'"),
+        ("RUNTIME_TIMEZONE", "Mars/Base", "environment variable RUNTIME_TIMEZONE: 'timezone'"),
+    ],
+)
+def test_a_bad_variable_is_named(tmp_path: Path, variable: str, value: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_project_config(tmp_path, environ={variable: value})
+    assert needle in str(caught.value) and variable in str(caught.value)
+
+
+def test_pyproject_tool_runtime_still_works_and_ignores_other_tools(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.ruff]\nline-length = 100\n[tool.runtime]\nconcurrency = 3\n"
+    )
+    assert load_project_config(tmp_path, environ={}).concurrency == 3
+    (tmp_path / "pyproject.toml").write_text("[tool]\nruntime = 3\n")
+    with pytest.raises(ConfigError, match=r"\[tool.runtime\]: must be a table"):
+        load_project_config(tmp_path, environ={})
+
+
+def test_unknown_runtime_variables_are_listed_with_a_hint() -> None:
+    found = unknown_variables(
+        {"RUNTIME_CONCURENCY": "3", "RUNTIME_DATABASE": "sqlite:///a.db", "RUNTIMEX": "1",
+         "RUNTIME_ZZZ": "1", "PATH": "/bin"}
+    )  # fmt: skip
+    assert list(found) == ["RUNTIME_CONCURENCY", "RUNTIME_ZZZ"]
+    assert found["RUNTIME_CONCURENCY"].endswith("is ignored; did you mean RUNTIME_CONCURRENCY?")
+    assert "known: RUNTIME_DATABASE, RUNTIME_TIMEZONE" in found["RUNTIME_ZZZ"]

@@ -138,3 +138,38 @@ def test_firings_between_keeps_the_latest_when_limited() -> None:
     start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     found = cron.firings_between(start, start + timedelta(minutes=10), limit=3)
     assert [m.minute for m in found] == [8, 9, 10]
+
+
+# -- issue 7: expressions that can never fire, steps out of range --------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "needle"),
+    [
+        ("0 0 30 2 *", "can never fire"),
+        ("0 0 31 4,6,9,11 *", "can never fire"),
+        ("0 0 0 31 2 *", "can never fire"),
+        ("*/61 * * * *", "the step /61 of the minute field is out of range (1 to 60)"),
+        ("0 */25 * * *", "the step /25 of the hour field is out of range (1 to 24)"),
+        ("0 0 */32 * *", "the step /32 of the day of month field is out of range (1 to 31)"),
+        ("0 0 1 */13 *", "the step /13 of the month field is out of range (1 to 12)"),
+        ("0 0 * * 1-5/8", "the step /8 of the day of week field is out of range (1 to 7)"),
+        ("*/90 * * * * *", "the step /90 of the second field is out of range (1 to 60)"),
+        ("0,5-10/70 * * * *", "the step /70 of the minute field"),
+    ],
+)
+def test_expressions_that_cannot_work_are_refused(expression: str, needle: str) -> None:
+    # Failed before: accepted, then next_after raised CroniterBadDateError (a traceback from
+    # check, start and jobs list), or */61 silently meant "once an hour".
+    with pytest.raises(DefinitionError) as caught:
+        CronSchedule(expression)
+    assert f"cron expression {expression!r}" in str(caught.value)
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "expression", ["0 0 29 2 *", "0 0 31 * *", "*/60 * * * *", "0 0 30 2 1", "*/59 * * * * *"]
+)
+def test_rare_but_possible_expressions_are_accepted(expression: str) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    assert CronSchedule(expression).next_after(start) > start

@@ -120,14 +120,6 @@ async def with_store(ctx: Context, read: Callable[[Store], Awaitable[T]]) -> T:
         await store.close()
 
 
-def parse_json(text: str, option: str) -> Any:
-    """``text`` decoded, or exit 2 naming the option."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"{option} is not valid JSON: {exc}", EXIT_USAGE)
-
-
 def echo_json(value: Any) -> None:
     """One line of JSON on stdout."""
     click.echo(json.dumps(value, default=str))

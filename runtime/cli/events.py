@@ -14,7 +14,6 @@ from runtime.cli.common import (
     echo_json,
     fail,
     json_option,
-    parse_json,
     pass_context,
     run_async,
     short,
@@ -22,18 +21,28 @@ from runtime.cli.common import (
     when,
     with_store,
 )
+from runtime.cli.payloads import Seconds, payloads
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.store.base import Page, Store
 
 
 @click.command()
 @click.argument("name")
-@click.option("--data", "data_json", default="null", help="The payload, as JSON.")
-@click.option("--metadata", "metadata_json", help="A JSON object of metadata.")
+@click.option(
+    "--data",
+    "data_json",
+    default="null",
+    help="The payload, as JSON; @FILE reads it from a file, - from standard input.",
+)
+@click.option(
+    "--metadata",
+    "metadata_json",
+    help="A JSON object of metadata; @FILE reads it from a file, - from standard input.",
+)
 @click.option(
     "--delay",
-    type=click.FloatRange(min=0),
-    help="Deliver after this many seconds.",
+    type=Seconds(),
+    help="Deliver after this many seconds (0 to 31622400, i.e. 366 days).",
 )
 @click.option(
     "--idempotency-key",
@@ -52,8 +61,8 @@ def emit(
     as_json: bool,
 ) -> None:
     """Store event NAME durably and print its id; the service delivers it to subscribers."""
-    data = parse_json(data_json, "--data")
-    metadata = None if metadata_json is None else parse_json(metadata_json, "--metadata")
+    given = payloads(data=data_json, metadata=metadata_json)
+    data, metadata = given["data"], given["metadata"]
     config = ctx.config()
     database = ctx.database_url(config)
 

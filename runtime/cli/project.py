@@ -18,7 +18,7 @@ from runtime.cli.common import (
     table,
 )
 from runtime.cli.jobs import jobs, jobs_found
-from runtime.config import ProjectConfig
+from runtime.config import ProjectConfig, unknown_variables
 from runtime.container import Container
 from runtime.discovery import Discovered, load_setup
 from runtime.durable import DurableWorkflow, version_key
@@ -116,6 +116,8 @@ def check(ctx: Context, as_json: bool) -> None:
     """Load the project without starting it: list what was found and every problem.
 
     Problems go to stderr, one line each naming the file; any problem exits 1.
+    Warnings (a ``RUNTIME_<X>`` variable that names no setting) go to stderr too
+    but do not change the exit code.
     """
     config, found = ctx.discover(strict=False)
     problems = [" ".join(p.split()) for p in found.problems]
@@ -133,6 +135,7 @@ def check(ctx: Context, as_json: bool) -> None:
             for job in jobs_found(config, found, fire_times=0)
         ],
         "problems": problems,
+        "warnings": list(unknown_variables().values()),
     }
     if as_json:
         echo_json(report)
@@ -151,6 +154,8 @@ def check(ctx: Context, as_json: bool) -> None:
         for j in report["jobs"]:
             click.echo(f"  {j['name']}  {j['schedule']} ({j['timezone']})  ({j['file']})")
         click.echo(f"problems: {len(problems)}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:

@@ -18,15 +18,16 @@ from runtime.cli.common import (
     echo_json,
     fail,
     json_option,
-    parse_json,
     pass_context,
     run_async,
     table,
     when,
     with_store,
 )
+from runtime.cli.payloads import Seconds, payloads
 from runtime.discovery import Discovered
 from runtime.errors import (
+    DefinitionError,
     InputValidationError,
     InvalidTransitionError,
     RunNotFoundError,
@@ -34,13 +35,19 @@ from runtime.errors import (
 )
 from runtime.models import RunRecord, RunStatus, StepError, StepStatus
 from runtime.registry import Registry
+from runtime.runs import run_filter
 from runtime.schedules import job_workflow
 from runtime.store.base import RunPage, Store
 
 
 @click.command()
 @click.argument("workflow")
-@click.option("--input", "input_json", default="null", help="The input, as JSON.")
+@click.option(
+    "--input",
+    "input_json",
+    default="null",
+    help="The input, as JSON; @FILE reads it from a file, - from standard input.",
+)
 @click.option(
     "--idempotency-key",
     "--transaction-id",
@@ -50,7 +57,7 @@ from runtime.store.base import RunPage, Store
 @click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     help="With --wait: give up after this many seconds (exit 1; the run goes on).",
 )
 @click.option("--here", is_flag=True, help="Execute the run in this process, not the service.")
@@ -74,7 +81,7 @@ def run(
     instead, and exit 1 unless it completes. The input of a durable workflow is
     validated first: bad input exits 2 and creates no run.
     """
-    payload = parse_json(input_json, "--input")
+    payload = payloads(input=input_json)["input"]
     if here and timeout is not None:
         fail("--timeout goes with --wait, not --here", EXIT_USAGE)
     if here:
@@ -193,12 +200,13 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
+    try:
+        wanted = run_filter(statuses, workflow, limit, cursor)
+    except DefinitionError as exc:
+        fail(str(exc), EXIT_USAGE)
 
     async def read(store: Store) -> RunPage:
-        return await store.list_runs(
-            status=[RunStatus(s) for s in statuses] or None,
-            workflow=workflow, limit=limit, cursor=cursor,
-        )  # fmt: skip
+        return await store.list_runs(status=wanted, workflow=workflow, limit=limit, cursor=cursor)
 
     page = run_async(lambda: with_store(ctx, read))
     if as_json:

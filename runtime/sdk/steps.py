@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
+from runtime.limits import MAX_RETRIES, count, duration
 from runtime.specs import check_event_name
 
 if TYPE_CHECKING:
@@ -166,14 +167,10 @@ class StepOptions:
     continue_on_permanent_failure: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-            raise DefinitionError(f"max_retries must be an int, got {self.max_retries!r}")
-        if self.max_retries < 0:
-            raise DefinitionError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.retry_interval < 0:
-            raise DefinitionError(f"retry_interval must be >= 0, got {self.retry_interval}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise DefinitionError(f"timeout must be > 0, got {self.timeout}")
+        count(self.max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES)
+        object.__setattr__(self, "retry_interval", duration(self.retry_interval, "retry_interval"))
+        if self.timeout is not None:
+            object.__setattr__(self, "timeout", duration(self.timeout, "timeout", positive=True))
         if self.skip_on_permanent_failure and self.continue_on_permanent_failure:
             raise DefinitionError(
                 "skip_on_permanent_failure and continue_on_permanent_failure exclude each other"
@@ -181,14 +178,8 @@ class StepOptions:
 
 
 def seconds(value: float | timedelta | None, what: str) -> float | None:
-    """Normalize a duration given as seconds or ``timedelta``."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DefinitionError(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
-    return float(value)
+    """Normalize a duration given as seconds or ``timedelta`` (bounds: :mod:`runtime.limits`)."""
+    return None if value is None else duration(value, what)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)

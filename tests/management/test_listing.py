@@ -10,6 +10,7 @@ import pytest
 
 from runtime import (
     Client,
+    DefinitionError,
     RunNotFoundError,
     RunRecord,
     RunStatus,
@@ -153,11 +154,12 @@ async def test_a_client_pages_the_same_way(db_url: str) -> None:
 
 async def test_bad_limits_and_cursors_are_refused(db_url: str) -> None:
     async with Runtime(database=db_url, background=False) as rt:
-        with pytest.raises(StoreError, match="limit"):
+        # Arguments are checked before the store is asked (tests/test_limits.py).
+        with pytest.raises(DefinitionError, match="limit must be between 1 and 10000"):
             await rt.workflows.list_runs(limit=0)
         with pytest.raises(StoreError, match="cursor"):
             await rt.workflows.list_runs(cursor="not-a-cursor")
-        with pytest.raises(ValueError):
+        with pytest.raises(DefinitionError, match="unknown run status 'exploded'"):
             await rt.workflows.list_runs(status=["exploded"])
 
 

@@ -1,0 +1,102 @@
+"""Bounds on the numbers users pass in: durations, counts and page sizes, checked in one place.
+
+Every duration in the API (``delay``, ``timeout``, ``retry_interval``,
+``catchup_window``, ``ctx.sleep``, ``shutdown_grace``, the CLI's ``--delay`` and
+``--timeout``) is seconds (a finite ``int``/``float``) or a ``timedelta``. NaN,
+infinities, negatives, booleans and values past the bounds below are refused with
+an error naming the argument, before anything is stored. The bounds are far past
+any sensible value and well inside what ``datetime`` arithmetic and SQLite take.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from runtime.errors import DefinitionError
+
+MAX_DURATION = 366 * 24 * 3600.0
+"""366 days: the longest delay, sleep, timeout, retry interval or catch-up window."""
+
+MAX_SHUTDOWN_GRACE = 3600.0
+"""One hour: the longest a stop waits for running steps (``shutdown_grace``)."""
+
+MAX_RETRIES = 1000
+"""The most retries a step (``max_retries``) or a job may ask for."""
+
+MAX_ATTEMPTS = 1000
+"""The most attempts a subscriber's delivery (``max_attempts``) may ask for."""
+
+MAX_EXECUTIONS = 1_000_000_000
+"""The largest ``number_of_executions`` of a job or schedule."""
+
+MAX_CONCURRENCY = 10_000
+"""The most runs a worker drives at once (``concurrency``)."""
+
+MAX_PAGE = 10_000
+"""The largest page a listing returns (``limit``, ``--limit``)."""
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for an error message: cut to ``width``, and safe for huge ints."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit conversion limit
+        return f"an int of {value.bit_length()} bits" if isinstance(value, int) else "?"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def duration(
+    value: Any,
+    what: str,
+    *,
+    positive: bool = False,
+    maximum: float = MAX_DURATION,
+    error: type[Exception] = DefinitionError,
+) -> float:
+    """``value`` (seconds or a ``timedelta``) as seconds, or ``error`` naming ``what``.
+
+    ``positive`` refuses 0 too (timeouts). Booleans, NaN, infinities, negatives and
+    anything past ``maximum`` are refused.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(f"{what} must be seconds (a number) or a timedelta, got {shown(value)}")
+    else:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise error(f"{what} must be a finite number of seconds, got {shown(value)}")
+    if seconds < 0 or (positive and seconds == 0):
+        relation = "> 0" if positive else ">= 0"
+        raise error(f"{what} must be {relation} seconds, got {shown(value)}")
+    if seconds > maximum:
+        raise error(f"{what} must be at most {maximum:g} seconds, got {shown(value)}")
+    return seconds
+
+
+def count(
+    value: Any,
+    what: str,
+    *,
+    minimum: int,
+    maximum: int,
+    error: type[Exception] = DefinitionError,
+) -> int:
+    """``value`` as an int in ``[minimum, maximum]``, or ``error`` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"{what} must be an int, got {shown(value)}")
+    if not minimum <= value <= maximum:
+        raise error(f"{what} must be between {minimum} and {maximum}, got {shown(value)}")
+    return value
+
+
+def text(value: Any, what: str, *, error: type[Exception] = DefinitionError) -> str:
+    """``value`` as a non-empty string, or ``error`` naming ``what``."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(f"{what} must be a non-empty string, got {shown(value)}")
+    return value

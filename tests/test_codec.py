@@ -1,0 +1,104 @@
+"""The codec's limits: JSON nested deeper than MAX_DEPTH is refused with a clear error
+everywhere a value is stored, and a step that returns one fails (the engine goes on)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from runtime import (
+    RunStatus,
+    Runtime,
+    SerializationError,
+    StepResponse,
+    WorkflowContext,
+    create_step,
+    create_workflow,
+    workflow,
+)
+from runtime.codec import MAX_DEPTH, dumps, parse
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 900, 5_000, 50_000])
+def test_too_deep_is_a_serialization_error(depth: int) -> None:
+    # Failed before: RecursionError (past ~1000 levels), or stored text that pydantic
+    # (about 200 levels) could not read back.
+    with pytest.raises(SerializationError, match=f"the output cannot be stored: it is nested "
+                       f"more than {MAX_DEPTH} levels deep"):  # fmt: skip
+        dumps(nested(depth), "the output")
+    text = "[" * depth + "]" * depth
+    with pytest.raises(SerializationError, match=f"nested more than {MAX_DEPTH} levels deep"):
+        parse(text, "--data")
+
+
+def test_the_limit_itself_round_trips_and_brackets_in_strings_do_not_count() -> None:
+    value = nested(MAX_DEPTH, leaf="[[{{" * 100)
+    assert parse(dumps(value, "x"), "x") == value
+    many = [[i] for i in range(1_000)]  # many brackets, shallow
+    assert parse(dumps(many, "x"), "x") == many
+    escaped = ['\\"[' * 200]
+    assert parse(dumps(escaped, "x"), "x") == escaped
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("NaN", "NaN is not JSON"),
+        ("[Infinity]", "Infinity is not JSON"),
+        ("1e999", "1e999 is too large for a float"),
+        ("1" * 4301, "Exceeds the limit (4300 digits)"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_parse_refuses_what_dumps_would_refuse(text: str, needle: str) -> None:
+    with pytest.raises(SerializationError, match=r"^--input is not valid JSON: ") as caught:
+        parse(text, "--input")
+    assert needle in str(caught.value)
+
+
+async def test_a_step_output_too_deep_fails_the_step_not_the_engine(db_url: str) -> None:
+    # Failed before: the RecursionError (or pydantic's refusal on read) escaped the engine.
+    @create_step("deep")
+    async def deep() -> StepResponse:
+        return StepResponse(nested(2_000))
+
+    @create_step("after")
+    async def after() -> str:
+        return "ran"
+
+    composed = create_workflow("composed-deep", lambda: [deep(), after()])
+
+    @workflow
+    async def durable_deep(ctx: WorkflowContext[Any]) -> Any:
+        return await ctx.step("deep", lambda: nested(MAX_DEPTH + 1))
+
+    @workflow
+    async def deep_result(ctx: WorkflowContext[Any]) -> Any:
+        return nested(300)
+
+    @workflow
+    async def fine(ctx: WorkflowContext[Any]) -> Any:
+        return await ctx.step("ok", lambda: nested(MAX_DEPTH))
+
+    async with Runtime(db_url, workflows=[composed, durable_deep, deep_result, fine],
+                       background=False) as rt:  # fmt: skip
+        for definition, step in ((composed, "deep"), (durable_deep, "deep"),
+                                 (deep_result, None)):  # fmt: skip
+            result = await definition(rt.container).run(throw_on_error=False)
+            assert result.status is RunStatus.FAILED, definition.name
+            error = result.errors[0]
+            assert (error.type, error.step) == ("SerializationError", step)
+            assert f"nested more than {MAX_DEPTH} levels deep" in error.message
+            stored = await rt.workflows.get_run(result.run_id)
+            assert stored.status is RunStatus.FAILED
+        ok = await fine(rt.container).run()
+        assert json.dumps(ok.result) == json.dumps(nested(MAX_DEPTH))
