@@ -1,4 +1,5 @@
-"""Calling the user's code (steps, compensations, handlers, jobs): what its exceptions mean.
+"""Calling the user's code (steps, compensations, handlers, jobs): what its exceptions mean,
+and the threads its blocking functions run on.
 
 Whatever a step or a handler raises is its own failure, to record and retry,
 ``BaseException``s included: a ``sys.exit(3)`` or a ``KeyboardInterrupt`` in a
@@ -13,9 +14,16 @@ future someone else cancelled, is a failure like any other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from runtime.errors import StoredError
 
@@ -56,3 +64,77 @@ def failure(exc: BaseException, what: str, step: str | None = None) -> StoredErr
         if isinstance(exc, asyncio.CancelledError):
             stored.message += ", which was not being cancelled"
     return stored
+
+
+async def run_in_thread(fn: Callable[[], Any]) -> Any:
+    """Call a blocking ``fn`` in a daemon thread and return (or raise) what it did.
+
+    Cancelling the caller abandons the thread (a step past its timeout fails at once,
+    a shutdown is not held up). The thread is a daemon, so a blocking call cut off by a
+    shutdown does not keep the process alive either: anyio's worker threads are joined
+    at interpreter exit, which made ``runtime start`` outlive its ``shutdown_grace`` by
+    as long as the step blocked. The caller's context variables (its log bindings)
+    are visible in the thread; the threads in use at once are bounded by anyio's
+    default thread limiter.
+    """
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    done = anyio.Event()
+    outcome: list[tuple[bool, Any]] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, context.run(fn)))
+        except BaseException as exc:  # handed to the caller, who decides what it means
+            outcome.append((False, exc))
+        # A closed loop (RuntimeError): the caller was abandoned long ago.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(done.set)
+
+    async with anyio.to_thread.current_default_thread_limiter():
+        _THREADS.submit(work)
+        await done.wait()
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+IDLE_THREAD_LIFETIME = 10.0
+"""Seconds an idle daemon thread waits for more work before it ends."""
+
+
+class _DaemonThreads:
+    """Daemon threads kept for reuse (starting a thread per call costs a few hundred us)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on an idle thread, or on a new one."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            thread = threading.Thread(target=self._serve, args=(inbox,), daemon=True)
+            thread.start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=IDLE_THREAD_LIFETIME)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # else a submitter took it: its job is coming
+                        self._idle.remove(inbox)
+                        return
+                continue
+            job()
+            del job
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_THREADS = _DaemonThreads()

@@ -9,12 +9,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
-import anyio
-import anyio.to_thread
-
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
 from runtime.specs import check_event_name
+from runtime.usercode import run_in_thread
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -311,12 +309,13 @@ async def run_callable(fn: Callable[..., Any], *args: Any) -> Any:
 
     A plain function may block (a database driver, an HTTP client) without stalling
     the runtime's other runs, its heartbeat or its ``timeout``: past the timeout the
-    attempt fails at once and the thread is left to finish on its own. What a plain
-    function returns is awaited when it is awaitable.
+    attempt fails at once and the thread is left to finish on its own (a daemon thread,
+    so it does not hold up the process's exit either). What a plain function returns
+    is awaited when it is awaitable.
     """
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
-    result = await anyio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
+    result = await run_in_thread(functools.partial(fn, *args))
     if inspect.isawaitable(result):
         result = await result
     return result
