@@ -245,7 +245,7 @@ def _plan(
         raise DefinitionError(f"ctx.step({name!r}): compensate must be a function")
     try:
         step_options = StepOptions(**given)
-    except TypeError as exc:
+    except (TypeError, DefinitionError) as exc:
         raise DefinitionError(f"ctx.step({name!r}): {exc}") from exc
 
     def invoke_plain(ctx: StepContext) -> Any:

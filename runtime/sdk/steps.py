@@ -155,7 +155,12 @@ class EngineHooks(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepOptions:
-    """How the executor treats a step: retries, timeout, failure policy."""
+    """How the executor treats a step: retries, timeout, failure policy.
+
+    ``retry_interval`` and ``timeout`` may be given as seconds or ``timedelta``, however
+    the options come (``create_step``, ``with_options``, ``ctx.step``); they are kept
+    as seconds.
+    """
 
     max_retries: int = 0
     retry_interval: float = 1.0
@@ -164,6 +169,13 @@ class StepOptions:
     continue_on_permanent_failure: bool = False
 
     def __post_init__(self) -> None:
+        interval = seconds(self.retry_interval, "retry_interval")
+        if interval is None:
+            raise DefinitionError(
+                "retry_interval must be seconds (a number) or a timedelta, got None"
+            )
+        object.__setattr__(self, "retry_interval", interval)
+        object.__setattr__(self, "timeout", seconds(self.timeout, "timeout"))
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
             raise DefinitionError(f"max_retries must be an int, got {self.max_retries!r}")
         if self.max_retries < 0:
@@ -336,11 +348,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         raise DefinitionError(
             f"unknown step option(s) {sorted(unknown)}; known: {sorted(_OPTION_NAMES)}"
         )
-    out = dict(options)
-    for key in ("retry_interval", "timeout"):
-        if key in out:
-            out[key] = seconds(out[key], key)
-    return out
+    return dict(options)
 
 
 @overload
