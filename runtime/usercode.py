@@ -57,12 +57,16 @@ def is_failure(exc: BaseException) -> bool:
 def failure(exc: BaseException, what: str, step: str | None = None) -> StoredError:
     """The stored error for a failure of user code; ``what`` names the code ("step 'x'")."""
     stored = StoredError.from_exception(exc, step)
-    if not isinstance(exc, Exception):
-        # str(KeyboardInterrupt()) is empty and str(SystemExit(3)) is "3": say where it came from.
-        detail = f" ({exc})" if str(exc) else ""
-        stored.message = f"{type(exc).__name__}{detail} raised by the code of {what}"
-        if isinstance(exc, asyncio.CancelledError):
-            stored.message += ", which was not being cancelled"
+    if isinstance(exc, Exception):
+        return stored
+    # str(KeyboardInterrupt()) is empty and str(SystemExit(3)) is "3": say what happened.
+    where = f"raised by the code of {what}"
+    if isinstance(exc, SystemExit):
+        stored.message = f"sys.exit({exc.code!r}) in the code of {what}"
+    elif isinstance(exc, asyncio.CancelledError):
+        stored.message = f"{where}, which was not being cancelled"
+    else:
+        stored.message = f"{exc} ({where})" if str(exc) else where
     return stored
 
 

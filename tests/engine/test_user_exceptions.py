@@ -48,6 +48,11 @@ RAISERS: dict[str, tuple[Callable[[], None], str]] = {
     "system-exit": (raise_system_exit, "SystemExit"),
     "keyboard-interrupt": (raise_keyboard_interrupt, "KeyboardInterrupt"),
 }
+MESSAGES = {
+    "cancelled": "raised by the code of step 'bad', which was not being cancelled",
+    "system-exit": "sys.exit(3) in the code of step 'bad'",
+    "keyboard-interrupt": "raised by the code of step 'bad'",
+}
 
 
 def build(style: str, raiser: Callable[[], None], sync: bool, calls: list[str]) -> Any:
@@ -118,6 +123,7 @@ async def test_a_step_raising_a_base_exception_fails_and_the_worker_goes_on(
     assert record.status is RunStatus.FAILED
     assert record.error is not None
     assert (record.error.step, record.error.type) == ("bad", type_name)
+    assert record.error.message == MESSAGES[kind]
     assert calls == ["a", "bad", "bad", "undo a"]  # retried once, then rolled back
     bad_step = next(s for s in record.steps if s.name == "bad")
     assert (bad_step.status, bad_step.attempts) == (StepStatus.FAILED, 2)
