@@ -27,13 +27,14 @@ from structlog.contextvars import bound_contextvars
 
 from runtime.clock import Clock
 from runtime.codec import dumps
-from runtime.errors import DefinitionError, HandlerTimeoutError, StoredError, StoreError
+from runtime.errors import DefinitionError, HandlerTimeoutError, StoreError
 from runtime.ids import new_id
 from runtime.limits import duration, shown
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
 from runtime.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
 from runtime.store.base import DeliveryWork, NewEvent, Store, SubscriberRow
+from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -249,9 +250,14 @@ class EventBus:
                 ):
                     with anyio.move_on_after(timeout) as scope:
                         await subscriber.handler(args)
-                if scope.cancelled_caught:
+                # Past the deadline even if it returned (it swallowed the cancellation).
+                if scope.cancel_called or anyio.current_time() >= scope.deadline:
                     raise HandlerTimeoutError(f"handler ran past its timeout of {timeout}s")
-            except Exception as exc:
+            except BaseException as exc:
+                # A CancelledError of the handler's own, sys.exit() or KeyboardInterrupt in
+                # it fail this attempt; only a cancellation of ours (shutdown) propagates.
+                if not is_failure(exc):
+                    raise
                 await self._failed(work, exc, log)
                 return
             await self._finish(work, DeliveryStatus.DONE)
@@ -262,8 +268,8 @@ class EventBus:
             self._in_flight -= 1
             self._wake.set()
 
-    async def _failed(self, work: DeliveryWork, exc: Exception, log: Any) -> None:
-        error = StoredError.from_exception(exc, work.subscriber_id)
+    async def _failed(self, work: DeliveryWork, exc: BaseException, log: Any) -> None:
+        error = failure(exc, f"subscriber {work.subscriber_id!r}", work.subscriber_id)
         text = dumps(error.to_dict(), "a delivery error")
         now = self.clock.now()
         self.failed += 1

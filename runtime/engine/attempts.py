@@ -11,6 +11,7 @@ import anyio
 from runtime.errors import SerializationError, StepTimeoutError, StoredError
 from runtime.retry import backoff
 from runtime.sdk.steps import StepOptions
+from runtime.usercode import failure, is_failure
 
 RetryWait = Callable[[int, StoredError, float], Awaitable[None]]
 """Waits out the delay before the next attempt: (failures so far, last error, seconds).
@@ -48,7 +49,9 @@ async def attempt(
 
     ``accept`` turns a returned value into the stored result, raising to fail the
     attempt; a :class:`PermanentFailure` or :class:`SerializationError` it raises
-    ends the attempts at once. Cancellation always propagates.
+    ends the attempts at once. Whatever else the function raises is a failed attempt
+    (see :func:`runtime.usercode.is_failure`), except a cancellation of ours, which
+    propagates.
     """
     failures = prior_failures
     while True:
@@ -62,7 +65,9 @@ async def attempt(
                 # itself (an upstream API timing out) is an ordinary failure.
                 with anyio.move_on_after(options.timeout) as scope:
                     returned = await call(number)
-                if scope.cancelled_caught:
+                # Past the deadline is a timeout even when the step returned: it swallowed
+                # the cancellation, or blocked the loop so that it never came.
+                if scope.cancel_called or anyio.current_time() >= scope.deadline:
                     raise StepTimeoutError(
                         name,
                         StepTimeoutError.__name__,
@@ -73,10 +78,15 @@ async def attempt(
             return Attempted(False, exc.compensate_input, number, exc.stored(name), exc)
         except SerializationError as exc:
             return Attempted(False, None, number, StoredError.from_exception(exc, name), exc)
-        except Exception as exc:
+        except BaseException as exc:
+            # A CancelledError of the step's own (not a cancellation of ours), sys.exit()
+            # or KeyboardInterrupt in the step fail the attempt; they must not unwind the
+            # worker or stop the service.
+            if not is_failure(exc):
+                raise
             error = exc
         failures += 1
-        stored = StoredError.from_exception(error, name)
+        stored = failure(error, f"step {name!r}", name)
         if failures > options.max_retries:
             return Attempted(False, None, failures, stored, error)
         await wait(failures, stored, backoff(failures, options.retry_interval))

@@ -40,6 +40,7 @@ from runtime.sdk.steps import (
 )
 from runtime.specs import check_event_name
 from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite
+from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
     from runtime.engine.executor import Engine
@@ -73,9 +74,11 @@ async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
         if suspended.status is RunStatus.COMPENSATING:  # a cancel, obeyed between steps
             return await compensation.roll_back(engine, state, RunStatus.CANCELED)
         return suspended.status
-    except Exception as exc:
+    except BaseException as exc:
+        if not is_failure(exc):  # a cancellation of ours; a sys.exit() in the code fails the run
+            raise
         step = exc.step if isinstance(exc, StepFailed) else None
-        await engine.fail_run(state, StoredError.from_exception(exc, step))
+        await engine.fail_run(state, failure(exc, f"workflow {workflow.name!r}", step))
         return await compensation.roll_back(engine, state)
     status = await engine.complete(state, output, runner.pending_events())
     if status is RunStatus.COMPENSATING:  # a cancel that arrived with the completion
@@ -242,7 +245,7 @@ def _plan(
         raise DefinitionError(f"ctx.step({name!r}): compensate must be a function")
     try:
         step_options = StepOptions(**given)
-    except TypeError as exc:
+    except (TypeError, DefinitionError) as exc:
         raise DefinitionError(f"ctx.step({name!r}): {exc}") from exc
 
     def invoke_plain(ctx: StepContext) -> Any:

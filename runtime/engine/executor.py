@@ -404,9 +404,22 @@ class Engine:
     # -- hooks for steps (EngineHooks) --------------------------------------------
 
     async def run_child(self, ctx: StepContext, workflow: Any, input: Any) -> tuple[str, Any]:
-        """``run_as_step``: run ``workflow`` as a child of the step's run, keyed by the step."""
+        """``run_as_step``: run ``workflow`` as a child of the step's run, keyed by the step.
+
+        The child's transaction id is the step's idempotency key, so a resumed parent
+        finds its child. A child that already ended ``failed`` or ``canceled`` (the step
+        failed with it, or the parent's rollback compensated it) belongs to an earlier
+        attempt: the step running again (the parent was retried) starts a new child, with
+        this attempt's input, keyed ``"<key>:2"``, ``"<key>:3"``...
+        """
+        key, generation = ctx.idempotency_key, 1
+        while (earlier := await self.store.find_run(workflow.name, key)) is not None and (
+            earlier.status in (RunStatus.FAILED, RunStatus.CANCELED)
+        ):
+            generation += 1
+            key = f"{ctx.idempotency_key}:{generation}"
         result = await self.run_inline(
-            workflow, ctx.container, input, ctx.idempotency_key, parent_run_id=ctx.run_id
+            workflow, ctx.container, input, key, parent_run_id=ctx.run_id
         )
         if result.status is not RunStatus.COMPLETED:
             first = result.errors[0] if result.errors else None

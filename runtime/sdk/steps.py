@@ -9,13 +9,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
-import anyio
-import anyio.to_thread
-
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
 from runtime.limits import MAX_RETRIES, count, duration
 from runtime.specs import check_event_name
+from runtime.usercode import run_in_thread
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -158,7 +156,12 @@ class EngineHooks(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepOptions:
-    """How the executor treats a step: retries, timeout, failure policy."""
+    """How the executor treats a step: retries, timeout, failure policy.
+
+    ``retry_interval`` and ``timeout`` may be given as seconds or ``timedelta``, however
+    the options come (``create_step``, ``with_options``, ``ctx.step``); they are kept
+    as seconds.
+    """
 
     max_retries: int = 0
     retry_interval: float = 1.0
@@ -302,12 +305,13 @@ async def run_callable(fn: Callable[..., Any], *args: Any) -> Any:
 
     A plain function may block (a database driver, an HTTP client) without stalling
     the runtime's other runs, its heartbeat or its ``timeout``: past the timeout the
-    attempt fails at once and the thread is left to finish on its own. What a plain
-    function returns is awaited when it is awaitable.
+    attempt fails at once and the thread is left to finish on its own (a daemon thread,
+    so it does not hold up the process's exit either). What a plain function returns
+    is awaited when it is awaitable.
     """
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
-    result = await anyio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
+    result = await run_in_thread(functools.partial(fn, *args))
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -328,11 +332,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         raise DefinitionError(
             f"unknown step option(s) {sorted(unknown)}; known: {sorted(_OPTION_NAMES)}"
         )
-    out = dict(options)
-    for key in ("retry_interval", "timeout"):
-        if key in out:
-            out[key] = seconds(out[key], key)
-    return out
+    return dict(options)
 
 
 @overload

@@ -283,6 +283,49 @@ async def test_no_retries_by_default(db_url: str) -> None:
         assert probe.calls == ["once"]
 
 
+async def test_ctx_step_durations_may_be_timedeltas(db_url: str) -> None:
+    """Bug: ``ctx.step(..., timeout=timedelta(...), retry_interval=timedelta(...))`` created
+    the run and then failed it with ``DefinitionError: '<=' not supported between
+    'datetime.timedelta' and 'int'``; every duration may be seconds or a timedelta."""
+    probe = Probe()
+    probe.fail("flaky", 1)
+
+    async def forever() -> None:
+        await anyio.Event().wait()
+
+    @workflow
+    async def timed(ctx: WorkflowContext[Any]) -> str:
+        out: str = await ctx.step("flaky", probe.call, "flaky", max_retries=1,
+                                  retry_interval=timedelta(milliseconds=10),
+                                  timeout=timedelta(seconds=5))  # fmt: skip
+        try:
+            await ctx.step("forever", forever, timeout=timedelta(milliseconds=50))
+        except StepFailed as failed:
+            return f"{out}, then {failed.error_type}"
+        return out
+
+    async with Runtime(database=db_url, workflows=[timed]) as rt:
+        with anyio.fail_after(5):
+            result = await timed(rt.container).run(throw_on_error=False)
+        record = await rt.workflows.get_run(result.run_id)
+    assert result.result == "flaky, then StepTimeoutError"
+    assert steps_of(record)[0] == ("flaky", StepStatus.COMPLETED, 2)
+
+
+async def test_a_bad_ctx_step_option_names_the_step(db_url: str) -> None:
+    @workflow
+    async def bad(ctx: WorkflowContext[Any]) -> None:
+        await ctx.step("charge", time.time, timeout="soon")
+
+    async with Runtime(database=db_url, workflows=[bad]) as rt:
+        with anyio.fail_after(5):
+            result = await bad(rt.container).run(throw_on_error=False)
+    assert result.status is RunStatus.FAILED
+    assert result.errors[0].message == (
+        "ctx.step('charge'): timeout must be seconds (a number) or a timedelta, got 'soon'"
+    )
+
+
 async def test_a_step_past_its_timeout_is_cancelled_and_fails(db_url: str) -> None:
     async def forever() -> None:
         await anyio.Event().wait()

@@ -1289,6 +1289,74 @@ async def test_a_failing_child_fails_its_parent_step(rt: Runtime) -> None:
     assert child_run.status is RunStatus.FAILED
 
 
+async def test_retrying_a_parent_runs_its_compensated_child_again(rt: Runtime) -> None:
+    """Bug: a parent that used ``run_as_step`` and then failed compensated its child (the
+    child ended ``canceled``); retrying the parent found that same child run by its
+    transaction id and failed again with "child run ... ended canceled". Now the child
+    step, running again, starts a new child run (the old one stays, canceled)."""
+    log: list[str] = []
+    child = _child_workflow(log)
+    broken = [True]
+
+    @create_step("after")
+    async def after(input: Any) -> str:
+        log.append("after")
+        if broken[0]:
+            raise ValueError("not yet")
+        return "fixed"
+
+    def flow(input: Any) -> WorkflowResponse:
+        out = child.run_as_step(input=input)
+        return WorkflowResponse({"child": out, "after": after(input)})
+
+    parent = create_workflow("parent-retried", flow)
+    first = await run(parent, rt, {"x": 1}, throw_on_error=False)
+    assert first.status is RunStatus.FAILED
+    broken[0] = False
+    log.clear()
+
+    await rt.workflows.retry(first.run_id)
+    with anyio.fail_after(5):
+        record = await rt.workflows.wait(first.run_id)
+
+    assert record.status is RunStatus.COMPLETED, record.error
+    assert record.output == {"child": {"child": ["c1-out", "c2-out"]}, "after": "fixed"}
+    assert log == ["c1 1", "c2", "after"]
+    children = (await rt.workflows.list_runs(workflow="child")).runs
+    assert sorted((c.status, c.parent_run_id) for c in children) == [
+        (RunStatus.CANCELED, first.run_id),
+        (RunStatus.COMPLETED, first.run_id),
+    ]
+
+
+async def test_retrying_a_parent_whose_child_failed_runs_a_new_child(rt: Runtime) -> None:
+    """Same bug when the child itself failed (and so failed the parent's step): the retry
+    found the failed child again; now it starts a new one."""
+    broken = [True]
+
+    @create_step("inner")
+    async def inner(input: Any) -> str:
+        if broken[0]:
+            raise ValueError("inner broke")
+        return "inner ok"
+
+    child = create_workflow("flaky-child", lambda i: WorkflowResponse(inner(i)))
+    parent = create_workflow(
+        "parent-of-flaky", lambda i: WorkflowResponse(child.run_as_step(input=i))
+    )
+    first = await run(parent, rt, {}, throw_on_error=False)
+    assert first.status is RunStatus.FAILED
+    broken[0] = False
+
+    await rt.workflows.retry(first.run_id)
+    with anyio.fail_after(5):
+        record = await rt.workflows.wait(first.run_id)
+
+    assert (record.status, record.output) == (RunStatus.COMPLETED, "inner ok")
+    children = (await rt.workflows.list_runs(workflow="flaky-child")).runs
+    assert sorted(c.status for c in children) == [RunStatus.COMPLETED, RunStatus.FAILED]
+
+
 # -- the container ------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -141,3 +142,31 @@ async def test_a_runtime_with_jobs_runs_them_at_their_nominal_times(db_url: str)
     assert firing.outcome == "started"
     assert (run.workflow, run.status) == ("job-tick", RunStatus.COMPLETED)
     assert rt.scheduler.statistics().started == 1
+
+
+async def test_a_job_calling_sys_exit_fails_and_the_worker_goes_on(db_url: str) -> None:
+    """Bug: ``sys.exit()`` (or a KeyboardInterrupt, or a CancelledError of its own) in a
+    job's handler killed the service, which then crash-looped on the pending run. Now the
+    firing fails like any failed job, job.failed is published, and the worker goes on."""
+
+    async def handler(container: Container) -> None:
+        sys.exit(3)
+
+    async def fine(container: Container) -> None:
+        return None
+
+    exiting = job_workflow(
+        Job(handler=handler, config=JobConfig(name="exits", schedule="0 2 * * *"))
+    )
+    other = job_workflow(Job(handler=fine, config=JobConfig(name="fine", schedule="0 2 * * *")))
+    async with Runtime(database=db_url, workflows=[exiting, other]) as rt:
+        failed = await rt.workflows.run("job-exits")
+        with anyio.fail_after(10):
+            record = await rt.workflows.wait(failed.run_id)
+        following = await rt.workflows.run("job-fine")
+        with anyio.fail_after(10):
+            assert (await rt.workflows.wait(following.run_id)).status is RunStatus.COMPLETED
+        events = await rt.store.list_events(name=JOB_FAILED)
+    assert record.status is RunStatus.FAILED
+    assert record.error is not None and record.error.type == "SystemExit"
+    assert [e.data["job"] for e in events.items] == ["exits"]

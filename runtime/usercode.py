@@ -1,0 +1,144 @@
+"""Calling the user's code (steps, compensations, handlers, jobs): what its exceptions mean,
+and the threads its blocking functions run on.
+
+Whatever a step or a handler raises is its own failure, to record and retry,
+``BaseException``s included: a ``sys.exit(3)`` or a ``KeyboardInterrupt`` in a
+step fails the step and must not stop the service (whose own SIGINT and SIGTERM
+arrive through a signal receiver, never as an exception in user code). The one
+exception that is not the code's failure is a cancellation of ours: a shutdown,
+a timeout, the caller's task cancelled. A ``CancelledError`` is ours only when
+the task is really being cancelled; one the code raises itself, or gets from a
+future someone else cancelled, is a failure like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import math
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from runtime.errors import StoredError
+
+
+def being_cancelled() -> bool:
+    """True when the calling task is being cancelled: a scope around it, or the task itself.
+
+    A ``CancelledError`` seen then is a real cancellation, which must propagate.
+    """
+    if anyio.current_effective_deadline() == -math.inf:  # an enclosing scope was cancelled
+        return True
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0  # task.cancel() outside any scope
+
+
+def is_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by user code, is that code's failure (else it must propagate).
+
+    Call it in the ``except`` clause, in the task that ran the code: whether a
+    ``CancelledError`` is a real cancellation depends on that task's state.
+    """
+    if isinstance(exc, (Exception, SystemExit, KeyboardInterrupt)):
+        return True
+    if isinstance(exc, asyncio.CancelledError):
+        return not being_cancelled()
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_failure(leaf) for leaf in exc.exceptions)
+    return False  # GeneratorExit, the engine's own control flow
+
+
+def failure(exc: BaseException, what: str, step: str | None = None) -> StoredError:
+    """The stored error for a failure of user code; ``what`` names the code ("step 'x'")."""
+    stored = StoredError.from_exception(exc, step)
+    if isinstance(exc, Exception):
+        return stored
+    # str(KeyboardInterrupt()) is empty and str(SystemExit(3)) is "3": say what happened.
+    where = f"raised by the code of {what}"
+    if isinstance(exc, SystemExit):
+        stored.message = f"sys.exit({exc.code!r}) in the code of {what}"
+    elif isinstance(exc, asyncio.CancelledError):
+        stored.message = f"{where}, which was not being cancelled"
+    else:
+        stored.message = f"{exc} ({where})" if str(exc) else where
+    return stored
+
+
+async def run_in_thread(fn: Callable[[], Any]) -> Any:
+    """Call a blocking ``fn`` in a daemon thread and return (or raise) what it did.
+
+    Cancelling the caller abandons the thread (a step past its timeout fails at once,
+    a shutdown is not held up). The thread is a daemon, so a blocking call cut off by a
+    shutdown does not keep the process alive either: anyio's worker threads are joined
+    at interpreter exit, which made ``runtime start`` outlive its ``shutdown_grace`` by
+    as long as the step blocked. The caller's context variables (its log bindings)
+    are visible in the thread; the threads in use at once are bounded by anyio's
+    default thread limiter.
+    """
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    done = anyio.Event()
+    outcome: list[tuple[bool, Any]] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, context.run(fn)))
+        except BaseException as exc:  # handed to the caller, who decides what it means
+            outcome.append((False, exc))
+        # A closed loop (RuntimeError): the caller was abandoned long ago.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(done.set)
+
+    async with anyio.to_thread.current_default_thread_limiter():
+        _THREADS.submit(work)
+        await done.wait()
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+IDLE_THREAD_LIFETIME = 10.0
+"""Seconds an idle daemon thread waits for more work before it ends."""
+
+
+class _DaemonThreads:
+    """Daemon threads kept for reuse (starting a thread per call costs a few hundred us)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on an idle thread, or on a new one."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            thread = threading.Thread(target=self._serve, args=(inbox,), daemon=True)
+            thread.start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=IDLE_THREAD_LIFETIME)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # else a submitter took it: its job is coming
+                        self._idle.remove(inbox)
+                        return
+                continue
+            job()
+            del job
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_THREADS = _DaemonThreads()
