@@ -27,7 +27,7 @@ from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
-from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
+from runtime.engine.leases import HEARTBEAT_INTERVAL, LEASE_TTL, WorkerIdentity
 from runtime.engine.worker import Worker
 from runtime.errors import ConfigError, DatabaseReplacedError, DefinitionError, StoreError
 from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
@@ -326,7 +326,14 @@ class Runtime:
                 await bus.register()
                 self._worker = worker
                 self.registry.on_change(worker.poke)
-                scheduler = Scheduler(store, self.clock, self.schedules, on_started=worker.poke)
+                scheduler = Scheduler(
+                    store,
+                    self.clock,
+                    self.schedules,
+                    on_started=worker.poke,
+                    worker_id=self.identity.id,
+                    worker_ttl=LEASE_TTL,
+                )
                 self._scheduler = scheduler
                 await tg.start(worker.run)
                 await tg.start(bus.run)
