@@ -27,6 +27,7 @@ from anyio.from_thread import BlockingPortal
 
 from runtime.bus import encode_event
 from runtime.clock import Clock, SystemClock
+from runtime.config import parse_database_url
 from runtime.engine.executor import pending_run
 from runtime.models import RunRecord, RunStatus
 from runtime.runs import RunHandle, RunsApi, run_options
@@ -49,6 +50,7 @@ class Client(RunsApi):
                  clock: Clock | None = None) -> None:  # fmt: skip
         self.database = database
         self._base_dir = Path(base_dir) if base_dir is not None else None
+        parse_database_url(database, self._base_dir)  # a bad URL fails here, not at first use
         self._clock = clock or SystemClock()
         self._store: Store | None = None
         self._lock: anyio.Lock | None = None

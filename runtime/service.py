@@ -21,7 +21,12 @@ import structlog
 
 from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
-from runtime.config import ProjectConfig, load_project_config, unknown_variables
+from runtime.config import (
+    ProjectConfig,
+    load_project_config,
+    parse_database_url,
+    unknown_variables,
+)
 from runtime.container import Container
 from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
@@ -198,6 +203,7 @@ class Runtime:
         )
         self._interval = duration(interval, "interval", positive=True, error=ConfigError)
         self._base_dir = Path(base_dir) if base_dir is not None else None
+        parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
         self._stack: AsyncExitStack | None = None
         self._store: Store | None = None
