@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from datetime import datetime
 from typing import Any
 
@@ -255,7 +256,7 @@ def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
     if record.ended_at:
         click.echo(f"ended     {when(record.ended_at)}")
     if record.error:
-        click.echo(f"error     {error_text(record.error)}")
+        click.echo("error     " + error_text(record.error).replace("\n", "\n          "))
     if record.status is RunStatus.COMPLETED:
         click.echo(f"output    {json.dumps(record.output, default=str)}")
     rows = []
@@ -276,6 +277,16 @@ def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
         )
     click.echo("")
     click.echo(table(("#", "STEP", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "DETAIL"), rows))
+    for step in record.steps:
+        # The table shows the first line of an error; the whole text follows it,
+        # unless it is the run's error, shown whole above.
+        shown = record.error is not None and (record.error.step, record.error.message) == (
+            step.name,
+            step.error.message if step.error else None,
+        )
+        if step.error and "\n" in step.error.message.strip() and not shown:
+            click.echo(f"\nstep {step.seq} {step.name}: {step.error.type}:")
+            click.echo(textwrap.indent(step.error.message.strip(), "  "))
 
 
 def error_text(error: StepError) -> str:
