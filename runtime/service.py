@@ -187,7 +187,13 @@ class Runtime:
         for workflow in workflows:
             self.registry.register(workflow)
         for job in self.jobs:
-            self.registry.register(job_workflow(job))
+            runs_as = job_workflow(job)
+            if runs_as.name in self.registry.names():
+                raise DefinitionError(
+                    f"job {job.name!r} ({job.source}) runs as the workflow {runs_as.name!r}, "
+                    "which is also the name of a workflow given to the runtime; rename one"
+                )
+            self.registry.register(runs_as)
         # Of several versions of a workflow, the newest declares its schedules.
         self.schedules = schedules_for(self.jobs, self.registry.newest(), timezone)
         self.identity = WorkerIdentity.current()
