@@ -274,6 +274,11 @@ class Runtime:
         return self._worker
 
     @property
+    def active_runs(self) -> list[str]:
+        """Ids of the runs this process is driving now (the worker's and ``run()`` callers')."""
+        return self._engine.active_runs if self._engine is not None else []
+
+    @property
     def bus(self) -> EventBus:
         """The event bus."""
         if self._bus is None:
@@ -393,9 +398,8 @@ class Runtime:
         return False
 
     def _busy(self) -> int:
-        runs = self._engine.active_runs if self._engine is not None else []
         deliveries = self._bus.in_flight if self._bus is not None else 0
-        return len(runs) + deliveries
+        return len(self.active_runs) + deliveries
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully (``runtime start``)."""

@@ -9,6 +9,7 @@ Tables are for people; ``--json`` prints JSON for scripts. Exit codes:
 - 2: bad usage or configuration: an unknown option, bad JSON, a bad ``runtime.toml``,
   a project whose modules have problems, an unknown workflow.
 - 3: the run or dead delivery asked for does not exist.
+- 130: ``run --here`` interrupted (Ctrl-C, SIGTERM); the run is handed back to resume.
 """
 
 from __future__ import annotations

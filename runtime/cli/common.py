@@ -26,6 +26,8 @@ EXIT_USAGE = 2
 """Bad usage, bad configuration, an unknown workflow, a bad value."""
 EXIT_NOT_FOUND = 3
 """The run or the delivery asked for does not exist."""
+EXIT_INTERRUPTED = 130
+"""``run --here`` stopped by Ctrl-C (SIGINT) or SIGTERM: the run was handed back (128 + 2)."""
 
 
 class Context:
