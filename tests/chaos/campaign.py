@@ -62,7 +62,6 @@ class Settings:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = str(ROOT)  # the load generator imports tests.chaos
     return env
 
 
@@ -86,7 +85,7 @@ class Campaign:
         self.ops = folder / "operations.jsonl"
         self.rng = random.Random(settings.seed)
         self.children: list[subprocess.Popen[bytes]] = []
-        self.killed: set[int] = set()
+        self.killed: dict[int, int] = {}
         self.kills: list[dict[str, Any]] = []
         self.services = 0
         self.problems: list[str] = []
@@ -94,11 +93,12 @@ class Campaign:
 
     # -- processes ----------------------------------------------------------------
 
-    def _spawn(self, argv: list[str], output: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], cwd: Path, output: Path) -> subprocess.Popen[bytes]:
+        """``python <argv>`` in ``cwd``, its stdout and stderr to ``output``."""
         with output.open("wb") as sink:
             child = subprocess.Popen(
                 [sys.executable, *argv],
-                cwd=self.app if argv[1] == "runtime" else ROOT,
+                cwd=cwd,
                 env=_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
@@ -110,7 +110,8 @@ class Campaign:
     def start_service(self) -> subprocess.Popen[bytes]:
         self.services += 1
         output = self.folder / f"service-{self.services:03d}.log"
-        return self._spawn(["-m", "runtime", "--project", str(self.app), "start"], output)
+        argv = ["-m", "runtime", "--project", str(self.app), "start"]
+        return self._spawn(argv, self.app, output)
 
     def start_load(self) -> subprocess.Popen[bytes]:
         s = self.settings
@@ -127,7 +128,7 @@ class Campaign:
             "--out",
             str(self.ops),
         ]
-        return self._spawn(argv, self.folder / "load.log")
+        return self._spawn(argv, ROOT, self.folder / "load.log")
 
     def is_up(self, service: subprocess.Popen[bytes]) -> bool:
         """The service registered its worker row (its loops start right after)."""
@@ -169,7 +170,7 @@ class Campaign:
             return
         service.send_signal(signal.SIGKILL)
         service.wait(10)
-        self.killed.add(service.pid)
+        self.killed[service.pid] = number
         self.kills.append(
             {
                 "n": number,
@@ -205,20 +206,21 @@ class Campaign:
 
     # -- the campaign ---------------------------------------------------------------
 
-    def drained(self, cutoff: str) -> bool:
-        """Everything the load sent is finished: runs terminal, events fanned out and handled."""
+    def backlog(self, cutoff: str = "9999") -> tuple[int, int]:
+        """Runs created before ``cutoff`` not yet terminal; events not yet fanned out or
+        delivered."""
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         try:
-            active = conn.execute(
+            [(runs,)] = conn.execute(
                 "SELECT count(*) FROM runs WHERE status IN "
                 "('pending', 'running', 'sleeping', 'paused', 'compensating') AND created_at < ?",
                 (cutoff,),
-            ).fetchone()[0]
-            unrouted = conn.execute("SELECT count(*) FROM events WHERE fanned_out = 0").fetchone()
-            undelivered = conn.execute(
+            )
+            [(unrouted,)] = conn.execute("SELECT count(*) FROM events WHERE fanned_out = 0")
+            [(undelivered,)] = conn.execute(
                 "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'running')"
-            ).fetchone()
-            return active + unrouted[0] + undelivered[0] == 0
+            )
+            return runs, unrouted + undelivered
         finally:
             conn.close()
 
@@ -231,7 +233,9 @@ class Campaign:
         for number in range(1, s.kills + 1):
             self.kill(service, number)
             if number % 25 == 0 or number == s.kills:
-                say(f"{number} kills in {self._elapsed():.0f} s")
+                runs, events = self.backlog()
+                elapsed = self._elapsed()
+                say(f"{number} kills in {elapsed:.0f} s, to do: {runs} runs, {events} events")
             service = self.start_service()
             if load.poll() is not None:
                 raise CampaignError(f"the load generator exited ({load.returncode}): see load.log")
@@ -241,7 +245,7 @@ class Campaign:
         cutoff = _utc_now()
         self.wait_up(service)
         deadline = time.monotonic() + s.drain_timeout
-        while not self.drained(cutoff) and time.monotonic() < deadline:
+        while sum(self.backlog(cutoff)) and time.monotonic() < deadline:
             time.sleep(0.1)
         drain = round(time.monotonic() - (deadline - s.drain_timeout), 1)
         exit_code = self.stop(service, "the last service")
@@ -250,7 +254,9 @@ class Campaign:
         (self.folder / "kills.json").write_text(json.dumps(self.kills, indent=1))
         for problem in self.problems:
             details.append(f"campaign: {problem}")
+        command = f"scripts/chaos --kills {s.kills} --seed {s.seed} --rate {s.rate:g}"
         return {
+            "command": command + f" --max-delay {s.max_delay:g}",
             "seed": s.seed,
             "kills": len(self.kills),
             "kills_before_up": sum(1 for k in self.kills if k["early"]),

@@ -39,6 +39,7 @@ TERMINAL = {"completed", "failed", "compensation_failed", "canceled"}
 VIOLATIONS = (
     "events_lost",
     "deliveries_dead",
+    "deliveries_stuck",
     "runs_lost",
     "runs_stuck",
     "runs_wrong_outcome",
@@ -67,7 +68,7 @@ class Evidence:
         events: event id -> ``name``, ``key``, ``source_run_id``.
         deliveries: (event id, subscriber id) -> ``status``, ``attempts``.
         firings: (schedule, nominal time) -> ``outcome``, ``run_id``.
-        killed: the pids of the services killed with SIGKILL.
+        killed: the pids of the services killed with SIGKILL -> the kill's number (1, 2...).
         cutoff: ISO UTC time the load stopped: every run created before must be terminal.
     """
 
@@ -78,7 +79,7 @@ class Evidence:
     events: dict[str, dict[str, Any]]
     deliveries: dict[tuple[str, str], dict[str, Any]]
     firings: dict[tuple[str, str], dict[str, Any]]
-    killed: set[int]
+    killed: dict[int, int]
     cutoff: str
 
 
@@ -99,7 +100,7 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def load_evidence(db: Path, log: Path, ops: Path, killed: set[int], cutoff: str) -> Evidence:
+def load_evidence(db: Path, log: Path, ops: Path, killed: dict[int, int], cutoff: str) -> Evidence:
     """Read the database (read-only), the execution log and the operations file."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
@@ -208,10 +209,11 @@ class Judge:
         )
 
     def trail(self, lines: list[tuple[int, dict[str, Any]]]) -> str:
-        """Log lines as ``start charge (pid 12, killed), done charge (pid 12)...``."""
+        """Log lines as ``start charge (pid 12, kill 3), done charge (pid 14)...``."""
 
         def one(line: dict[str, Any]) -> str:
-            killed = ", killed" if line["pid"] in self.e.killed else ""
+            kill = self.e.killed.get(line["pid"])
+            killed = f", kill {kill}" if kill is not None else ""
             return f"{line['phase']} {line['step']} (pid {line['pid']}{killed})"
 
         return ", ".join(one(line) for _, line in lines)
@@ -236,11 +238,13 @@ class Judge:
         for event_id, name in pairs:
             for subscriber in subscribers_of(name):
                 delivery = self.e.deliveries.get((event_id, subscriber))
-                if delivery is not None and delivery["status"] == "dead":
+                status = delivery and delivery["status"]
+                if status == "dead":
                     self.flag("deliveries_dead", f"{subscriber} of {event_id} is dead")
-                elif delivery is None or delivery["status"] != "done":
-                    status = delivery and delivery["status"]
-                    self.flag("events_lost", f"{subscriber} of {event_id}: delivery {status}")
+                elif status in ("pending", "running"):
+                    self.flag("deliveries_stuck", f"{subscriber} of {event_id} is {status}")
+                elif status != "done":
+                    self.flag("events_lost", f"{subscriber} of {event_id}: no delivery")
                 elif (event_id, subscriber) not in handled:
                     self.flag("events_lost", f"{subscriber} of {event_id}: done, never handled")
 
@@ -252,9 +256,11 @@ class Judge:
                 found = self.e.runs.get(op["id"])
                 if found is None or found["key"] != op["key"]:
                     self.flag("runs_lost", f"run {op['id']} ({op['key']}) is not stored")
-            else:
+            else:  # once the subscriber that starts it is done with the event
                 subscriber, workflow = STARTED_BY[op["name"]]
-                if (workflow, f"{subscriber}:{op['id']}:{workflow}") not in by_key:
+                delivery = self.e.deliveries.get((op["id"], subscriber)) or {}
+                key = (workflow, f"{subscriber}:{op['id']}:{workflow}")
+                if delivery.get("status") == "done" and key not in by_key:
                     self.flag("runs_lost", f"no {workflow} run for event {op['id']}")
         for id, run in self.e.runs.items():
             if run["status"] not in TERMINAL and run["created_at"] < self.e.cutoff:
@@ -308,8 +314,8 @@ class Judge:
     def compensations(self) -> None:
         """Each expected compensation completed once, in DESIGN 2.3 order; no others."""
         for id, run in self.e.runs.items():
-            if run["workflow"] not in (SAGA, DURABLE):
-                continue
+            if run["workflow"] not in (SAGA, DURABLE) or run["status"] not in TERMINAL:
+                continue  # a run still going is counted as stuck
             expected = expected_compensations(run["workflow"], run["input"]) or []
             lines = [(p, line) for p, line in self.by_run.get(id, []) if line["kind"] == "comp"]
             for _, line in lines:

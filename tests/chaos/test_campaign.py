@@ -61,8 +61,10 @@ def test_no_event_or_run_is_lost(summary: dict[str, Any]) -> None:
     _none(summary, "events_lost", "deliveries_dead", "runs_lost")
 
 
-def test_no_run_is_stuck_and_each_ends_as_its_input_says(summary: dict[str, Any]) -> None:
-    _none(summary, "runs_stuck", "runs_wrong_outcome", "staged_events_wrong")
+def test_no_run_or_delivery_is_stuck_and_each_run_ends_as_its_input_says(
+    summary: dict[str, Any],
+) -> None:
+    _none(summary, "runs_stuck", "deliveries_stuck", "runs_wrong_outcome", "staged_events_wrong")
 
 
 def test_no_finished_step_runs_again(summary: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ def failed_saga(log: list[dict[str, Any]], compensated: tuple[str, ...]) -> Evid
         events={},
         deliveries={},
         firings={},
-        killed={KILLED},
+        killed={KILLED: 1},
         cutoff=CUTOFF,
     )
 
@@ -154,11 +154,12 @@ def test_lost_events_undelivered_pairs_and_stuck_runs_are_counted() -> None:
     evidence.runs["run_2"] = run_row("job-tick", "running", BEFORE)
     evidence.runs["run_3"] = run_row("job-tick", "pending", AFTER)
     assert violations(evidence) == {
-        # evt_1 not stored, and so neither delivered to signups nor to audit;
-        # evt_2's audit delivery still pending.
-        "events_lost": 4,
-        # no run for either event: the subscribers never started them.
-        "runs_lost": 2,
+        # evt_1 not stored, and so delivered neither to signups nor to audit.
+        "events_lost": 3,
+        # evt_2's audit delivery still pending when the campaign gave up waiting.
+        "deliveries_stuck": 1,
+        # orders is done with evt_2, yet no run of it was stored.
+        "runs_lost": 1,
         # run_2 was created before the load stopped; run_3 fired during the stop.
         "runs_stuck": 1,
     }

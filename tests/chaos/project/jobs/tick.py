@@ -14,7 +14,7 @@ from runtime import Container, JobConfig
 
 async def handler(container: Container) -> None:
     run_id = structlog.contextvars.get_contextvars().get("run_id")
-    record(kind="job", phase="done", run_id=run_id, job="tick")
+    await record(kind="job", phase="done", run_id=run_id, job="tick")
 
 
 config = JobConfig(name="tick", schedule="* * * * * *")

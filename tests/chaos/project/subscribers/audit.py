@@ -8,7 +8,7 @@ from runtime import SubscriberArgs, SubscriberConfig
 
 
 async def handler(args: SubscriberArgs) -> None:
-    record(kind="handler", subscriber="audit", event_id=args.event.id, phase="done")
+    await record(kind="handler", subscriber="audit", event_id=args.event.id, phase="done")
 
 
 config = SubscriberConfig(event="*", subscriber_id="audit")

@@ -10,9 +10,9 @@ from runtime import SubscriberArgs, SubscriberConfig
 
 async def handler(args: SubscriberArgs) -> None:
     where = {"kind": "handler", "subscriber": "orders", "event_id": args.event.id}
-    record(**where, phase="start")
+    await record(**where, phase="start")
     result = await chaos_saga(args.container).run(input=args.event.data, throw_on_error=False)
-    record(**where, phase="done", run_id=result.run_id, status=result.status.value)
+    await record(**where, phase="done", run_id=result.run_id, status=result.status.value)
 
 
 config = SubscriberConfig(event="order.placed", subscriber_id="orders")

@@ -22,9 +22,9 @@ WORKFLOW = "chaos-beat"
 @create_step("beat")
 async def beat(input: dict[str, Any], ctx: StepContext) -> StepResponse:
     where = {"kind": "step", "run_id": ctx.run_id, "step": "beat", "nominal": input["nominal"]}
-    record(**where, phase="start")
+    await record(**where, phase="start")
     token = nonce()
-    record(**where, phase="done", nonce=token)
+    await record(**where, phase="done", nonce=token)
     return StepResponse({"nominal": input["nominal"], "nonce": token})
 
 

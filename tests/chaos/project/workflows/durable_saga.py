@@ -21,25 +21,25 @@ NAP_SECONDS = 0.2
 
 async def _act(run_id: str, name: str) -> dict[str, Any]:
     where = {"kind": "step", "run_id": run_id, "step": name}
-    record(**where, phase="start")
+    await record(**where, phase="start")
     await work()
     token = nonce()
-    record(**where, phase="done", nonce=token)
+    await record(**where, phase="done", nonce=token)
     return {"run_id": run_id, "step": name, "nonce": token}
 
 
 async def _fail(run_id: str, name: str) -> None:
-    record(kind="step", run_id=run_id, step=name, phase="start")
+    await record(kind="step", run_id=run_id, step=name, phase="start")
     await work()
-    record(kind="step", run_id=run_id, step=name, phase="fail")
+    await record(kind="step", run_id=run_id, step=name, phase="fail")
     raise ChaosFailure(f"{name} fails on every attempt")
 
 
 async def _undo(result: dict[str, Any]) -> None:
     where = {"kind": "comp", "run_id": result["run_id"], "step": result["step"]}
-    record(**where, phase="start", input={"nonce": result["nonce"]})
+    await record(**where, phase="start", input={"nonce": result["nonce"]})
     await work()
-    record(**where, phase="done")
+    await record(**where, phase="done")
 
 
 @workflow(name=WORKFLOW)

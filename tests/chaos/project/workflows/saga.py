@@ -32,29 +32,29 @@ def _chaos_step(index: int, name: str) -> StepDefinition:
     async def invoke(data: dict[str, Any], ctx: StepContext) -> StepResponse:
         order = data["order"]
         where = {"kind": "step", "run_id": ctx.run_id, "step": name}
-        record(**where, phase="start", attempt=ctx.attempt)
+        await record(**where, phase="start", attempt=ctx.attempt)
         await work()
         if order.get("fail_at") == index:
-            record(**where, phase="fail", attempt=ctx.attempt)
+            await record(**where, phase="fail", attempt=ctx.attempt)
             if order.get("fail_mode") == "raise":
                 raise ChaosFailure(f"{name} fails on every attempt")
             return StepResponse.permanent_failure(
                 f"{name} fails for good", compensate_input={"step": name, "failed": True}
             )
         if order.get("flaky") == index and ctx.attempt == 1:
-            record(**where, phase="fail", attempt=ctx.attempt)
+            await record(**where, phase="fail", attempt=ctx.attempt)
             raise ChaosFailure(f"{name} fails its first attempt")
         if index == len(STEPS) - 1:
             ctx.emit("order.completed", {"key": order["key"]})
         token = nonce()
-        record(**where, phase="done", attempt=ctx.attempt, nonce=token)
+        await record(**where, phase="done", attempt=ctx.attempt, nonce=token)
         return StepResponse({"step": name, "nonce": token}, compensate_input={"nonce": token})
 
     async def compensate(undo: Any, ctx: StepContext) -> None:
         where = {"kind": "comp", "run_id": ctx.run_id, "step": name}
-        record(**where, phase="start", input=undo)
+        await record(**where, phase="start", input=undo)
         await work()
-        record(**where, phase="done")
+        await record(**where, phase="done")
 
     return create_step(name, invoke, compensate, max_retries=1, retry_interval=0.05)
 
