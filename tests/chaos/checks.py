@@ -166,9 +166,8 @@ def expected_compensations(workflow: str, input: dict[str, Any]) -> list[str] | 
     fail_at = input.get("fail_at")
     if fail_at is None:
         return None
-    if workflow == SAGA:  # the failing step's own compensation first
-        return [SAGA_STEPS[i] for i in range(fail_at, -1, -1)]
-    return [DURABLE_STEPS[i] for i in range(fail_at - 1, -1, -1)]  # it has none
+    steps = SAGA_STEPS if workflow == SAGA else DURABLE_STEPS
+    return [steps[i] for i in range(fail_at, -1, -1)]  # the failing step's own first
 
 
 class Judge:
