@@ -208,7 +208,7 @@ class Judge:
         )
 
     def trail(self, lines: list[tuple[int, dict[str, Any]]]) -> str:
-        """Log lines as ``start charge (pid 12, kill 3), done charge (pid 14)...``."""
+        """Log lines as ``fail charge (pid 12, kill 3), start charge (pid 14)...``."""
 
         def one(line: dict[str, Any]) -> str:
             kill = self.e.killed.get(line["pid"])
@@ -317,6 +317,12 @@ class Judge:
                 continue  # a run still going is counted as stuck
             expected = expected_compensations(run["workflow"], run["input"]) or []
             lines = [(p, line) for p, line in self.by_run.get(id, []) if line["kind"] == "comp"]
+            # What the log shows of the rollback: the failure, then the compensations.
+            shown = [
+                (p, line)
+                for p, line in self.by_run.get(id, [])
+                if line["kind"] == "comp" or (line["kind"], line["phase"]) == ("step", "fail")
+            ]
             for _, line in lines:
                 if line["step"] not in expected:
                     self.flag("compensations_unexpected", f"{id}: {line['step']} compensated")
@@ -330,10 +336,10 @@ class Judge:
                 if not done_at[name] or stored != "compensated":
                     self.flag(
                         "compensations_missing",
-                        f"{id}: {name} (stored {stored}); log: {self.trail(lines)}",
+                        f"{id}: {name} (stored {stored}); log: {self.trail(shown)}",
                     )
                 elif self._repeats(id, done_at[name]):
-                    self.flag("compensations_repeated", f"{id}: {name}; log: {self.trail(lines)}")
+                    self.flag("compensations_repeated", f"{id}: {name}; log: {self.trail(shown)}")
             for position, line in lines:
                 if line["phase"] != "start" or line["step"] not in expected:
                     continue
@@ -341,7 +347,7 @@ class Judge:
                 if any(not done_at[n] or done_at[n][0][0] > position for n in before):
                     self.flag(
                         "compensations_out_of_order",
-                        f"{id}: expected {expected}, log: {self.trail(lines)}",
+                        f"{id}: expected {expected}, log: {self.trail(shown)}",
                     )
                     break
 

@@ -100,6 +100,20 @@ def test_the_failing_steps_compensation_run_last_after_a_crash_is_out_of_order()
     assert violations(failed_saga(log, ALL)) == {"compensations_out_of_order": 1}
 
 
+def test_the_failing_steps_compensation_run_last_when_a_kill_came_before_it_is_out_of_order() -> (
+    None
+):
+    failure = {"kind": "step", "phase": "fail", "run_id": RUN, "step": "charge", "pid": KILLED}
+    log = [*STEPS_DONE, failure, *rollback("price", "reserve", "charge", pid=RESTARTED)]
+    counts, details = judge(failed_saga(log, ALL), exit_code=0)
+    assert counts["compensations_out_of_order"] == 1
+    # The description names the kill that cut the rollback off.
+    assert details[0].startswith(
+        "compensations_out_of_order: run_1: expected ['charge', 'price', 'reserve'], "
+        "log: fail charge (pid 20, kill 1), start price (pid 30), done price (pid 30)"
+    )
+
+
 def test_a_dropped_compensation_is_missing() -> None:
     log = [*STEPS_DONE, *rollback("charge", "reserve")]
     assert violations(failed_saga(log, ("charge", "reserve"))) == {
