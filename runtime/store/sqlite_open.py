@@ -151,8 +151,8 @@ def needs_migration(db: sqlite3.Connection, path: str) -> bool:
     ).fetchone()
     if found is None:
         raise DatabaseNotFoundError(path, "the file holds no runtime tables")
-    current = db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()[0] or 0
-    return bool(current < sqlite_core.migrations()[-1][0])
+    applied = {v for (v,) in db.execute("SELECT version FROM runtime_schema")}
+    return any(version not in applied for version, _ in sqlite_core.migrations())
 
 
 def identity(path: str) -> FileIdentity | None:
