@@ -53,6 +53,12 @@ BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY = 1000
 """Fast-path commits between two WAL checkpoints run on the connection thread."""
 
+TURN_EVERY = 0.001
+"""Seconds a task writing alone on the fast path may keep the loop before it yields."""
+
+BATCH_MAX = 32
+"""Writes in one fast transaction, at most: so many tasks go on per turn of the loop."""
+
 _RUN_COLUMNS = (
     "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
     "parent_run_id, available_at, created_at, updated_at, ended_at, rollback_status, control, "
@@ -75,16 +81,36 @@ def migrations() -> list[tuple[int, str]]:
 
 
 class _Slot:
-    """One queued write: the function, and where its outcome lands."""
+    """One write: the function, and where its outcome lands.
 
-    __slots__ = ("done", "error", "fn", "lead", "result")
+    The event a waiting writer sleeps on is made only when someone waits: most
+    fast writes commit before anyone would.
+    """
+
+    __slots__ = ("_event", "error", "finished", "fn", "gather", "lead", "result")
 
     def __init__(self, fn: Write) -> None:
         self.fn = fn
-        self.done = anyio.Event()
+        self.finished = False
+        self._event: anyio.Event | None = None
         self.lead = False
+        """Its writer is to commit the thread's queue next."""
+        self.gather = False
+        """Its writer is to lead the next fast transaction (it found the last one full)."""
         self.result: Any = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        """The transaction holding this write ended (or its writer is to lead the next)."""
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if not self.finished:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
 
 
 class SqliteCore:
@@ -97,6 +123,14 @@ class SqliteCore:
         self.path = path
         self._fast = fast
         self._queue: list[_Slot] = []
+        self._batch: list[_Slot] | None = None
+        """Writes gathered for the next fast transaction (while its first writer yields)."""
+        self._turn_at = time.perf_counter()
+        """When a fast write last gave the loop its turn."""
+        self._overflow: list[_Slot] = []
+        """Writes that found the gathered transaction full: they make the next one."""
+        self._shared = False
+        """The last fast transaction held several tasks' writes: they take turns."""
         self._flushing = False
         self._since_checkpoint = 0
         self._versions: tuple[int, int] | None = None
@@ -113,33 +147,108 @@ class SqliteCore:
         await self._conn.close()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside a write transaction, on the fast path when the lock is free."""
-        if self._fast is not None and not self._flushing and not self._queue:
-            done, result = self._try_fast(self._fast, fn)
-            if done:
-                self._since_checkpoint += 1
-                if self._since_checkpoint >= CHECKPOINT_EVERY:
-                    self._since_checkpoint = 0
-                    await self._checkpoint()
-                return result  # type: ignore[no-any-return]
-        return await self._queued(fn)
+        """Run ``fn`` inside a write transaction, on the fast path when the lock is free.
 
-    def _try_fast(self, db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> Any:
-        """(True, result) after a commit on this thread; (False, None) if the lock is taken."""
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            return False, None  # busy: another connection writes; queue for the thread
-        try:
-            result = fn(db)
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise _store_error(exc) from (exc if isinstance(exc, sqlite3.Error) else None)
-        self.commits += 1
-        self.fast_commits += 1
-        return True, result
+        A write, once called, happens: it is never cut off by the caller's
+        cancellation, which is delivered at the caller's next checkpoint.
+        """
+        if self._fast is None or self._flushing or self._queue:
+            return await self._queued(fn)
+        slot = _Slot(fn)
+        if self._batch is not None:
+            # A fast transaction is being gathered in this turn of the loop: join it,
+            # or the one after it when it is full.
+            if len(self._batch) < BATCH_MAX:
+                self._batch.append(slot)
+            else:
+                self._overflow.append(slot)
+            return await self._outcome(slot)  # type: ignore[no-any-return]
+        self._batch = [slot]
+        if self._shared or time.perf_counter() - self._turn_at >= TURN_EVERY:
+            await self._gather()
+        if self._commit_batch() and self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            await self._checkpoint()
+        return await self._outcome(slot)  # type: ignore[no-any-return]
+
+    async def _gather(self) -> None:
+        """Give the loop its turn before committing the batch this writer leads.
+
+        Other tasks run meanwhile (a ticker, a deadline, another run's step), and the
+        writes they make join this transaction (group commit). Shielded: a write that
+        was called happens.
+        """
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        self._turn_at = time.perf_counter()
+
+    def _commit_batch(self) -> bool:
+        """Commit the gathered writes on this thread; False if the lock was taken.
+
+        Writes that find the lock taken (by another process) go to the queue, whose
+        transaction waits for the lock on the connection thread.
+        """
+        batch, self._batch = self._batch or [], None
+        fast = self._fast
+        if fast is not None and not self._flushing and not self._queue:
+            try:
+                fast.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                pass  # busy: another connection writes; the thread waits for the lock
+            else:
+                # Writers that met in one turn take turns again at their next write.
+                self._shared = len(batch) > 1
+                try:
+                    if _apply_batch(fast, batch):
+                        self.commits += 1
+                        self.fast_commits += 1
+                        self._since_checkpoint += 1
+                except BaseException as exc:
+                    for slot in batch:
+                        if slot.error is None:
+                            slot.error = exc
+                for slot in batch:
+                    slot.finish()
+                if self._overflow:
+                    # The writers that found the batch full make the next one, led by
+                    # the first of them: at most BATCH_MAX tasks wake per turn.
+                    self._batch = self._overflow[:BATCH_MAX]
+                    self._overflow = self._overflow[BATCH_MAX:]
+                    self._batch[0].gather = True
+                    self._batch[0].finish()
+                return True
+        batch += self._overflow
+        self._overflow = []
+        self._queue += batch
+        if not self._flushing:
+            self._hand_lead(batch[0])
+        return False
+
+    def _hand_lead(self, slot: _Slot) -> None:
+        """Make ``slot``'s writer the one that commits the queue next."""
+        self._flushing = True
+        slot.lead = True
+        slot.finish()
+
+    async def _outcome(self, slot: _Slot) -> Any:
+        """Wait for the transaction holding ``slot`` (committing it if handed the lead)."""
+        if slot.lead or slot.gather or not slot.finished:
+            # Shielded: once queued, a write happens, and whoever leads must hand
+            # the lead on, or the writers behind it would wait forever.
+            with anyio.CancelScope(shield=True):
+                await slot.wait()
+                if slot.gather:
+                    slot.gather = False
+                    slot.finished, slot._event = False, None
+                    await self._gather()
+                    self._commit_batch()
+                    await slot.wait()
+                if slot.lead:
+                    slot.lead = False
+                    slot.finished, slot._event = False, None
+                    await self._lead()
+        if slot.error is not None:
+            raise _store_error(slot.error)
+        return slot.result
 
     async def change_token(self) -> int:
         thread = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
@@ -168,22 +277,11 @@ class SqliteCore:
         """Run ``fn`` inside a write transaction shared with concurrent writers."""
         slot = _Slot(fn)
         self._queue.append(slot)
-        # Shielded: once queued, a write happens, and whoever leads must hand
-        # the lead on, or the writers behind it would wait forever.
-        with anyio.CancelScope(shield=True):
-            if self._flushing:
-                await slot.done.wait()
-                if slot.lead:
-                    slot.done = anyio.Event()
-                    await self._lead()
-            else:
-                await self._lead()
-        if slot.error is not None:
-            raise _store_error(slot.error)
-        return slot.result  # type: ignore[no-any-return]
+        if not self._flushing:
+            self._hand_lead(slot)
+        return await self._outcome(slot)  # type: ignore[no-any-return]
 
     async def _lead(self) -> None:
-        self._flushing = True
         batch, self._queue = self._queue, []
         try:
             if await _on_thread(self._conn, _run_batch, batch):
@@ -193,11 +291,9 @@ class SqliteCore:
                 if slot.error is None:
                     slot.error = _store_error(exc)
         for slot in batch:
-            slot.done.set()
+            slot.finish()
         if self._queue:
-            head = self._queue[0]
-            head.lead = True
-            head.done.set()
+            self._hand_lead(self._queue[0])
         else:
             self._flushing = False
 
@@ -282,8 +378,16 @@ def _statements(sql: str) -> list[str]:
 
 
 def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
-    """One transaction for the whole batch, each write in its own savepoint; True if committed."""
+    """One transaction for the whole batch (waiting for the lock); True if committed."""
     db.execute("BEGIN IMMEDIATE")
+    return _apply_batch(db, batch)
+
+
+def _apply_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
+    """Each write of an open transaction in its own savepoint, then COMMIT; True if committed.
+
+    A write that raises is undone alone (its savepoint) and its error kept on its slot.
+    """
     try:
         if len(batch) == 1:
             slot = batch[0]
