@@ -384,9 +384,11 @@ def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
 
 
 def _apply_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
-    """Each write of an open transaction in its own savepoint, then COMMIT; True if committed.
+    """Apply a batch's writes in an open transaction, then COMMIT; True if committed.
 
-    A write that raises is undone alone (its savepoint) and its error kept on its slot.
+    A write that raises is undone alone and its error kept on its slot. Writes are
+    applied together first; only if one raises are they applied again, each in its
+    own savepoint (so a write function must touch nothing but the database).
     """
     try:
         if len(batch) == 1:
@@ -398,14 +400,21 @@ def _apply_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
                 db.execute("ROLLBACK")
                 return False
         else:
-            for slot in batch:
-                db.execute("SAVEPOINT w")
-                try:
+            db.execute("SAVEPOINT batch")
+            try:
+                for slot in batch:
                     slot.result = slot.fn(db)
-                except Exception as exc:
-                    slot.error = exc
-                    db.execute("ROLLBACK TO w")
-                db.execute("RELEASE w")
+            except Exception:
+                db.execute("ROLLBACK TO batch")
+                for slot in batch:
+                    db.execute("SAVEPOINT w")
+                    try:
+                        slot.result = slot.fn(db)
+                    except Exception as exc:
+                        slot.result, slot.error = None, exc
+                        db.execute("ROLLBACK TO w")
+                    db.execute("RELEASE w")
+            db.execute("RELEASE batch")
         db.execute("COMMIT")
         return True
     except BaseException:
