@@ -28,6 +28,7 @@ hold the loop for a disk flush.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -56,7 +57,7 @@ CHECKPOINT_EVERY = 1000
 TURN_EVERY = 0.001
 """Seconds a task writing alone on the fast path may keep the loop before it yields."""
 
-BATCH_MAX = 32
+BATCH_MAX = 64
 """Writes in one fast transaction, at most: so many tasks go on per turn of the loop."""
 
 _RUN_COLUMNS = (
@@ -131,6 +132,8 @@ class SqliteCore:
         """Writes that found the gathered transaction full: they make the next one."""
         self._shared = False
         """The last fast transaction held several tasks' writes: they take turns."""
+        self._writer: object = None
+        """The task of the last fast write: another task writing means they take turns."""
         self._flushing = False
         self._since_checkpoint = 0
         self._versions: tuple[int, int] | None = None
@@ -164,7 +167,13 @@ class SqliteCore:
                 self._overflow.append(slot)
             return await self._outcome(slot)  # type: ignore[no-any-return]
         self._batch = [slot]
-        if self._shared or time.perf_counter() - self._turn_at >= TURN_EVERY:
+        writer, self._writer = self._writer, asyncio.current_task()
+        if (
+            self._shared
+            or writer is not self._writer
+            or time.perf_counter() - self._turn_at >= TURN_EVERY
+        ):
+            # Several tasks write (or this one has had the loop long enough): a turn.
             await self._gather()
         elif self._commit_alone(slot):
             # The common case, kept lean: a task writing alone, within its turn.
