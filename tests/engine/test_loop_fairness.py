@@ -23,9 +23,11 @@ from runtime import (
     Runtime,
     StepContext,
     StepStatus,
+    WorkflowContext,
     WorkflowDefinition,
     create_step,
     create_workflow,
+    workflow,
 )
 
 pytestmark = pytest.mark.anyio
@@ -159,3 +161,38 @@ async def test_background_runs_started_together_interleave(db_url: str) -> None:
     assert sorted(positions) == sorted(h.run_id for h in handles)
     # Every run took its first step before any run took its last one.
     assert max(p[0] for p in positions.values()) < min(p[-1] for p in positions.values())
+
+
+async def test_a_deadline_around_a_durable_function_run_is_obeyed_between_two_steps(
+    db_url: str,
+) -> None:
+    """The same for a ``@workflow`` function: ``ctx.step`` is a cancel point too."""
+    calls: Counter[int] = Counter()
+
+    async def bump(index: int, value: int) -> int:
+        calls[index] += 1
+        return value + 1
+
+    async def long_fn(ctx: WorkflowContext[Any]) -> int:
+        value = 0
+        for i in range(LONG):
+            value = await ctx.step(f"step-{i}", bump, i, value)
+        return value
+
+    wf = workflow(name="long_durable")(long_fn)
+    async with Runtime(db_url, background=False) as rt:
+        with anyio.move_on_after(0.02) as scope:
+            await wf(rt.container).run(transaction_id="t-durable")
+        assert scope.cancelled_caught
+        assert sum(calls.values()) < LONG
+        (run,) = (await rt.workflows.list_runs()).runs
+        assert (run.status, run.owner_id) == (RunStatus.PENDING, None)
+
+        with anyio.fail_after(30):
+            result = await wf(rt.container).run(transaction_id="t-durable")
+        assert (result.run_id, result.status, result.result) == (
+            run.id,
+            RunStatus.COMPLETED,
+            LONG,
+        )
+        assert calls == Counter(range(LONG))
