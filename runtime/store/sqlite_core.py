@@ -11,6 +11,13 @@ costs four times a whole WAL commit (about 15 us). So:
   ``synchronous=NORMAL`` a commit does not fsync (that connection never runs
   checkpoints), so the loop is held for tens of microseconds, never for I/O
   waits. This halves a step's cost.
+- **Turns.** Nothing on the fast path waits, so it must give the loop back
+  itself: a task writing alone yields once it has kept the loop for
+  ``TURN_EVERY``; when several tasks write, every write yields, and the writes
+  made by the other tasks during that turn join its transaction (group commit,
+  up to ``BATCH_MAX`` writes, applied together and redone one savepoint each
+  only if one is refused). The yield is cancel-shielded: a write that was
+  called happens, and the engine obeys cancellation between steps instead.
 - **Queued path.** When another connection holds the lock (another process, or
   a transaction already queued here), the write goes to aiosqlite's connection
   thread (``Connection._execute``; the version is pinned for it), which waits
