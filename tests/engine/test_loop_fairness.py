@@ -196,3 +196,28 @@ async def test_a_deadline_around_a_durable_function_run_is_obeyed_between_two_st
             LONG,
         )
         assert calls == Counter(range(LONG))
+
+
+async def test_a_deadline_stops_a_loop_of_emits_and_of_background_starts(db_url: str) -> None:
+    """Bug: a loop of ``emit`` (or of ``workflows.run``) calls under a deadline went on to
+    its end, the writes never giving the deadline a chance; now each call starts with a
+    cancel point (nothing is written when it fires there)."""
+    wf = chain("started-in-a-loop", 1)
+    async with Runtime(db_url, workflows=[wf], background=False) as rt:
+        emitted = 0
+        with anyio.move_on_after(0.02) as scope:
+            for _ in range(LONG * 10):
+                await rt.emit("tick.happened", {"n": emitted})
+                emitted += 1
+        assert scope.cancelled_caught
+        assert emitted < LONG * 10
+        assert len((await rt.store.list_events(limit=LONG * 10)).items) == emitted
+
+        started = 0
+        with anyio.move_on_after(0.02) as scope:
+            for _ in range(LONG * 10):
+                await rt.workflows.run(wf, {"start": 0})
+                started += 1
+        assert scope.cancelled_caught
+        assert started < LONG * 10
+        assert len((await rt.workflows.list_runs(limit=LONG * 10)).runs) == started
