@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio.lowlevel
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from runtime.codec import dumps, loads, roundtrip
@@ -67,6 +68,10 @@ async def run_step(
     run: it is then written in the step's own checkpoint (one commit fewer per run),
     unless an operator's request is pending, and ``state.finished`` says so.
     """
+    # A cancel point between two steps: the store's checkpoints give the loop its turn
+    # but are never cut off, so a deadline or cancellation that came due meanwhile is
+    # obeyed here, before the next step starts, and the run is left resumable.
+    await anyio.lowlevel.checkpoint_if_cancelled()
     started = engine.clock.now()
     encoded: list[Any] = []
     last_ctx: list[StepContext] = []  # the latest attempt's context: its staged events

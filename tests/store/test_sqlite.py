@@ -12,6 +12,7 @@ import pytest
 
 from runtime import LeaseLostError, RunStatus, SchemaVersionError, StepStatus, StoreError
 from runtime.ids import new_id
+from runtime.store import sqlite_core
 from runtime.store.base import NewRun, RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_core import migrations
@@ -126,9 +127,18 @@ async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:
     assert (again.id, created) == (record.id, False)
 
 
-async def test_concurrent_writes_are_group_committed(db_path: Path) -> None:
-    # Group commit is the queued path's (the fast path commits each write at once).
-    store = await SqliteStore.open(str(db_path), fast=False)
+@pytest.fixture(params=["queued", "fast"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both write paths: the thread's queue, and the fast path with every write yielding."""
+    if request.param == "fast":
+        # Writers that meet in one turn of the loop share a transaction on the fast path
+        # too; a writer alone yields once it has held the loop a while (here: always).
+        monkeypatch.setattr(sqlite_core, "TURN_EVERY", 0.0)
+    return bool(request.param == "fast")
+
+
+async def test_concurrent_writes_are_group_committed(db_path: Path, write_path: bool) -> None:
+    store = await SqliteStore.open(str(db_path), fast=write_path)
     results: dict[int, tuple[str, bool]] = {}
     writes = 40
 
@@ -143,17 +153,21 @@ async def test_concurrent_writes_are_group_committed(db_path: Path) -> None:
                 for i in range(writes):
                     tg.start_soon(write, i)
         commits = store.commits - before
+        fast_commits = store.fast_commits
         page = await store.list_runs(limit=100)
     finally:
         await store.close()
 
     assert 1 <= commits < writes
+    assert (fast_commits > 0) is write_path
     assert results == {i: (f"key-{i}", True) for i in range(writes)}
     assert len(page.runs) == writes
 
 
-async def test_one_failing_write_in_a_batch_does_not_undo_the_others(db_path: Path) -> None:
-    store = await SqliteStore.open(str(db_path), fast=False)
+async def test_one_failing_write_in_a_batch_does_not_undo_the_others(
+    db_path: Path, write_path: bool
+) -> None:
+    store = await SqliteStore.open(str(db_path), fast=write_path)
     owned, _ = await store.create_run(new_run("owned", status=RunStatus.RUNNING, owner="wrk_a"))
     taken, _ = await store.create_run(new_run("taken"))
     outcomes: dict[str, object] = {}
