@@ -21,11 +21,15 @@ The execution log (``--log``) gets one fsynced JSON line per step and compensati
 so it survives SIGKILL. ``--block POINT`` stops the process there, after logging
 ``reached``, until it is killed:
 
+- ``failed:NAME``: the checkpoint that records step NAME failed (and turns the run
+  ``compensating``) has committed; no compensation has begun;
 - ``before:NAME``: NAME's compensation was called (its ``compensating`` mark is
   committed) and has done nothing yet;
 - ``inside:NAME``: the compensation logged ``started`` and has not finished;
-- ``after:NAME``: the checkpoint that records NAME ``compensated`` has committed (a
-  hook on the store's ``checkpoint``, since no user code runs at that moment).
+- ``after:NAME``: the checkpoint that records NAME ``compensated`` has committed.
+
+``failed:`` and ``after:`` are a hook on the store's ``checkpoint``, since no user code
+runs at those moments.
 
 Modes: ``start`` starts the run in the background (``rt.workflows.run``) and waits for
 it to end; ``wait`` only waits for the one run in the database to end, so whatever
@@ -191,8 +195,9 @@ WORKFLOWS = {
 # -- the process ---------------------------------------------------------------------
 
 
-def gate_after_compensated(log: ExecutionLog) -> None:
-    """Stop at ``after:NAME`` once the checkpoint recording NAME ``compensated`` committed."""
+def gate_checkpoints(log: ExecutionLog) -> None:
+    """Stop at ``failed:NAME``/``after:NAME`` once the checkpoint recording NAME ``failed``
+    or ``compensated`` committed."""
     checkpoint = SqliteStore.checkpoint
 
     async def gated(
@@ -205,7 +210,9 @@ def gate_after_compensated(log: ExecutionLog) -> None:
     ) -> str | None:
         control = await checkpoint(self, run_id, owner_id, steps, update, now)
         for write in steps:
-            if write.status is StepStatus.COMPENSATED:
+            if write.status is StepStatus.FAILED:
+                await log.gate(f"failed:{write.name}", run_id)
+            elif write.status is StepStatus.COMPENSATED:
                 await log.gate(f"after:{write.name}", run_id)
         return control
 
@@ -221,8 +228,8 @@ def _write_outcome(path: Path, outcome: dict[str, Any]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     log = ExecutionLog(Path(args.log), args.block)
-    if args.block is not None and args.block.startswith("after:"):
-        gate_after_compensated(log)
+    if args.block is not None and args.block.startswith(("failed:", "after:")):
+        gate_checkpoints(log)
     definition, name = WORKFLOWS[args.style]
     container = Container()
     container.register(SERVICE, log)
@@ -256,7 +263,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="where the outcome JSON goes")
     parser.add_argument("--style", choices=tuple(WORKFLOWS), required=True)
     parser.add_argument("--mode", choices=("start", "wait"), default="start")
-    parser.add_argument("--block", default=None, help="before:/inside:/after:NAME to stop at")
+    parser.add_argument("--block", default=None, help="KIND:NAME to stop at (see module doc)")
     parser.add_argument("--timeout", type=float, default=20.0, help="deadline for the run (s)")
     args = parser.parse_args(argv)
     # sqlite:////abs/path.db: an absolute path, whatever the working directory.

@@ -7,9 +7,11 @@ the app in a real child process that stops at a kill point of the rollback, SIGK
 there, starts it again (it only waits: the runtime's recovery resumes the rollback), and
 does so again for each further kill point; the last start runs unblocked to the end.
 
-Kill points, for each compensation NAME: ``before:NAME`` (marked ``compensating``, not
-begun), ``inside:NAME`` (begun, not finished), ``after:NAME`` (its ``compensated``
-checkpoint committed). After the last restart:
+Kill points: ``failed:ship`` (the failure committed, the run ``compensating``, nothing
+undone yet), then for each compensation NAME: ``before:NAME`` (marked ``compensating``,
+not begun), ``inside:NAME`` (begun, not finished), ``after:NAME`` (its ``compensated``
+checkpoint committed; after the last one, only the run's final write is left). After the
+last restart:
 
 - every compensation's completion was logged exactly once (one cut off inside may have
   started more than once), and none started again once its completion was committed;
@@ -41,11 +43,15 @@ ROLLBACK = (FAILING, *reversed(STEPS[:-1]))
 """DESIGN 2.3's order: the failing step's own compensation, then the completed steps, newest
 first."""
 
-KINDS = ("before", "inside", "after")
-POINTS = tuple(f"{kind}:{name}" for name in ROLLBACK for kind in KINDS)
+KINDS = ("failed", "before", "inside", "after")
+POINTS = (
+    f"failed:{FAILING}",
+    *(f"{kind}:{name}" for name in ROLLBACK for kind in KINDS[1:]),
+)
 """Every kill point of the rollback, in the order an uninterrupted rollback reaches them."""
 
 TWICE = (
+    ("failed:ship", "inside:ship"),
     ("inside:ship", "inside:ship"),  # the failing step's own compensation cut off twice
     ("inside:ship", "inside:charge"),  # its own, then one of a completed step
     ("before:ship", "after:pack"),
@@ -76,7 +82,8 @@ def _reachable(points: tuple[str, ...]) -> bool:
     """Whether a correct rollback reaches each point after a kill at the one before."""
     for first, then in itertools.pairwise(points):
         index, kind = _position(first)
-        resumes_at = (index + 1, 0) if KINDS[kind] == "after" else (index, 0)
+        before = KINDS.index("before")
+        resumes_at = (index + 1, before) if KINDS[kind] == "after" else (index, before)
         if _position(then) < resumes_at:
             return False
     return True
