@@ -228,7 +228,9 @@ class ForkedChild:
     def kill(self) -> None:
         """SIGKILL: no cleanup, no lease released, no final write."""
         if self.alive():
-            os.kill(self.pid, signal.SIGKILL)
+            # Gone already when it ended on its own and was reaped since: the status says so.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
         status = self.wait_ended(5.0)
         assert status is not None and status["signal"] == signal.SIGKILL, status
         assert not self.out.exists(), "a killed child must not have written an outcome"
