@@ -125,7 +125,8 @@ async def run_step(
     write = StepWrite(
         seq=seq, name=name, status=StepStatus.COMPLETED, attempts=outcome.attempts,
         output=out_text, compensate_input=comp_text, started_at=started,
-        ended_at=engine.clock.now(), completed_order=state.next_order, events=staged,
+        ended_at=engine.clock.now(), completed_order=state.next_order, compensable=compensable,
+        events=staged,
     )  # fmt: skip
     state.next_order += 1
     finish = completion(output) if completion is not None else None
@@ -166,7 +167,7 @@ async def record_failure(
     now = engine.clock.now()
     write = StepWrite(
         seq=seq, name=name, status=status, attempts=result.attempts, compensate_input=comp_text,
-        error=error_text, started_at=result.started or now, ended_at=now,
+        error=error_text, started_at=result.started or now, ended_at=now, compensable=compensable,
     )  # fmt: skip
     update = NO_CHANGE
     if trigger:

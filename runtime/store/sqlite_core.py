@@ -74,7 +74,7 @@ _RUN_COLUMNS = (
 )
 _STEP_COLUMNS = (
     "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
-    "ended_at, completed_order"
+    "ended_at, completed_order, compensable"
 )
 
 
@@ -538,4 +538,5 @@ def _step(row: Sequence[Any]) -> StepRecord:
         started_at=from_text(row[8]) if row[8] else None,
         ended_at=from_text(row[9]) if row[9] else None,
         completed_order=row[10],
+        compensable=bool(row[11]),
     )

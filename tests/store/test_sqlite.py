@@ -238,3 +238,35 @@ async def test_a_write_after_a_failed_batch_still_works(db_path: Path) -> None:
 async def test_the_store_rejects_a_bad_synchronous_setting(db_path: Path) -> None:
     with pytest.raises(StoreError, match="synchronous"):
         await SqliteStore.open(str(db_path), synchronous="off")
+
+
+async def test_schema_3_marks_the_steps_written_before_that_are_owed_a_compensation(
+    db_path: Path,
+) -> None:
+    # A file written by the previous version (schema 2), with steps of a run mid-rollback.
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("CREATE TABLE runtime_schema (version INTEGER NOT NULL)")
+        for version, sql in migrations()[:2]:
+            db.executescript(sql)
+            db.execute("INSERT INTO runtime_schema (version) VALUES (?)", (version,))
+        rows = [
+            (1, "completed", "null"),  # completed with a compensation (its input: null)
+            (2, "completed", None),  # completed, no compensation
+            (3, "compensating", None),  # its compensation began: it had one
+            (4, "failed", None),  # failed with no compensate_input: not known
+        ]
+        db.executemany(
+            "INSERT INTO steps (run_id, seq, name, status, attempts, compensate_input) "
+            "VALUES ('run_1', ?, 's', ?, 1, ?)",
+            rows,
+        )
+    db.close()
+
+    store = await SqliteStore.open(str(db_path))
+    try:
+        steps = await store.load_steps("run_1")
+    finally:
+        await store.close()
+    assert [(s.seq, s.compensable) for s in steps] == [(1, True), (2, False), (3, True),
+                                                       (4, False)]  # fmt: skip
