@@ -4,6 +4,12 @@ Every figure is measured on a fresh SQLite file (WAL mode) in a temporary
 directory, through the public API (``wf(container).run()``), so each step pays
 its full checkpoint: a committed transaction before the next step starts.
 
+``loop_stall_ms_max`` is how late a 1 ms ticker, running next to the
+sequential and concurrent runs, was woken at worst: the longest any run kept
+the event loop to itself. ``concurrent_in_flight_max`` is how many of the
+concurrent runs were under way at once: 1 if each ran to its end before the
+next began, ``RUNS`` if they all interleaved.
+
 ``baseline_commit_us`` is the yardstick measured in the same run: one
 insert-and-commit through aiosqlite's plain statement API on the same machine
 and disk. ``step_overhead_vs_commit`` (a step's cost over that) is the figure
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 
 from runtime.container import Container
 from runtime.durable import DurableWorkflow, WorkflowContext, workflow
@@ -67,11 +74,16 @@ async def _sequential(rt: Runtime, wf: WorkflowDefinition) -> float:
     return time.perf_counter() - started
 
 
-async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> float:
+async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> tuple[float, int]:
+    """Seconds for ``RUNS`` runs started at once, and how many were under way at once."""
     container: Container = rt.container
+    in_flight = [0, 0]
 
     async def one() -> None:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
         result = await wf(container).run(input={"start": 0})
+        in_flight[0] -= 1
         if result.result != STEPS:
             raise AssertionError(f"benchmark workflow returned {result.result!r}")
 
@@ -79,7 +91,25 @@ async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> float:
     async with anyio.create_task_group() as tg:
         for _ in range(RUNS):
             tg.start_soon(one)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, in_flight[1]
+
+
+class _StallWatch:
+    """A 1 ms ticker: how much later than asked the event loop woke it, at worst."""
+
+    TICK = 0.001
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        last = time.perf_counter()
+        while True:
+            await anyio.sleep(self.TICK)
+            now = time.perf_counter()
+            self.worst = max(self.worst, now - last - self.TICK)
+            last = now
 
 
 async def _latencies(rt: Runtime, wf: WorkflowDefinition) -> list[float]:
@@ -239,8 +269,12 @@ async def measure(
             for _ in range(5):
                 await chain(rt.container).run(input={"start": 0})
                 await single(rt.container).run(input={"start": 0})
-            sequential = await _sequential(rt, chain)
-            concurrent = await _concurrent(rt, chain)
+            watch = _StallWatch()
+            async with anyio.create_task_group() as tg:
+                await tg.start(watch.run)
+                sequential = await _sequential(rt, chain)
+                concurrent, in_flight = await _concurrent(rt, chain)
+                tg.cancel_scope.cancel()
             latencies = sorted(await _latencies(rt, single))
             queue = await _queue(rt, single)
         baseline = await baseline_commit_us(str(Path(tmp) / "baseline.db"))
@@ -254,6 +288,8 @@ async def measure(
             "baseline_commit_us": round(baseline, 1),
             "step_overhead_vs_commit": round(sequential / total_steps * 1e6 / baseline, 2),
             "steps_per_s_concurrent": round(total_steps / concurrent, 1),
+            "concurrent_in_flight_max": in_flight,
+            "loop_stall_ms_max": round(watch.worst * 1000, 3),
             "latency_ms_p50": round(statistics.median(latencies), 3),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1], 3),
             "queue_latency_ms_p50": round(statistics.median(queue), 3),

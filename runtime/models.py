@@ -73,6 +73,9 @@ class StepRecord(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     completed_order: int | None = None
+    compensable: bool = False
+    """The rollback owes this step a compensation: it completed and has one, or it failed
+    for good and has its own. A rollback that cannot find it is an error on the run."""
 
 
 class RunRecord(BaseModel):

@@ -7,6 +7,20 @@ completion. Skipped steps, steps that never started, and failures let through
 by ``continue_on_permanent_failure`` are not compensated. A compensation is
 retried like its step; when it still fails the run ends
 ``compensation_failed`` and the rollback stops there, for a person to look at.
+
+The plan is computed from the step records alone, so a rollback resumed after
+any number of crashes continues in the same order: whether a step failed
+itself or completed is told by its completion order (set once, when the step
+completed, and kept through every later status), never by its current status,
+which a cut-off compensation leaves ``compensating``. A compensation is marked
+``compensating`` before it runs and ``compensated`` once it returned: one cut
+off in between runs again; one recorded ``compensated`` never does.
+
+A step records whether the rollback owes it a compensation (``compensable``).
+When the rollback cannot find that compensation (the workflow's code lost it, a
+durable workflow's replay did not reach the step), the step is marked
+``compensation_failed`` with an error naming the step and the run, and the run
+ends ``compensation_failed``: never a step silently left undone.
 """
 
 from __future__ import annotations
@@ -29,30 +43,45 @@ if TYPE_CHECKING:
     from runtime.engine.executor import Engine
 
 
-def plan(state: RunState) -> list[tuple[Compensator, StepRecord]]:
-    """The compensations still to run, in the order they must run."""
-    own: list[tuple[Compensator, StepRecord]] = []
-    done: list[tuple[Compensator, StepRecord]] = []
+Planned = tuple[Compensator | None, StepRecord]
+"""A compensation to run for a step; ``None``: the step is owed one that cannot be found."""
+
+
+def plan(state: RunState) -> list[Planned]:
+    """The compensations still to run, in the order they must run.
+
+    A step failed itself when it has no completion order: its own compensation runs
+    first (steps in order), then those of the completed steps, the last completed
+    first. Steps already ``compensated`` are done.
+    """
+    own: list[Planned] = []
+    done: list[Planned] = []
     for record in state.records.values():
+        failed_itself = record.completed_order is None
+        if record.status not in (_FAILED if failed_itself else _COMPLETED):
+            continue  # compensated already, skipped, running, or a durable sleep
         compensator = state.compensators.get(record.seq)
         if compensator is None:
-            continue
-        failed_itself = record.status is StepStatus.FAILED or (
-            record.status is StepStatus.COMPENSATION_FAILED and record.completed_order is None
-        )
-        if failed_itself:
-            if compensator.own:
-                own.append((compensator, record))
-        elif record.status in _UNDONE:
-            done.append((compensator, record))
+            # A step marked compensating (or failed compensating) had a compensation.
+            if not (record.compensable or record.status in _UNDER_WAY):
+                continue  # nothing to undo
+        elif failed_itself and not compensator.own:
+            continue  # a failure let through by continue/skip_on_permanent_failure
+        (own if failed_itself else done).append((compensator, record))
     own.sort(key=lambda pair: pair[1].seq)
     done.sort(key=lambda pair: pair[1].completed_order or 0, reverse=True)
     return own + done
 
 
-_UNDONE = (StepStatus.COMPLETED, StepStatus.COMPENSATING, StepStatus.COMPENSATION_FAILED)
-"""Completed steps not compensated yet (or whose compensation was cut off, or failed and is
-being retried)."""
+_UNDER_WAY = (StepStatus.COMPENSATING, StepStatus.COMPENSATION_FAILED)
+"""A compensation that began and did not complete: cut off by a crash, or failed (and
+retried by an operator)."""
+
+_FAILED = (StepStatus.FAILED, *_UNDER_WAY)
+"""The statuses of a step that failed itself and still needs its own compensation."""
+
+_COMPLETED = (StepStatus.COMPLETED, *_UNDER_WAY)
+"""The statuses of a completed step that still needs its compensation."""
 
 
 async def roll_back(
@@ -62,7 +91,10 @@ async def roll_back(
     if state.control == "cancel":
         final = RunStatus.CANCELED
     for compensator, record in plan(state):
-        error = await _compensate(engine, state, compensator, record)
+        if compensator is None:
+            error: StoredError | None = await _not_found(engine, state, record)
+        else:
+            error = await _compensate(engine, state, compensator, record)
         if error is not None:
             final = RunStatus.COMPENSATION_FAILED
             break
@@ -104,15 +136,12 @@ def _failure_events(state: RunState, final: RunStatus, now: datetime) -> tuple[N
     )  # fmt: skip
 
 
-async def _compensate(
-    engine: Engine, state: RunState, compensator: Compensator, record: StepRecord
-) -> StoredError | None:
-    """Run one compensation, checkpointed before and after; its error if it failed for good."""
-    store, owner = engine.store, engine.identity.id
-    marking = StepWrite(
+def _marking(record: StepRecord, status: StepStatus) -> StepWrite:
+    """The step's record with a new status; everything else (its completion order) kept."""
+    return StepWrite(
         seq=record.seq,
         name=record.name,
-        status=StepStatus.COMPENSATING,
+        status=status,
         attempts=record.attempts,
         output=_text(record.output),
         compensate_input=_text(record.compensate_input),
@@ -120,7 +149,41 @@ async def _compensate(
         started_at=record.started_at,
         ended_at=record.ended_at,
         completed_order=record.completed_order,
+        compensable=True,
     )
+
+
+async def _not_found(engine: Engine, state: RunState, record: StepRecord) -> StoredError:
+    """A step is owed a compensation nobody can find: it is marked failed, with why."""
+    why = "the workflow's code gives this step no compensation"
+    if state.replay_stopped is not None and record.seq > state.replay_stopped[0]:
+        why = state.replay_stopped[1]
+    error = StoredError(
+        "CompensationNotFound",
+        f"the compensation of step {record.name!r} of run {state.run_id} cannot be found: "
+        f"{why}; the step is not undone",
+        None,
+        record.name,
+    )
+    logger.error("compensation_not_found", run_id=state.run_id, step=record.name, reason=why)
+    write = dataclasses.replace(
+        _marking(record, StepStatus.COMPENSATION_FAILED),
+        error=dumps(error.to_dict(), "a compensation error"),
+    )
+    await engine.store.checkpoint(state.run_id, engine.identity.id, (write,), _KEEP,
+                                  engine.clock.now())  # fmt: skip
+    state.records[record.seq] = record.model_copy(
+        update={"status": StepStatus.COMPENSATION_FAILED, "error": step_error(error)}
+    )
+    return error
+
+
+async def _compensate(
+    engine: Engine, state: RunState, compensator: Compensator, record: StepRecord
+) -> StoredError | None:
+    """Run one compensation, checkpointed before and after; its error if it failed for good."""
+    store, owner = engine.store, engine.identity.id
+    marking = _marking(record, StepStatus.COMPENSATING)
     await store.checkpoint(state.run_id, owner, (marking,), _KEEP, engine.clock.now())
     compensate = compensator.fn
 

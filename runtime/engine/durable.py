@@ -8,8 +8,12 @@ wake-up time and parks the run (the function is unwound, no worker is held);
 the run is driven again, by replay, once it is due.
 
 A run found ``compensating`` (a crash mid-rollback, or a cancel) is replayed
-in a mode that only reads records, to learn each completed step's
-compensation, and then rolled back.
+in a mode that only reads records, to learn each step's compensation, and
+then rolled back. The replay goes through every record, whatever the
+rollback did to it already: a step that completed returns its stored result
+(``compensating`` or ``compensated`` since), one that failed raises its
+failure again, so the function takes the path it took, however many times
+the rollback was interrupted before.
 """
 
 from __future__ import annotations
@@ -95,12 +99,19 @@ async def learn_compensations(engine: Engine, state: RunState, input: Any) -> No
     runner = _Runner(engine, state, replay_only=True)
     try:
         await state.workflow.fn(_context(state, input, runner))
-    except (_ReplayEnded, StepFailed):
-        pass  # the replay reached the step that failed, or the first step with no record
-    except Exception:
-        # The function failed outside a step, as it did when the run failed; what the
-        # replay learned up to there is what the rollback can undo.
-        logger.warning("replay_for_rollback_stopped", run_id=state.run_id, exc_info=True)
+    except _ReplayEnded:
+        # The first step with no finished record: the run never went further.
+        why = f"replaying the workflow function ended at step {runner.seq}, which never finished"
+        state.replay_stopped = (runner.seq - 1, why)
+    except Exception as exc:
+        # The step failure that failed the run, or the function failing outside a step as
+        # it did then; or the code changed. A compensation of a later step the replay
+        # could not learn is reported as such by the rollback.
+        reached = runner.seq - 1 if isinstance(exc, NonDeterminismError) else runner.seq
+        why = f"replaying the workflow function ended before it: {type(exc).__name__}: {exc}"
+        state.replay_stopped = (reached, why)
+        if not isinstance(exc, StepFailed):
+            logger.warning("replay_for_rollback_stopped", run_id=state.run_id, exc_info=True)
 
 
 class _Runner:
@@ -138,12 +149,14 @@ class _Runner:
         adapter = _result_adapter(call.func if definition is None else None)
         record = state.records.get(seq)
         if record is not None:
-            if record.status in (StepStatus.COMPLETED, StepStatus.SKIPPED):
+            completed = record.status is StepStatus.COMPLETED or (
+                record.completed_order is not None and record.status in _ROLLED_BACK
+            )
+            if completed or record.status is StepStatus.SKIPPED:
                 self.events.clear()  # staged before this step: stored with its record
-                return (
-                    None if record.status is StepStatus.SKIPPED else _revive(adapter, record.output)
-                )
-            if record.status is StepStatus.FAILED:
+                return None if not completed else _revive(adapter, record.output)
+            if record.status is StepStatus.FAILED or record.status in _ROLLED_BACK:
+                # It failed itself (no completion order), and maybe its compensation ran.
                 error = record.error
                 raise StepFailed(name, error.type if error else "Error",
                                  error.message if error else "failed", state.run_id)  # fmt: skip
@@ -226,6 +239,10 @@ class _Runner:
                      occurred_at=now, available_at=now, source_run_id=self.state.run_id)
             for e in self._take_events()
         )  # fmt: skip
+
+
+_ROLLED_BACK = (StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED)
+"""What the rollback makes of a step's record: its result (or failure) is still what it was."""
 
 
 def _plan(

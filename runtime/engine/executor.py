@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import structlog
 
 from runtime.clock import Clock
@@ -140,6 +141,7 @@ class Engine:
                           version=workflow.version, kind=workflow.kind,
                           idempotency_key=idempotency_key, now=self.clock.now(),
                           delay=delay)  # fmt: skip
+        await anyio.lowlevel.checkpoint_if_cancelled()  # store writes are not cancel points
         return await self.store.create_run(run)
 
     async def resume(

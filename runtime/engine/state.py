@@ -52,6 +52,10 @@ class RunState:
     """The run was completed in the same transaction as its last step's checkpoint."""
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
     compensators: dict[int, Compensator] = dataclasses.field(default_factory=dict)
+    replay_stopped: tuple[int, str] | None = None
+    """Where and why a durable run's read-only replay (learning its compensations) ended,
+    when it ended early: the last step it reached, and the reason the rollback gives for
+    the compensation of a later step, which the replay could not learn."""
 
     def record(self, write: StepWrite, output: Any = None, compensate_input: Any = None,
                error: StoredError | None = None) -> None:  # fmt: skip
@@ -68,6 +72,7 @@ class RunState:
             started_at=write.started_at,
             ended_at=write.ended_at,
             completed_order=write.completed_order,
+            compensable=write.compensable,
         )
 
 

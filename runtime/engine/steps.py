@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio.lowlevel
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from runtime.codec import dumps, loads, roundtrip
@@ -67,6 +68,10 @@ async def run_step(
     run: it is then written in the step's own checkpoint (one commit fewer per run),
     unless an operator's request is pending, and ``state.finished`` says so.
     """
+    # A cancel point between two steps: the store's checkpoints give the loop its turn
+    # but are never cut off, so a deadline or cancellation that came due meanwhile is
+    # obeyed here, before the next step starts, and the run is left resumable.
+    await anyio.lowlevel.checkpoint_if_cancelled()
     started = engine.clock.now()
     encoded: list[Any] = []
     last_ctx: list[StepContext] = []  # the latest attempt's context: its staged events
@@ -120,7 +125,8 @@ async def run_step(
     write = StepWrite(
         seq=seq, name=name, status=StepStatus.COMPLETED, attempts=outcome.attempts,
         output=out_text, compensate_input=comp_text, started_at=started,
-        ended_at=engine.clock.now(), completed_order=state.next_order, events=staged,
+        ended_at=engine.clock.now(), completed_order=state.next_order, compensable=compensable,
+        events=staged,
     )  # fmt: skip
     state.next_order += 1
     finish = completion(output) if completion is not None else None
@@ -161,7 +167,7 @@ async def record_failure(
     now = engine.clock.now()
     write = StepWrite(
         seq=seq, name=name, status=status, attempts=result.attempts, compensate_input=comp_text,
-        error=error_text, started_at=result.started or now, ended_at=now,
+        error=error_text, started_at=result.started or now, ended_at=now, compensable=compensable,
     )  # fmt: skip
     update = NO_CHANGE
     if trigger:

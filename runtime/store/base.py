@@ -78,6 +78,8 @@ class StepWrite:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     completed_order: int | None = None
+    compensable: bool = False
+    """The rollback owes this step a compensation (see :class:`~runtime.models.StepRecord`)."""
     events: tuple[StagedEvent, ...] = ()
 
 

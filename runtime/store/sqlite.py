@@ -246,7 +246,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         rows = [
             (run_id, s.seq, s.name, s.status.value, s.attempts, s.output, s.compensate_input,
              s.error, s.started_at and to_text(s.started_at), s.ended_at and to_text(s.ended_at),
-             s.completed_order)
+             s.completed_order, int(s.compensable))
             for s in steps
         ]  # fmt: skip
         staged = [
@@ -469,12 +469,12 @@ _UPSERT_STAGED = (
 )
 
 _UPSERT_STEP = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status, "
     "attempts = excluded.attempts, output = excluded.output, "
     "compensate_input = excluded.compensate_input, error = excluded.error, "
     "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-    "completed_order = excluded.completed_order"
+    "completed_order = excluded.completed_order, compensable = excluded.compensable"
 )
 
 

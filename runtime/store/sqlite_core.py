@@ -11,6 +11,13 @@ costs four times a whole WAL commit (about 15 us). So:
   ``synchronous=NORMAL`` a commit does not fsync (that connection never runs
   checkpoints), so the loop is held for tens of microseconds, never for I/O
   waits. This halves a step's cost.
+- **Turns.** Nothing on the fast path waits, so it must give the loop back
+  itself: a task writing alone yields once it has kept the loop for
+  ``TURN_EVERY``; when several tasks write, every write yields, and the writes
+  made by the other tasks during that turn join its transaction (group commit,
+  up to ``BATCH_MAX`` writes, applied together and redone one savepoint each
+  only if one is refused). The yield is cancel-shielded: a write that was
+  called happens, and the engine obeys cancellation between steps instead.
 - **Queued path.** When another connection holds the lock (another process, or
   a transaction already queued here), the write goes to aiosqlite's connection
   thread (``Connection._execute``; the version is pinned for it), which waits
@@ -28,6 +35,7 @@ hold the loop for a disk flush.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -53,6 +61,12 @@ BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY = 1000
 """Fast-path commits between two WAL checkpoints run on the connection thread."""
 
+TURN_EVERY = 0.001
+"""Seconds a task writing alone on the fast path may keep the loop before it yields."""
+
+BATCH_MAX = 64
+"""Writes in one fast transaction, at most: so many tasks go on per turn of the loop."""
+
 _RUN_COLUMNS = (
     "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
     "parent_run_id, available_at, created_at, updated_at, ended_at, rollback_status, control, "
@@ -60,7 +74,7 @@ _RUN_COLUMNS = (
 )
 _STEP_COLUMNS = (
     "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
-    "ended_at, completed_order"
+    "ended_at, completed_order, compensable"
 )
 
 
@@ -75,16 +89,36 @@ def migrations() -> list[tuple[int, str]]:
 
 
 class _Slot:
-    """One queued write: the function, and where its outcome lands."""
+    """One write: the function, and where its outcome lands.
 
-    __slots__ = ("done", "error", "fn", "lead", "result")
+    The event a waiting writer sleeps on is made only when someone waits: most
+    fast writes commit before anyone would.
+    """
+
+    __slots__ = ("_event", "error", "finished", "fn", "gather", "lead", "result")
 
     def __init__(self, fn: Write) -> None:
         self.fn = fn
-        self.done = anyio.Event()
+        self.finished = False
+        self._event: anyio.Event | None = None
         self.lead = False
+        """Its writer is to commit the thread's queue next."""
+        self.gather = False
+        """Its writer is to lead the next fast transaction (it found the last one full)."""
         self.result: Any = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        """The transaction holding this write ended (or its writer is to lead the next)."""
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if not self.finished:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
 
 
 class SqliteCore:
@@ -97,6 +131,16 @@ class SqliteCore:
         self.path = path
         self._fast = fast
         self._queue: list[_Slot] = []
+        self._batch: list[_Slot] | None = None
+        """Writes gathered for the next fast transaction (while its first writer yields)."""
+        self._turn_at = time.perf_counter()
+        """When a fast write last gave the loop its turn."""
+        self._overflow: list[_Slot] = []
+        """Writes that found the gathered transaction full: they make the next one."""
+        self._shared = False
+        """The last fast transaction held several tasks' writes: they take turns."""
+        self._writer: object = None
+        """The task of the last fast write: another task writing means they take turns."""
         self._flushing = False
         self._since_checkpoint = 0
         self._versions: tuple[int, int] | None = None
@@ -113,33 +157,143 @@ class SqliteCore:
         await self._conn.close()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside a write transaction, on the fast path when the lock is free."""
-        if self._fast is not None and not self._flushing and not self._queue:
-            done, result = self._try_fast(self._fast, fn)
-            if done:
-                self._since_checkpoint += 1
-                if self._since_checkpoint >= CHECKPOINT_EVERY:
-                    self._since_checkpoint = 0
-                    await self._checkpoint()
-                return result  # type: ignore[no-any-return]
-        return await self._queued(fn)
+        """Run ``fn`` inside a write transaction, on the fast path when the lock is free.
 
-    def _try_fast(self, db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> Any:
-        """(True, result) after a commit on this thread; (False, None) if the lock is taken."""
+        A write, once called, happens: it is never cut off by the caller's
+        cancellation, which is delivered at the caller's next checkpoint.
+        """
+        if self._fast is None or self._flushing or self._queue:
+            return await self._queued(fn)
+        slot = _Slot(fn)
+        if self._batch is not None:
+            # A fast transaction is being gathered in this turn of the loop: join it,
+            # or the one after it when it is full.
+            if len(self._batch) < BATCH_MAX:
+                self._batch.append(slot)
+            else:
+                self._overflow.append(slot)
+            return await self._outcome(slot)  # type: ignore[no-any-return]
+        self._batch = [slot]
+        writer, self._writer = self._writer, asyncio.current_task()
+        if (
+            self._shared
+            or writer is not self._writer
+            or time.perf_counter() - self._turn_at >= TURN_EVERY
+        ):
+            # Several tasks write (or this one has had the loop long enough): a turn.
+            await self._gather()
+        elif self._commit_alone(slot):
+            # The common case, kept lean: a task writing alone, within its turn.
+            if self._since_checkpoint >= CHECKPOINT_EVERY:
+                self._since_checkpoint = 0
+                await self._checkpoint()
+            if slot.error is not None:
+                raise _store_error(slot.error)
+            return slot.result  # type: ignore[no-any-return]
+        if self._commit_batch() and self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            await self._checkpoint()
+        return await self._outcome(slot)  # type: ignore[no-any-return]
+
+    async def _gather(self) -> None:
+        """Give the loop its turn before committing the batch this writer leads.
+
+        Other tasks run meanwhile (a ticker, a deadline, another run's step), and the
+        writes they make join this transaction (group commit). Shielded: a write that
+        was called happens.
+        """
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        self._turn_at = time.perf_counter()
+
+    def _commit_alone(self, slot: _Slot) -> bool:
+        """Commit one write on this thread; False (nothing done) if the lock is taken."""
+        db = self._fast
+        assert db is not None
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
-            return False, None  # busy: another connection writes; queue for the thread
+            return False  # busy: the batch path hands it to the thread
+        self._batch = None
+        self._shared = False
         try:
-            result = fn(db)
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise _store_error(exc) from (exc if isinstance(exc, sqlite3.Error) else None)
-        self.commits += 1
-        self.fast_commits += 1
-        return True, result
+            committed = _apply_batch(db, [slot])
+        except BaseException as exc:  # the COMMIT itself failed (disk full, say)
+            slot.error = exc
+            return True
+        if committed:
+            self.commits += 1
+            self.fast_commits += 1
+            self._since_checkpoint += 1
+        return True
+
+    def _commit_batch(self) -> bool:
+        """Commit the gathered writes on this thread; False if the lock was taken.
+
+        Writes that find the lock taken (by another process) go to the queue, whose
+        transaction waits for the lock on the connection thread.
+        """
+        batch, self._batch = self._batch or [], None
+        fast = self._fast
+        if fast is not None and not self._flushing and not self._queue:
+            try:
+                fast.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                pass  # busy: another connection writes; the thread waits for the lock
+            else:
+                # Writers that met in one turn take turns again at their next write.
+                self._shared = len(batch) > 1
+                try:
+                    if _apply_batch(fast, batch):
+                        self.commits += 1
+                        self.fast_commits += 1
+                        self._since_checkpoint += 1
+                except BaseException as exc:
+                    for slot in batch:
+                        if slot.error is None:
+                            slot.error = exc
+                for slot in batch:
+                    slot.finish()
+                if self._overflow:
+                    # The writers that found the batch full make the next one, led by
+                    # the first of them: at most BATCH_MAX tasks wake per turn.
+                    self._batch = self._overflow[:BATCH_MAX]
+                    self._overflow = self._overflow[BATCH_MAX:]
+                    self._batch[0].gather = True
+                    self._batch[0].finish()
+                return True
+        batch += self._overflow
+        self._overflow = []
+        self._queue += batch
+        if not self._flushing:
+            self._hand_lead(batch[0])
+        return False
+
+    def _hand_lead(self, slot: _Slot) -> None:
+        """Make ``slot``'s writer the one that commits the queue next."""
+        self._flushing = True
+        slot.lead = True
+        slot.finish()
+
+    async def _outcome(self, slot: _Slot) -> Any:
+        """Wait for the transaction holding ``slot`` (committing it if handed the lead)."""
+        if slot.lead or slot.gather or not slot.finished:
+            # Shielded: once queued, a write happens, and whoever leads must hand
+            # the lead on, or the writers behind it would wait forever.
+            with anyio.CancelScope(shield=True):
+                await slot.wait()
+                if slot.gather:
+                    slot.gather = False
+                    slot.finished, slot._event = False, None
+                    await self._gather()
+                    self._commit_batch()
+                    await slot.wait()
+                if slot.lead:
+                    slot.lead = False
+                    slot.finished, slot._event = False, None
+                    await self._lead()
+        if slot.error is not None:
+            raise _store_error(slot.error)
+        return slot.result
 
     async def change_token(self) -> int:
         thread = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
@@ -168,22 +322,11 @@ class SqliteCore:
         """Run ``fn`` inside a write transaction shared with concurrent writers."""
         slot = _Slot(fn)
         self._queue.append(slot)
-        # Shielded: once queued, a write happens, and whoever leads must hand
-        # the lead on, or the writers behind it would wait forever.
-        with anyio.CancelScope(shield=True):
-            if self._flushing:
-                await slot.done.wait()
-                if slot.lead:
-                    slot.done = anyio.Event()
-                    await self._lead()
-            else:
-                await self._lead()
-        if slot.error is not None:
-            raise _store_error(slot.error)
-        return slot.result  # type: ignore[no-any-return]
+        if not self._flushing:
+            self._hand_lead(slot)
+        return await self._outcome(slot)  # type: ignore[no-any-return]
 
     async def _lead(self) -> None:
-        self._flushing = True
         batch, self._queue = self._queue, []
         try:
             if await _on_thread(self._conn, _run_batch, batch):
@@ -193,11 +336,9 @@ class SqliteCore:
                 if slot.error is None:
                     slot.error = _store_error(exc)
         for slot in batch:
-            slot.done.set()
+            slot.finish()
         if self._queue:
-            head = self._queue[0]
-            head.lead = True
-            head.done.set()
+            self._hand_lead(self._queue[0])
         else:
             self._flushing = False
 
@@ -284,8 +425,18 @@ def _statements(sql: str) -> list[str]:
 
 
 def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
-    """One transaction for the whole batch, each write in its own savepoint; True if committed."""
+    """One transaction for the whole batch (waiting for the lock); True if committed."""
     db.execute("BEGIN IMMEDIATE")
+    return _apply_batch(db, batch)
+
+
+def _apply_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
+    """Apply a batch's writes in an open transaction, then COMMIT; True if committed.
+
+    A write that raises is undone alone and its error kept on its slot. Writes are
+    applied together first; only if one raises are they applied again, each in its
+    own savepoint (so a write function must touch nothing but the database).
+    """
     try:
         if len(batch) == 1:
             slot = batch[0]
@@ -296,14 +447,21 @@ def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
                 db.execute("ROLLBACK")
                 return False
         else:
-            for slot in batch:
-                db.execute("SAVEPOINT w")
-                try:
+            db.execute("SAVEPOINT batch")
+            try:
+                for slot in batch:
                     slot.result = slot.fn(db)
-                except Exception as exc:
-                    slot.error = exc
-                    db.execute("ROLLBACK TO w")
-                db.execute("RELEASE w")
+            except Exception:
+                db.execute("ROLLBACK TO batch")
+                for slot in batch:
+                    db.execute("SAVEPOINT w")
+                    try:
+                        slot.result = slot.fn(db)
+                    except Exception as exc:
+                        slot.result, slot.error = None, exc
+                        db.execute("ROLLBACK TO w")
+                    db.execute("RELEASE w")
+            db.execute("RELEASE batch")
         db.execute("COMMIT")
         return True
     except BaseException:
@@ -382,4 +540,5 @@ def _step(row: Sequence[Any]) -> StepRecord:
         started_at=from_text(row[8]) if row[8] else None,
         ended_at=from_text(row[9]) if row[9] else None,
         completed_order=row[10],
+        compensable=bool(row[11]),
     )

@@ -647,3 +647,39 @@ async def test_a_saturated_dispatcher_waits_for_a_free_slot_instead_of_polling(
         await wait_for_delivery(rt, second, "mailer", DeliveryStatus.DONE)
 
     assert spun < 20
+
+
+async def test_outcomes_of_deliveries_that_finish_together_are_committed_together(
+    db_url: str,
+) -> None:
+    """Before: each handler that finished recorded its outcome in a transaction of its
+    own (20 handlers released at once, 20 commits); now the outcomes written in one
+    turn of the loop share a transaction."""
+    count = 20
+    arrived: list[str] = []
+    gate = anyio.Event()
+
+    async def held(args: SubscriberArgs) -> None:
+        arrived.append(args.event.id)
+        await gate.wait()
+
+    async with running(db_url, [sub("held", held, "order.placed")]) as rt:
+        store = rt.store
+        assert isinstance(store, SqliteStore)
+        for i in range(count):
+            await rt.emit("order.placed", {"i": i})
+
+        async def all_arrived() -> bool:
+            return len(arrived) == count
+
+        await wait_until(all_arrived)
+        before = store.commits
+        gate.set()
+
+        async def all_done() -> bool:
+            done = await deliveries_of(rt, subscriber_id="held", status=[DeliveryStatus.DONE])
+            return len(done) == count
+
+        await wait_until(all_done)
+        commits = store.commits - before
+    assert commits <= 3, f"{count} outcomes took {commits} transactions"

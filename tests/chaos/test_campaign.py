@@ -20,12 +20,6 @@ SEED = 20261130
 """Fixed, so a failure here can be replayed with ``scripts/chaos --kills 10 --seed 20261130``
 (the kills land at the same delays; what they cut off depends on timing too)."""
 
-ROLLBACK_ORDER_BUG = (
-    "known engine bug, fixed in parallel on the rollback branch: when a crash cuts off the "
-    "failing step's own compensation the restart runs it last instead of first, and a "
-    "durable rollback interrupted twice drops a compensation"
-)
-
 
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -75,7 +69,6 @@ def test_no_compensation_runs_twice_or_unasked(summary: dict[str, Any]) -> None:
     _none(summary, "compensations_repeated", "compensations_unexpected")
 
 
-@pytest.mark.xfail(strict=False, reason=ROLLBACK_ORDER_BUG)
 def test_compensations_run_in_design_order_and_none_is_dropped(summary: dict[str, Any]) -> None:
     _none(summary, "compensations_out_of_order", "compensations_missing")
 

@@ -3,6 +3,9 @@
 The child apps write an :class:`ExecutionLog` (one JSON line per step execution,
 fsynced, so it survives SIGKILL); the tests start them as :class:`Child`
 processes under a :func:`reaping` scope so that no child outlives its test.
+Tests that start many children fork them from a :class:`ForkServer` instead
+(:class:`ForkedChild`, :class:`ForkedProcesses`): real processes too, without an
+interpreter start and the imports each time.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,3 +148,123 @@ def reaping(processes: Processes) -> Iterator[Processes]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+# -- forked children (tests/engine/forkserver.py) -----------------------------------
+
+
+class ForkServer:
+    """A :mod:`tests.engine.forkserver` process for one child app: fast starts of real processes.
+
+    Args:
+        module: the child app's module (it has ``main`` and ``parse``).
+    """
+
+    def __init__(self, module: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.engine.forkserver", module],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def fork(self, argv: list[str], err: Path, status: Path) -> int:
+        """Start a child running the app with ``argv``; its pid."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if self.proc.poll() is not None:
+            pytest.fail(f"the fork server exited with {self.proc.returncode}")
+        request = {"argv": argv, "err": str(err), "status": str(status)}
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        """Stop the server; it SIGKILLs and reaps the children still running."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@dataclass
+class ForkedChild:
+    """A child app process forked by a :class:`ForkServer` (with :class:`Child`'s interface)."""
+
+    pid: int
+    out: Path
+    err: Path
+    status_file: Path
+
+    def status(self) -> dict[str, Any] | None:
+        """How the process ended (``exit``, ``signal``), or ``None`` while it runs."""
+        if not self.status_file.exists():
+            return None
+        status: dict[str, Any] = json.loads(self.status_file.read_text(encoding="utf-8"))
+        return status
+
+    def alive(self) -> bool:
+        return self.status() is None
+
+    def stderr(self) -> str:
+        if not self.err.exists():
+            return ""
+        return self.err.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    def wait_ended(self, timeout: float) -> dict[str, Any] | None:
+        """Poll until the process ended (its status), for at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (status := self.status()) is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return status
+
+    def wait_outcome(self, timeout: float) -> dict[str, Any]:
+        """The outcome the child wrote, once it exited cleanly within ``timeout`` seconds."""
+        status = self.wait_ended(timeout)
+        if status is None:
+            pytest.fail(f"child did not finish within {timeout}s; stderr:\n{self.stderr()}")
+        assert status["exit"] == 0, f"child ended {status}; stderr:\n{self.stderr()}"
+        outcome: dict[str, Any] = json.loads(self.out.read_text(encoding="utf-8"))
+        return outcome
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no lease released, no final write."""
+        if self.alive():
+            # Gone already when it ended on its own and was reaped since: the status says so.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        status = self.wait_ended(5.0)
+        assert status is not None and status["signal"] == signal.SIGKILL, status
+        assert not self.out.exists(), "a killed child must not have written an outcome"
+
+
+@dataclass
+class ForkedProcesses:
+    """The files one scenario's forked processes share (a database, a log) and its children."""
+
+    dir: Path
+    server: ForkServer
+    children: list[ForkedChild]
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "runtime.db"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "execution.log"
+
+    def start(self, name: str, argv: list[str]) -> ForkedChild:
+        """Fork the app with ``argv`` as process ``name``, completed with ``--db/--log/--out``."""
+        out, err = self.dir / f"{name}.json", self.dir / f"{name}.stderr"
+        argv = [*argv, "--db", str(self.db), "--log", str(self.log), "--out", str(out)]
+        status = self.dir / f"{name}.status"
+        child = ForkedChild(self.server.fork(argv, err, status), out, err, status)
+        self.children.append(child)
+        return child
+
+    def kill_all(self) -> None:
+        """Whatever failed, no child outlives its scenario."""
+        for child in self.children:
+            if child.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                child.wait_ended(5.0)

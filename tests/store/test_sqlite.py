@@ -148,9 +148,18 @@ async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:
     assert (again.id, created) == (record.id, False)
 
 
-async def test_concurrent_writes_are_group_committed(db_path: Path) -> None:
-    # Group commit is the queued path's (the fast path commits each write at once).
-    store = await SqliteStore.open(str(db_path), fast=False)
+@pytest.fixture(params=["queued", "fast"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both write paths: the thread's queue, and the fast path with every write yielding."""
+    if request.param == "fast":
+        # Writers that meet in one turn of the loop share a transaction on the fast path
+        # too; a writer alone yields once it has held the loop a while (here: always).
+        monkeypatch.setattr(sqlite_core, "TURN_EVERY", 0.0)
+    return bool(request.param == "fast")
+
+
+async def test_concurrent_writes_are_group_committed(db_path: Path, write_path: bool) -> None:
+    store = await SqliteStore.open(str(db_path), fast=write_path)
     results: dict[int, tuple[str, bool]] = {}
     writes = 40
 
@@ -165,17 +174,21 @@ async def test_concurrent_writes_are_group_committed(db_path: Path) -> None:
                 for i in range(writes):
                     tg.start_soon(write, i)
         commits = store.commits - before
+        fast_commits = store.fast_commits
         page = await store.list_runs(limit=100)
     finally:
         await store.close()
 
     assert 1 <= commits < writes
+    assert (fast_commits > 0) is write_path
     assert results == {i: (f"key-{i}", True) for i in range(writes)}
     assert len(page.runs) == writes
 
 
-async def test_one_failing_write_in_a_batch_does_not_undo_the_others(db_path: Path) -> None:
-    store = await SqliteStore.open(str(db_path), fast=False)
+async def test_one_failing_write_in_a_batch_does_not_undo_the_others(
+    db_path: Path, write_path: bool
+) -> None:
+    store = await SqliteStore.open(str(db_path), fast=write_path)
     owned, _ = await store.create_run(new_run("owned", status=RunStatus.RUNNING, owner="wrk_a"))
     taken, _ = await store.create_run(new_run("taken"))
     outcomes: dict[str, object] = {}
@@ -246,3 +259,35 @@ async def test_a_write_after_a_failed_batch_still_works(db_path: Path) -> None:
 async def test_the_store_rejects_a_bad_synchronous_setting(db_path: Path) -> None:
     with pytest.raises(StoreError, match="synchronous"):
         await SqliteStore.open(str(db_path), synchronous="off")
+
+
+async def test_schema_3_marks_the_steps_written_before_that_are_owed_a_compensation(
+    db_path: Path,
+) -> None:
+    # A file written by the previous version (schema 2), with steps of a run mid-rollback.
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("CREATE TABLE runtime_schema (version INTEGER NOT NULL)")
+        for version, sql in migrations()[:2]:
+            db.executescript(sql)
+            db.execute("INSERT INTO runtime_schema (version) VALUES (?)", (version,))
+        rows = [
+            (1, "completed", "null"),  # completed with a compensation (its input: null)
+            (2, "completed", None),  # completed, no compensation
+            (3, "compensating", None),  # its compensation began: it had one
+            (4, "failed", None),  # failed with no compensate_input: not known
+        ]
+        db.executemany(
+            "INSERT INTO steps (run_id, seq, name, status, attempts, compensate_input) "
+            "VALUES ('run_1', ?, 's', ?, 1, ?)",
+            rows,
+        )
+    db.close()
+
+    store = await SqliteStore.open(str(db_path))
+    try:
+        steps = await store.load_steps("run_1")
+    finally:
+        await store.close()
+    assert [(s.seq, s.compensable) for s in steps] == [(1, True), (2, False), (3, True),
+                                                       (4, False)]  # fmt: skip
