@@ -220,4 +220,4 @@ async def test_a_deadline_stops_a_loop_of_emits_and_of_background_starts(db_url:
                 started += 1
         assert scope.cancelled_caught
         assert started < LONG * 10
-        assert len((await rt.workflows.list_runs(limit=LONG * 10)).runs) == started
+        assert len((await rt.store.list_runs(limit=LONG * 10)).runs) == started
