@@ -99,7 +99,7 @@ def test_a_payload_file_that_is_not_utf8_exits_2(project: Path) -> None:
     [
         ({"runtime.toml": "[runtim]\nconcurrency = 2\n"}, "unknown table [runtim]"),
         ({"runtime.toml": b"database = '\xff'\n"}, "not UTF-8 text (line 1: byte 12 is 0xff)"),
-        ({"runtime.toml": "concurrency = true\n"}, "'concurrency': must be a number, got true"),
+        ({"runtime.toml": "concurrency = true\n"}, "'concurrency' must be an int, got True"),
         (
             {"jobs/never.py": "from runtime.specs import JobConfig\n"
              "async def handler(container): pass\n"
