@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from runtime.codec import utf8
 from runtime.cron import timezone
 from runtime.errors import ConfigError, DefinitionError
 from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
@@ -188,14 +189,7 @@ def _read_toml(file: Path) -> dict[str, Any]:
         data = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{file}: not UTF-8 text (line {line}: byte {exc.start} is "
-            f"{data[exc.start]:#04x}); save it as UTF-8"
-        ) from None
+    text = utf8(data, str(file), error=ConfigError)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
