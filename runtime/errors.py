@@ -35,6 +35,7 @@ type, message, traceback text), never pickled.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -82,7 +83,35 @@ class UnknownServiceError(RuntimeBaseError, LookupError):
 
 
 class UnknownWorkflowError(RuntimeBaseError, LookupError):
-    """A workflow (or one version of it) is not known to this runtime."""
+    """A workflow (or one version of it) is not known to this runtime.
+
+    Attributes:
+        workflow: the name asked for.
+        version: the version asked for (``None``: any).
+        versions: the versions of ``workflow`` that are known (none if the name is not).
+        workflows: the names of the workflows that are known.
+    """
+
+    def __init__(
+        self,
+        workflow: str,
+        version: str | None = None,
+        *,
+        versions: Sequence[str | None] = (),
+        workflows: Sequence[str] = (),
+    ) -> None:
+        self.workflow = workflow
+        self.version = version
+        self.versions = list(versions)
+        self.workflows = list(workflows)
+        label = repr(workflow)
+        if self.versions:  # the name is known, not this version of it
+            label += f" version {version!r}" if version else " without a version"
+            known = f"known versions: {self.versions}"
+        else:
+            label += f" version {version!r}" if version else ""
+            known = f"known workflows: {self.workflows}" if self.workflows else "none is known"
+        super().__init__(f"unknown workflow {label}; {known}")
 
 
 class RunNotFoundError(RuntimeBaseError, LookupError):
