@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import anyio.to_thread
+from anyio.lowlevel import RunVar
 
 from runtime.errors import StoredError
 
@@ -78,30 +78,63 @@ async def run_in_thread(fn: Callable[[], Any]) -> Any:
     shutdown does not keep the process alive either: anyio's worker threads are joined
     at interpreter exit, which made ``runtime start`` outlive its ``shutdown_grace`` by
     as long as the step blocked. The caller's context variables (its log bindings)
-    are visible in the thread; the threads in use at once are bounded by anyio's
-    default thread limiter.
+    are visible in the thread.
+
+    At most :data:`MAX_THREADS` run at once (:func:`thread_limiter`), abandoned ones
+    included: the limiter's token is held until the thread finishes, not until the
+    caller stops waiting, so a step that times out again and again cannot pile up
+    threads (a call that never returns keeps its token for good). The limiter is not
+    anyio's default one, which the runtime's own thread calls (the scheduler's, the
+    store's) use: stuck user code cannot stall those.
     """
     loop = asyncio.get_running_loop()
+    limiter = thread_limiter()
     context = contextvars.copy_context()
     done = anyio.Event()
     outcome: list[tuple[bool, Any]] = []
+    borrower = object()  # the call holds the token, whoever stops waiting for it
+
+    def finished() -> None:  # on the loop, once the thread is done
+        limiter.release_on_behalf_of(borrower)
+        done.set()
 
     def work() -> None:
         try:
             outcome.append((True, context.run(fn)))
         except BaseException as exc:  # handed to the caller, who decides what it means
             outcome.append((False, exc))
-        # A closed loop (RuntimeError): the caller was abandoned long ago.
+        # A closed loop (RuntimeError): the caller was abandoned long ago, and the
+        # limiter went with its loop.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(done.set)
+            loop.call_soon_threadsafe(finished)
 
-    async with anyio.to_thread.current_default_thread_limiter():
+    await limiter.acquire_on_behalf_of(borrower)
+    try:
         _THREADS.submit(work)
-        await done.wait()
+    except BaseException:  # no thread started (cannot start a new thread)
+        limiter.release_on_behalf_of(borrower)
+        raise
+    await done.wait()
     ok, value = outcome[0]
     if ok:
         return value
     raise value
+
+
+MAX_THREADS = 40
+"""The most threads blocking user code runs on at once, per event loop (anyio's default)."""
+
+_LIMITER: RunVar[anyio.CapacityLimiter] = RunVar("runtime_user_code_threads")
+
+
+def thread_limiter() -> anyio.CapacityLimiter:
+    """The event loop's limiter of threads for blocking user code (:data:`MAX_THREADS`)."""
+    try:
+        return _LIMITER.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(MAX_THREADS)
+        _LIMITER.set(limiter)
+        return limiter
 
 
 IDLE_THREAD_LIFETIME = 10.0
