@@ -205,10 +205,8 @@ class DatabaseNotFoundError(StoreError, LookupError):
 
     def __init__(self, path: str, detail: str = "there is no such file") -> None:
         self.path = path
-        super().__init__(
-            f"no runtime database at {path}: {detail}; check --database, RUNTIME_DATABASE "
-            "or 'database' in runtime.toml (commands that only read never create one)"
-        )
+        self.detail = detail
+        super().__init__(f"no runtime database at {path}: {detail}")
 
 
 class DatabaseReplacedError(StoreError):
