@@ -4,11 +4,15 @@ and the threads its blocking functions run on.
 Whatever a step or a handler raises is its own failure, to record and retry,
 ``BaseException``s included: a ``sys.exit(3)`` or a ``KeyboardInterrupt`` in a
 step fails the step and must not stop the service (whose own SIGINT and SIGTERM
-arrive through a signal receiver, never as an exception in user code). The one
-exception that is not the code's failure is a cancellation of ours: a shutdown,
-a timeout, the caller's task cancelled. A ``CancelledError`` is ours only when
-the task is really being cancelled; one the code raises itself, or gets from a
-future someone else cancelled, is a failure like any other.
+arrive through a signal receiver, never as an exception in user code). Two
+exceptions are not the code's failure. A cancellation of ours: a shutdown, a
+timeout, the caller's task cancelled; a ``CancelledError`` is ours only when the
+task is really being cancelled; one the code raises itself, or gets from a
+future someone else cancelled, is a failure like any other. And a real Ctrl-C in
+an application that embeds a ``Runtime`` without handling SIGINT itself: Python
+raises its ``KeyboardInterrupt`` in whatever code the main thread runs, an async
+step's included, and it must stop the application, not fail the step
+(:func:`from_a_signal`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dis
 import math
 import queue
 import threading
@@ -45,13 +50,40 @@ def is_failure(exc: BaseException) -> bool:
     Call it in the ``except`` clause, in the task that ran the code: whether a
     ``CancelledError`` is a real cancellation depends on that task's state.
     """
-    if isinstance(exc, (Exception, SystemExit, KeyboardInterrupt)):
+    if isinstance(exc, KeyboardInterrupt):
+        return not from_a_signal(exc)
+    if isinstance(exc, (Exception, SystemExit)):
         return True
     if isinstance(exc, asyncio.CancelledError):
         return not being_cancelled()
     if isinstance(exc, BaseExceptionGroup):
         return all(is_failure(leaf) for leaf in exc.exceptions)
     return False  # GeneratorExit, the engine's own control flow
+
+
+_RAISES = frozenset({"RAISE_VARARGS", "RERAISE"})
+
+
+def from_a_signal(exc: BaseException) -> bool:
+    """Whether ``exc`` (a ``KeyboardInterrupt``) came from a real SIGINT, not from code.
+
+    Python runs a signal's handler in the main thread, between two instructions of
+    whatever runs there (an async step's code, when it blocks the loop); the default
+    handler raises ``KeyboardInterrupt`` at that point, so the innermost frame of its
+    traceback stopped at an instruction that is not a ``raise``. ``asyncio.run``'s own
+    handler raises it (on a second Ctrl-C) from ``asyncio.runners``. Code that raises
+    it itself, in a step's worker thread or anywhere, stops at a ``raise``.
+    """
+    tb = exc.__traceback__
+    if tb is None:  # never raised: not from a signal
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if tb.tb_frame.f_globals.get("__name__") == "asyncio.runners":
+        return True
+    at = next((i.opname for i in dis.get_instructions(code) if i.offset == tb.tb_lasti), None)
+    return at not in _RAISES
 
 
 def failure(exc: BaseException, what: str, step: str | None = None) -> StoredError:
