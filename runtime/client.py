@@ -114,9 +114,16 @@ class Client(RunsApi):
             SerializationError: ``input`` cannot be stored as JSON; nothing stored.
         """
         seconds = run_options(workflow, version, idempotency_key, delay)
-        new_run = pending_run(workflow, input, version=version, kind="unresolved",
-                              idempotency_key=idempotency_key, now=self._clock.now(),
-                              delay=seconds)  # fmt: skip
+        now = self._clock.now()
+        new_run = pending_run(
+            workflow,
+            input,
+            version=version,
+            kind="unresolved",
+            idempotency_key=idempotency_key,
+            now=now,
+            delay=seconds,
+        )
         store = await self._open()
         record, _ = await store.create_run(new_run)
         return RunHandle(record.id, self)

@@ -27,6 +27,7 @@ from runtime.durable import DurableWorkflow
 from runtime.errors import ConfigError
 from runtime.sdk.workflows import WorkflowDefinition
 from runtime.specs import Job, JobConfig, Subscriber, SubscriberConfig
+from runtime.usercode import is_failure
 
 Kind = Literal["workflows", "subscribers", "jobs"]
 
@@ -267,7 +268,9 @@ class SetupHook:
             returned = self.fn(container)
             if inspect.isawaitable(returned):
                 await returned
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # a KeyboardInterrupt or sys.exit() in it included
+            if not is_failure(exc):
+                raise
             raise ConfigError(
                 f"{self.source}: setup {self.spec!r} raised {_describe(exc)}{_origin(exc)}"
             ) from exc

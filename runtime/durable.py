@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
 
+from runtime import limits
 from runtime.errors import DefinitionError, InputValidationError
-from runtime.sdk.steps import StepDefinition, seconds
+from runtime.sdk.steps import StepDefinition
 from runtime.specs import Schedule
 
 if TYPE_CHECKING:
@@ -125,9 +126,7 @@ class WorkflowContext(Generic[InputT]):
         """Park the run durably (status ``sleeping``, no worker held) for ``duration``."""
         if not isinstance(name, str) or not name:
             raise DefinitionError(f"ctx.sleep needs a name first, got {name!r}")
-        amount = seconds(duration, "ctx.sleep duration")
-        assert amount is not None
-        await self._runner.sleep(name, amount)
+        await self._runner.sleep(name, limits.duration(duration, "ctx.sleep duration"))
 
     def emit(self, name: str, data: Any = None, *, metadata: dict[str, Any] | None = None) -> None:
         """Stage an event, published only if the run completes."""

@@ -198,8 +198,8 @@ class JobConfig:
             raise DefinitionError(f"timezone must be an IANA name, got {shown(self.timezone)}")
         CronSchedule(self.schedule, self.timezone or "UTC")
         if self.number_of_executions is not None:
-            count(self.number_of_executions, "number_of_executions", minimum=1,
-                  maximum=MAX_EXECUTIONS)  # fmt: skip
+            executions = self.number_of_executions
+            count(executions, "number_of_executions", minimum=1, maximum=MAX_EXECUTIONS)
         count(self.max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES)
         object.__setattr__(self, "retry_interval", duration(self.retry_interval, "retry_interval"))
         if self.overlap not in ("skip", "allow"):

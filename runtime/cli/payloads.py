@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from runtime.cli.common import EXIT_USAGE, fail
-from runtime.codec import parse
+from runtime.codec import parse, utf8
 from runtime.errors import RuntimeBaseError
 from runtime.limits import MAX_DURATION, duration
 
@@ -73,9 +73,9 @@ def _read(name: str, where: str) -> str:
 
 def _decode(data: bytes, where: str) -> str:
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        fail(f"{where}: not UTF-8 text (byte {exc.start})", EXIT_USAGE)
+        return utf8(data, where)
+    except RuntimeBaseError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 class Seconds(click.ParamType[float]):

@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
 from runtime.codec import dumps
@@ -178,11 +177,6 @@ class StepOptions:
             raise DefinitionError(
                 "skip_on_permanent_failure and continue_on_permanent_failure exclude each other"
             )
-
-
-def seconds(value: float | timedelta | None, what: str) -> float | None:
-    """Normalize a duration given as seconds or ``timedelta`` (bounds: :mod:`runtime.limits`)."""
-    return None if value is None else duration(value, what)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
