@@ -14,17 +14,20 @@ that defines it is deployed.
 
 from __future__ import annotations
 
+import queue
 import threading
+import weakref
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from runtime.bus import encode_event
 from runtime.clock import Clock, SystemClock
+from runtime.config import parse_database_url
 from runtime.engine.executor import pending_run
 from runtime.errors import ConfigError
 from runtime.limits import folder_arg, text
@@ -49,6 +52,7 @@ class Client(RunsApi):
                  clock: Clock | None = None) -> None:  # fmt: skip
         self.database = text(database, "Client(database=...)", error=ConfigError)
         self._base_dir = folder_arg(base_dir, "Client(base_dir=...)", error=ConfigError)
+        parse_database_url(database, self._base_dir)  # a bad URL fails here, not at first use
         self._clock = clock or SystemClock()
         self._store: Store | None = None
         self._lock: anyio.Lock | None = None
@@ -141,30 +145,92 @@ class Client(RunsApi):
                 await anyio.sleep(POLL)
 
 
+class LoopThread:
+    """An event loop in a daemon thread, reached through a blocking portal.
+
+    A daemon thread, so a client that is never closed does not keep the process
+    alive at exit (every write it made is already committed); :class:`SyncClient`
+    also closes it from a finalizer, which runs at exit too.
+    """
+
+    def __init__(self) -> None:
+        ready: queue.SimpleQueue[BlockingPortal | BaseException] = queue.SimpleQueue()
+
+        async def serve() -> None:
+            async with BlockingPortal() as portal:
+                ready.put(portal)
+                await portal.sleep_until_stopped()
+
+        def main() -> None:
+            try:
+                anyio.run(serve, backend="asyncio")
+            except BaseException as exc:  # handed to the constructor's caller
+                ready.put(exc)
+
+        self._thread = threading.Thread(target=main, name="runtime-sync-client", daemon=True)
+        self._thread.start()
+        started = ready.get()
+        if isinstance(started, BaseException):
+            raise started
+        self.portal = started
+
+    def stop(self) -> None:
+        """Stop the loop and wait for its thread (not from the loop's own thread)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a SyncClient cannot be closed from its own event loop")
+        self.portal.call(self.portal.stop)
+        self._thread.join()
+
+
+class _Loop:
+    """What a :class:`SyncClient` owns, apart from it, so a finalizer can close it."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.thread: LoopThread | None = None
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            try:
+                thread.portal.call(self.client.close)
+            finally:
+                thread.stop()
+
+
 class SyncClient:
     """The blocking twin of :class:`Client`, for Django or Flask views.
 
-    It runs an event loop in a background thread; its methods may be called from
-    any thread. Call ``close()`` (or use it as a context manager) at shutdown.
+    It runs an event loop in a background (daemon) thread; its methods may be
+    called from any thread. Call ``close()`` (or use it as a context manager) at
+    shutdown; a client that is not closed is closed when it is garbage collected
+    or at the latest when the interpreter exits, so a script that forgets does
+    not hang.
     """
 
     def __init__(self, database: str, *, base_dir: Path | str | None = None) -> None:
         self._client = Client(database, base_dir=base_dir)
-        self._portal_cm: Any = None
-        self._portal: BlockingPortal | None = None
-        self._lock = threading.Lock()
+        self._loop = _Loop(self._client)
+        self._finalizer = weakref.finalize(self, self._loop.close)
+
+    @property
+    def _portal(self) -> BlockingPortal | None:
+        thread = self._loop.thread
+        return thread.portal if thread is not None else None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:  # views in several threads may make the first call at once
-            if self._portal is None:
-                self._portal_cm = start_blocking_portal(backend="asyncio")
-                self._portal = self._portal_cm.__enter__()
-        assert self._portal is not None
+        loop = self._loop
+        with loop.lock:  # views in several threads may make the first call at once
+            if loop.thread is None:
+                loop.thread = LoopThread()
+            portal = loop.thread.portal
 
         async def call() -> Any:
             return await fn(*args, **kwargs)
 
-        return self._portal.call(call)
+        return portal.call(call)
 
     def emit(self, name: str, data: Any = None, **options: Any) -> str:
         """See :meth:`Client.emit`."""
@@ -207,12 +273,8 @@ class SyncClient:
         return record
 
     def close(self) -> None:
-        """Close the connection and stop the background loop."""
-        with self._lock:
-            if self._portal is not None:
-                self._portal.call(self._client.close)
-                self._portal_cm.__exit__(None, None, None)
-                self._portal = self._portal_cm = None
+        """Close the connection and stop the background loop (it starts again on use)."""
+        self._loop.close()
 
     def __enter__(self) -> SyncClient:
         return self

@@ -41,8 +41,8 @@ def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:
         )
     scheme, rest = url.split("://", 1)
     rest, _, query = rest.partition("?")
-    options = dict(parse_qsl(query))
     if scheme == "sqlite":
+        options = _sqlite_options(url, query)
         if not rest.startswith("/") or rest == "/":
             raise ConfigError(
                 f"database URL {url!r}: a SQLite URL is sqlite:///relative.db or "
@@ -61,6 +61,35 @@ def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:
             "use a sqlite:/// URL"
         )
     raise ConfigError(f"database URL {url!r}: unknown scheme {scheme!r}; use sqlite")
+
+
+SQLITE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "synchronous": ("normal", "full", "extra"),
+    "fast_path": ("on", "off", "true", "false", "yes", "no", "1", "0"),
+}
+"""The options a SQLite URL accepts, with their values (compared without case)."""
+
+
+def _sqlite_options(url: str, query: str) -> dict[str, str]:
+    """A SQLite URL's options, every one known and valid (a typo is never ignored)."""
+    options: dict[str, str] = {}
+    known = ", ".join(SQLITE_OPTIONS)
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        values = SQLITE_OPTIONS.get(name)
+        if values is None:
+            close = difflib.get_close_matches(name, list(SQLITE_OPTIONS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"database URL {url!r}: unknown option {name!r}{hint}; a SQLite URL accepts {known}"
+            )
+        if name in options:
+            raise ConfigError(f"database URL {url!r}: the option {name!r} is given twice")
+        if value.lower() not in values:
+            raise ConfigError(
+                f"database URL {url!r}: {name}={value!r} is not one of {', '.join(values)}"
+            )
+        options[name] = value.lower()
+    return options
 
 
 CONFIG_FILE = "runtime.toml"
@@ -203,9 +232,13 @@ def load_project_config(root: Path, environ: dict[str, str] | None = None) -> Pr
     """Read the project's settings.
 
     Raises:
-        ConfigError: an unknown key or table, a bad value, a file that is not UTF-8
-            or not TOML; naming the file (or variable) and key.
+        ConfigError: a project folder that does not exist; an unknown key or table, a
+            bad value, a file that is not UTF-8 or not TOML, a ``*_dir`` naming a folder
+            that does not exist; naming the file (or variable) and key.
     """
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"the project folder {root} {what}")
     root = root.resolve()
     env = dict(os.environ) if environ is None else environ
     values: dict[str, Any] = {}
@@ -252,4 +285,17 @@ def load_project_config(root: Path, environ: dict[str, str] | None = None) -> Pr
         timezone(config.timezone)
     except DefinitionError as exc:
         raise ConfigError(f"{where('timezone')}: 'timezone': {exc}") from None
+    kinds: tuple[Literal["workflows", "subscribers", "jobs"], ...] = (
+        "workflows",
+        "subscribers",
+        "jobs",
+    )
+    for kind in kinds:
+        # The default folders may be absent (a project without jobs/); a folder the
+        # settings name must exist, or a typo would silently define nothing.
+        key = f"{kind}_dir"
+        folder = config.folder(kind)
+        if key in config.model_fields_set and not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise ConfigError(f"{where(key)}: {key!r}: the folder {folder} {what}")
     return config

@@ -244,6 +244,16 @@ def _collect_job(found: Discovered, module: ModuleType, path: Path) -> None:
             "job names are unique"
         )
         return
+    # A job's firings are runs of the workflow job-<name>: a workflow of that name
+    # would be a second definition of it (workflows are collected first).
+    workflow = f"job-{config.name}"
+    clash = [source for k, source in found.sources.items() if k.startswith(f"workflow:{workflow}@")]
+    if clash:
+        found.problems.append(
+            f"{path}: job {config.name!r} runs as the workflow {workflow!r}, which "
+            f"{clash[0]} also defines; rename the job or the workflow"
+        )
+        return
     found.sources[key] = str(path)
     found.jobs.append(Job(handler, config, str(path)))
 

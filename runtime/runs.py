@@ -173,7 +173,14 @@ class RunHandle:
         """
         if timeout is not None:
             timeout = duration(timeout, "timeout", positive=True)
-        record = await self._api.wait(self.run_id, timeout)
+        try:
+            record = await self._api.wait(self.run_id, timeout)
+        except TimeoutError:
+            status = await self.status()
+            raise TimeoutError(
+                f"run {self.run_id} did not end within {timeout:g} s; it is {status.value} "
+                "(the run goes on: call result() again to wait longer)"
+            ) from None
         if record.status is not RunStatus.COMPLETED:
             raise RunFailed(record.id, record.status.value, stored_error(record.error))
         return record.output

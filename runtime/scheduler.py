@@ -8,8 +8,12 @@ How a schedule behaves (DESIGN 2.5):
 - **Reconciliation.** At start-up :meth:`Scheduler.reconcile` hands every
   declared schedule to the store, planned from now: a new schedule starts from
   its next firing, a changed expression or timezone is re-planned from now, an
-  unchanged one keeps its stored plan and counts, and a schedule no longer
-  declared is deactivated and never fires again.
+  unchanged one keeps its stored plan and counts, and a schedule that neither
+  this process nor another live worker declares is deactivated and never fires
+  again. Each worker's declarations are stored with its worker id, so a process
+  that starts never turns off what another live process runs (DESIGN 5); a
+  scheduler with no schedules of its own (an embedded runtime, a web app)
+  reconciles nothing.
 - **Timing.** The loop sleeps, through the injected clock, until the earliest
   planned firing (never longer than :data:`MAX_SLEEP`, to notice plans moved
   by other processes), so a run is created within milliseconds of its nominal
@@ -86,7 +90,11 @@ class ScheduleStore(Protocol):
     """The part of :class:`~runtime.store.base.Store` the scheduler uses."""
 
     async def sync_schedules(
-        self, specs: Sequence[ScheduleSpec], now: datetime
+        self,
+        specs: Sequence[ScheduleSpec],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
     ) -> list[ScheduleRecord]: ...
 
     async def list_schedules(self) -> list[ScheduleRecord]: ...
@@ -151,6 +159,10 @@ class Scheduler:
         schedules: what to run (see :func:`schedules_for`).
         on_started: called (synchronously) after a firing created a run, so a
             worker can pick the run up at once.
+        worker_id: this process's worker id, under which its schedules are declared;
+            ``None`` declares nothing (a test's bare scheduler).
+        worker_ttl: seconds without a heartbeat after which another worker's
+            declarations no longer keep its schedules active.
 
     Raises:
         DefinitionError: two schedules with one name.
@@ -162,8 +174,13 @@ class Scheduler:
         clock: Clock,
         schedules: Iterable[ScheduleEntry],
         on_started: Callable[[], None] = _do_nothing,
+        *,
+        worker_id: str | None = None,
+        worker_ttl: float = 30.0,
     ) -> None:
         self._store = store
+        self._worker_id = worker_id
+        self._worker_ttl = worker_ttl
         self._clock = clock
         self._on_started = on_started
         self._entries: dict[str, ScheduleEntry] = {}
@@ -194,14 +211,19 @@ class Scheduler:
         """Make the stored schedules match the declared ones.
 
         New schedules are planned from now, changed expressions re-planned from
-        now, unchanged ones keep their plan and counts, removed ones are
-        deactivated.
+        now, unchanged ones keep their plan and counts, and those no live worker
+        declares any more are deactivated. With no schedules of its own the
+        scheduler touches nothing: an embedded runtime or a web app must not
+        turn off the service's jobs, whether the service is running or not (a
+        stopped service catches its downtime up when it starts again).
 
         Returns:
-            The active schedules as stored.
+            The active schedules as stored (nothing when it has no schedules).
         """
         now = self._clock.now()
         entries = list(self._entries.values())
+        if not entries:
+            return []
         plans = await anyio.to_thread.run_sync(_plan_from, entries, now)
         specs = [
             ScheduleSpec(
@@ -216,7 +238,8 @@ class Scheduler:
             )
             for entry, planned in zip(entries, plans, strict=True)
         ]
-        records = await self._store.sync_schedules(specs, now)
+        live_since = now - timedelta(seconds=self._worker_ttl)
+        records = await self._store.sync_schedules(specs, now, self._worker_id, live_since)
         logger.info(
             "schedules_reconciled",
             schedules=[r.name for r in records],

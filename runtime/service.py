@@ -21,13 +21,18 @@ import structlog
 
 from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
-from runtime.config import ProjectConfig, load_project_config, unknown_variables
+from runtime.config import (
+    ProjectConfig,
+    load_project_config,
+    parse_database_url,
+    unknown_variables,
+)
 from runtime.container import Container
 from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
-from runtime.engine.leases import HEARTBEAT_INTERVAL, WorkerIdentity
+from runtime.engine.leases import HEARTBEAT_INTERVAL, LEASE_TTL, WorkerIdentity
 from runtime.engine.worker import Worker
 from runtime.errors import ConfigError, DatabaseReplacedError, DefinitionError, StoreError
 from runtime.limits import (
@@ -195,7 +200,13 @@ class Runtime:
         for workflow in workflows:
             self.registry.register(workflow)
         for job in self.jobs:
-            self.registry.register(job_workflow(job))
+            runs_as = job_workflow(job)
+            if runs_as.name in self.registry.names():
+                raise DefinitionError(
+                    f"job {job.name!r} ({job.source}) runs as the workflow {runs_as.name!r}, "
+                    "which is also the name of a workflow given to the runtime; rename one"
+                )
+            self.registry.register(runs_as)
         # Of several versions of a workflow, the newest declares its schedules.
         self.schedules = schedules_for(self.jobs, self.registry.newest(), timezone)
         self.identity = WorkerIdentity.current()
@@ -211,6 +222,7 @@ class Runtime:
         )
         self._interval = duration(interval, "interval", positive=True, error=ConfigError)
         self._base_dir = folder_arg(base_dir, "Runtime(base_dir=...)", error=ConfigError)
+        parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
         self._stack: AsyncExitStack | None = None
         self._store: Store | None = None
@@ -273,6 +285,11 @@ class Runtime:
         if self._worker is None:
             raise ConfigError("the runtime is not started, or runs with background=False")
         return self._worker
+
+    @property
+    def active_runs(self) -> list[str]:
+        """Ids of the runs this process is driving now (the worker's and ``run()`` callers')."""
+        return self._engine.active_runs if self._engine is not None else []
 
     @property
     def bus(self) -> EventBus:
@@ -339,7 +356,14 @@ class Runtime:
                 await bus.register()
                 self._worker = worker
                 self.registry.on_change(worker.poke)
-                scheduler = Scheduler(store, self.clock, self.schedules, on_started=worker.poke)
+                scheduler = Scheduler(
+                    store,
+                    self.clock,
+                    self.schedules,
+                    on_started=worker.poke,
+                    worker_id=self.identity.id,
+                    worker_ttl=LEASE_TTL,
+                )
                 self._scheduler = scheduler
                 await tg.start(worker.run)
                 await tg.start(bus.run)
@@ -387,9 +411,8 @@ class Runtime:
         return False
 
     def _busy(self) -> int:
-        runs = self._engine.active_runs if self._engine is not None else []
         deliveries = self._bus.in_flight if self._bus is not None else 0
-        return len(runs) + deliveries
+        return len(self.active_runs) + deliveries
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully (``runtime start``)."""

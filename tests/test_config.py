@@ -154,6 +154,10 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, name: str) ->
         ("RUNTIME_SHUTDOWN_GRACE", "inf", "Input should be a finite number"),
         ("RUNTIME_DATABASE", "nonsense", "environment variable RUNTIME_DATABASE: 'database'"),
         ("RUNTIME_TIMEZONE", "Mars/Base", "environment variable RUNTIME_TIMEZONE: 'timezone'"),
+        ("RUNTIME_TIMEZONE", "", "environment variable RUNTIME_TIMEZONE: 'timezone'"),
+        ("RUNTIME_DATABASE", "", "environment variable RUNTIME_DATABASE: 'database'"),
+        ("RUNTIME_JOBS_DIR", "nojobs", "environment variable RUNTIME_JOBS_DIR: 'jobs_dir'"),
+        ("RUNTIME_DATABASE", "sqlite:///x.db?foo=1", "unknown option 'foo'"),
     ],
 )
 def test_a_bad_variable_is_named(tmp_path: Path, variable: str, value: str, needle: str) -> None:
@@ -180,3 +184,11 @@ def test_unknown_runtime_variables_are_listed_with_a_hint() -> None:
     assert list(found) == ["RUNTIME_CONCURENCY", "RUNTIME_ZZZ"]
     assert found["RUNTIME_CONCURENCY"].endswith("is ignored; did you mean RUNTIME_CONCURRENCY?")
     assert "known: RUNTIME_DATABASE, RUNTIME_TIMEZONE" in found["RUNTIME_ZZZ"]
+
+
+def test_a_project_folder_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"the project folder .*typo does not exist"):
+        load_project_config(tmp_path / "typo", environ={})
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"the project folder .*file is not a folder"):
+        load_project_config(tmp_path / "file", environ={})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import DefinitionError, Job, JobConfig, Runtime, create_step, create_workflow
 from runtime.config import load_project_config
 from runtime.discovery import Discovered, discover
 
@@ -141,6 +142,29 @@ def test_a_duplicate_workflow_name_names_both_files(project: Path) -> None:
     (project / "workflows" / "two.py").write_text(GOOD_WORKFLOW)
     (problem,) = found_in(project).problems
     assert "two.py" in problem and "one.py" in problem and "'w'" in problem
+
+
+def test_a_workflow_named_as_a_jobs_workflow_names_both_files(project: Path) -> None:
+    # Failed before: "runtime.toml: two different workflows are named 'job-nightly'",
+    # naming neither file (found only when the Runtime registered them).
+    (project / "workflows" / "clash.py").write_text(GOOD_WORKFLOW.replace("'w'", "'job-nightly'"))
+    (project / "jobs" / "nightly.py").write_text(GOOD_JOB)
+    (problem,) = found_in(project).problems
+    assert problem == (
+        f"{project / 'jobs' / 'nightly.py'}: job 'nightly' runs as the workflow 'job-nightly', "
+        f"which {project / 'workflows' / 'clash.py'} also defines; rename the job or the workflow"
+    )
+
+
+def test_a_runtime_given_a_workflow_named_as_a_jobs_workflow_names_the_job() -> None:
+    step = create_step("s", lambda: 1)
+    clash = create_workflow("job-nightly", lambda: step())
+
+    async def handler(container: object) -> None: ...
+
+    job = Job(handler, JobConfig(name="nightly", schedule="0 2 * * *"), "jobs/nightly.py")
+    with pytest.raises(DefinitionError, match=r"job 'nightly' \(jobs/nightly.py\) runs as "):
+        Runtime("sqlite:///:memory:", workflows=[clash], jobs=[job])
 
 
 def test_every_problem_is_reported_at_once(project: Path) -> None:

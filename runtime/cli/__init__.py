@@ -9,6 +9,7 @@ Tables are for people; ``--json`` prints JSON for scripts. Exit codes:
 - 2: bad usage or configuration: an unknown option, bad JSON, a bad ``runtime.toml``,
   a project whose modules have problems, an unknown workflow.
 - 3: the run or dead delivery asked for does not exist.
+- 130: ``run --here`` interrupted (Ctrl-C, SIGTERM); the run is handed back to resume.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from runtime.cli.payloads import Text
 from runtime.cli.project import check, jobs, subscribers, workflows
 from runtime.cli.runs import run, runs
 from runtime.cli.service import bench, start
+from runtime.config import parse_database_url
 from runtime.errors import ConfigError
 from runtime.log import configure
 
@@ -68,6 +70,15 @@ def main(
         configure(log_format or "auto", (log_level or "warning").lower())  # type: ignore[arg-type]
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    if not project.is_dir():
+        # A typo must not run on defaults, nor create a database in a new folder.
+        what = "is not a folder" if project.exists() else "does not exist"
+        fail(f"--project {project}: the project folder {what}", EXIT_USAGE)
+    if database is not None:
+        try:
+            parse_database_url(database)
+        except ConfigError as exc:
+            fail(f"--database (or RUNTIME_DATABASE): {exc}", EXIT_USAGE)
     ctx.obj = Context(project, database, log_format=log_format, log_level=log_level)
 
 

@@ -26,6 +26,8 @@ EXIT_USAGE = 2
 """Bad usage, bad configuration, an unknown workflow, a bad value."""
 EXIT_NOT_FOUND = 3
 """The run or the delivery asked for does not exist."""
+EXIT_INTERRUPTED = 130
+"""``run --here`` stopped by Ctrl-C (SIGINT) or SIGTERM: the run was handed back (128 + 2)."""
 
 
 class Context:
@@ -126,12 +128,23 @@ def echo_json(value: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain text table: left-aligned columns two spaces apart, ``None`` as blank."""
+    """A plain text table: left-aligned columns two spaces apart, ``None`` as blank.
+
+    A value of several lines (a validation error's message) shows its first line
+    and ``...``: a line break would break the rows apart.
+    """
     cells = [[str(h) for h in headers]]
-    cells += [["" if v is None else str(v) for v in row] for row in rows]
+    cells += [[_one_line("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    if len(lines) <= 1:
+        return text.strip() if lines else ""
+    return f"{lines[0].rstrip()} ..."
 
 
 def when(moment: datetime | None) -> str:

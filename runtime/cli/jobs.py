@@ -77,12 +77,7 @@ def jobs_list(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json([_json(job) for job in listed])
         return
-    rows = [
-        (j["name"], j["schedule"], j["timezone"], ", ".join(local(m) for m in j["next"]),
-         j["executions"], local(j["stored_next_fire_at"]) if j["stored_next_fire_at"] else None,
-         j["file"])
-        for j in listed
-    ]  # fmt: skip
+    rows = [(j["name"], j["schedule"], j["timezone"], *_fired(j), j["file"]) for j in listed]
     headers = ("JOB", "SCHEDULE", "TIMEZONE", "NEXT FIRE TIMES", "EXECUTIONS", "STORED NEXT",
                "FILE")  # fmt: skip
     click.echo(table(headers, rows))
@@ -151,10 +146,23 @@ def schedules(ctx: Context, as_json: bool) -> None:
 
 
 def _fired(entry: dict[str, Any]) -> tuple[str, int | None, str | None]:
-    """The next fire times, the stored executions and the stored next time, for a table."""
+    """The next fire times, the stored executions and the stored next time, for a table.
+
+    A schedule that used up its ``number_of_executions`` shows ``done (N of N)``
+    instead of fire times: it never fires again.
+    """
     stored = entry["stored_next_fire_at"]
-    upcoming = ", ".join(local(m) for m in entry["next"])
+    if entry["exhausted"]:
+        upcoming = f"done ({entry['executions']} of {_limit(entry)})"
+    else:
+        upcoming = ", ".join(local(m) for m in entry["next"])
     return upcoming, entry["executions"], local(stored) if stored else None
+
+
+def _limit(entry: dict[str, Any]) -> int | None:
+    """The schedule's ``number_of_executions`` as the code declares it (jobs or schedules)."""
+    limit: int | None = entry.get("number_of_executions", entry.get("max_executions"))
+    return limit
 
 
 def _upcoming(cron: CronSchedule, now: datetime, count: int) -> list[datetime]:
@@ -190,6 +198,12 @@ def _with_stored(ctx: Context, listed: list[dict[str, Any]]) -> None:
         entry["stored_next_fire_at"] = (
             record.next_fire_at.astimezone(tz) if record and record.next_fire_at else None
         )
+        # Used up (by the stored count, against the limit the code declares now: a
+        # raised limit lets it run again once a service starts): no upcoming times.
+        limit = _limit(entry)
+        entry["exhausted"] = bool(record and limit is not None and record.executions >= limit)
+        if entry["exhausted"]:
+            entry["next"] = []
 
 
 def _json(job: dict[str, Any]) -> dict[str, Any]:

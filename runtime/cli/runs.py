@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import signal
 import sys
+import textwrap
 from datetime import datetime
 from typing import Any
 
+import anyio
 import click
 from pydantic_core import to_jsonable_python
 
 from runtime.cli.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     Context,
@@ -33,10 +38,12 @@ from runtime.errors import (
     RunNotFoundError,
     UnknownWorkflowError,
 )
+from runtime.ids import new_id
 from runtime.models import RunRecord, RunStatus, StepError, StepStatus
 from runtime.registry import Registry
 from runtime.runs import run_filter
 from runtime.schedules import job_workflow
+from runtime.sdk.workflows import WorkflowResult
 from runtime.store.base import RunPage, Store
 
 
@@ -86,7 +93,22 @@ def run(
     if here and timeout is not None:
         fail("--timeout goes with --wait, not --here", EXIT_USAGE)
     if here:
-        outcome = run_async(lambda: _run_here(ctx, workflow, version, payload, key))
+        # A key of its own when none is given, so an interrupted run can be finished
+        # here too (run --here with that key), not only by a service.
+        here_key = key or new_id("here")
+        outcome = run_async(lambda: _run_here(ctx, workflow, version, payload, here_key))
+        if isinstance(outcome, _Interrupted):
+            if not outcome.runs:
+                click.echo("interrupted: before the run was stored; nothing to resume", err=True)
+            for record in outcome.runs:
+                click.echo(
+                    f"interrupted: run {record.id} ({record.workflow}) stopped before its end; "
+                    f"it is {record.status.value}: a running service resumes it, or run "
+                    f"'runtime run {record.workflow} --here --idempotency-key "
+                    f"{record.idempotency_key}' to finish it here",
+                    err=True,
+                )
+            sys.exit(EXIT_INTERRUPTED)
         _print_result(*outcome, as_json)
         return
     config, found = ctx.discover()
@@ -139,20 +161,49 @@ def _checked_input(found: Discovered, workflow: str, version: str | None, payloa
     return payload
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Interrupted:
+    """``run --here`` was stopped by SIGINT (Ctrl-C) or SIGTERM: the runs it handed back."""
+
+    runs: list[RunRecord]
+
+
 async def _run_here(
     ctx: Context, workflow: str, version: str | None, payload: Any, key: str | None
-) -> tuple[str, RunStatus, Any, list[StepError]]:
+) -> tuple[str, RunStatus, Any, list[StepError]] | _Interrupted:
+    """Drive one run in this process; on SIGINT/SIGTERM stop it and hand it back.
+
+    The run's caller is cancelled, so the engine hands the run back (``pending``,
+    no owner) for a service, or a ``run --here`` with the same idempotency key, to
+    resume from its last checkpoint.
+    """
     from runtime.service import Runtime
 
     options: dict[str, Any] = {"background": False}
     if ctx.database:
         options["database"] = ctx.database
-    async with Runtime.from_project(ctx.project, **options) as rt:
-        # The newest version unless one is asked for, as the worker picks it.
-        definition = rt.registry.resolve(workflow, version)
-        result = await definition(rt.container).run(
-            input=payload, transaction_id=key, throw_on_error=False
-        )
+    result: WorkflowResult | None = None
+    interrupted: list[str] = []
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with Runtime.from_project(ctx.project, **options) as rt:
+            # The newest version unless one is asked for, as the worker picks it.
+            definition = rt.registry.resolve(workflow, version)
+            async with anyio.create_task_group() as tg:
+
+                async def drive() -> None:
+                    nonlocal result
+                    result = await definition(rt.container).run(
+                        input=payload, transaction_id=key, throw_on_error=False
+                    )
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(drive)
+                async for _ in signals:
+                    interrupted = rt.active_runs
+                    tg.cancel_scope.cancel()
+                    break
+            if result is None:
+                return _Interrupted([await rt.store.get_run(r, steps=False) for r in interrupted])
     return result.run_id, result.status, result.result, list(result.errors)
 
 
@@ -256,7 +307,7 @@ def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
     if record.ended_at:
         click.echo(f"ended     {when(record.ended_at)}")
     if record.error:
-        click.echo(f"error     {error_text(record.error)}")
+        click.echo("error     " + error_text(record.error).replace("\n", "\n          "))
     if record.status is RunStatus.COMPLETED:
         click.echo(f"output    {json.dumps(record.output, default=str)}")
     rows = []
@@ -277,6 +328,16 @@ def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
         )
     click.echo("")
     click.echo(table(("#", "STEP", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "DETAIL"), rows))
+    for step in record.steps:
+        # The table shows the first line of an error; the whole text follows it,
+        # unless it is the run's error, shown whole above.
+        shown = record.error is not None and (record.error.step, record.error.message) == (
+            step.name,
+            step.error.message if step.error else None,
+        )
+        if step.error and "\n" in step.error.message.strip() and not shown:
+            click.echo(f"\nstep {step.seq} {step.name}: {step.error.type}:")
+            click.echo(textwrap.indent(step.error.message.strip(), "  "))
 
 
 def error_text(error: StepError) -> str:

@@ -416,13 +416,20 @@ class Store(Protocol):
     # -- schedules --------------------------------------------------------
 
     async def sync_schedules(
-        self, specs: Sequence[ScheduleSpec], now: datetime
+        self,
+        specs: Sequence[ScheduleSpec],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
     ) -> list[ScheduleRecord]:
         """Reconcile stored schedules with the code's; return the active ones.
 
         New schedules are planned from ``spec.next_fire_at``; one whose expression or
-        timezone changed is re-planned from it; counts survive; schedules no longer
-        declared are deactivated.
+        timezone changed is re-planned from it; counts survive. ``specs`` are stored
+        as ``worker_id``'s declarations (replacing its earlier ones); a schedule is
+        deactivated when it is not in ``specs`` and no other worker with a heartbeat
+        at or after ``live_since`` declares it. Declarations of workers no longer
+        registered are dropped.
         """
         raise NotImplementedError  # protocol
 

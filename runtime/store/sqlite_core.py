@@ -395,10 +395,12 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
     try:
         db.execute("CREATE TABLE IF NOT EXISTS runtime_schema (version INTEGER NOT NULL)")
         row = db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()
-        current = row[0] or 0
-        _check_version(current, path)
+        _check_version(row[0] or 0, path)
+        applied = {v for (v,) in db.execute("SELECT version FROM runtime_schema")}
+        # Every migration not applied yet, not only those above the highest applied:
+        # migrations written on parallel branches may land out of numbering order.
         for version, sql in known:
-            if version > current:
+            if version not in applied:
                 for statement in _statements(sql):
                     db.execute(statement)
                 db.execute("INSERT INTO runtime_schema (version) VALUES (?)", (version,))

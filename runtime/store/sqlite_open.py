@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import aiosqlite
 import anyio
+from aiosqlite.core import _STOP_RUNNING_SENTINEL
 
 from runtime.errors import DatabaseNotFoundError, DatabaseReplacedError, StoreError
 from runtime.store import sqlite_core
@@ -67,6 +69,34 @@ def check_path(path: str, *, create: bool) -> None:
         raise StoreError(f"the SQLite database {path} is read-only: {_READ_ONLY}")
 
 
+class _Connection(aiosqlite.Connection):
+    """aiosqlite's connection, made safe to forget.
+
+    Its thread is a daemon, so a store nobody closed (a ``Client`` used without
+    ``close()``) does not keep the process alive at exit: every write has been
+    committed by then. And when it is garbage collected unclosed, it closes the
+    SQLite connection on its thread without handing a result to an event loop:
+    aiosqlite's own finalizer does, and prints "Event loop is closed" from the
+    thread when ``asyncio.run`` has already closed that loop.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._thread.daemon = True
+
+    def __del__(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        self._running = False
+
+        def close_and_stop() -> object:
+            connection.close()
+            return _STOP_RUNNING_SENTINEL
+
+        self._tx.put_nowait((None, close_and_stop))
+
+
 async def connect(path: str, *, create: bool) -> aiosqlite.Connection:
     """An aiosqlite connection to ``path``; without ``create`` a missing file is not made.
 
@@ -75,7 +105,9 @@ async def connect(path: str, *, create: bool) -> aiosqlite.Connection:
     """
     uri = not create and path != MEMORY
     target = f"file:{quote(path)}?mode=rw" if uri else path
-    conn = aiosqlite.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+    conn = _Connection(
+        lambda: sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+    )
     try:
         await conn
     except sqlite3.Error as exc:
@@ -119,8 +151,8 @@ def needs_migration(db: sqlite3.Connection, path: str) -> bool:
     ).fetchone()
     if found is None:
         raise DatabaseNotFoundError(path, "the file holds no runtime tables")
-    current = db.execute("SELECT MAX(version) FROM runtime_schema").fetchone()[0] or 0
-    return bool(current < sqlite_core.migrations()[-1][0])
+    applied = {v for (v,) in db.execute("SELECT version FROM runtime_schema")}
+    return any(version not in applied for version, _ in sqlite_core.migrations())
 
 
 def identity(path: str) -> FileIdentity | None:

@@ -23,9 +23,14 @@ class SchedulesMixin(SqliteCore):
     """Schedules and firings (see :class:`runtime.store.base.Store`)."""
 
     async def sync_schedules(
-        self, specs: Sequence[ScheduleSpec], now: datetime
+        self,
+        specs: Sequence[ScheduleSpec],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
     ) -> list[ScheduleRecord]:
         stamp = to_text(now)
+        live = to_text(live_since if live_since is not None else now)
 
         def write(db: sqlite3.Connection) -> list[Any]:
             stored = {
@@ -59,17 +64,28 @@ class SchedulesMixin(SqliteCore):
                      spec.overlap, spec.catchup_window, stamp, replan, planned, planned,
                      spec.max_executions, spec.max_executions, planned, spec.name),
                 )  # fmt: skip
+            # Declarations of workers that are gone (removed, or never beat again) lapse.
+            db.execute(
+                "DELETE FROM worker_schedules WHERE worker_id NOT IN (SELECT id FROM workers)"
+            )
+            if worker_id is not None:
+                db.execute("DELETE FROM worker_schedules WHERE worker_id = ?", (worker_id,))
+                db.executemany(
+                    "INSERT INTO worker_schedules (worker_id, schedule) VALUES (?, ?)",
+                    [(worker_id, spec.name) for spec in specs],
+                )
+            # Deactivated: what this process does not declare and no other live worker
+            # (a fresh heartbeat) declares either.
             declared = [spec.name for spec in specs]
             marks = ", ".join("?" * len(declared))
-            if declared:
-                db.execute(
-                    f"UPDATE schedules SET active = 0, updated_at = ? WHERE active = 1 "
-                    f"AND name NOT IN ({marks})",
-                    (stamp, *declared),
-                )
-            else:
-                db.execute("UPDATE schedules SET active = 0, updated_at = ? WHERE active = 1",
-                           (stamp,))  # fmt: skip
+            not_here = f"AND name NOT IN ({marks}) " if declared else ""
+            db.execute(
+                f"UPDATE schedules SET active = 0, updated_at = ? WHERE active = 1 {not_here}"
+                "AND name NOT IN (SELECT d.schedule FROM worker_schedules d "
+                "JOIN workers w ON w.id = d.worker_id WHERE w.heartbeat_at >= ? "
+                "AND w.id IS NOT ?)",
+                (stamp, *declared, live, worker_id),
+            )
             return db.execute(
                 f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE active = 1 ORDER BY name"
             ).fetchall()

@@ -89,7 +89,9 @@ async def test_result_gives_up_after_its_timeout(db_url: str) -> None:
     gate = anyio.Event()
     async with Runtime(database=db_url, workflows=[gated(gate, [])]) as rt:
         handle = await rt.workflows.run("gated", {"id": "t1"})
-        with anyio.fail_after(5), pytest.raises(TimeoutError):
+        # Failed before: a TimeoutError with an empty message.
+        expected = rf"run {handle.run_id} did not end within 0.1 s; it is running"
+        with anyio.fail_after(5), pytest.raises(TimeoutError, match=expected):
             await handle.result(timeout=0.1)
         gate.set()
         assert await handle.result(timeout=5) == "done t1"

@@ -16,13 +16,13 @@ async def test_first_calls_from_many_threads_share_one_portal(
     db_url: str, db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[int] = []
-    real = runtime.client.start_blocking_portal
+    real = runtime.client.LoopThread
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         started.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runtime.client, "start_blocking_portal", counted)
+    monkeypatch.setattr(runtime.client, "LoopThread", counted)
     client = SyncClient(db_url)
     start = threading.Barrier(8)
     ids: list[str] = []

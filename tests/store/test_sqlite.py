@@ -101,6 +101,27 @@ async def test_opening_twice_does_not_migrate_twice(db_path: Path) -> None:
     assert versions == [version for version, _ in migrations()]
 
 
+async def test_a_migration_numbered_below_the_applied_ones_is_still_applied(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Migrations written on parallel branches land out of numbering order: a database
+    # migrated by a version with migrations 1, 2 and 4 must still get 3 once it ships.
+    # Failed before: only versions above the highest applied one were applied.
+    shipped = migrations()
+    later = (3, "CREATE TABLE landed_late (id TEXT);")
+    without = [(v, sql) for v, sql in shipped if v != 3]
+    monkeypatch.setattr(sqlite_core, "migrations", lambda: without)
+    await (await SqliteStore.open(str(db_path))).close()
+    assert "landed_late" not in tables(db_path)
+
+    monkeypatch.setattr(sqlite_core, "migrations", lambda: sorted([*without, later]))
+    await (await SqliteStore.open(str(db_path), create=False)).close()  # a read migrates too
+    assert "landed_late" in tables(db_path)
+    with sqlite3.connect(db_path) as db:
+        versions = sorted(row[0] for row in db.execute("SELECT version FROM runtime_schema"))
+    assert versions == sorted({*(v for v, _ in without), 3})
+
+
 async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:
     store = await SqliteStore.open(str(db_path))
     record, _ = await store.create_run(new_run("kept", status=RunStatus.RUNNING, owner="wrk_a"))

@@ -1,0 +1,93 @@
+"""Schedules with several runtimes on one database: a process that starts never turns
+off the schedules another live process declares (DESIGN 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import anyio
+
+from runtime import Runtime
+from runtime.models import FiringOutcome
+from runtime.specs import Job, JobConfig
+from runtime.store.sqlite import SqliteStore
+from runtime.testing import ManualClock
+
+START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
+
+
+async def _noop(container: object) -> None:
+    return None
+
+
+def job(name: str) -> Job:
+    return Job(handler=_noop, config=JobConfig(name=name, schedule="* * * * *"))
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]]) -> None:
+    with anyio.fail_after(5):
+        while not await check():  # noqa: ASYNC110 - polls the store, bounded by fail_after
+            await anyio.sleep(0.01)
+
+
+async def active(rt: Runtime) -> dict[str, bool]:
+    return {s.name: s.active for s in await rt.store.list_schedules()}
+
+
+async def test_an_embedded_runtime_without_jobs_leaves_the_services_jobs_running(
+    db_url: str,
+) -> None:
+    clock = ManualClock(START)
+    async with Runtime(db_url, jobs=[job("tick")], clock=clock) as service:
+        assert await active(service) == {"tick": True}
+        # A web app embeds the smallest form (DESIGN 1.3): no jobs of its own.
+        async with Runtime(db_url) as web:
+            assert await active(web) == {"tick": True}
+        assert await active(service) == {"tick": True}
+        clock.set(datetime(2026, 5, 1, 12, 1, 0, tzinfo=UTC))
+
+        async def fired() -> bool:
+            firings = await service.store.list_firings("tick")
+            return [f.outcome for f in firings] == [FiringOutcome.STARTED]
+
+        await wait_until(fired)  # the service's job still fires
+
+
+async def test_a_second_service_keeps_the_live_ones_schedules_and_drops_the_dead_ones(
+    db_url: str,
+) -> None:
+    async with Runtime(db_url, jobs=[job("a")]) as first:
+        async with Runtime(db_url, jobs=[job("b")]):
+            # Another project on the same file: both sets run, neither turns off the other.
+            assert await active(first) == {"a": True, "b": True}
+        assert await active(first) == {"a": True, "b": True}
+    # Once the first has stopped, no live worker declares 'a': a start removes it.
+    async with Runtime(db_url, jobs=[job("b")]) as later:
+        assert await active(later) == {"a": False, "b": True}
+
+
+async def test_a_worker_that_died_does_not_keep_its_schedules(db_url: str, db_path) -> None:
+    async with Runtime(db_url, jobs=[job("a")]) as first:
+        worker = first.identity.id
+    # The first process left its declaration behind (killed before it removed its row)...
+    store = await SqliteStore.open(str(db_path))
+    try:
+        await store._write(
+            lambda db: db.execute(
+                "INSERT INTO workers (id, host, pid, process_start, started_at, heartbeat_at) "
+                "VALUES (?, 'elsewhere', 1, NULL, '2000-01-01T00:00:00.000000Z', "
+                "'2000-01-01T00:00:00.000000Z')",
+                (worker,),
+            )
+        )
+        await store._write(
+            lambda db: db.execute(
+                "INSERT OR IGNORE INTO worker_schedules VALUES (?, 'a')", (worker,)
+            )
+        )
+    finally:
+        await store.close()
+    # ...but its heartbeat is long stale: it declares nothing any more.
+    async with Runtime(db_url, jobs=[job("b")]) as later:
+        assert await active(later) == {"a": False, "b": True}
