@@ -343,9 +343,11 @@ def test_a_broken_project_is_named_by_check_and_start_refuses_it(
     assert checked.escaped is None and checked.code in (1, 2), checked.stdout
     assert needle in checked.stderr, checked.stderr
     assert "Traceback" not in checked.stdout + checked.stderr
-    started = invoke(project, "start")
-    assert started.escaped is None and started.code == 2, started.stderr
-    assert needle in started.stderr and "Traceback" not in started.stderr
+    for command in (["start"], ["workflows", "list"], ["subscribers", "list"], ["jobs", "list"],
+                    ["schedules"]):  # fmt: skip
+        refused = invoke(project, *command)
+        assert refused.escaped is None and refused.code == 2, (command, refused.stderr)
+        assert needle in refused.stderr and "Traceback" not in refused.stderr, command
     assert not (project / "app.db").exists()  # nothing created before the refusal
 
 
