@@ -2,7 +2,9 @@
 
 The project root goes on ``sys.path`` so user code can write
 ``from workflows.x import y``. Files starting with ``_`` are helpers and are
-not imported by discovery itself. Every problem is collected, each naming its
+not imported by discovery itself (nor are hidden ones, starting with ``.``); any
+other entry that is not a ``.py`` file (a folder, ``notes.txt``) is a problem, so
+nothing there is silently skipped. Every problem is collected, each naming its
 file and what is wrong, so ``runtime check`` can print all of them at once and
 ``runtime start`` refuses to start with one message listing them.
 """
@@ -85,6 +87,8 @@ def discover(config: ProjectConfig) -> Discovered:
 def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple[Path, Any]]:
     folder = config.folder(kind)
     if not folder.is_dir():
+        if folder.exists():
+            found.problems.append(f"{folder}: not a folder; {kind} go in .py files in a folder")
         return []
     package = getattr(config, f"{kind}_dir")
     try:
@@ -93,14 +97,25 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
         found.problems.append(f"{folder / '__init__.py'}: import failed: {_describe(exc)}")
         return []
     modules = []
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(("_", ".")):
+            continue
+        if path.suffix != ".py" or not path.is_file():
+            found.problems.append(f"{path}: {_not_a_module(path)}")
             continue
         try:
             modules.append((path, importlib.import_module(f"{package}.{path.stem}")))
         except _IMPORT_ERRORS as exc:
             found.problems.append(f"{path}: import failed: {_describe(exc)}{_line(exc, path)}")
     return modules
+
+
+def _not_a_module(path: Path) -> str:
+    what = "a folder" if path.is_dir() else "not a .py file"
+    return (
+        f"{what}, so discovery would skip it: only the .py files directly in {path.parent.name}/ "
+        f"are imported (start the name with '_' to keep it there as a helper)"
+    )
 
 
 def _bind_package(name: str, folder: Path) -> None:

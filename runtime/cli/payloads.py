@@ -97,3 +97,26 @@ class Seconds(click.ParamType[float]):
             return duration(number, "the value", positive=self.positive, maximum=MAX_DURATION)
         except RuntimeBaseError as exc:
             self.fail(f"{value!r}: {str(exc).removeprefix('the value ')}", param, ctx)
+
+
+class Text(click.ParamType[str]):
+    """A string argument: valid UTF-8 (not bytes the shell could not decode), non-empty if asked.
+
+    An argument holding bytes that are not UTF-8 reaches Python as lone surrogates, which
+    no database can store or match: refused here, naming the argument.
+    """
+
+    name = "text"
+
+    def __init__(self, *, non_empty: bool = False) -> None:
+        self.non_empty = non_empty
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self.fail(f"{text!r} is not valid UTF-8 text (character {exc.start + 1})", param, ctx)
+        if self.non_empty and not text.strip():
+            self.fail("must be a non-empty string", param, ctx)
+        return text

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
-from runtime.limits import MAX_RETRIES, count, duration
+from runtime.limits import MAX_RETRIES, count, duration, text
 from runtime.specs import check_event_name
 from runtime.usercode import run_in_thread
 
@@ -312,9 +312,7 @@ async def run_callable(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise DefinitionError(f"a step name must be a non-empty string, got {name!r}")
-    return name
+    return text(name, "a step name")
 
 
 _OPTION_NAMES = {f.name for f in dataclasses.fields(StepOptions)}
