@@ -100,9 +100,12 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
     for path in sorted(folder.iterdir()):
         if path.name.startswith(("_", ".")):
             continue
-        if path.suffix != ".py" or not path.is_file():
+        if path.is_dir():
+            # A folder may hold workflows that would never be found: say so.
             found.problems.append(f"{path}: {_not_a_module(path)}")
             continue
+        if path.suffix != ".py":
+            continue  # not code: a README, an editor's backup (x.py~, #x.py#), data
         try:
             modules.append((path, importlib.import_module(f"{package}.{path.stem}")))
         except _IMPORT_ERRORS as exc:
@@ -111,10 +114,9 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
 
 
 def _not_a_module(path: Path) -> str:
-    what = "a folder" if path.is_dir() else "not a .py file"
     return (
-        f"{what}, so discovery would skip it: only the .py files directly in {path.parent.name}/ "
-        f"are imported (start the name with '_' to keep it there as a helper)"
+        f"a folder, so discovery would skip it: only the .py files directly in "
+        f"{path.parent.name}/ are imported (start the name with '_' to keep it there as helpers)"
     )
 
 

@@ -69,7 +69,11 @@ from runtime.store.base import RunPage, Store
     help="With --wait: give up after this many seconds (exit 1; the run goes on).",
 )
 @click.option("--here", is_flag=True, help="Execute the run in this process, not the service.")
-@click.option("--version", help="The version of WORKFLOW to run (default: the newest).")
+@click.option(
+    "--version",
+    type=Text(non_empty=True),
+    help="The version of WORKFLOW to run (default: the newest).",
+)
 @json_option
 @pass_context
 def run(
