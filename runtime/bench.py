@@ -7,8 +7,8 @@ its full checkpoint: a committed transaction before the next step starts.
 ``loop_stall_ms_max`` is how late a 1 ms ticker, running next to the
 sequential and concurrent runs, was woken at worst: the longest any run kept
 the event loop to itself. ``concurrent_in_flight_max`` is how many of the
-concurrent runs were under way at once: 1 if each ran to its end before the
-next began, ``RUNS`` if they all interleaved.
+concurrent runs were between their first step and their last at once: 1 if each
+ran to its end before the next began, up to ``RUNS`` if they all interleaved.
 
 ``baseline_commit_us`` is the yardstick measured in the same run: one
 insert-and-commit through aiosqlite's plain statement API on the same machine
@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,36 @@ EMITTERS = 50
 CRON_FIRINGS = 8
 
 
-def _trivial_step(index: int) -> StepDefinition:
+class _InFlight:
+    """How many runs were under way at once: between their first step and their last."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    def began(self) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+
+    def ended(self) -> None:
+        self.now -= 1
+
+
+def _trivial_step(index: int, mark: Callable[[], None] | None = None) -> StepDefinition:
     async def invoke(value: int) -> int:
+        if mark is not None:
+            mark()
         return value + 1
 
     return create_step(f"step-{index}", invoke)
 
 
-def _chain(name: str, length: int) -> WorkflowDefinition:
-    steps = [_trivial_step(i) for i in range(length)]
+def _chain(name: str, length: int, in_flight: _InFlight | None = None) -> WorkflowDefinition:
+    """``length`` trivial steps; with ``in_flight``, the first and last steps count the run."""
+    marks: dict[int, Callable[[], None]] = {}
+    if in_flight is not None:
+        marks = {0: in_flight.began, length - 1: in_flight.ended}
+    steps = [_trivial_step(i, marks.get(i)) for i in range(length)]
 
     def constructor(input: Any) -> Any:
         value = input["start"]
@@ -74,16 +96,12 @@ async def _sequential(rt: Runtime, wf: WorkflowDefinition) -> float:
     return time.perf_counter() - started
 
 
-async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> tuple[float, int]:
-    """Seconds for ``RUNS`` runs started at once, and how many were under way at once."""
+async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> float:
+    """Seconds for ``RUNS`` runs started at once."""
     container: Container = rt.container
-    in_flight = [0, 0]
 
     async def one() -> None:
-        in_flight[0] += 1
-        in_flight[1] = max(in_flight)
         result = await wf(container).run(input={"start": 0})
-        in_flight[0] -= 1
         if result.result != STEPS:
             raise AssertionError(f"benchmark workflow returned {result.result!r}")
 
@@ -91,7 +109,7 @@ async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> tuple[float, int]:
     async with anyio.create_task_group() as tg:
         for _ in range(RUNS):
             tg.start_soon(one)
-    return time.perf_counter() - started, in_flight[1]
+    return time.perf_counter() - started
 
 
 class _StallWatch:
@@ -263,17 +281,21 @@ async def measure(
     _QUERY["value"] = "" if fast_path else "?fast_path=off"
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         chain = _chain("bench-chain", STEPS)
+        in_flight = _InFlight()
+        counted = _chain("bench-counted", STEPS, in_flight)
         single = _chain("bench-single", 1)
         async with Runtime(database=_url(Path(tmp) / "bench.db")) as rt:
             # Warm up: imports, first statements compiled, the file grown.
             for _ in range(5):
                 await chain(rt.container).run(input={"start": 0})
                 await single(rt.container).run(input={"start": 0})
+                await counted(rt.container).run(input={"start": 0})
+            in_flight.most = 0
             watch = _StallWatch()
             async with anyio.create_task_group() as tg:
                 await tg.start(watch.run)
                 sequential = await _sequential(rt, chain)
-                concurrent, in_flight = await _concurrent(rt, chain)
+                concurrent = await _concurrent(rt, counted)
                 tg.cancel_scope.cancel()
             latencies = sorted(await _latencies(rt, single))
             queue = await _queue(rt, single)
@@ -288,7 +310,7 @@ async def measure(
             "baseline_commit_us": round(baseline, 1),
             "step_overhead_vs_commit": round(sequential / total_steps * 1e6 / baseline, 2),
             "steps_per_s_concurrent": round(total_steps / concurrent, 1),
-            "concurrent_in_flight_max": in_flight,
+            "concurrent_in_flight_max": in_flight.most,
             "loop_stall_ms_max": round(watch.worst * 1000, 3),
             "latency_ms_p50": round(statistics.median(latencies), 3),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1], 3),

@@ -30,7 +30,7 @@ from runtime.clock import Clock
 from runtime.codec import dumps
 from runtime.errors import DefinitionError, HandlerTimeoutError, StoreError
 from runtime.ids import new_id
-from runtime.limits import duration, shown
+from runtime.limits import duration, shown, text
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
 from runtime.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
@@ -72,10 +72,8 @@ def encode_event(
     if metadata is not None and not isinstance(metadata, dict):
         raise DefinitionError(f"event {name!r}: metadata must be a dict, got {shown(metadata)}")
     seconds = 0.0 if delay is None else duration(delay, f"event {name!r}: delay")
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not idempotency_key
-    ):
-        raise DefinitionError(f"event {name!r}: idempotency_key must be a non-empty string")
+    if idempotency_key is not None:
+        text(idempotency_key, f"event {name!r}: idempotency_key")
     return NewEvent(
         id=new_id("evt"),
         name=name,

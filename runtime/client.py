@@ -29,8 +29,10 @@ from runtime.bus import encode_event
 from runtime.clock import Clock, SystemClock
 from runtime.config import parse_database_url
 from runtime.engine.executor import pending_run
+from runtime.errors import ConfigError
+from runtime.limits import folder_arg, text
 from runtime.models import RunRecord, RunStatus
-from runtime.runs import RunHandle, RunsApi, run_options
+from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.store import open_store
 from runtime.store.base import RunPage, Store
 
@@ -48,8 +50,8 @@ class Client(RunsApi):
 
     def __init__(self, database: str, *, base_dir: Path | str | None = None,
                  clock: Clock | None = None) -> None:  # fmt: skip
-        self.database = database
-        self._base_dir = Path(base_dir) if base_dir is not None else None
+        self.database = text(database, "Client(database=...)", error=ConfigError)
+        self._base_dir = folder_arg(base_dir, "Client(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not at first use
         self._clock = clock or SystemClock()
         self._store: Store | None = None
@@ -114,9 +116,16 @@ class Client(RunsApi):
             SerializationError: ``input`` cannot be stored as JSON; nothing stored.
         """
         seconds = run_options(workflow, version, idempotency_key, delay)
-        new_run = pending_run(workflow, input, version=version, kind="unresolved",
-                              idempotency_key=idempotency_key, now=self._clock.now(),
-                              delay=seconds)  # fmt: skip
+        now = self._clock.now()
+        new_run = pending_run(
+            workflow,
+            input,
+            version=version,
+            kind="unresolved",
+            idempotency_key=idempotency_key,
+            now=now,
+            delay=seconds,
+        )
         store = await self._open()
         record, _ = await store.create_run(new_run)
         return RunHandle(record.id, self)
@@ -129,6 +138,7 @@ class Client(RunsApi):
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run is terminal; checks only when the database changed."""
+        timeout = wait_timeout(timeout)
         store = await self._open()
         with anyio.fail_after(timeout):
             token = None

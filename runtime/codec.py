@@ -87,6 +87,20 @@ def check_depth(text: str, what: str) -> None:
             depth -= 1
 
 
+def utf8(data: bytes, what: str, *, error: type[Exception] = SerializationError) -> str:
+    """``data`` decoded as UTF-8, or ``error`` naming ``what`` and where the first bad byte is.
+
+    The one check for text a user hands over (a settings file, a payload file, stdin).
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{what}: not UTF-8 text (line {line}: byte {exc.start} is {data[exc.start]:#04x})"
+        ) from None
+
+
 def parse(text: str, what: str) -> Any:
     """Decode JSON ``text`` given by a user (a CLI option, a file), strictly.
 

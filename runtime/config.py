@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from runtime.codec import utf8
 from runtime.cron import timezone
 from runtime.errors import ConfigError, DefinitionError
-from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE
+from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,21 +125,27 @@ class ProjectConfig(BaseModel):
     database: str = DEFAULT_DATABASE
     timezone: str = "UTC"
     setup: str | None = None
-    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
+    concurrency: int = 10
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_grace: float = Field(default=30.0, ge=0, le=MAX_SHUTDOWN_GRACE, allow_inf_nan=False)
+    shutdown_grace: float = 30.0
     workflows_dir: str = "workflows"
     subscribers_dir: str = "subscribers"
     jobs_dir: str = "jobs"
 
-    @field_validator("concurrency", "shutdown_grace", mode="before")
+    # The checks (and messages) of Runtime(concurrency=..., shutdown_grace=...): a boolean
+    # is a mistake, not a number; an environment variable's text is read as a number first.
+    @field_validator("concurrency", mode="before")
     @classmethod
-    def _not_a_boolean(cls, value: Any) -> Any:
-        # pydantic would read true as 1; a boolean here is a mistake, not a number.
-        if isinstance(value, bool):
-            raise ValueError(f"must be a number, got {str(value).lower()}")
-        return value
+    def _concurrency(cls, value: Any) -> int:
+        number = _number(value, int)
+        return count(number, "concurrency", minimum=1, maximum=MAX_CONCURRENCY, error=ValueError)
+
+    @field_validator("shutdown_grace", mode="before")
+    @classmethod
+    def _shutdown_grace(cls, value: Any) -> float:
+        seconds = _number(value, float)
+        return duration(seconds, "shutdown_grace", maximum=MAX_SHUTDOWN_GRACE, error=ValueError)
 
     @field_validator("setup")
     @classmethod
@@ -160,6 +167,16 @@ class ProjectConfig(BaseModel):
         return self.root / folder
 
 
+def _number(value: Any, kind: type[int] | type[float]) -> Any:
+    """``value`` read as a ``kind`` when it is text (an environment variable), else as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return kind(value.strip())
+    except ValueError:
+        return value  # refused as it is, by the check that follows
+
+
 _SETTINGS = [name for name in ProjectConfig.model_fields if name not in ("root", "source")]
 
 TABLE = "runtime"
@@ -172,14 +189,7 @@ def _read_toml(file: Path) -> dict[str, Any]:
         data = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{file}: not UTF-8 text (line {line}: byte {exc.start} is "
-            f"{data[exc.start]:#04x}); save it as UTF-8"
-        ) from None
+    text = utf8(data, str(file), error=ConfigError)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -275,7 +285,11 @@ def load_project_config(root: Path, environ: dict[str, str] | None = None) -> Pr
         for error in exc.errors():
             key = str(error["loc"][0]) if error["loc"] else "?"
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where(key)}: {key!r}: {message}")
+            # A message of runtime.limits starts with the key ("concurrency must be ..."):
+            # the key is quoted in its place instead of named twice.
+            rest = message.removeprefix(f"{key} ")
+            said = f"{key!r} {rest}" if rest != message else f"{key!r}: {message}"
+            problems.append(f"{where(key)}: {said}")
         raise ConfigError("; ".join(problems)) from None
     try:
         parse_database_url(config.database, root)

@@ -2,7 +2,9 @@
 
 The project root goes on ``sys.path`` so user code can write
 ``from workflows.x import y``. Files starting with ``_`` are helpers and are
-not imported by discovery itself. Every problem is collected, each naming its
+not imported by discovery itself (nor are hidden ones, starting with ``.``); any
+other entry that is not a ``.py`` file (a folder, ``notes.txt``) is a problem, so
+nothing there is silently skipped. Every problem is collected, each naming its
 file and what is wrong, so ``runtime check`` can print all of them at once and
 ``runtime start`` refuses to start with one message listing them.
 """
@@ -27,6 +29,7 @@ from runtime.durable import DurableWorkflow
 from runtime.errors import ConfigError
 from runtime.sdk.workflows import WorkflowDefinition
 from runtime.specs import Job, JobConfig, Subscriber, SubscriberConfig
+from runtime.usercode import is_failure
 
 Kind = Literal["workflows", "subscribers", "jobs"]
 
@@ -84,6 +87,8 @@ def discover(config: ProjectConfig) -> Discovered:
 def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple[Path, Any]]:
     folder = config.folder(kind)
     if not folder.is_dir():
+        if folder.exists():
+            found.problems.append(f"{folder}: not a folder; {kind} go in .py files in a folder")
         return []
     package = getattr(config, f"{kind}_dir")
     try:
@@ -92,14 +97,27 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
         found.problems.append(f"{folder / '__init__.py'}: import failed: {_describe(exc)}")
         return []
     modules = []
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(("_", ".")):
             continue
+        if path.is_dir():
+            # A folder may hold workflows that would never be found: say so.
+            found.problems.append(f"{path}: {_not_a_module(path)}")
+            continue
+        if path.suffix != ".py":
+            continue  # not code: a README, an editor's backup (x.py~, #x.py#), data
         try:
             modules.append((path, importlib.import_module(f"{package}.{path.stem}")))
         except _IMPORT_ERRORS as exc:
             found.problems.append(f"{path}: import failed: {_describe(exc)}{_line(exc, path)}")
     return modules
+
+
+def _not_a_module(path: Path) -> str:
+    return (
+        f"a folder, so discovery would skip it: only the .py files directly in "
+        f"{path.parent.name}/ are imported (start the name with '_' to keep it there as helpers)"
+    )
 
 
 def _bind_package(name: str, folder: Path) -> None:
@@ -267,7 +285,9 @@ class SetupHook:
             returned = self.fn(container)
             if inspect.isawaitable(returned):
                 await returned
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # a KeyboardInterrupt or sys.exit() in it included
+            if not is_failure(exc):
+                raise
             raise ConfigError(
                 f"{self.source}: setup {self.spec!r} raised {_describe(exc)}{_origin(exc)}"
             ) from exc

@@ -15,14 +15,16 @@ import dataclasses
 import functools
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
 
+from runtime import limits
 from runtime.errors import DefinitionError, InputValidationError
-from runtime.sdk.steps import StepDefinition, seconds
+from runtime.limits import shown, text
+from runtime.sdk.steps import StepDefinition
 from runtime.specs import Schedule
 
 if TYPE_CHECKING:
@@ -110,6 +112,7 @@ class WorkflowContext(Generic[InputT]):
             return await self._runner.step(name.name, fn, {}, name)
         if not isinstance(name, str) or not name:
             raise DefinitionError(f"ctx.step needs a step name first, got {name!r}")
+        text(name, "ctx.step's step name")
         if not callable(fn):
             raise DefinitionError(f"ctx.step({name!r}, fn, ...): fn must be callable, got {fn!r}")
         unknown = set(options) - set(_STEP_OPTIONS)
@@ -125,12 +128,15 @@ class WorkflowContext(Generic[InputT]):
         """Park the run durably (status ``sleeping``, no worker held) for ``duration``."""
         if not isinstance(name, str) or not name:
             raise DefinitionError(f"ctx.sleep needs a name first, got {name!r}")
-        amount = seconds(duration, "ctx.sleep duration")
-        assert amount is not None
-        await self._runner.sleep(name, amount)
+        text(name, "ctx.sleep's name")
+        await self._runner.sleep(name, limits.duration(duration, "ctx.sleep duration"))
 
     def emit(self, name: str, data: Any = None, *, metadata: dict[str, Any] | None = None) -> None:
         """Stage an event, published only if the run completes."""
+        if metadata is not None and not isinstance(metadata, dict):
+            raise DefinitionError(
+                f"ctx.emit({name!r}): metadata must be a dict, got {shown(metadata)}"
+            )
         self._runner.emit(name, data, metadata)
 
 
@@ -269,10 +275,12 @@ def workflow(
                 f"@workflow expects an async function `async def f(ctx)`, got {function!r}"
             )
         label = name if name is not None else snake_case(function.__name__)
-        if not isinstance(label, str) or not label:
-            raise DefinitionError(f"a workflow name must be a non-empty string, got {label!r}")
+        text(label, "a workflow name")
         if version is not None and (not isinstance(version, str) or not version):
             raise DefinitionError(f"workflow {label!r}: version must be a non-empty string")
+        if isinstance(schedules, str | bytes) or not isinstance(schedules, Iterable):
+            raise DefinitionError(f"workflow {label!r}: schedules must be a list of "
+                                  f"Schedule(...), got {shown(schedules)}")  # fmt: skip
         listed = tuple(schedules)
         for item in listed:
             if not isinstance(item, Schedule):
@@ -287,8 +295,10 @@ def workflow(
                 try:
                     _adapter(kind)
                 except Exception as exc:
+                    # pydantic's message runs over several lines: its first says what is wrong.
                     raise DefinitionError(
-                        f"workflow {label!r}: pydantic cannot validate {kind!r}: {exc}"
+                        f"workflow {label!r}: pydantic cannot validate {kind!r}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                     ) from exc
         return DurableWorkflow(
             name=label, fn=function, version=version, input_type=input, output_type=output,

@@ -35,6 +35,7 @@ type, message, traceback text), never pickled.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -82,7 +83,35 @@ class UnknownServiceError(RuntimeBaseError, LookupError):
 
 
 class UnknownWorkflowError(RuntimeBaseError, LookupError):
-    """A workflow (or one version of it) is not known to this runtime."""
+    """A workflow (or one version of it) is not known to this runtime.
+
+    Attributes:
+        workflow: the name asked for.
+        version: the version asked for (``None``: any).
+        versions: the versions of ``workflow`` that are known (none if the name is not).
+        workflows: the names of the workflows that are known.
+    """
+
+    def __init__(
+        self,
+        workflow: str,
+        version: str | None = None,
+        *,
+        versions: Sequence[str | None] = (),
+        workflows: Sequence[str] = (),
+    ) -> None:
+        self.workflow = workflow
+        self.version = version
+        self.versions = list(versions)
+        self.workflows = list(workflows)
+        label = repr(workflow)
+        if self.versions:  # the name is known, not this version of it
+            label += f" version {version!r}" if version else " without a version"
+            known = f"known versions: {self.versions}"
+        else:
+            label += f" version {version!r}" if version else ""
+            known = f"known workflows: {self.workflows}" if self.workflows else "none is known"
+        super().__init__(f"unknown workflow {label}; {known}")
 
 
 class RunNotFoundError(RuntimeBaseError, LookupError):
@@ -176,10 +205,8 @@ class DatabaseNotFoundError(StoreError, LookupError):
 
     def __init__(self, path: str, detail: str = "there is no such file") -> None:
         self.path = path
-        super().__init__(
-            f"no runtime database at {path}: {detail}; check --database, RUNTIME_DATABASE "
-            "or 'database' in runtime.toml (commands that only read never create one)"
-        )
+        self.detail = detail
+        super().__init__(f"no runtime database at {path}: {detail}")
 
 
 class DatabaseReplacedError(StoreError):

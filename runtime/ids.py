@@ -16,3 +16,9 @@ def new_id(prefix: str) -> str:
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def is_id(text: str, prefix: str) -> bool:
+    """Whether ``text`` has the shape of an id :func:`new_id` makes with ``prefix``."""
+    head, sep, tail = text.partition("_")
+    return head == prefix and sep == "_" and len(tail) == 26 and set(tail) <= set(_ALPHABET)

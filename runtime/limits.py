@@ -11,7 +11,9 @@ any sensible value and well inside what ``datetime`` arithmetic and SQLite take.
 from __future__ import annotations
 
 import math
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from runtime.errors import DefinitionError
@@ -99,4 +101,17 @@ def text(value: Any, what: str, *, error: type[Exception] = DefinitionError) -> 
     """``value`` as a non-empty string, or ``error`` naming ``what``."""
     if not isinstance(value, str) or not value.strip():
         raise error(f"{what} must be a non-empty string, got {shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"{what} is not valid UTF-8 text (character {exc.start + 1})") from None
     return value
+
+
+def folder_arg(value: Any, what: str, *, error: type[Exception] = DefinitionError) -> Path | None:
+    """``value`` (a ``str`` or path, or ``None``) as a ``Path``, or ``error`` naming ``what``."""
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise error(f"{what} must be a folder path, got {shown(value)}")
+    return Path(value)

@@ -45,12 +45,9 @@ class Registry:
         try:
             return self._by_name[name][version]
         except KeyError:
-            known = sorted(self._by_name.get(name, {}), key=lambda v: v or "")
-            detail = f"; known versions: {known}" if known else ""
-            raise UnknownWorkflowError(
-                f"workflow {name!r}{f' version {version!r}' if version else ''} is not known to "
-                f"this runtime{detail}"
-            ) from None
+            versions = sorted(self._by_name.get(name, {}), key=lambda v: v or "")
+            error = UnknownWorkflowError(name, version, versions=versions, workflows=self.names())
+            raise error from None
 
     def resolve(self, name: str, version: str | None = None) -> Any:
         """``version`` of ``name``, or its newest version when ``version`` is ``None``.

@@ -29,6 +29,24 @@ def run_options(
     return duration(delay, "delay")
 
 
+def run_id_arg(run_id: Any) -> str:
+    """``run_id`` checked to be text a database can hold (an unknown id is not found later).
+
+    Raises:
+        DefinitionError: not a string, or not valid UTF-8 (lone surrogates).
+    """
+    if not isinstance(run_id, str):
+        raise DefinitionError(f"run_id must be a run id string, got {shown(run_id)}")
+    if run_id:
+        text(run_id, "run_id")
+    return run_id
+
+
+def wait_timeout(timeout: Any) -> float | None:
+    """A ``wait`` timeout in seconds (``None``: no limit), checked like every duration."""
+    return None if timeout is None else duration(timeout, "timeout", positive=True)
+
+
 def run_filter(
     status: Sequence[RunStatus | str] | RunStatus | str | None,
     workflow: Any,
@@ -47,7 +65,9 @@ def run_filter(
         raise DefinitionError(f"cursor must be a next_cursor string, got {shown(cursor)}")
     if status is None:
         return None
-    given = [status] if isinstance(status, str) else status
+    given: list[Any] = (
+        list(status) if isinstance(status, list | tuple | set | frozenset) else [status]
+    )
     statuses = []
     for value in given:
         try:
@@ -82,7 +102,7 @@ class RunsApi:
         Raises:
             RunNotFoundError: no such run.
         """
-        return await (await self._open_store()).get_run(run_id, steps=steps)
+        return await (await self._open_store()).get_run(run_id_arg(run_id), steps=steps)
 
     async def list_runs(
         self,
@@ -120,7 +140,8 @@ class RunsApi:
         return await self._control(run_id, "retry")
 
     async def _control(self, run_id: str, action: str) -> RunRecord:
-        record = await (await self._open_store()).control_run(run_id, action, self._now())
+        store = await self._open_store()
+        record = await store.control_run(run_id_arg(run_id), action, self._now())
         self._changed()
         if action == "cancel":
             # Nothing to undo: the run ended here, not in a worker, so this is its last line.

@@ -67,6 +67,7 @@ from runtime.ids import new_id
 from runtime.models import FiringOutcome, FiringRecord, RunStatus, ScheduleRecord
 from runtime.schedules import ScheduleEntry
 from runtime.store.base import NewRun, ScheduleSpec
+from runtime.usercode import is_failure
 
 logger = structlog.get_logger("runtime.scheduler")
 
@@ -364,7 +365,9 @@ class Scheduler:
         """The run a firing starts; ``None`` (the firing is missed) when its input fails."""
         try:
             text = dumps(entry.input(nominal), f"the input of schedule {entry.name!r}")
-        except Exception:
+        except BaseException as exc:  # the user's input function: a sys.exit() in it included
+            if not is_failure(exc):
+                raise
             logger.exception("schedule_input_failed", schedule=entry.name, nominal_at=_iso(nominal))
             return None
         return NewRun(

@@ -35,11 +35,19 @@ from runtime.engine.executor import Engine
 from runtime.engine.leases import HEARTBEAT_INTERVAL, LEASE_TTL, WorkerIdentity
 from runtime.engine.worker import Worker
 from runtime.errors import ConfigError, DatabaseReplacedError, DefinitionError, StoreError
-from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
+from runtime.limits import (
+    MAX_CONCURRENCY,
+    MAX_SHUTDOWN_GRACE,
+    count,
+    duration,
+    folder_arg,
+    shown,
+    text,
+)
 from runtime.log import ensure_configured
 from runtime.models import RunRecord
 from runtime.registry import Registry
-from runtime.runs import RunHandle, RunsApi, run_options
+from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.scheduler import Scheduler
 from runtime.schedules import job_workflow, schedules_for
 from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
@@ -128,6 +136,7 @@ class Workflows(RunsApi):
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until a run is terminal and return it (woken by commits, not a slow poll)."""
+        timeout = wait_timeout(timeout)
         with anyio.fail_after(timeout):
             while True:
                 ended = self._ended
@@ -178,12 +187,16 @@ class Runtime:
         background: bool = True,
         interval: float = 1.0,
     ) -> None:
-        self.database = database
+        self.database = text(database, "Runtime(database=...)", error=ConfigError)
+        if container is not None and not isinstance(container, Container):
+            raise ConfigError(f"Runtime(container=...) must be a Container, got {shown(container)}")
         self.container = container if container is not None else Container()
         self.clock = clock or SystemClock()
         self.registry = Registry()
-        self.subscribers = list(subscribers)
-        self.jobs = list(jobs)
+        workflows = _listed(workflows, "workflows", (WorkflowDefinition, DurableWorkflow),
+                            "a workflow (create_workflow or @workflow)")  # fmt: skip
+        self.subscribers = _listed(subscribers, "subscribers", (Subscriber,), "a Subscriber")
+        self.jobs = _listed(jobs, "jobs", (Job,), "a Job")
         for workflow in workflows:
             self.registry.register(workflow)
         for job in self.jobs:
@@ -208,7 +221,7 @@ class Runtime:
             shutdown_grace, "shutdown_grace", maximum=MAX_SHUTDOWN_GRACE, error=ConfigError
         )
         self._interval = duration(interval, "interval", positive=True, error=ConfigError)
-        self._base_dir = Path(base_dir) if base_dir is not None else None
+        self._base_dir = folder_arg(base_dir, "Runtime(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
         self._stack: AsyncExitStack | None = None
@@ -440,9 +453,10 @@ class Runtime:
         store = self.store
         task_status.started()
         while True:
-            # Real time, not the injected clock: this looks at the file itself.
-            await anyio.sleep(FILE_CHECK_INTERVAL)
+            await self.clock.sleep(FILE_CHECK_INTERVAL)
             try:
+                # One stat() of the file, on the loop: microseconds on a local disk, and the
+                # file is local (SQLite's WAL mode does not work over a network file system).
                 await store.check_file()
             except DatabaseReplacedError as exc:
                 logger.error("database_file_lost", path=exc.path, error=str(exc))
@@ -468,3 +482,14 @@ class Runtime:
                 self.bus.poke()
                 self.worker.poke()
                 workflows.notify()
+
+
+def _listed(values: Any, what: str, kinds: tuple[type, ...], hint: str) -> list[Any]:
+    """``values`` as a list whose items are all ``kinds``, or a ConfigError naming ``what``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ConfigError(f"Runtime({what}=...) must be a list of them, got {shown(values)}")
+    items = list(values)
+    for item in items:
+        if not isinstance(item, kinds):
+            raise ConfigError(f"Runtime({what}=...): {shown(item)} is not {hint}")
+    return items

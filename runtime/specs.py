@@ -17,9 +17,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from runtime.codec import dumps
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
-from runtime.limits import MAX_ATTEMPTS, MAX_EXECUTIONS, MAX_RETRIES, count, duration, shown
+from runtime.limits import (
+    MAX_ATTEMPTS,
+    MAX_EXECUTIONS,
+    MAX_RETRIES,
+    count,
+    duration,
+    shown,
+    text,
+)
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -113,12 +122,8 @@ class SubscriberConfig:
         if not events:
             raise DefinitionError("SubscriberConfig.event: give at least one event name")
         object.__setattr__(self, "event", tuple(check_pattern(e) for e in events))
-        if self.subscriber_id is not None and (
-            not isinstance(self.subscriber_id, str) or not self.subscriber_id
-        ):
-            raise DefinitionError(
-                f"subscriber_id must be a non-empty string: {shown(self.subscriber_id)}"
-            )
+        if self.subscriber_id is not None:
+            text(self.subscriber_id, "SubscriberConfig.subscriber_id")
         count(self.max_attempts, "SubscriberConfig.max_attempts", minimum=1, maximum=MAX_ATTEMPTS)
         timeout = duration(self.timeout, "SubscriberConfig.timeout", positive=True)
         object.__setattr__(self, "timeout", timeout)
@@ -190,16 +195,15 @@ class JobConfig:
     catchup_window: float = 3600.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise DefinitionError(
-                f"JobConfig.name must be a non-empty string, got {shown(self.name)}"
-            )
-        if self.timezone is not None and not isinstance(self.timezone, str):
+        text(self.name, "JobConfig.name")
+        if self.timezone is not None and (
+            not isinstance(self.timezone, str) or not self.timezone.strip()
+        ):
             raise DefinitionError(f"timezone must be an IANA name, got {shown(self.timezone)}")
         CronSchedule(self.schedule, self.timezone or "UTC")
         if self.number_of_executions is not None:
-            count(self.number_of_executions, "number_of_executions", minimum=1,
-                  maximum=MAX_EXECUTIONS)  # fmt: skip
+            executions = self.number_of_executions
+            count(executions, "number_of_executions", minimum=1, maximum=MAX_EXECUTIONS)
         count(self.max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES)
         object.__setattr__(self, "retry_interval", duration(self.retry_interval, "retry_interval"))
         if self.overlap not in ("skip", "allow"):
@@ -244,16 +248,15 @@ class Schedule:
     catchup_window: float = 3600.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise DefinitionError(
-                f"Schedule.name must be a non-empty string, got {shown(self.name)}"
-            )
+        text(self.name, "Schedule.name")
         # The same checks as a job's (cron, counts, overlap, window).
         JobConfig(
             name=self.name, schedule=self.cron, number_of_executions=self.number_of_executions,
             timezone=self.timezone, overlap=self.overlap, catchup_window=self.catchup_window,
         )  # fmt: skip
         object.__setattr__(self, "catchup_window", duration(self.catchup_window, "catchup_window"))
+        if not callable(self.input):  # stored with each firing's run: refused now, not then
+            dumps(self.input, f"the input of schedule {self.name!r}")
 
     def input_now(self, nominal_at: datetime | None = None) -> Any:
         """The input of a firing: ``input`` itself, or what the function returns.

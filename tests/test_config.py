@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import Runtime
 from runtime.config import load_project_config, parse_database_url, unknown_variables
 from runtime.errors import ConfigError
 
@@ -45,7 +46,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ('[runtime]\nsetup = "services"\n', "'setup': must be 'module:function'"),
         (
             "[runtime]\nconcurrency = 0\n",
-            "'concurrency': Input should be greater than or equal to 1",
+            "'concurrency' must be between 1 and 10000, got 0",
         ),
         ('[runtime]\ntimezone = "Mars/Olympus"\n', "unknown timezone 'Mars/Olympus'"),
         ('[runtime]\nlog_format = "xml"\n', "'log_format'"),
@@ -116,13 +117,19 @@ def test_settings_at_the_top_level_or_in_a_runtime_table(tmp_path: Path, body: s
         ("databse = 'sqlite:///a.db'\n", "unknown key 'databse'"),
         ("concurrency = 4\n[runtime]\nconcurrency = 5\n", "'concurrency' is set both"),
         ("runtime = 3\n", "'runtime' must be a table"),
-        ("[runtime]\nconcurrency = true\n", "'concurrency': must be a number, got true"),
-        ("shutdown_grace = false\n", "'shutdown_grace': must be a number, got false"),
-        ("shutdown_grace = nan\n", "'shutdown_grace': Input should be a finite number"),
-        ("shutdown_grace = inf\n", "'shutdown_grace'"),
-        ("shutdown_grace = -1\n", "'shutdown_grace': Input should be greater than or equal to 0"),
-        ("shutdown_grace = 1e9\n", "'shutdown_grace': Input should be less than or equal to 3600"),
-        ("concurrency = 100000\n", "'concurrency': Input should be less than or equal to 10000"),
+        ("[runtime]\nconcurrency = true\n", "'concurrency' must be an int, got True"),
+        (
+            "shutdown_grace = false\n",
+            "'shutdown_grace' must be seconds (a number) or a timedelta, got False",
+        ),
+        ("shutdown_grace = nan\n", "'shutdown_grace' must be a finite number of seconds, got nan"),
+        ("shutdown_grace = inf\n", "'shutdown_grace' must be a finite number of seconds, got inf"),
+        ("shutdown_grace = -1\n", "'shutdown_grace' must be >= 0 seconds, got -1"),
+        (
+            "shutdown_grace = 1e9\n",
+            "'shutdown_grace' must be at most 3600 seconds, got 1000000000.0",
+        ),
+        ("concurrency = 100000\n", "'concurrency' must be between 1 and 10000, got 100000"),
     ],
 )
 def test_bad_runtime_toml_names_the_file_and_what_is_wrong(
@@ -136,26 +143,57 @@ def test_bad_runtime_toml_names_the_file_and_what_is_wrong(
     assert str(tmp_path / "runtime.toml") in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "toml", "value"),
+    [
+        ("concurrency", "true", True),
+        ("concurrency", "0", 0),
+        ("concurrency", "2.5", 2.5),
+        ("concurrency", "100000", 100000),
+        ("shutdown_grace", "false", False),
+        ("shutdown_grace", "-1", -1),
+        ("shutdown_grace", "nan", float("nan")),
+        ("shutdown_grace", "7200", 7200),
+    ],
+)
+def test_runtime_toml_and_runtime_say_the_same_of_one_bad_value(
+    tmp_path: Path, key: str, toml: str, value: object
+) -> None:
+    """Bug: two validators for the same settings, two messages for one mistake ("must be a
+    number, got true" / "Input should be greater than or equal to 1" from runtime.toml,
+    "concurrency must be an int, got True" from Runtime(...)). Now one, runtime.limits."""
+    (tmp_path / "runtime.toml").write_text(f"{key} = {toml}\n")
+    with pytest.raises(ConfigError) as from_file:
+        load_project_config(tmp_path, environ={})
+    with pytest.raises(ConfigError) as from_code:
+        Runtime(database=f"sqlite:///{tmp_path}/x.db", **{key: value})  # type: ignore[arg-type]
+    said = str(from_code.value)
+    assert said.startswith(f"{key} must be ")
+    assert (
+        str(from_file.value)
+        == f"{tmp_path / 'runtime.toml'}: '{key}' {said.removeprefix(key + ' ')}"
+    )
+
+
 @pytest.mark.parametrize("name", ["runtime.toml", "pyproject.toml"])
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, name: str) -> None:
     # Failed before: UnicodeDecodeError escaped (a traceback from every command).
     (tmp_path / name).write_bytes(b'[tool.runtime]\ndatabase = "caf\xe9.db"\n')
-    with pytest.raises(
-        ConfigError, match=r"not UTF-8 text \(line 2: byte 30 is 0xe9\); save it as UTF-8"
-    ):
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(line 2: byte 30 is 0xe9\)"):
         load_project_config(tmp_path, environ={})
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "needle"),
     [
-        ("RUNTIME_CONCURRENCY", "true", "Input should be a valid integer"),
-        ("RUNTIME_SHUTDOWN_GRACE", "nan", "Input should be a finite number"),
-        ("RUNTIME_SHUTDOWN_GRACE", "inf", "Input should be a finite number"),
+        ("RUNTIME_CONCURRENCY", "true", "'concurrency' must be an int, got 'true'"),
+        ("RUNTIME_SHUTDOWN_GRACE", "nan", "must be a finite number of seconds, got nan"),
+        ("RUNTIME_SHUTDOWN_GRACE", "inf", "must be a finite number of seconds, got inf"),
         ("RUNTIME_DATABASE", "nonsense", "environment variable RUNTIME_DATABASE: 'database'"),
         ("RUNTIME_TIMEZONE", "Mars/Base", "environment variable RUNTIME_TIMEZONE: 'timezone'"),
         ("RUNTIME_TIMEZONE", "", "environment variable RUNTIME_TIMEZONE: 'timezone'"),
         ("RUNTIME_DATABASE", "", "environment variable RUNTIME_DATABASE: 'database'"),
+        ("RUNTIME_CONCURRENCY", " 4x", "'concurrency' must be an int, got ' 4x'"),
         ("RUNTIME_JOBS_DIR", "nojobs", "environment variable RUNTIME_JOBS_DIR: 'jobs_dir'"),
         ("RUNTIME_DATABASE", "sqlite:///x.db?foo=1", "unknown option 'foo'"),
     ],

@@ -62,6 +62,21 @@ def test_a_good_project_has_no_problems(project: Path) -> None:
     assert [j.name for j in found.jobs] == ["nightly"]
 
 
+def test_files_that_are_not_python_are_left_alone_and_a_folder_is_a_problem(
+    project: Path,
+) -> None:
+    """A README or an editor's backup next to the modules must not stop the service; a
+    folder would hide the workflows in it, so it is named (issue 7: nothing skipped
+    silently)."""
+    (project / "workflows" / "w.py").write_text(GOOD_WORKFLOW)
+    for name in ("README.md", "w.py~", "#w.py#", "notes.txt"):
+        (project / "workflows" / name).write_text("not python (")
+    assert found_in(project).problems == []
+    (project / "workflows" / "billing").mkdir()
+    (problem,) = found_in(project).problems
+    assert "billing: a folder, so discovery would skip it" in problem
+
+
 BAD_FILES = {
     "syntax error": ("subscribers", "broken.py", "def handler(:\n", "SyntaxError"),
     "import error": ("workflows", "missing.py", "import nowhere_at_all\n", "nowhere_at_all"),

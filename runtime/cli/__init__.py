@@ -21,6 +21,7 @@ import click
 from runtime.cli.common import EXIT_USAGE, Context, fail
 from runtime.cli.events import emit, events
 from runtime.cli.jobs import schedules
+from runtime.cli.payloads import Text
 from runtime.cli.project import check, jobs, subscribers, workflows
 from runtime.cli.runs import run, runs
 from runtime.cli.service import bench, start
@@ -39,7 +40,12 @@ __all__ = ["main"]
     show_default=True,
     help="The project directory (runtime.toml, workflows/, subscribers/, jobs/).",
 )
-@click.option("--database", envvar="RUNTIME_DATABASE", help="Database URL (overrides config).")
+@click.option(
+    "--database",
+    envvar="RUNTIME_DATABASE",
+    type=Text(non_empty=True),
+    help="Database URL (overrides config).",
+)
 @click.option(
     "--log-format",
     type=click.Choice(["auto", "console", "json"]),

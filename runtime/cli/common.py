@@ -14,7 +14,7 @@ import click
 
 from runtime.config import ProjectConfig, load_project_config
 from runtime.discovery import Discovered, discover
-from runtime.errors import ConfigError, RunNotFoundError, RuntimeBaseError
+from runtime.errors import ConfigError, DatabaseNotFoundError, RunNotFoundError, RuntimeBaseError
 from runtime.store.base import Store
 
 T = TypeVar("T")
@@ -97,14 +97,25 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     except RunNotFoundError as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     except RuntimeBaseError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(said(exc), EXIT_USAGE)
     except BaseExceptionGroup as group:
         # A task of the service failed (e.g. its database file was deleted): the
         # runtime's own errors are reported like any other, anything else is a bug.
         errors = _leaves(group)
         if not all(isinstance(e, RuntimeBaseError) for e in errors):
             raise
-        fail("; ".join(dict.fromkeys(str(e) for e in errors)), EXIT_USAGE)
+        fail("; ".join(dict.fromkeys(said(e) for e in errors)), EXIT_USAGE)
+
+
+def said(error: BaseException) -> str:
+    """What the CLI says of a runtime error: its message, with a hint where the CLI has one."""
+    if isinstance(error, DatabaseNotFoundError):
+        # The settings that chose the path are the CLI's; a library caller has none of them.
+        return (
+            f"{error}; check --database, RUNTIME_DATABASE or 'database' in runtime.toml "
+            "(commands that only read never create one)"
+        )
+    return str(error)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from runtime.cli.common import (
     when,
     with_store,
 )
-from runtime.cli.payloads import Seconds, payloads
+from runtime.cli.payloads import Seconds, Text, payloads
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.store.base import Page, Store
 
@@ -47,6 +48,7 @@ from runtime.store.base import Page, Store
 @click.option(
     "--idempotency-key",
     "key",
+    type=Text(non_empty=True),
     help="Emitting again with this key returns the first event's id (no new event).",
 )
 @json_option
@@ -63,6 +65,8 @@ def emit(
     """Store event NAME durably and print its id; the service delivers it to subscribers."""
     given = payloads(data=data_json, metadata=metadata_json)
     data, metadata = given["data"], given["metadata"]
+    if metadata_json is not None and not isinstance(metadata, dict):
+        fail(f"--metadata must be a JSON object, got {json.dumps(metadata)[:60]}", EXIT_USAGE)
     config = ctx.config()
     database = ctx.database_url(config)
 
@@ -87,9 +91,9 @@ def events() -> None:
 
 
 @events.command("list")
-@click.option("--name", help="Only events with this name.")
+@click.option("--name", type=Text(non_empty=True), help="Only events with this name.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--cursor", help="next_cursor from a previous page.")
+@click.option("--cursor", type=Text(), help="next_cursor from a previous page.")
 @json_option
 @pass_context
 def events_list(
@@ -115,9 +119,9 @@ def events_list(
 
 
 @events.command("dead")
-@click.option("--subscriber", help="Only deliveries to this subscriber.")
+@click.option("--subscriber", type=Text(non_empty=True), help="Only deliveries to this subscriber.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--cursor", help="next_cursor from a previous page.")
+@click.option("--cursor", type=Text(), help="next_cursor from a previous page.")
 @json_option
 @pass_context
 def events_dead(
@@ -151,7 +155,7 @@ def events_dead(
 
 
 @events.command("redrive")
-@click.argument("delivery_ids", nargs=-1)
+@click.argument("delivery_ids", nargs=-1, type=Text())
 @click.option("--all", "every", is_flag=True, help="Redrive every dead delivery.")
 @json_option
 @pass_context

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from runtime.cli.common import EXIT_USAGE, fail
-from runtime.codec import parse
+from runtime.codec import parse, utf8
 from runtime.errors import RuntimeBaseError
 from runtime.limits import MAX_DURATION, duration
 
@@ -73,9 +73,9 @@ def _read(name: str, where: str) -> str:
 
 def _decode(data: bytes, where: str) -> str:
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        fail(f"{where}: not UTF-8 text (byte {exc.start})", EXIT_USAGE)
+        return utf8(data, where)
+    except RuntimeBaseError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 class Seconds(click.ParamType[float]):
@@ -97,3 +97,26 @@ class Seconds(click.ParamType[float]):
             return duration(number, "the value", positive=self.positive, maximum=MAX_DURATION)
         except RuntimeBaseError as exc:
             self.fail(f"{value!r}: {str(exc).removeprefix('the value ')}", param, ctx)
+
+
+class Text(click.ParamType[str]):
+    """A string argument: valid UTF-8 (not bytes the shell could not decode), non-empty if asked.
+
+    An argument holding bytes that are not UTF-8 reaches Python as lone surrogates, which
+    no database can store or match: refused here, naming the argument.
+    """
+
+    name = "text"
+
+    def __init__(self, *, non_empty: bool = False) -> None:
+        self.non_empty = non_empty
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self.fail(f"{text!r} is not valid UTF-8 text (character {exc.start + 1})", param, ctx)
+        if self.non_empty and not text.strip():
+            self.fail("must be a non-empty string", param, ctx)
+        return text

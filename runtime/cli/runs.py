@@ -29,7 +29,7 @@ from runtime.cli.common import (
     when,
     with_store,
 )
-from runtime.cli.payloads import Seconds, payloads
+from runtime.cli.payloads import Seconds, Text, payloads
 from runtime.discovery import Discovered
 from runtime.errors import (
     DefinitionError,
@@ -59,6 +59,7 @@ from runtime.store.base import RunPage, Store
     "--idempotency-key",
     "--transaction-id",
     "key",
+    type=Text(non_empty=True),
     help="Starting again with this key returns the run it started (no new run).",
 )
 @click.option("--wait", is_flag=True, help="Wait for the run to end and print its result.")
@@ -68,7 +69,11 @@ from runtime.store.base import RunPage, Store
     help="With --wait: give up after this many seconds (exit 1; the run goes on).",
 )
 @click.option("--here", is_flag=True, help="Execute the run in this process, not the service.")
-@click.option("--version", help="The version of WORKFLOW to run (default: the newest).")
+@click.option(
+    "--version",
+    type=Text(non_empty=True),
+    help="The version of WORKFLOW to run (default: the newest).",
+)
 @json_option
 @pass_context
 def run(
@@ -149,8 +154,6 @@ def _checked_input(found: Discovered, workflow: str, version: str | None, payloa
     registry = Registry()
     for definition in (*found.workflows, *(job_workflow(j) for j in found.jobs)):
         registry.register(definition)
-    if workflow not in registry.names():
-        fail(f"unknown workflow {workflow!r}; the project has: {registry.names()}", EXIT_USAGE)
     try:
         definition = registry.resolve(workflow, version)
         if definition.kind == "durable":
@@ -237,9 +240,9 @@ def runs() -> None:
     type=click.Choice([s.value for s in RunStatus]),
     help="Only runs with this status (repeatable).",
 )
-@click.option("--workflow", help="Only runs of this workflow.")
+@click.option("--workflow", type=Text(), help="Only runs of this workflow.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--cursor", help="next_cursor from a previous page.")
+@click.option("--cursor", type=Text(), help="next_cursor from a previous page.")
 @json_option
 @pass_context
 def runs_list(
@@ -277,7 +280,7 @@ def runs_list(
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", type=Text())
 @json_option
 @pass_context
 def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
@@ -422,7 +425,7 @@ def _doing(current: dict[str, Any]) -> str:
 
 def _control_command(action: str, summary: str) -> click.Command:
     @click.command(action, help=summary)
-    @click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...")
+    @click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...", type=Text())
     @json_option
     @pass_context
     def command(ctx: Context, run_ids: tuple[str, ...], as_json: bool) -> None:

@@ -170,8 +170,8 @@ async def _not_found(engine: Engine, state: RunState, record: StepRecord) -> Sto
         _marking(record, StepStatus.COMPENSATION_FAILED),
         error=dumps(error.to_dict(), "a compensation error"),
     )
-    await engine.store.checkpoint(state.run_id, engine.identity.id, (write,), _KEEP,
-                                  engine.clock.now())  # fmt: skip
+    owner, now = engine.identity.id, engine.clock.now()
+    await engine.store.checkpoint(state.run_id, owner, (write,), _KEEP, now)
     state.records[record.seq] = record.model_copy(
         update={"status": StepStatus.COMPENSATION_FAILED, "error": step_error(error)}
     )

@@ -23,6 +23,7 @@ from runtime.sdk.refs import INPUT, resolve
 from runtime.sdk.steps import StepContext, call_step_fn
 from runtime.sdk.workflows import WorkflowDefinition
 from runtime.store.base import RunUpdate
+from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
     from runtime.engine.executor import Engine
@@ -65,8 +66,10 @@ async def forward(engine: Engine, state: RunState) -> RunStatus:
         return await engine.stop_here(state)
     try:
         output = resolve(workflow.graph.output, state.values)
-    except Exception as exc:
-        await engine.fail_run(state, StoredError.from_exception(exc, None))
+    except BaseException as exc:  # sys.exit() in a function of the output fails the run
+        if not is_failure(exc):
+            raise
+        await engine.fail_run(state, failure(exc, f"the output of workflow {workflow.name!r}"))
         return await compensation.roll_back(engine, state)
     return await engine.complete(state, output)
 
@@ -126,8 +129,10 @@ def _completion(
                 _evaluate(compute, values)
             result = resolve(state.workflow.graph.output, values)
             update, value = engine.completion(state, result)
-        except Exception:
-            return None
+        except BaseException as exc:
+            if not is_failure(exc):
+                raise
+            return None  # computed again on the ordinary way, which records the failure
         state.values.update(values)
         state.values["$output"] = value
         return update
@@ -168,16 +173,21 @@ async def _node(
             state.values[node.key] = None
             return True
         step_input = resolve(node.input, state.values)
-    except Exception as exc:
-        return await engine.fail_run(state, StoredError.from_exception(exc, node.key))
+    except BaseException as exc:  # a `when` condition or an input's function: user code
+        if not is_failure(exc):
+            raise
+        what = f"the conditions or input of step {node.key!r}"
+        return await engine.fail_run(state, failure(exc, what, node.key))
     return await _step(engine, state, node, step_input, record, may_park, completion)
 
 
 async def _compute(engine: Engine, state: RunState, node: ComputeNode) -> bool:
     try:
         _evaluate(node, state.values)
-    except Exception as exc:
-        return await engine.fail_run(state, StoredError.from_exception(exc, node.key))
+    except BaseException as exc:  # a `transform` function or a `when` condition: user code
+        if not is_failure(exc):
+            raise
+        return await engine.fail_run(state, failure(exc, node.key, node.key))
     return True
 
 

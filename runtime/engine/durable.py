@@ -103,12 +103,16 @@ async def learn_compensations(engine: Engine, state: RunState, input: Any) -> No
         # The first step with no finished record: the run never went further.
         why = f"replaying the workflow function ended at step {runner.seq}, which never finished"
         state.replay_stopped = (runner.seq - 1, why)
-    except Exception as exc:
+    except BaseException as exc:
         # The step failure that failed the run, or the function failing outside a step as
-        # it did then; or the code changed. A compensation of a later step the replay
-        # could not learn is reported as such by the rollback.
+        # it did then (a sys.exit() included, as drive() counts it); or the code changed.
+        # A compensation of a later step the replay could not learn is reported as such
+        # by the rollback.
+        if not is_failure(exc):  # a cancellation of ours
+            raise
         reached = runner.seq - 1 if isinstance(exc, NonDeterminismError) else runner.seq
-        why = f"replaying the workflow function ended before it: {type(exc).__name__}: {exc}"
+        error = failure(exc, f"workflow {state.workflow.name!r}")
+        why = f"replaying the workflow function ended before it: {error.type}: {error.message}"
         state.replay_stopped = (reached, why)
         if not isinstance(exc, StepFailed):
             logger.warning("replay_for_rollback_stopped", run_id=state.run_id, exc_info=True)

@@ -37,6 +37,7 @@ from runtime.sdk.steps import StepContext
 from runtime.sdk.workflows import WorkflowResult
 from runtime.specs import derived_transaction_id
 from runtime.store.base import NewEvent, NewRun, RunUpdate, Store
+from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -371,8 +372,11 @@ class Engine:
         """
         try:
             update, value = self.completion(state, output, events)
-        except Exception as exc:
-            await self.fail_run(state, StoredError.from_exception(exc, None))
+        except BaseException as exc:  # a serializer of the user's model may be what raised
+            if not is_failure(exc):
+                raise
+            what = f"the result of workflow {state.workflow.name!r}"
+            await self.fail_run(state, failure(exc, what))
             return await compensation.roll_back(self, state)
         state.control = await self.store.checkpoint(
             state.run_id, self.identity.id, (), update, self.clock.now()

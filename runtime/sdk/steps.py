@@ -6,12 +6,11 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
-from runtime.limits import MAX_RETRIES, count, duration
+from runtime.limits import MAX_RETRIES, count, duration, text
 from runtime.specs import check_event_name
 from runtime.usercode import run_in_thread
 
@@ -180,11 +179,6 @@ class StepOptions:
             )
 
 
-def seconds(value: float | timedelta | None, what: str) -> float | None:
-    """Normalize a duration given as seconds or ``timedelta`` (bounds: :mod:`runtime.limits`)."""
-    return None if value is None else duration(value, what)
-
-
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class StepDefinition:
     """A step: a name, an invoke function, an optional compensation, options.
@@ -318,9 +312,7 @@ async def run_callable(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise DefinitionError(f"a step name must be a non-empty string, got {name!r}")
-    return name
+    return text(name, "a step name")
 
 
 _OPTION_NAMES = {f.name for f in dataclasses.fields(StepOptions)}

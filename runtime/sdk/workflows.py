@@ -15,6 +15,7 @@ from runtime.errors import (
     StepFailed,
     StepTimeoutError,
 )
+from runtime.limits import text
 from runtime.models import RunStatus, StepError
 from runtime.sdk.graph import Builder, Condition, Graph, current_builder
 from runtime.sdk.refs import INPUT, Ref
@@ -190,8 +191,12 @@ def create_workflow(
         raise DefinitionError(
             f"workflow {name!r}: schedule must be a cron string or a Schedule, got {schedule!r}"
         )
-    if not isinstance(name, str) or not name.strip():
-        raise DefinitionError(f"a workflow name must be a non-empty string, got {name!r}")
+    text(name, "a workflow name")
+    if not callable(constructor):
+        raise DefinitionError(
+            f"workflow {name!r}: the constructor must be a function that calls steps, "
+            f"got {constructor!r:.60}"
+        )
     if inspect.iscoroutinefunction(constructor) or inspect.isasyncgenfunction(constructor):
         raise DefinitionError(
             f"workflow {name!r}: the constructor function must not be async; it runs once "

@@ -12,6 +12,7 @@ from typing import Any
 
 from runtime.clock import from_text, to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
+from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
 from runtime.store.sqlite_batch import _on_thread, open_fast
@@ -334,7 +335,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             params.append(workflow)
         if cursor is not None:
             created, _, run_id = cursor.partition("|")
-            if not run_id:
+            if not is_id(run_id, "run") or not _is_time(created):
                 raise StoreError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params += [created, created, run_id]
@@ -478,3 +479,11 @@ _UPSERT_STEP = (
 
 
 # -- decoding ------------------------------------------------------------
+
+
+def _is_time(text: str) -> bool:
+    """Whether ``text`` is a stored time (a cursor's first part)."""
+    try:
+        return from_text(text).tzinfo is not None
+    except ValueError:
+        return False

@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime.clock import from_text, to_text
 from runtime.errors import StoreError
-from runtime.ids import new_id
+from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
@@ -280,6 +280,8 @@ class BusMixin(SqliteCore):
             params.append(event_id)
         if cursor is not None:
             seq, _, delivery_id = cursor.partition("|")
+            if not is_id(delivery_id, "dlv"):
+                raise StoreError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
             where.append("(d.event_seq < ? OR (d.event_seq = ? AND d.id < ?))")
             params += [_int_cursor(seq), _int_cursor(seq), delivery_id]
         sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"

@@ -128,6 +128,7 @@ def test_read_commands_never_create_a_database_or_a_folder(project: Path) -> Non
     for args in READS:
         done = cli(project, "--database", f"sqlite:///{typo}", *args)
         assert_one_line(done, f"no runtime database at {typo}")
+        assert "check --database, RUNTIME_DATABASE or 'database' in runtime.toml" in done.stderr
     for args in (["check"], ["workflows", "list"], ["jobs", "list"]):
         assert cli(project, *args).returncode == 0, args
     listed = cli(project, "--database", f"sqlite:///{typo}", "jobs", "list")

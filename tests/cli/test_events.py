@@ -47,7 +47,7 @@ def test_emit_stores_an_event_that_events_list_shows(project: Path) -> None:
 def test_emit_refuses_bad_input_with_exit_2(project: Path) -> None:
     for args, message in (
         (["--data", "{nope"], "--data is not valid JSON"),
-        (["--metadata", "[1]"], "metadata must be a dict"),
+        (["--metadata", "[1]"], "--metadata must be a JSON object, got [1]"),
     ):
         done = cli(project, "emit", "order.placed", *args)
         assert done.returncode == 2, args

@@ -90,7 +90,7 @@ def test_a_payload_file_that_is_not_utf8_exits_2(project: Path) -> None:
     (project / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
     done = invoke(project, "emit", "a.b", "--data", f"@{project / 'latin1.json'}")
     assert (done.code, done.escaped) == (2, None)
-    assert "latin1.json: not UTF-8 text (byte 13)" in done.stderr
+    assert "latin1.json: not UTF-8 text (line 1: byte 13 is 0xe9)" in done.stderr
     assert stored(project, "events") == 0
 
 
@@ -99,7 +99,7 @@ def test_a_payload_file_that_is_not_utf8_exits_2(project: Path) -> None:
     [
         ({"runtime.toml": "[runtim]\nconcurrency = 2\n"}, "unknown table [runtim]"),
         ({"runtime.toml": b"database = '\xff'\n"}, "not UTF-8 text (line 1: byte 12 is 0xff)"),
-        ({"runtime.toml": "concurrency = true\n"}, "'concurrency': must be a number, got true"),
+        ({"runtime.toml": "concurrency = true\n"}, "'concurrency' must be an int, got True"),
         (
             {"jobs/never.py": "from runtime.specs import JobConfig\n"
              "async def handler(container): pass\n"

@@ -47,8 +47,23 @@ def test_an_unknown_version_exits_2(durable: Path) -> None:
     for here in ([], ["--here"]):
         done = cli(durable, "run", "signup", "--version", "v3", "--input", '{"email": "x"}', *here)
         assert done.returncode == 2, done.stderr
-        assert "version 'v3' is not known" in done.stderr and "'v10'" in done.stderr
+        assert "unknown workflow 'signup' version 'v3'; known versions: [" in done.stderr
+        assert "'v10'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unknown_workflow_is_one_message_enqueued_or_here(durable: Path) -> None:
+    """Bug: ``run`` said "unknown workflow 'x'; the project has: [...]" and ``run --here``
+    "workflow 'x' is not known to this runtime": one mistake, two messages. Now one."""
+    said = []
+    for here in ([], ["--here"]):
+        done = cli(durable, "run", "signpu", "--input", "{}", *here)
+        assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
+        said.append([line for line in done.stderr.splitlines() if line.startswith("error: ")])
+    assert said[0] == said[1]
+    (line,) = said[0]
+    assert line.startswith("error: unknown workflow 'signpu'; known workflows: [")
+    assert "'signup'" in line
 
 
 @pytest.mark.parametrize("here", [[], ["--here"]], ids=["enqueued", "here"])

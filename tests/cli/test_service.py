@@ -34,11 +34,21 @@ def service(project: Path) -> Iterator[subprocess.Popen[str]]:
         log.close()
 
 
+def service_log(process: subprocess.Popen[str]) -> str:
+    """What the service process wrote (the fixture sends it to the project's service.log)."""
+    args = [str(a) for a in process.args]
+    project = Path(args[args.index("--project") + 1])
+    return (project / "service.log").read_text(errors="replace")
+
+
 def until(probe: Callable[[], Any], what: str, process: subprocess.Popen[str]) -> Any:
     """Call ``probe`` until it returns something truthy (at most DEADLINE seconds)."""
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
-        assert process.poll() is None, "the service exited"
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the service exited with {process.returncode}:\n{service_log(process)}"
+            )
         value = probe()
         if value:
             return value

@@ -28,6 +28,10 @@ SETUPS = {
         "import sys\ndef setup(container):\n    sys.exit('bye')\n",
         ["SystemExit: bye", "services.py line 3"],
     ),
+    "interrupted": (
+        "def setup(container):\n    raise KeyboardInterrupt\n",
+        ["KeyboardInterrupt", "services.py line 2"],
+    ),
     "no-argument": (
         "def setup():\n    pass\n",
         ["setup() must take one argument, the container", "services.py line 1"],

@@ -27,6 +27,8 @@ from runtime import (
     WorkflowResponse,
     create_step,
     create_workflow,
+    transform,
+    when,
     workflow,
 )
 
@@ -228,6 +230,109 @@ async def test_a_durable_workflow_raising_a_base_exception_fails_and_rolls_back(
 
     async with Runtime(database=db_url, workflows=[body_raises, ok]) as rt:
         failing = await rt.workflows.run("body-raises")
+        with anyio.fail_after(5), pytest.raises(RunFailed):
+            await failing.result()
+        following = await rt.workflows.run("ok1")
+        with anyio.fail_after(5):
+            assert await following.result() == "ok"
+        record = await rt.workflows.get_run(failing.run_id)
+    assert record.status is RunStatus.FAILED
+    assert record.error is not None and record.error.type == type_name
+    assert calls == ["a", "undo a"]
+
+
+@pytest.mark.parametrize("kind", list(RAISERS))
+async def test_a_rollback_resumed_by_replay_through_a_base_exception_finishes(
+    db_url: str, kind: str
+) -> None:
+    """Bug: a rollback resumed later (a retry after a failed compensation, a restart after
+    a crash mid-rollback) replays the function to learn its compensations; the replay
+    caught only ``Exception``, so the ``sys.exit(3)`` that had failed the run came out of
+    the Runtime and stopped the service, at every restart. Now the replay stops there,
+    as the first run did, and the rollback finishes."""
+    raiser, _ = RAISERS[kind]
+    undo_fails = [True]
+    calls: list[str] = []
+
+    async def a() -> str:
+        return "a"
+
+    async def undo_a(_: Any) -> None:
+        calls.append("undo a")
+        if undo_fails[0]:
+            raise RuntimeError("compensation down")
+
+    @workflow(name="body-raises")
+    async def body_raises(ctx: WorkflowContext[Any]) -> None:
+        await ctx.step("a", a, compensate=undo_a)
+        raiser()
+
+    async with Runtime(database=db_url, workflows=[body_raises]) as rt:
+        failing = await rt.workflows.run("body-raises")
+        with anyio.fail_after(5), pytest.raises(RunFailed):
+            await failing.result()
+        assert await failing.status() is RunStatus.COMPENSATION_FAILED
+        undo_fails[0] = False
+        await rt.workflows.retry(failing.run_id)  # the rollback resumes, by replay
+        with anyio.fail_after(5), pytest.raises(RunFailed):
+            await failing.result()
+        record = await rt.workflows.get_run(failing.run_id)
+    assert record.status is RunStatus.FAILED
+    assert calls == ["undo a", "undo a"]  # failed once, then done by the resumed rollback
+    assert next(s for s in record.steps if s.name == "a").status is StepStatus.COMPENSATED
+
+
+def build_computing(place: str, raiser: Callable[[], None], calls: list[str]) -> Any:
+    """A composition whose step ``a`` completes, then a ``when``/``transform`` raises."""
+
+    async def a() -> str:
+        calls.append("a")
+        return "a"
+
+    async def undo_a(_: Any) -> None:
+        calls.append("undo a")
+
+    async def b(value: Any) -> str:
+        calls.append("b")
+        return "b"
+
+    def raising(_: Any) -> Any:
+        raiser()
+
+    step_a = create_step("a", a, undo_a)
+    step_b = create_step("b", b)
+
+    def flow(_: Any) -> WorkflowResponse:
+        done = step_a()
+        if place == "when":
+            return WorkflowResponse(when({"a": done}, raising).then(lambda: step_b(done)))
+        if place == "transform-between":
+            return WorkflowResponse(step_b(transform(done, raising)))
+        return WorkflowResponse(transform(done, raising))  # computed with a's checkpoint
+
+    return create_workflow("computes-bad", flow)
+
+
+@pytest.mark.parametrize("place", ["when", "transform-between", "transform-last"])
+@pytest.mark.parametrize("kind", list(RAISERS))
+async def test_a_when_or_transform_raising_a_base_exception_fails_the_run(
+    db_url: str, kind: str, place: str
+) -> None:
+    """Bug: a ``when`` condition or a ``transform`` function calling ``sys.exit()`` (or
+    raising KeyboardInterrupt, or a CancelledError of its own) stopped the Runtime: only
+    ``Exception`` was caught around them. Now, as docs/semantics.md says of any user code,
+    the run fails, rolls back, and the worker goes on."""
+    raiser, type_name = RAISERS[kind]
+    calls: list[str] = []
+    bad = build_computing(place, raiser, calls)
+
+    @create_step("fine")
+    async def fine() -> str:
+        return "ok"
+
+    ok = create_workflow("ok1", lambda: WorkflowResponse(fine()))
+    async with Runtime(database=db_url, workflows=[bad, ok]) as rt:
+        failing = await rt.workflows.run("computes-bad")
         with anyio.fail_after(5), pytest.raises(RunFailed):
             await failing.result()
         following = await rt.workflows.run("ok1")

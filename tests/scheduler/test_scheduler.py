@@ -4,6 +4,8 @@ overlap, execution limits, reconciliation and daylight saving."""
 from __future__ import annotations
 
 import sqlite3
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -431,15 +433,30 @@ async def test_stop_ends_the_loop_and_fires_nothing_more(
     assert await outcomes(store, "tick") == []
 
 
+def _exits() -> None:
+    sys.exit(3)
+
+
+def _interrupted() -> None:
+    raise KeyboardInterrupt
+
+
+def _runtime_error() -> None:
+    raise RuntimeError("no input today")
+
+
+@pytest.mark.parametrize("raiser", [_runtime_error, _exits, _interrupted])
 async def test_a_failing_input_function_records_the_firing_missed(
-    store: SqliteStore, clock: ManualClock
+    store: SqliteStore, clock: ManualClock, raiser: Callable[[], None]
 ) -> None:
+    """Bug (for sys.exit() and KeyboardInterrupt): only ``Exception`` was caught around
+    the user's input function, so one of those stopped the scheduler and the service."""
     calls = {"n": 0}
 
     def flaky() -> object:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise RuntimeError("no input today")
+            raiser()
         return {"ok": True}
 
     wf = _workflow("wf", Schedule(cron="* * * * *", input=flaky, overlap="allow"))
