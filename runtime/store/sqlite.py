@@ -15,6 +15,7 @@ from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
 from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
+from runtime.store.sqlite_batch import _on_thread, open_fast
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
@@ -22,10 +23,8 @@ from runtime.store.sqlite_core import (
     _STEP_COLUMNS,
     _configure,
     _migrate,
-    _on_thread,
     _run,
     _step,
-    open_fast,
 )
 from runtime.store.sqlite_open import (
     MEMORY,

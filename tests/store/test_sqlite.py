@@ -12,7 +12,7 @@ import pytest
 
 from runtime import LeaseLostError, RunStatus, SchemaVersionError, StepStatus, StoreError
 from runtime.ids import new_id
-from runtime.store import sqlite_core
+from runtime.store import sqlite_batch, sqlite_core
 from runtime.store.base import NewRun, RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_core import migrations
@@ -154,7 +154,7 @@ def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if request.param == "fast":
         # Writers that meet in one turn of the loop share a transaction on the fast path
         # too; a writer alone yields once it has held the loop a while (here: always).
-        monkeypatch.setattr(sqlite_core, "TURN_EVERY", 0.0)
+        monkeypatch.setattr(sqlite_batch, "TURN_EVERY", 0.0)
     return bool(request.param == "fast")
 
 

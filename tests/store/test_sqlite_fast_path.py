@@ -11,7 +11,7 @@ import pytest
 
 from runtime import LeaseLostError, RunStatus, StepStatus
 from runtime.ids import new_id
-from runtime.store import open_store, sqlite_core
+from runtime.store import open_store, sqlite_batch
 from runtime.store.base import NewRun, RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
 
@@ -105,14 +105,14 @@ async def test_the_wal_is_checkpointed_on_the_thread_every_so_often(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checkpoints: list[int] = []
-    real = sqlite_core._passive_checkpoint
+    real = sqlite_batch._passive_checkpoint
 
     def counted(db: sqlite3.Connection) -> None:
         checkpoints.append(1)
         real(db)
 
-    monkeypatch.setattr(sqlite_core, "CHECKPOINT_EVERY", 5)
-    monkeypatch.setattr(sqlite_core, "_passive_checkpoint", counted)
+    monkeypatch.setattr(sqlite_batch, "CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(sqlite_batch, "_passive_checkpoint", counted)
     store = await SqliteStore.open(str(db_path))
     try:
         for i in range(12):
