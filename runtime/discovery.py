@@ -2,11 +2,12 @@
 
 The project root goes on ``sys.path`` so user code can write
 ``from workflows.x import y``. Files starting with ``_`` are helpers and are
-not imported by discovery itself (nor are hidden ones, starting with ``.``); any
-other entry that is not a ``.py`` file (a folder, ``notes.txt``) is a problem, so
-nothing there is silently skipped. Every problem is collected, each naming its
-file and what is wrong, so ``runtime check`` can print all of them at once and
-``runtime start`` refuses to start with one message listing them.
+not imported by discovery itself (nor are hidden ones, starting with ``.``), and
+files that are not Python (a README, an editor's backup) are left alone; a folder
+is a problem, since the workflows in it would be silently skipped. Every problem
+is collected, each naming its file and what is wrong, so ``runtime check`` can
+print all of them at once and ``runtime start`` refuses to start with one message
+listing them.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from runtime.usercode import is_failure
 
 Kind = Literal["workflows", "subscribers", "jobs"]
 
-_IMPORT_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
-"""What a module may raise while it is imported: all of it is a problem of that file
-(a stray ``sys.exit()`` or ``input()`` at module level must not end the process)."""
+# What a module's own code raises while it is imported is a problem of that file (a
+# stray ``sys.exit()``, ``raise KeyboardInterrupt`` or ``input()`` at module level must
+# not end the process); a real Ctrl-C during the import still ends it (``is_failure``).
 
 
 @dataclasses.dataclass(slots=True)
@@ -93,7 +94,9 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
     package = getattr(config, f"{kind}_dir")
     try:
         _bind_package(package, folder)
-    except _IMPORT_ERRORS as exc:
+    except BaseException as exc:
+        if not is_failure(exc):
+            raise
         found.problems.append(f"{folder / '__init__.py'}: import failed: {_describe(exc)}")
         return []
     modules = []
@@ -108,7 +111,9 @@ def _modules(config: ProjectConfig, kind: Kind, found: Discovered) -> list[tuple
             continue  # not code: a README, an editor's backup (x.py~, #x.py#), data
         try:
             modules.append((path, importlib.import_module(f"{package}.{path.stem}")))
-        except _IMPORT_ERRORS as exc:
+        except BaseException as exc:
+            if not is_failure(exc):
+                raise
             found.problems.append(f"{path}: import failed: {_describe(exc)}{_line(exc, path)}")
     return modules
 
@@ -309,7 +314,9 @@ def load_setup(config: ProjectConfig) -> SetupHook | None:
     where = f"{config.source}: setup {config.setup!r}"
     try:
         module = importlib.import_module(module_name)
-    except _IMPORT_ERRORS as exc:
+    except BaseException as exc:
+        if not is_failure(exc):
+            raise
         raise ConfigError(
             f"{where}: cannot import {module_name!r}: {_describe(exc)}{_origin(exc)}"
         ) from exc

@@ -279,8 +279,10 @@ def workflow(
         if version is not None and (not isinstance(version, str) or not version):
             raise DefinitionError(f"workflow {label!r}: version must be a non-empty string")
         if isinstance(schedules, str | bytes) or not isinstance(schedules, Iterable):
-            raise DefinitionError(f"workflow {label!r}: schedules must be a list of "
-                                  f"Schedule(...), got {shown(schedules)}")  # fmt: skip
+            got = shown(schedules)
+            raise DefinitionError(
+                f"workflow {label!r}: schedules must be a list of Schedule(...), got {got}"
+            )
         listed = tuple(schedules)
         for item in listed:
             if not isinstance(item, Schedule):

@@ -193,8 +193,10 @@ class Runtime:
         self.container = container if container is not None else Container()
         self.clock = clock or SystemClock()
         self.registry = Registry()
-        workflows = _listed(workflows, "workflows", (WorkflowDefinition, DurableWorkflow),
-                            "a workflow (create_workflow or @workflow)")  # fmt: skip
+        a_workflow = "a workflow (create_workflow or @workflow)"
+        workflows = _listed(
+            workflows, "workflows", (WorkflowDefinition, DurableWorkflow), a_workflow
+        )
         self.subscribers = _listed(subscribers, "subscribers", (Subscriber,), "a Subscriber")
         self.jobs = _listed(jobs, "jobs", (Job,), "a Job")
         for workflow in workflows:

@@ -23,6 +23,7 @@ import contextvars
 import dis
 import math
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +82,9 @@ def from_a_signal(exc: BaseException) -> bool:
         tb = tb.tb_next
     code = tb.tb_frame.f_code
     if tb.tb_frame.f_globals.get("__name__") == "asyncio.runners":
+        return True
+    # An application's own SIGINT handler that raises KeyboardInterrupt stops at its raise.
+    if code is getattr(signal.getsignal(signal.SIGINT), "__code__", None):
         return True
     at = next((i.opname for i in dis.get_instructions(code) if i.offset == tb.tb_lasti), None)
     return at not in _RAISES

@@ -351,7 +351,10 @@ class GroupCommit:
         batch, self._queue = self._queue, []
         caught: BaseException | None = None
         try:
-            work = asyncio.ensure_future(_on_thread(self._conn, _run_batch, batch))
+            # A bare future, not a task group's task, on purpose: a task group would cancel
+            # it with this task, and the thread commits the batch whatever happens to
+            # this task; it is always awaited to its end just below.
+            work = asyncio.ensure_future(_on_thread(self._conn, _run_batch, batch))  # noqa: TID251
             while not work.done():
                 try:
                     await asyncio.wait((work,))

@@ -95,3 +95,23 @@ def test_a_keyboard_interrupt_from_sigint_is_not_a_failure() -> None:
             raise AssertionError("SIGINT raised nothing")
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_keyboard_interrupt_from_an_applications_own_sigint_handler_is_not_a_failure() -> None:
+    """An embedding application's handler that raises KeyboardInterrupt itself stops at
+    its ``raise``, like code; it is told apart by being the installed SIGINT handler."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt as exc:
+            assert from_a_signal(exc)
+            assert not is_failure(exc)
+        else:
+            raise AssertionError("SIGINT raised nothing")
+    finally:
+        signal.signal(signal.SIGINT, previous)
