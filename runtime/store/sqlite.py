@@ -15,14 +15,12 @@ from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
 from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
-from runtime.store.sqlite_batch import _on_thread, open_fast
+from runtime.store.sqlite_batch import open_fast
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
     _RUN_COLUMNS,
     _STEP_COLUMNS,
-    _configure,
-    _migrate,
     _run,
     _step,
 )
@@ -32,9 +30,9 @@ from runtime.store.sqlite_open import (
     check_identity,
     check_path,
     connect,
-    needs_migration,
     open_error,
     opened_file,
+    prepare,
 )
 from runtime.store.sqlite_schedules import SchedulesMixin
 
@@ -76,11 +74,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         conn = await connect(path, create=create)
         try:
             try:
-                # A read never writes to a file that is not a runtime database.
-                stale = create or await _on_thread(conn, needs_migration, path)
-                await _on_thread(conn, _configure, synchronous, path)
-                if stale:
-                    await _on_thread(conn, _migrate, path)
+                await prepare(conn, path, synchronous, create)
                 opened = opened_file(path)
                 use_fast = fast and path != MEMORY and synchronous.lower() == "normal"
                 store = cls(conn, path, open_fast(path) if use_fast else None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from aiosqlite.core import _STOP_RUNNING_SENTINEL
 
 from runtime.errors import DatabaseNotFoundError, DatabaseReplacedError, StoreError
 from runtime.store import sqlite_core
+from runtime.store.sqlite_batch import _on_thread as on_thread
 
 FileIdentity = tuple[int, int]
 """``(st_dev, st_ino)`` of a database file."""
@@ -184,3 +186,28 @@ def check_identity(path: str, opened: FileIdentity | None) -> None:
         raise DatabaseReplacedError(path, f"cannot be found any more ({exc.strerror})") from exc
     if now != opened:
         raise DatabaseReplacedError(path, "was replaced by another file")
+
+
+async def prepare(conn: aiosqlite.Connection, path: str, synchronous: str, create: bool) -> None:
+    """Check, configure and migrate a newly opened database, waiting out a busy file.
+
+    Two processes opening one new file at once (a service starting while a command
+    emits) can meet SQLite's busy answers that its busy handler does not wait for (the
+    switch to WAL mode, the WAL index being set up): each step here is idempotent, so
+    the whole is tried again until the busy timeout has passed.
+    """
+    deadline = time.monotonic() + sqlite_core.BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            # A read never writes to a file that is not a runtime database.
+            stale = create or await on_thread(conn, needs_migration, path)
+            await on_thread(conn, sqlite_core._configure, synchronous, path)
+            if stale:
+                await on_thread(conn, sqlite_core._migrate, path)
+            return
+        except sqlite3.OperationalError as exc:
+            code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+            busy = code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+        await anyio.sleep(0.02)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import DatabaseNotFoundError, DatabaseReplacedError
+from runtime import DatabaseNotFoundError, DatabaseReplacedError, StoreError
+from runtime.store import sqlite_core
 from runtime.store.sqlite import SqliteStore
 
 
@@ -52,3 +53,42 @@ async def test_check_file_notices_a_deleted_or_replaced_file(tmp_path: Path, cha
 async def test_an_in_memory_database_has_no_file_to_check() -> None:
     async with await SqliteStore.open(":memory:") as store:
         await store.check_file()
+
+
+def _busy() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    return error
+
+
+async def test_a_busy_answer_while_opening_is_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening one new file at once can get SQLITE_BUSY where SQLite's busy
+    handler does not wait (switching to WAL, setting up the WAL index): seen once as a
+    command failing with 'is locked' while a service started. The opening is tried again
+    until the busy timeout has passed."""
+    real = sqlite_core._configure
+    answers = [_busy(), _busy()]
+
+    def configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None:
+        if answers:
+            raise answers.pop()
+        real(db, synchronous, path)
+
+    monkeypatch.setattr(sqlite_core, "_configure", configure)
+    store = await SqliteStore.open(str(tmp_path / "app.db"))
+    await store.close()
+    assert answers == []
+
+
+async def test_a_file_that_stays_busy_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None:
+        raise _busy()
+
+    monkeypatch.setattr(sqlite_core, "_configure", configure)
+    monkeypatch.setattr(sqlite_core, "BUSY_TIMEOUT_MS", 100)
+    with pytest.raises(StoreError, match="is locked by another process"):
+        await SqliteStore.open(str(tmp_path / "app.db"))
