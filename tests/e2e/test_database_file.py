@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,6 @@ from tests.e2e.processes import Project, wait_for
 
 EXIT_DEADLINE = 10.0
 """Seconds for the service to notice (it looks every second) and to stop."""
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    project = Project(tmp_path / "app")
-    try:
-        yield project
-    finally:
-        project.kill_all()
 
 
 def delete(db: Path) -> str:

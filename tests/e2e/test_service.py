@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from runtime import Client
 from tests.e2e.processes import Project, wait_for
@@ -33,15 +30,6 @@ the 30 s after which a dead worker's deliveries and leases would be retaken anyw
 
 STOP_DEADLINE = 5.0
 """Seconds between SIGTERM and the exit of an idle service."""
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    project = Project(tmp_path / "app")
-    try:
-        yield project
-    finally:
-        project.kill_all()
 
 
 def greeted(name: str) -> dict[str, object]:

@@ -19,14 +19,11 @@ import pytest
 from runtime import (
     RunStatus,
     Runtime,
-    StepContext,
     StepStatus,
     WorkflowContext,
-    WorkflowDefinition,
-    create_step,
-    create_workflow,
     workflow,
 )
+from tests.engine.chains import chain
 
 pytestmark = pytest.mark.anyio
 
@@ -36,28 +33,6 @@ LONG = 2000
 HELD_MAX_STEPS = 400
 """The most steps a run may complete without giving the loop a turn (a tenth of ``LONG``
 and several milliseconds of trivial steps on a fast machine)."""
-
-
-def chain(name: str, length: int, seen: list[tuple[str, int]] | None = None) -> WorkflowDefinition:
-    """A workflow of ``length`` trivial steps adding one; ``seen`` gets (run id, step)."""
-
-    def make(index: int) -> Any:
-        async def bump(value: int, ctx: StepContext) -> int:
-            if seen is not None:
-                seen.append((ctx.run_id, index))
-            return value + 1
-
-        return create_step(f"step-{index}", bump)
-
-    steps = [make(i) for i in range(length)]
-
-    def flow(input: Any) -> Any:
-        value = input["start"]
-        for step in steps:
-            value = step(value)
-        return value
-
-    return create_workflow(name, flow)
 
 
 async def test_a_ticker_keeps_ticking_next_to_a_long_run_of_fast_steps(db_url: str) -> None:
@@ -71,7 +46,7 @@ async def test_a_ticker_keeps_ticking_next_to_a_long_run_of_fast_steps(db_url: s
     runs on; a run that keeps the loop completes all of them.
     """
     seen: list[tuple[str, int]] = []
-    wf = chain("long-chain", LONG, seen)
+    wf = chain("long-chain", LONG, lambda run, index: seen.append((run, index)))
     most_between_ticks = [0]
     ticks = [0]
     stop = anyio.Event()
@@ -101,23 +76,7 @@ async def test_a_deadline_around_run_is_obeyed_between_two_steps(db_url: str) ->
     run went on to its end); now it is cut off at the next step, and the run is left
     resumable: run again with the same transaction id it completes, each step once."""
     calls: Counter[int] = Counter()
-
-    def make(index: int) -> Any:
-        async def bump(value: int) -> int:
-            calls[index] += 1
-            return value + 1
-
-        return create_step(f"step-{index}", bump)
-
-    steps = [make(i) for i in range(LONG)]
-
-    def flow(input: Any) -> Any:
-        value = input["start"]
-        for step in steps:
-            value = step(value)
-        return value
-
-    wf = create_workflow("long-deadline", flow)
+    wf = chain("long-deadline", LONG, lambda run, index: calls.update([index]))
     async with Runtime(db_url, background=False) as rt:
         with anyio.move_on_after(0.02) as scope:
             await wf(rt.container).run(input={"start": 0}, transaction_id="t-deadline")
@@ -146,7 +105,7 @@ async def test_background_runs_started_together_interleave(db_url: str) -> None:
     """Bug: five background runs started together ran strictly one after another (each
     held the loop to its end); now their steps interleave."""
     seen: list[tuple[str, int]] = []
-    wf = chain("interleaved", 200, seen)
+    wf = chain("interleaved", 200, lambda run, index: seen.append((run, index)))
     async with Runtime(db_url, workflows=[wf], concurrency=5) as rt:
         handles = [await rt.workflows.run(wf, {"start": 0}) for _ in range(5)]
         for handle in handles:

@@ -22,12 +22,9 @@ import pytest
 from runtime import (
     RunStatus,
     Runtime,
-    StepContext,
     StepStatus,
-    WorkflowDefinition,
-    create_step,
-    create_workflow,
 )
+from tests.engine.chains import chain
 
 pytestmark = pytest.mark.anyio
 
@@ -113,32 +110,6 @@ async def test_emit_loops_cancelled_by_asyncio_lose_nothing_and_the_runtime_goes
     assert len(set(called) - set(stored)) <= len(tasks)  # at most the one cut off, each
 
 
-def counted_chain(
-    name: str, calls: Counter[tuple[str, int]], reached: asyncio.Event
-) -> WorkflowDefinition:
-    """``STEPS`` trivial steps adding one; ``calls`` counts (run id, step) executions,
-    ``reached`` is set once a run has taken step ``CUT_AT``."""
-
-    def make(index: int) -> Any:
-        async def bump(value: int, ctx: StepContext) -> int:
-            calls[(ctx.run_id, index)] += 1
-            if index == CUT_AT:
-                reached.set()
-            return value + 1
-
-        return create_step(f"step-{index}", bump)
-
-    steps = [make(i) for i in range(STEPS)]
-
-    def flow(input: Any) -> Any:
-        value = input["start"]
-        for step in steps:
-            value = step(value)
-        return value
-
-    return create_workflow(name, flow)
-
-
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
 async def test_a_run_cancelled_by_asyncio_next_to_other_runs_is_resumable(
     db_path: Path, how: str
@@ -149,7 +120,13 @@ async def test_a_run_cancelled_by_asyncio_next_to_other_runs_is_resumable(
     its transaction id completes it with no step run twice."""
     calls: Counter[tuple[str, int]] = Counter()
     reached = asyncio.Event()
-    wf = counted_chain("chain", calls, reached)
+
+    def count(run: str, index: int) -> None:
+        calls[(run, index)] += 1
+        if index == CUT_AT:
+            reached.set()
+
+    wf = chain("chain", STEPS, count)
 
     async with runtime(db_path) as rt:
 
