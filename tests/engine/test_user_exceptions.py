@@ -31,6 +31,7 @@ from runtime import (
     when,
     workflow,
 )
+from runtime.models import RunRecord
 
 
 def raise_cancelled() -> None:
@@ -94,6 +95,25 @@ def build(style: str, raiser: Callable[[], None], sync: bool, calls: list[str]) 
     return durable_flow
 
 
+async def fails_and_the_worker_goes_on(db_url: str, bad: Any, name: str) -> RunRecord:
+    """Run workflow ``name`` in the background: it must fail, and a run started after it
+    must still complete (the worker survived); the failed run's record."""
+
+    @create_step("fine")
+    async def fine() -> str:
+        return "ok"
+
+    ok = create_workflow("ok1", lambda: WorkflowResponse(fine()))
+    async with Runtime(database=db_url, workflows=[bad, ok]) as rt:
+        failing = await rt.workflows.run(name)
+        with anyio.fail_after(5), pytest.raises(RunFailed):
+            await failing.result()
+        following = await rt.workflows.run("ok1")
+        with anyio.fail_after(5):
+            assert await following.result() == "ok"
+        return await rt.workflows.get_run(failing.run_id)
+
+
 @pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
 @pytest.mark.parametrize("style", ["composition", "durable"])
 @pytest.mark.parametrize("kind", list(RAISERS))
@@ -109,19 +129,7 @@ async def test_a_step_raising_a_base_exception_fails_and_the_worker_goes_on(
     calls: list[str] = []
     bad = build(style, raiser, sync, calls)
 
-    @create_step("fine")
-    async def fine() -> str:
-        return "ok"
-
-    ok = create_workflow("ok1", lambda: WorkflowResponse(fine()))
-    async with Runtime(database=db_url, workflows=[bad, ok]) as rt:
-        failing = await rt.workflows.run("be-bad")
-        with anyio.fail_after(5), pytest.raises(RunFailed):
-            await failing.result()
-        following = await rt.workflows.run("ok1")
-        with anyio.fail_after(5):
-            assert await following.result() == "ok"
-        record = await rt.workflows.get_run(failing.run_id)
+    record = await fails_and_the_worker_goes_on(db_url, bad, "be-bad")
     assert record.status is RunStatus.FAILED
     assert record.error is not None
     assert (record.error.step, record.error.type) == ("bad", type_name)
@@ -326,19 +334,7 @@ async def test_a_when_or_transform_raising_a_base_exception_fails_the_run(
     calls: list[str] = []
     bad = build_computing(place, raiser, calls)
 
-    @create_step("fine")
-    async def fine() -> str:
-        return "ok"
-
-    ok = create_workflow("ok1", lambda: WorkflowResponse(fine()))
-    async with Runtime(database=db_url, workflows=[bad, ok]) as rt:
-        failing = await rt.workflows.run("computes-bad")
-        with anyio.fail_after(5), pytest.raises(RunFailed):
-            await failing.result()
-        following = await rt.workflows.run("ok1")
-        with anyio.fail_after(5):
-            assert await following.result() == "ok"
-        record = await rt.workflows.get_run(failing.run_id)
+    record = await fails_and_the_worker_goes_on(db_url, bad, "computes-bad")
     assert record.status is RunStatus.FAILED
     assert record.error is not None and record.error.type == type_name
     assert calls == ["a", "undo a"]
