@@ -108,11 +108,10 @@ class Child:
 
 
 @dataclass
-class Processes:
-    """The files one scenario's processes share (a database, a log) and its children."""
+class ScenarioFiles:
+    """The files one scenario's processes share: a database and an execution log."""
 
     dir: Path
-    children: list[subprocess.Popen[bytes]]
 
     @property
     def db(self) -> Path:
@@ -121,6 +120,13 @@ class Processes:
     @property
     def log(self) -> Path:
         return self.dir / "execution.log"
+
+
+@dataclass
+class Processes(ScenarioFiles):
+    """One scenario's files and its child processes."""
+
+    children: list[subprocess.Popen[bytes]]
 
     def start(self, name: str, argv: list[str]) -> Child:
         """Start ``argv`` as process ``name`` (its outcome and stderr files are named after it).
@@ -237,20 +243,11 @@ class ForkedChild:
 
 
 @dataclass
-class ForkedProcesses:
-    """The files one scenario's forked processes share (a database, a log) and its children."""
+class ForkedProcesses(ScenarioFiles):
+    """One scenario's files and its forked children."""
 
-    dir: Path
     server: ForkServer
     children: list[ForkedChild]
-
-    @property
-    def db(self) -> Path:
-        return self.dir / "runtime.db"
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "execution.log"
 
     def start(self, name: str, argv: list[str]) -> ForkedChild:
         """Fork the app with ``argv`` as process ``name``, completed with ``--db/--log/--out``."""
