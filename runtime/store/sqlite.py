@@ -15,7 +15,6 @@ from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
 from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
-from runtime.store.sqlite_batch import open_fast
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
@@ -30,6 +29,7 @@ from runtime.store.sqlite_open import (
     check_identity,
     check_path,
     connect,
+    open_companions,
     open_error,
     opened_file,
     prepare,
@@ -76,15 +76,15 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             try:
                 await prepare(conn, path, synchronous, create)
                 opened = opened_file(path)
-                use_fast = fast and path != MEMORY and synchronous.lower() == "normal"
-                store = cls(conn, path, open_fast(path) if use_fast else None)
             except sqlite3.Error as exc:
                 raise open_error(path, exc) from exc
-            store._file = opened
-            return store
+            fast_db, reader, checkpointer = await open_companions(path, synchronous, fast)
         except BaseException:
             await conn.close()
             raise
+        store = cls(conn, path, fast_db, reader=reader, checkpointer=checkpointer)
+        store._file = opened
+        return store
 
     async def check_file(self) -> None:
         """Raise :class:`DatabaseReplacedError` if the file was deleted or replaced."""

@@ -10,17 +10,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
-import structlog
 
 from runtime.errors import StoreError
+from runtime.store import sqlite_checkpoint
+from runtime.store.sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
-
-logger = structlog.get_logger("runtime.store")
-
-CHECKPOINT_EVERY = 1000
-"""Fast-path commits between two WAL checkpoints run on the connection thread."""
 
 TURN_EVERY = 0.001
 """Seconds a task writing alone on the fast path may keep the loop before it yields."""
@@ -107,10 +103,28 @@ class GroupCommit:
       so one refused write does not undo the others.
 
     Either way a writer's call returns only after the COMMIT that holds its write,
-    so a step never starts before the previous step's checkpoint is durable. The
-    thread connection checkpoints the WAL every ``CHECKPOINT_EVERY`` fast commits.
+    so a step never starts before the previous step's checkpoint is durable.
     ``synchronous=full`` (an fsync per commit) turns the fast path off, as it would
     hold the loop for a disk flush.
+
+    **The connections of a store on a file**, and why each exists:
+
+    1. the writer (aiosqlite's connection and its thread): queued and contended
+       writes, waiting for the lock with the busy timeout;
+    2. the fast connection, on the event loop's thread: uncontended writes, and the
+       change watcher's ``PRAGMA data_version`` (it does not move for its own
+       commits, the common ones);
+    3. the reader (a second aiosqlite connection, ``query_only``, its own thread):
+       every read outside a write transaction (``SqliteCore._read``), so a read never
+       waits behind a queued write, a checkpoint or a slow scan on the writer's
+       thread (in WAL mode readers and the writer do not block each other);
+    4. the checkpointer (:mod:`runtime.store.sqlite_checkpoint`, its own thread):
+       the writers never checkpoint (``wal_autocheckpoint = 0``); every
+       ``CHECKPOINT_EVERY`` commits, fast or queued, the write path wakes it without
+       waiting, and the WAL file stays bounded.
+
+    A private in-memory database (``:memory:``) cannot be shared between
+    connections: it has the writer alone, which also reads, and no WAL.
 
     **Cancellation.** A write, once called, ends its transaction (committed, or
     refused with its error) before its caller sees a cancellation: the yield and the
@@ -121,11 +135,17 @@ class GroupCommit:
     """
 
     def __init__(
-        self, conn: aiosqlite.Connection, path: str, fast: sqlite3.Connection | None = None
+        self,
+        conn: aiosqlite.Connection,
+        path: str,
+        fast: sqlite3.Connection | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._conn = conn
         self.path = path
         self._fast = fast
+        self.checkpointer = checkpointer
+        """Checkpoints the WAL off the write path (none for an in-memory database)."""
         self._queue: list[_Slot] = []
         self._batch: list[_Slot] | None = None
         """Writes gathered for the next fast transaction (while its first writer yields)."""
@@ -145,6 +165,13 @@ class GroupCommit:
         """Of which on the fast path."""
 
     async def close(self) -> None:
+        checkpointer, self.checkpointer = self.checkpointer, None
+        if checkpointer is not None:
+            # Its last checkpoint flushes files: waited for off the loop, and to its end.
+            with anyio.CancelScope(shield=True):
+                # A store that committed nothing (a command that only reads, perhaps
+                # on a read-only file) leaves the WAL as it found it.
+                await anyio.to_thread.run_sync(checkpointer.close, self.commits > 0)
         fast, self._fast = self._fast, None
         if fast is not None:
             fast.close()
@@ -179,17 +206,12 @@ class GroupCommit:
             cancelled = await self._gather()
         elif self._commit_alone(slot):
             # The common case, kept lean: a task writing alone, within its turn.
-            if self._since_checkpoint >= CHECKPOINT_EVERY:
-                self._since_checkpoint = 0
-                await self._checkpoint()
             if slot.error is not None:
                 raise _store_error(slot.error, self.path)
             return slot.result  # type: ignore[no-any-return]
         # Whatever happened during the turn, the batch is committed (or handed to the
         # thread) now: the writers that joined it are waiting for it.
-        if self._commit_batch() and self._since_checkpoint >= CHECKPOINT_EVERY:
-            self._since_checkpoint = 0
-            await self._checkpoint()
+        self._commit_batch()
         return await self._outcome(slot, cancelled)  # type: ignore[no-any-return]
 
     async def _gather(self) -> BaseException | None:
@@ -233,9 +255,8 @@ class GroupCommit:
             slot.error = exc
             return True
         if committed:
-            self.commits += 1
             self.fast_commits += 1
-            self._since_checkpoint += 1
+            self._committed()
         return True
 
     def _commit_batch(self) -> bool:
@@ -264,9 +285,8 @@ class GroupCommit:
                 self._shared = len(batch) > 1
                 try:
                     if _apply_batch(fast, batch):
-                        self.commits += 1
                         self.fast_commits += 1
-                        self._since_checkpoint += 1
+                        self._committed()
                 except BaseException as exc:
                     for slot in batch:
                         if slot.error is None:
@@ -324,14 +344,14 @@ class GroupCommit:
             raise _store_error(slot.error, self.path)
         return slot.result
 
-    async def _checkpoint(self) -> None:
-        """Fold the WAL into the database on the thread (the fast path never does)."""
-        with anyio.CancelScope(shield=True):
-            try:
-                await _on_thread(self._conn, _passive_checkpoint)
-            except sqlite3.Error as exc:
-                # Not fatal: the WAL only grows until the next checkpoint gets through.
-                logger.warning("wal_checkpoint_failed", path=self.path, error=str(exc))
+    def _committed(self) -> None:
+        """Count a commit; wake the checkpointer every ``CHECKPOINT_EVERY`` (never wait)."""
+        self.commits += 1
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= sqlite_checkpoint.CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            if self.checkpointer is not None:
+                self.checkpointer.wake()
 
     async def _queued(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside a write transaction shared with concurrent writers."""
@@ -362,7 +382,7 @@ class GroupCommit:
                     if caught is None:
                         caught = exc
             if work.result():
-                self.commits += 1
+                self._committed()
         except BaseException as exc:
             for slot in batch:
                 if slot.error is None:
@@ -386,16 +406,13 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return result  # type: ignore[no-any-return]
 
 
-def _passive_checkpoint(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-
 def open_fast(path: str) -> sqlite3.Connection:
     """The fast-path connection: never waits for the lock, never checkpoints."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA busy_timeout = 0")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA wal_autocheckpoint = 0")
+    db.execute(f"PRAGMA journal_size_limit = {sqlite_checkpoint.WAL_KEEP}")
     return db
 
 

@@ -1,4 +1,4 @@
-"""The SQLite store's machinery: the connection, schema migrations, reads, row mapping.
+"""The SQLite store's machinery: the connections, schema migrations, reads, row mapping.
 
 Writes go through :class:`~runtime.store.sqlite_batch.GroupCommit` (the fast path
 and group commit; its docstring says why they look the way they do).
@@ -18,7 +18,9 @@ import aiosqlite
 from runtime.clock import from_text
 from runtime.errors import SchemaVersionError, StoreError
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.store import sqlite_checkpoint
 from runtime.store.sqlite_batch import GroupCommit, _on_thread, _store_error
+from runtime.store.sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")
 
@@ -46,34 +48,78 @@ def migrations() -> list[tuple[int, str]]:
 
 
 class SqliteCore(GroupCommit):
-    """The connection, the group-commit write path and reads; the stores build on it."""
+    """The connections, the group-commit write path and reads; the stores build on it.
+
+    The connections and why each exists: see :class:`GroupCommit`.
+    """
 
     def __init__(
-        self, conn: aiosqlite.Connection, path: str, fast: sqlite3.Connection | None = None
+        self,
+        conn: aiosqlite.Connection,
+        path: str,
+        fast: sqlite3.Connection | None = None,
+        *,
+        reader: aiosqlite.Connection | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
-        super().__init__(conn, path, fast)
-        self._versions: tuple[int, int] | None = None
-        self._others = 0
+        super().__init__(conn, path, fast, checkpointer)
+        self._reader = conn if reader is None else reader
+        """The connection reads run on: its own, or the writer for an in-memory database."""
+        self._version: int | None = None
+        self._changes = 0
+
+    async def close(self) -> None:
+        reader, self._reader = self._reader, self._conn
+        try:
+            if reader is not self._conn:
+                await reader.close()
+        finally:
+            await super().close()
 
     async def change_token(self) -> int:
-        thread = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
+        """A number that moves when another connection may have committed.
+
+        It reads ``PRAGMA data_version``, which moves when a connection other than the
+        one asked commits, never on the writer's thread: on the fast connection (on the
+        loop's thread, no hop), which does not see its own commits, the common ones;
+        else on the reader, which sees them all. A move that may have been this
+        process's own commit (a queued one, or any without a fast connection) is
+        reported all the same: the token is a hint that makes loops scan, and a missed
+        commit of another process would leave them asleep. An in-memory database has
+        no other connection: its token never moves.
+        """
         fast = self._fast
-        if fast is None:
-            return int(thread)
-        # Each connection's data_version moves when *another* connection commits. This
-        # process's own two connections move one each; another process moves both.
-        mine = fast.execute("PRAGMA data_version").fetchone()[0]
-        last = self._versions
-        self._versions = (thread, mine)
-        if last is not None and thread != last[0] and mine != last[1]:
-            self._others += 1
-        return self._others
+        if fast is not None:
+            try:
+                version = fast.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                self._changes += 1  # cannot tell: report a change
+                return self._changes
+        elif self._reader is not self._conn:
+            version = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
+        else:
+            return self._changes
+        if version != self._version:
+            if self._version is not None:
+                self._changes += 1
+            self._version = version
+        return self._changes
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the reader's thread, in one read transaction (one snapshot)."""
         try:
-            return await _on_thread(self._conn, fn)
+            return await _on_thread(self._reader, _in_snapshot, fn)
         except sqlite3.Error as exc:
             raise _store_error(exc, self.path) from exc
+
+
+def _in_snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(db)`` inside one read transaction, so its statements see one snapshot."""
+    db.execute("BEGIN")
+    try:
+        return fn(db)
+    finally:
+        db.execute("COMMIT")
 
 
 def _configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None:
@@ -88,6 +134,10 @@ def _configure(db: sqlite3.Connection, synchronous: str, path: str = "") -> None
     if mode.lower() != "wal" and db.execute("PRAGMA database_list").fetchone()[2]:
         raise StoreError(f"could not switch the database to WAL mode (got {mode})")
     db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    # The checkpointer checkpoints (runtime.store.sqlite_checkpoint); a writer cuts the
+    # WAL file back when it starts the WAL over.
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    db.execute(f"PRAGMA journal_size_limit = {sqlite_checkpoint.WAL_KEEP}")
 
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:

@@ -25,6 +25,8 @@ from aiosqlite.core import _STOP_RUNNING_SENTINEL
 from runtime.errors import DatabaseNotFoundError, DatabaseReplacedError, StoreError
 from runtime.store import sqlite_core
 from runtime.store.sqlite_batch import _on_thread as on_thread
+from runtime.store.sqlite_batch import open_fast
+from runtime.store.sqlite_checkpoint import Checkpointer
 
 FileIdentity = tuple[int, int]
 """``(st_dev, st_ino)`` of a database file."""
@@ -118,6 +120,64 @@ async def connect(path: str, *, create: bool) -> aiosqlite.Connection:
         await anyio.to_thread.run_sync(conn._thread.join)
         raise open_error(path, exc) from exc
     return conn
+
+
+async def open_companions(
+    path: str, synchronous: str, fast: bool
+) -> tuple[sqlite3.Connection | None, aiosqlite.Connection | None, Checkpointer | None]:
+    """The connections a store opens besides its writer, once the file is migrated.
+
+    The fast connection (only with ``synchronous=normal``), the reader and the
+    checkpointer; none of them for a private in-memory database, which cannot be
+    shared. See :class:`~runtime.store.sqlite_batch.GroupCommit` for why each exists.
+
+    Raises:
+        StoreError: SQLite cannot open the file (named, with the reason).
+    """
+    if path == MEMORY:
+        return None, None, None
+    reader: aiosqlite.Connection | None = None
+    checkpointer: Checkpointer | None = None
+    try:
+        reader = await connect_reader(path)
+        try:
+            checkpointer = Checkpointer.open(path, synchronous)
+            use_fast = fast and synchronous.lower() == "normal"
+            return (open_fast(path) if use_fast else None), reader, checkpointer
+        except sqlite3.Error as exc:
+            raise open_error(path, exc) from exc
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            if checkpointer is not None:
+                await anyio.to_thread.run_sync(checkpointer.close)
+            if reader is not None:
+                await reader.close()
+        raise
+
+
+async def connect_reader(path: str) -> aiosqlite.Connection:
+    """The store's read connection to the database at ``path`` (opened and migrated).
+
+    Its own thread, ``query_only``, the writer's busy timeout.
+
+    Raises:
+        StoreError: SQLite cannot open the file (named, with the reason).
+    """
+    conn = await connect(path, create=False)
+    try:
+        await on_thread(conn, _configure_reader)
+    except sqlite3.Error as exc:
+        await conn.close()
+        raise open_error(path, exc) from exc
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+def _configure_reader(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA busy_timeout = {sqlite_core.BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA query_only = 1")
 
 
 def open_error(path: str, exc: sqlite3.Error) -> StoreError:

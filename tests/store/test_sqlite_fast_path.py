@@ -11,7 +11,7 @@ import pytest
 
 from runtime import LeaseLostError, RunStatus, StepStatus
 from runtime.ids import new_id
-from runtime.store import open_store, sqlite_batch
+from runtime.store import open_store
 from runtime.store.base import NewRun, RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
 
@@ -99,27 +99,6 @@ async def test_the_fast_connection_never_waits_for_the_lock_nor_checkpoints(
         assert fast.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         await store.close()
-
-
-async def test_the_wal_is_checkpointed_on_the_thread_every_so_often(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    checkpoints: list[int] = []
-    real = sqlite_batch._passive_checkpoint
-
-    def counted(db: sqlite3.Connection) -> None:
-        checkpoints.append(1)
-        real(db)
-
-    monkeypatch.setattr(sqlite_batch, "CHECKPOINT_EVERY", 5)
-    monkeypatch.setattr(sqlite_batch, "_passive_checkpoint", counted)
-    store = await SqliteStore.open(str(db_path))
-    try:
-        for i in range(12):
-            await store.create_run(new_run(f"k{i}"))
-    finally:
-        await store.close()
-    assert len(checkpoints) == 2
 
 
 @pytest.mark.parametrize("query", ["?synchronous=full", "?fast_path=off"])
