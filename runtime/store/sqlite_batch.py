@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -146,6 +147,10 @@ class GroupCommit:
         self._fast = fast
         self.checkpointer = checkpointer
         """Checkpoints the WAL off the write path (none for an in-memory database)."""
+        self._forgotten = (
+            None if checkpointer is None else weakref.finalize(self, checkpointer.stop)
+        )
+        """Stops the checkpointer's thread if this store is garbage collected unclosed."""
         self._queue: list[_Slot] = []
         self._batch: list[_Slot] | None = None
         """Writes gathered for the next fast transaction (while its first writer yields)."""
@@ -166,6 +171,8 @@ class GroupCommit:
 
     async def close(self) -> None:
         checkpointer, self.checkpointer = self.checkpointer, None
+        if self._forgotten is not None:
+            self._forgotten.detach()
         if checkpointer is not None:
             # Its last checkpoint flushes files: waited for off the loop, and to its end.
             with anyio.CancelScope(shield=True):

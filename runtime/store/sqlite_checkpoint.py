@@ -127,10 +127,17 @@ class Checkpointer:
 
         Blocks for that checkpoint: call it off the event loop's thread.
         """
+        self.stop(final)
+        self._thread.join()
+
+    def stop(self, final: bool = False) -> None:
+        """Ask the thread to end (after a last checkpoint if ``final``); do not wait.
+
+        For a store garbage collected unclosed: its thread does not wait forever.
+        """
         self._final = final
         self._stopping = True
         self._wake.set()
-        self._thread.join()
 
     def _main(self) -> None:
         try:

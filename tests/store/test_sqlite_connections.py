@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import threading
@@ -154,6 +155,16 @@ async def test_closing_the_store_closes_the_reader_and_stops_the_checkpointer(
     assert not checkpointer._thread.is_alive()
     # The last checkpoint left the file compact (nothing else has it open).
     assert _wal_size(db_path) == 0
+
+
+async def test_a_store_garbage_collected_unclosed_stops_its_checkpointer(db_path: Path) -> None:
+    store = await SqliteStore.open(str(db_path))
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    del store
+    gc.collect()
+    await anyio.to_thread.run_sync(checkpointer._thread.join, 10)
+    assert not checkpointer._thread.is_alive()
 
 
 @pytest.mark.parametrize("broken", ["reader", "checkpointer", "fast"])
