@@ -174,11 +174,17 @@ class GroupCommit:
         if self._forgotten is not None:
             self._forgotten.detach()
         if checkpointer is not None:
-            # Its last checkpoint flushes files: waited for off the loop, and to its end.
-            with anyio.CancelScope(shield=True):
-                # A store that committed nothing (a command that only reads, perhaps
-                # on a read-only file) leaves the WAL as it found it.
-                await anyio.to_thread.run_sync(checkpointer.close, self.commits > 0)
+            # Its last checkpoint flushes files: waited for off the loop, to its end, on
+            # the writer's idle thread (a daemon: a worker thread of anyio's would keep
+            # the process from exiting if the loop were torn down meanwhile, by a
+            # Ctrl-C say). A store that committed nothing (a command that only reads,
+            # perhaps on a read-only file) leaves the WAL as it found it.
+            final = self.commits > 0
+            try:
+                with anyio.CancelScope(shield=True):
+                    await _on_thread(self._conn, lambda _: checkpointer.close(final))
+            finally:
+                checkpointer.stop()  # stopped whatever happened to the writer's thread
         fast, self._fast = self._fast, None
         if fast is not None:
             fast.close()

@@ -147,10 +147,10 @@ async def open_companions(
         except sqlite3.Error as exc:
             raise open_error(path, exc) from exc
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            if checkpointer is not None:
-                await anyio.to_thread.run_sync(checkpointer.close)
-            if reader is not None:
+        if checkpointer is not None:
+            checkpointer.close(final=False)  # it has not been woken: it ends at once
+        if reader is not None:
+            with anyio.CancelScope(shield=True):
                 await reader.close()
         raise
 
