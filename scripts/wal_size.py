@@ -8,7 +8,7 @@ committed; it samples the -wal file's size after every run and poll, and prints
 one JSON line: the largest size seen, the size at the end (before closing), the
 checkpointer's counters and the steps per second::
 
-    .venv/bin/python scripts/wal_size.py --steps 200000 --runners 8
+    .venv/bin/python scripts/wal_size.py --steps 200000 --runners 8 [--no-fast-path]
 """
 
 from __future__ import annotations
@@ -50,13 +50,16 @@ def _wal_size(db: Path) -> int:
         return 0
 
 
-async def measure(total: int, runners: int, steps: int = 100) -> dict[str, Any]:
+async def measure(
+    total: int, runners: int, fast_path: bool = True, steps: int = 100
+) -> dict[str, Any]:
     """The figures for ``total`` step checkpoints from ``runners`` concurrent tasks."""
     workflow = _chain(steps)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "wal.db"
         largest, done = 0, 0
-        async with Runtime(database=f"sqlite:///{db}") as rt:
+        query = "" if fast_path else "?fast_path=off"
+        async with Runtime(database=f"sqlite:///{db}{query}") as rt:
             store = rt.store
             if not isinstance(store, SqliteStore) or store.checkpointer is None:
                 raise SystemExit("the store is not a SQLite file")
@@ -105,10 +108,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200_000, help="step checkpoints in all")
     parser.add_argument("--runners", type=int, default=8, help="runs in flight at once")
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="every commit on the writer's thread"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.runners < 1:
         parser.error("--steps and --runners must be at least 1")
-    print(json.dumps(anyio.run(measure, args.steps, args.runners)))
+    print(json.dumps(anyio.run(measure, args.steps, args.runners, not args.no_fast_path)))
     return 0
 
 
