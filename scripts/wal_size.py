@@ -100,6 +100,7 @@ async def measure(
             "restarts_busy": stats.busy,
             "checkpoint_failures": stats.failures,
             "checkpoint_ms_longest": round(stats.longest * 1000, 1),
+            "restart_ms_longest": round(stats.longest_restart * 1000, 1),
             "wal_frames_last_check": stats.frames,
         }
 

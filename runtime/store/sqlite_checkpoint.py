@@ -16,7 +16,9 @@ What it does when woken:
   that a reader or a writer waits for.
 - When the WAL still holds more than ``RESTART_ABOVE`` bytes of frames after that
   (under a steady write load a passive checkpoint never finds the WAL idle, so it
-  never starts over and the file would only grow), ``wal_checkpoint(RESTART)``
+  never starts over and the file would only grow): passive checkpoints again (up
+  to ``CATCH_UP_PASSES``) while more than ``CATCH_UP_FRAMES`` frames written
+  meanwhile are left to copy, then ``wal_checkpoint(RESTART)``
   with a busy timeout of ``RESTART_WAIT_MS``: it takes the write lock, copies the
   few frames written since, waits that long at most for readers to leave the WAL,
   and lets the next writer start the WAL over. A writer meeting it waits (the
@@ -54,6 +56,12 @@ RESTART_ABOVE = 4 * 1024 * 1024
 RESTART_WAIT_MS = 20
 """The busy timeout of a RESTART checkpoint: the longest it waits for a writer or readers."""
 
+CATCH_UP_PASSES = 3
+"""Passive checkpoints run again, at most, before a RESTART, while frames are left."""
+
+CATCH_UP_FRAMES = 64
+"""Frames left uncopied that a RESTART may copy itself, holding the write lock."""
+
 WAL_KEEP = 4 * 1024 * 1024
 """The writers' ``journal_size_limit``: bytes of WAL file kept when the WAL starts over."""
 
@@ -75,6 +83,8 @@ class CheckpointStats:
     """Checkpoints that raised (logged)."""
     longest: float = 0.0
     """Seconds of the longest wake-up (passive checkpoint and restart together)."""
+    longest_restart: float = 0.0
+    """Seconds of the longest RESTART: the most a writer may have waited for one."""
     frames: int = 0
     """Frames in the WAL at the last passive checkpoint."""
 
@@ -161,7 +171,15 @@ class Checkpointer:
         stats.checkpoints += 1
         stats.frames = result[1]
         if result[1] > self._restart_frames:
+            # Copy what was written meanwhile first, without the lock, so the RESTART
+            # (which holds the write lock while it copies) has little left to do.
+            for _ in range(CATCH_UP_PASSES):
+                if result is None or result[1] - result[2] <= CATCH_UP_FRAMES:
+                    break
+                result = self._run("PASSIVE")
+            restarting = time.perf_counter()
             restart = self._run("RESTART")
+            stats.longest_restart = max(stats.longest_restart, time.perf_counter() - restarting)
             if restart is not None and restart[0]:
                 stats.busy += 1
             elif restart is not None:

@@ -238,6 +238,56 @@ async def test_every_so_many_commits_wake_the_checkpointer_without_waiting_for_i
     assert checkpointer.stats.checkpoints >= 1
 
 
+def _scripted(checkpointer: Checkpointer, answers: list[tuple[int, int, int]]) -> list[str]:
+    """Make ``checkpointer`` answer ``answers`` in turn; return the modes it asked for."""
+    modes: list[str] = []
+
+    def run(mode: str) -> tuple[int, int, int]:
+        modes.append(mode)
+        return answers.pop(0)
+
+    checkpointer._run = run  # type: ignore[method-assign]
+    return modes
+
+
+async def test_a_large_wal_is_caught_up_passively_then_restarted(store: SqliteStore) -> None:
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    real = checkpointer._run
+    above = checkpointer._restart_frames + 1
+    try:
+        # Small: a passive checkpoint only.
+        modes = _scripted(checkpointer, [(0, above - 1, above - 1)])
+        checkpointer._checkpoint()
+        assert modes == ["PASSIVE"]
+        # Large, and written to meanwhile: passive again until little is left, then RESTART.
+        modes = _scripted(checkpointer, [
+            (0, above, 10), (0, above + 500, above), (0, above + 520, above + 500),
+            (0, above + 520, above + 520),
+        ])  # fmt: skip
+        checkpointer._checkpoint()
+        assert modes == ["PASSIVE", "PASSIVE", "PASSIVE", "RESTART"]
+        assert (checkpointer.stats.restarts, checkpointer.stats.busy) == (1, 0)
+        # A RESTART that met readers or a writer for too long is counted, tried again later.
+        modes = _scripted(checkpointer, [(0, above, above), (1, above, above)])
+        checkpointer._checkpoint()
+        assert modes == ["PASSIVE", "RESTART"]
+        assert (checkpointer.stats.restarts, checkpointer.stats.busy) == (1, 1)
+        assert checkpointer.stats.frames == above
+    finally:
+        checkpointer._run = real  # type: ignore[method-assign]
+    # For real: a WAL over the limit is restarted, and the next writer starts it over.
+    checkpointer._restart_frames = 0
+    for i in range(5):
+        await store.create_run(new_run(f"big{i}"))
+    checkpointer._checkpoint()
+    assert checkpointer.stats.restarts == 2
+    before = checkpointer.stats.frames
+    await store.create_run(new_run("restarted"))  # this writer starts the WAL over
+    after = checkpointer._run("PASSIVE")
+    assert after is not None and 0 < after[1] < before, (before, after)
+
+
 async def test_a_failed_checkpoint_is_logged_and_not_fatal(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
