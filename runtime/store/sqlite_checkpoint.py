@@ -12,6 +12,12 @@ for it, and goes on.
 
 What it does when woken:
 
+- Nothing while the -wal file is no larger than ``WAL_KEEP``: the writers cut it
+  back to that size when they start the WAL over, so it then holds no more frames
+  than that. Every checkpoint flushes two files and copies the pages written since
+  the last one (a page written a thousand times is copied once per checkpoint), so
+  fewer, larger checkpoints cost less: checkpointing every 64 commits cost about a
+  tenth of the sequential steps per second on this project's 2-core machines.
 - ``PRAGMA wal_checkpoint(PASSIVE)``: copies what it can without taking any lock
   that a reader or a writer waits for.
 - When the WAL still holds more than ``RESTART_ABOVE`` bytes of frames after that
@@ -38,6 +44,7 @@ WAL only grows until the next one gets through.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -73,8 +80,10 @@ _FRAME_HEADER = 24
 class CheckpointStats:
     """What the checkpointer did (read them from the loop; they are only ever replaced)."""
 
+    wakeups: int = 0
+    """Times the write path woke it."""
     checkpoints: int = 0
-    """Passive checkpoints run."""
+    """Passive checkpoints run (a wake-up finding the WAL small runs none)."""
     restarts: int = 0
     """RESTART checkpoints that got through."""
     busy: int = 0
@@ -98,6 +107,7 @@ class Checkpointer:
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
         """Take ``db`` (opened with ``check_same_thread=False``) and start the thread."""
         self.path = path
+        self._wal = f"{os.path.abspath(path)}-wal"
         self.stats = CheckpointStats()
         self._db = db
         page = db.execute("PRAGMA page_size").fetchone()[0]
@@ -163,6 +173,11 @@ class Checkpointer:
             self._db.close()
 
     def _checkpoint(self) -> None:
+        self.stats.wakeups += 1
+        if _size(self._wal) <= WAL_KEEP:
+            # Writers cut the file back to WAL_KEEP when they start the WAL over, so a
+            # file no larger holds no more frames than that: not worth copying yet.
+            return
         started = time.perf_counter()
         result = self._run("PASSIVE")
         if result is None:
@@ -196,3 +211,11 @@ class Checkpointer:
             logger.warning("wal_checkpoint_failed", path=self.path, mode=mode, error=str(exc))
             return None
         return int(row[0]), int(row[1]), int(row[2])
+
+
+def _size(file: str) -> int:
+    """Bytes in ``file``, 0 when there is none."""
+    try:
+        return os.stat(file).st_size
+    except OSError:
+        return 0

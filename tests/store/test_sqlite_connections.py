@@ -235,7 +235,7 @@ async def test_every_so_many_commits_wake_the_checkpointer_without_waiting_for_i
     assert len(wakes) == 2
     held.set()
     assert await anyio.to_thread.run_sync(ran.wait, 10)
-    assert checkpointer.stats.checkpoints >= 1
+    assert checkpointer.stats.wakeups >= 1
 
 
 def _scripted(checkpointer: Checkpointer, answers: list[tuple[int, int, int]]) -> list[str]:
@@ -250,9 +250,30 @@ def _scripted(checkpointer: Checkpointer, answers: list[tuple[int, int, int]]) -
     return modes
 
 
-async def test_a_large_wal_is_caught_up_passively_then_restarted(store: SqliteStore) -> None:
+async def test_a_wal_file_within_what_writers_keep_is_not_checkpointed(
+    store: SqliteStore,
+) -> None:
     checkpointer = store.checkpointer
     assert checkpointer is not None
+    for i in range(5):
+        await store.create_run(new_run(f"small{i}"))
+    real = checkpointer._run
+    try:
+        modes = _scripted(checkpointer, [])
+        checkpointer._checkpoint()
+        assert modes == []
+    finally:
+        checkpointer._run = real  # type: ignore[method-assign]
+    assert (checkpointer.stats.wakeups, checkpointer.stats.checkpoints) == (1, 0)
+
+
+async def test_a_large_wal_is_caught_up_passively_then_restarted(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    # Past what writers keep, whatever the file's size.
+    monkeypatch.setattr(sqlite_checkpoint, "WAL_KEEP", -1)
     real = checkpointer._run
     above = checkpointer._restart_frames + 1
     try:
@@ -293,6 +314,7 @@ async def test_a_failed_checkpoint_is_logged_and_not_fatal(
 ) -> None:
     checkpointer = store.checkpointer
     assert checkpointer is not None
+    monkeypatch.setattr(sqlite_checkpoint, "WAL_KEEP", -1)
 
     class Failing:
         def execute(self, sql: str) -> object:
