@@ -35,7 +35,7 @@ from runtime.service import Runtime
 
 RECOVER_WORKFLOW = "bench_recover"
 RECOVERY_RUNS = 200
-SERVICE_DEADLINE = 120.0
+SERVICE_DEADLINE = 600.0
 """Seconds a service may take to start, to stop, to pick up or to drain runs."""
 
 POLL = 0.01
@@ -177,11 +177,9 @@ def recovery_rate(project: Path, database: Path) -> float:
         holder.ready_at()
         ids = anyio.run(_enqueue, project, database)
         _wait(database, _HELD, ids, RECOVERY_RUNS, holder, "the runs to be held mid-step")
-    except BaseException:
+    finally:
         holder.kill()
-        raise
-    holder.kill()
-    hold.unlink()
+        hold.unlink()
     drainer = _Service(project, database, "drainer")
     try:
         drainer.ready_at()
