@@ -15,9 +15,11 @@ no table scan.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,21 @@ class Growth:
     @property
     def runs_per_s(self) -> float:
         return self.grown / self.seconds if self.seconds else 0.0
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold ``PATH.lock`` while growing or measuring ``path``: one benchmark per file."""
+    lock_path = Path(f"{path}.lock")
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"--history-db {path}: another 'runtime bench --history' is using it "
+                f"({lock_path} is locked)"
+            ) from None
+        yield
 
 
 def count_grown(path: Path) -> int:

@@ -49,7 +49,7 @@ from runtime.bench import (
     _sequential,
     _StallWatch,
 )
-from runtime.bench_grow import GROWN_WORKFLOW, Growth, grow
+from runtime.bench_grow import GROWN_WORKFLOW, Growth, exclusive, grow
 from runtime.bench_service import recovery_rate, service_figures, write_project
 from runtime.errors import StoreError
 from runtime.service import Runtime
@@ -228,31 +228,43 @@ def history(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Grow (or reuse) the aged file, grow a fresh one, measure both ``repeats`` times."""
-    scratch_parent = history_db.parent if history_db is not None else None
-    with tempfile.TemporaryDirectory(dir=scratch_parent, prefix="bench-history-") as tmp:
-        workdir = Path(tmp)
-        aged_path = history_db if history_db is not None else workdir / "aged.db"
-        fresh_path = workdir / "fresh.db"
-        growth = anyio.run(grow, aged_path, runs, progress)
-        anyio.run(grow, fresh_path, min(FRESH_RUNS, runs), progress)
-        samples: dict[str, list[dict[str, float]]] = {"aged": [], "fresh": []}
-        for i in range(repeats):
-            for label, path in (("aged", aged_path), ("fresh", fresh_path)):
-                progress(f"measuring the {label} file ({i + 1}/{repeats}): {path}")
-                samples[label].append(
-                    measure_file(path, workdir, idle_seconds=idle_seconds, repeats=1)
-                )
-        aged = _medians(samples["aged"])
-        fresh = _medians(samples["fresh"])
-        return {
-            "history_runs": growth.runs,
-            "growth": _growth(growth),
-            "repeats": repeats,
-            "aged": aged,
-            "fresh": fresh,
-            **compare(aged, fresh),
-            "aged_file_mb": round(_size(aged_path) / MB, 1),
-        }
+    if history_db is None:
+        with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+            return _history(runs, Path(tmp) / "aged.db", Path(tmp), repeats, idle_seconds, progress)
+    with (
+        exclusive(history_db),
+        tempfile.TemporaryDirectory(dir=history_db.parent, prefix="bench-history-") as tmp,
+    ):
+        return _history(runs, history_db, Path(tmp), repeats, idle_seconds, progress)
+
+
+def _history(
+    runs: int,
+    aged_path: Path,
+    workdir: Path,
+    repeats: int,
+    idle_seconds: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    fresh_path = workdir / "fresh.db"
+    growth = anyio.run(grow, aged_path, runs, progress)
+    anyio.run(grow, fresh_path, min(FRESH_RUNS, runs), progress)
+    samples: dict[str, list[dict[str, float]]] = {"aged": [], "fresh": []}
+    for i in range(repeats):
+        for label, path in (("aged", aged_path), ("fresh", fresh_path)):
+            progress(f"measuring the {label} file ({i + 1}/{repeats}): {path}")
+            samples[label].append(measure_file(path, workdir, idle_seconds=idle_seconds, repeats=1))
+    aged = _medians(samples["aged"])
+    fresh = _medians(samples["fresh"])
+    return {
+        "history_runs": growth.runs,
+        "growth": _growth(growth),
+        "repeats": repeats,
+        "aged": aged,
+        "fresh": fresh,
+        **compare(aged, fresh),
+        "aged_file_mb": round(_size(aged_path) / MB, 1),
+    }
 
 
 def _medians(samples: list[dict[str, float]]) -> dict[str, float]:

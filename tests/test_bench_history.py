@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from runtime.bench_grow import GROWN_EVENT, GROWN_WORKFLOW, count_grown, grow
+from runtime.bench_grow import GROWN_EVENT, GROWN_WORKFLOW, count_grown, exclusive, grow
 from runtime.bench_history import BARS, FIGURES
 
 GROWN = 200
@@ -98,6 +98,15 @@ def test_a_reused_history_file_is_grown_only_by_what_it_lacks(tmp_path: Path) ->
     further = anyio.run(grow, db, 45, lines.append)
     assert (further.runs, further.grown) == (45, 15)
     assert count_grown(db) == 45
+
+
+def test_a_history_file_in_use_by_another_benchmark_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with exclusive(db):
+        done = bench("--history", "10", "--history-db", str(db))
+    assert done.returncode == 2, done.stderr
+    assert "another 'runtime bench --history' is using it" in done.stderr
+    assert not db.exists()  # refused before anything was grown
 
 
 def test_bad_history_options_are_refused_with_exit_2(tmp_path: Path) -> None:
