@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import anyio
 
 from runtime.bench import STEPS, _chain
 from runtime.errors import ConfigError
+from runtime.sdk.workflows import WorkflowDefinition
 from runtime.service import Runtime
 from runtime.specs import Subscriber, SubscriberArgs, SubscriberConfig
 
@@ -53,6 +54,20 @@ class Growth:
     @property
     def runs_per_s(self) -> float:
         return self.grown / self.seconds if self.seconds else 0.0
+
+
+GROWN_SUBSCRIBERS = ("history-audit", "history-notify")
+
+
+def grown_workflow() -> WorkflowDefinition:
+    """The grown runs' workflow; a measured runtime knows it too, as the service that
+    made the history would (the worker's queries filter on the workflows it knows)."""
+    return _chain(GROWN_WORKFLOW, STEPS)
+
+
+def grown_subscribers(handle: Callable[[SubscriberArgs], Awaitable[None]]) -> list[Subscriber]:
+    """The two subscribers of the grown event, each calling ``handle``."""
+    return [Subscriber(sid, handle, SubscriberConfig(GROWN_EVENT)) for sid in GROWN_SUBSCRIBERS]
 
 
 @contextmanager
@@ -133,11 +148,8 @@ async def grow(path: Path, runs: int, progress: Callable[[str], None]) -> Growth
     async def handle(args: SubscriberArgs) -> None:
         tally.handle()
 
-    subscribers = [
-        Subscriber("history-audit", handle, SubscriberConfig(GROWN_EVENT)),
-        Subscriber("history-notify", handle, SubscriberConfig(GROWN_EVENT)),
-    ]
-    chain = _chain(GROWN_WORKFLOW, STEPS)
+    subscribers = grown_subscribers(handle)
+    chain = grown_workflow()
     progress(f"{path}: holds {have:,} grown runs, growing to {runs:,}")
     started = time.perf_counter()
     # A long interval: the grower pokes the loops itself; their periodic scans

@@ -5,9 +5,10 @@ each with one event and two deliveries (``runtime.bench_grow``); the fresh file
 holds ``FRESH_RUNS`` such runs, just enough to page through. Both are measured in
 the same process, one after the other, with the same code:
 
-- in this process, on a ``Runtime`` opened on the file: sequential and concurrent
-  steps/s (``runtime.bench``'s workloads), the ``-wal`` file's size right after
-  them (``wal_mb``), bytes the WAL grows by per trivial checkpoint
+- in this process, on a ``Runtime`` opened on the file that knows the grown
+  workflow and its two subscribers (as the service that made the history would):
+  sequential and concurrent steps/s (``runtime.bench``'s workloads), the ``-wal``
+  file's size right after them (``wal_mb``), bytes the WAL grows by per trivial checkpoint
   (``wal_bytes_per_step``), a background 1-step run's start to result
   (``queue_latency_ms_p50``), the first page and a page deep in
   ``list_runs(workflow=...)``, how late a 1 ms ticker is woken while the runtime
@@ -49,10 +50,18 @@ from runtime.bench import (
     _sequential,
     _StallWatch,
 )
-from runtime.bench_grow import GROWN_WORKFLOW, Growth, exclusive, grow
+from runtime.bench_grow import (
+    GROWN_WORKFLOW,
+    Growth,
+    exclusive,
+    grow,
+    grown_subscribers,
+    grown_workflow,
+)
 from runtime.bench_service import recovery_rate, service_figures, write_project
 from runtime.errors import StoreError
 from runtime.service import Runtime
+from runtime.specs import SubscriberArgs
 from runtime.store.base import Store
 
 FRESH_RUNS = 100
@@ -90,7 +99,10 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
     single = _chain("bench-single", 1)
     long = _chain("bench-long", WAL_STEPS)
     cursor = _deep_cursor(path)
-    async with Runtime(database=_url(path)) as rt:
+    known = grown_workflow()
+    async with Runtime(
+        database=_url(path), workflows=[known], subscribers=grown_subscribers(_ignore)
+    ) as rt:
         for _ in range(5):  # warm-up: imports, statements compiled
             await chain(rt.container).run(input={"start": 0})
             await single(rt.container).run(input={"start": 0})
@@ -120,6 +132,10 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
         "events_per_s": bus["events_per_s"],
         "emit_latency_ms_p50": bus["emit_latency_ms_p50"],
     }
+
+
+async def _ignore(args: SubscriberArgs) -> None:
+    return None
 
 
 def _size(path: Path) -> int:

@@ -10,8 +10,8 @@
   service's worker registering (its ``workers`` row's ``started_at``, written before
   its loops start) to the last recovered run's ``ended_at``.
 
-The service runs a scratch project (its ``runtime.toml`` and one workflow module),
-pointed at the measured file with ``--database``.
+The service runs a scratch project (its ``runtime.toml``, the recovery workflow, the
+grown workflow and its two subscribers), pointed at the measured file with ``--database``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import anyio
 
+from runtime.bench_grow import GROWN_EVENT, GROWN_SUBSCRIBERS
 from runtime.errors import StoreError
 from runtime.service import Runtime
 
@@ -68,8 +69,22 @@ async def bench_recover(ctx: WorkflowContext[dict]) -> int:
 '''
 
 
+_SUBSCRIBER_MODULE = '''"""A subscriber of the grown runs' event (it does nothing)."""
+
+from runtime import SubscriberArgs, SubscriberConfig
+
+
+async def handler(args: SubscriberArgs) -> None:
+    return None
+
+
+config = SubscriberConfig(event="{event}", subscriber_id="{subscriber}")
+'''
+
+
 def write_project(root: Path) -> Path:
-    """A scratch project for ``runtime start``: settings and the recovery workflow."""
+    """A scratch project for ``runtime start``: settings, the recovery workflow, and the
+    grown workflow and subscribers (the service knows them, as the one that made them)."""
     (root / "workflows").mkdir(parents=True, exist_ok=True)
     (root / "runtime.toml").write_text(
         f'concurrency = {RECOVERY_RUNS}\nlog_format = "json"\nlog_level = "info"\n'
@@ -77,6 +92,16 @@ def write_project(root: Path) -> Path:
     )
     (root / "workflows" / "__init__.py").write_text("")
     (root / "workflows" / "bench_recover.py").write_text(_WORKFLOW_MODULE)
+    (root / "workflows" / "history_chain.py").write_text(
+        '"""The grown runs\' workflow: the service knows it, as the one that made them."""\n\n'
+        "from runtime.bench_grow import grown_workflow\n\nhistory_chain = grown_workflow()\n"
+    )
+    (root / "subscribers").mkdir(exist_ok=True)
+    (root / "subscribers" / "__init__.py").write_text("")
+    for subscriber in GROWN_SUBSCRIBERS:
+        (root / "subscribers" / f"{subscriber.replace('-', '_')}.py").write_text(
+            _SUBSCRIBER_MODULE.format(event=GROWN_EVENT, subscriber=subscriber)
+        )
     return root
 
 
