@@ -53,6 +53,7 @@ from runtime.bench import (
 from runtime.bench_grow import (
     GROWN_WORKFLOW,
     Growth,
+    count_grown,
     exclusive,
     grow,
     grown_subscribers,
@@ -247,6 +248,7 @@ def history(
     if history_db is None:
         with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
             return _history(runs, Path(tmp) / "aged.db", Path(tmp), repeats, idle_seconds, progress)
+    count_grown(history_db)  # not a runtime database: refused before a lock file is made
     with (
         exclusive(history_db),
         tempfile.TemporaryDirectory(dir=history_db.parent, prefix="bench-history-") as tmp,

@@ -124,3 +124,4 @@ def test_bad_history_options_are_refused_with_exit_2(tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr, args
+    assert not Path(f"{not_a_db}.lock").exists()  # nothing made next to a file refused
