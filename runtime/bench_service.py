@@ -6,9 +6,11 @@
 - ``idle_cpu_pct``: user + system CPU time of the idle service over a few seconds
   (``/proc/<pid>/stat``), as a percentage of one core;
 - ``recovery_runs_per_s``: a service holding ``RECOVERY_RUNS`` runs in the middle of a
-  step is SIGKILLed; a new service drains them. Runs over the time from the new
-  service's worker registering (its ``workers`` row's ``started_at``, written before
-  its loops start) to the last recovered run's ``ended_at``.
+  step (its concurrency raised to hold them all) is SIGKILLed; a new service with the
+  default concurrency (10) drains them, a scan for recoverable runs per few runs.
+  Runs over the time from the new service's worker registering (its ``workers``
+  row's ``started_at``, written before its loops start) to the last recovered run's
+  ``ended_at``.
 
 The service runs a scratch project (its ``runtime.toml``, the recovery workflow, the
 grown workflow and its two subscribers), pointed at the measured file with ``--database``.
@@ -36,6 +38,8 @@ from runtime.service import Runtime
 
 RECOVER_WORKFLOW = "bench_recover"
 RECOVERY_RUNS = 200
+DRAIN_CONCURRENCY = 10
+"""The drainer's concurrency: the default, whatever RUNTIME_CONCURRENCY says here."""
 SERVICE_DEADLINE = 600.0
 """Seconds a service may take to start, to stop, to pick up or to drain runs."""
 
@@ -87,8 +91,7 @@ def write_project(root: Path) -> Path:
     grown workflow and subscribers (the service knows them, as the one that made them)."""
     (root / "workflows").mkdir(parents=True, exist_ok=True)
     (root / "runtime.toml").write_text(
-        f'concurrency = {RECOVERY_RUNS}\nlog_format = "json"\nlog_level = "info"\n'
-        "shutdown_grace = 10\n"
+        'log_format = "json"\nlog_level = "info"\nshutdown_grace = 10\n'
     )
     (root / "workflows" / "__init__.py").write_text("")
     (root / "workflows" / "bench_recover.py").write_text(_WORKFLOW_MODULE)
@@ -108,13 +111,20 @@ def write_project(root: Path) -> Path:
 class _Service:
     """One ``runtime start`` child, its output in a file of the project."""
 
-    def __init__(self, project: Path, database: Path, name: str) -> None:
+    def __init__(
+        self, project: Path, database: Path, name: str, concurrency: int | None = None
+    ) -> None:
         self.log_path = project / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.launched = time.time()
         command = [sys.executable, "-m", "runtime", "--project", str(project)]
         command += ["--database", f"sqlite:///{database}", "start"]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        env = dict(os.environ)
+        if concurrency is not None:
+            env["RUNTIME_CONCURRENCY"] = str(concurrency)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
 
     def ready_at(self) -> float:
         """Wait for the ``runtime_started`` line; the wall-clock time it carries."""
@@ -197,7 +207,7 @@ def recovery_rate(project: Path, database: Path) -> float:
     """Runs per second a new service drains after the one holding them was SIGKILLed."""
     hold = project / "hold"
     hold.touch()
-    holder = _Service(project, database, "holder")
+    holder = _Service(project, database, "holder", concurrency=RECOVERY_RUNS)
     try:
         holder.ready_at()
         ids = anyio.run(_enqueue, project, database)
@@ -205,7 +215,7 @@ def recovery_rate(project: Path, database: Path) -> float:
     finally:
         holder.kill()
         hold.unlink()
-    drainer = _Service(project, database, "drainer")
+    drainer = _Service(project, database, "drainer", concurrency=DRAIN_CONCURRENCY)
     try:
         drainer.ready_at()
         _wait(database, _ACTIVE, ids, 0, drainer, "the recovered runs to finish")
