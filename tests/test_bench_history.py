@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 
 from runtime.bench_grow import GROWN_EVENT, GROWN_WORKFLOW, count_grown, exclusive, grow
 from runtime.bench_history import BARS, FIGURES
@@ -21,6 +22,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.timeout(600)  # two files, each through every workload and four services
 def test_history_measures_every_figure_on_a_grown_and_a_fresh_file(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     done = bench(
