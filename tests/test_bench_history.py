@@ -118,6 +118,7 @@ def test_bad_history_options_are_refused_with_exit_2(tmp_path: Path) -> None:
         (("--history-db", str(tmp_path / "h.db")), "--history-db: only with --history N"),
         (("--history", "10", "--history-db", str(tmp_path / "missing" / "h.db")), "does not exist"),
         (("--history", "10", "--no-fast-path"), "--no-fast-path: not with --history"),
+        (("--idle-seconds", "1"), "--idle-seconds: only with --history N"),
         (("--history", "0"), "--history"),
         (("--history", "10", "--history-db", str(not_a_db)), "not a runtime database"),
     ]

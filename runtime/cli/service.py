@@ -22,6 +22,9 @@ from runtime.cli.common import (
 from runtime.errors import ConfigError, RuntimeBaseError
 from runtime.log import configure
 
+IDLE_SECONDS = 5.0
+"""``--idle-seconds`` when not given."""
+
 
 @click.command()
 @pass_context
@@ -71,10 +74,8 @@ def start(ctx: Context) -> None:
 )
 @click.option(
     "--idle-seconds",
-    default=5.0,
-    show_default=True,
     type=click.FloatRange(0.5, 600),
-    help="With --history: how long the idle CPU and idle stall figures watch.",
+    help="With --history: how long the idle CPU and idle stall figures watch [default: 5].",
 )
 def bench(
     as_json: bool,
@@ -82,7 +83,7 @@ def bench(
     fast_path: bool,
     history: int | None,
     history_db: Path | None,
-    idle_seconds: float,
+    idle_seconds: float | None,
 ) -> None:
     """Measure step throughput, start-to-result latency and memory on a fresh SQLite file.
 
@@ -90,10 +91,12 @@ def bench(
     deliveries each) and measure the growth figures on it and on a fresh file.
     """
     if history is not None:
-        _history(as_json, repeat, fast_path, history, history_db, idle_seconds)
+        _history(as_json, repeat, fast_path, history, history_db, idle_seconds or IDLE_SECONDS)
         return
     if history_db is not None:
         fail("--history-db: only with --history N", EXIT_USAGE)
+    if idle_seconds is not None:
+        fail("--idle-seconds: only with --history N", EXIT_USAGE)
     from runtime.bench import measure
 
     samples = [anyio.run(lambda: measure(fast_path=fast_path)) for _ in range(repeat)]
