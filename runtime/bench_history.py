@@ -41,6 +41,7 @@ from typing import Any
 import anyio
 
 from runtime.bench import (
+    RUNS,
     STEPS,
     _bus,
     _chain,
@@ -61,6 +62,7 @@ from runtime.bench_grow import (
 )
 from runtime.bench_service import recovery_rate, service_figures, write_project
 from runtime.errors import StoreError
+from runtime.sdk.workflows import WorkflowDefinition
 from runtime.service import Runtime
 from runtime.specs import SubscriberArgs
 from runtime.store.base import Store
@@ -120,7 +122,7 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
             await anyio.sleep(idle_seconds)
             tg.cancel_scope.cancel()
     bus = await _bus(path)
-    total = 200 * STEPS  # runtime.bench.RUNS runs of STEPS steps
+    total = RUNS * STEPS
     return {
         "steps_per_s_sequential": round(total / sequential, 1),
         "steps_per_s_concurrent": round(total / concurrent, 1),
@@ -143,7 +145,7 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-async def _wal_bytes_per_step(path: Path, rt: Runtime, long: Any) -> float:
+async def _wal_bytes_per_step(path: Path, rt: Runtime, long: WorkflowDefinition) -> float:
     """WAL bytes appended by one run of ``WAL_STEPS`` trivial steps, per step."""
     reader = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
