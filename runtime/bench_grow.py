@@ -9,8 +9,8 @@ checkpoints share group commits.
 Growth can be interrupted and resumed: a run cut off mid-way is recovered by the
 next growth's worker, its deliveries delivered (it may lack its event). A file
 that already holds runs of ``history-chain`` is grown only by what it
-lacks: the count is one read of the ``runs_idempotency`` index (workflow first),
-no table scan.
+lacks: the count reads an index whose first column is the workflow
+(``runs_idempotency``, ``runs_by_workflow``), not the table.
 """
 
 from __future__ import annotations
