@@ -22,6 +22,7 @@ from runtime.store.sqlite_core import (
     _STEP_COLUMNS,
     _run,
     _step,
+    newest_first,
 )
 from runtime.store.sqlite_open import (
     MEMORY,
@@ -34,12 +35,13 @@ from runtime.store.sqlite_open import (
     opened_file,
     prepare,
 )
+from runtime.store.sqlite_queue import QueueMixin
 from runtime.store.sqlite_schedules import SchedulesMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
+class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file
@@ -250,6 +252,19 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
         ]
 
         def write(db: sqlite3.Connection) -> str | None:
+            if update.is_progress_only:
+                # The run row is read, not rewritten: its updated_at moves when the run
+                # itself changes, not at every step (a step's own times say when it ran).
+                row = db.execute(
+                    "SELECT owner_id, control FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if row is None or row[0] != owner_id:
+                    raise LeaseLostError(run_id, owner_id)
+                if rows:
+                    db.executemany(_UPSERT_STEP, rows)
+                if staged:
+                    db.executemany(_UPSERT_STAGED, staged)
+                return row[1]  # type: ignore[no-any-return]
             control = None
             if db.execute(free, params).rowcount != 1:
                 row = db.execute(
@@ -321,9 +336,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             raise StoreError(f"limit must be >= 1, got {limit}")
         where: list[str] = []
         params: list[Any] = []
-        if status:
-            where.append(f"status IN ({', '.join('?' * len(status))})")
-            params += [RunStatus(s).value for s in status]
         if workflow is not None:
             where.append("workflow = ?")
             params.append(workflow)
@@ -331,11 +343,10 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             created, _, run_id = cursor.partition("|")
             if not is_id(run_id, "run") or not _is_time(created):
                 raise StoreError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [created, created, run_id]
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            where.append("(created_at, id) < (?, ?)")
+            params += [created, run_id]
+        statuses = [RunStatus(s).value for s in status or ()]
+        sql, params = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, params, statuses)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
@@ -351,50 +362,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
             ).fetchall()
         )
         return [_step(r) for r in rows]
-
-    async def next_run_due(self, workflows: Sequence[str]) -> datetime | None:
-        if not workflows:
-            return None
-        marks = ", ".join("?" * len(workflows))
-        row = await self._read(
-            lambda db: db.execute(
-                "SELECT MIN(available_at) FROM runs WHERE status IN ('pending', 'sleeping') "
-                f"AND workflow IN ({marks})",
-                tuple(workflows),
-            ).fetchone()
-        )
-        return from_text(row[0]) if row and row[0] else None
-
-    async def recoverable_runs(
-        self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
-    ) -> list[RunRecord]:
-        if not workflows:
-            return []
-        marks = ", ".join("?" * len(workflows))
-        sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN (?, ?, ?, ?) "
-            f"AND workflow IN ({marks}) "
-            "AND (status IN ('running', 'compensating') OR available_at <= ?) "
-            "AND (owner_id IS NULL OR owner_id NOT IN "
-            "(SELECT id FROM workers WHERE heartbeat_at >= ?)) "
-            "ORDER BY available_at LIMIT ?"
-        )
-        params = [*_ACTIVE, *workflows, to_text(now), to_text(stale_before), limit]
-        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        return [_run(r) for r in rows]
-
-    async def unclaimed_unknown(
-        self, workflows: Sequence[str], now: datetime, limit: int
-    ) -> list[RunRecord]:
-        marks = ", ".join("?" * len(workflows))
-        known = f"AND workflow NOT IN ({marks}) " if workflows else ""
-        sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'pending' AND owner_id IS NULL "
-            f"AND error IS NULL AND available_at <= ? {known}ORDER BY available_at LIMIT ?"
-        )
-        params = [to_text(now), *workflows, limit]
-        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        return [_run(r) for r in rows]
 
     # -- workers --------------------------------------------------------
 
@@ -438,15 +405,15 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin):
 
         def write(db: sqlite3.Connection) -> int:
             released = db.execute(
-                "UPDATE runs SET owner_id = NULL, updated_at = ?, "
+                "UPDATE runs INDEXED BY runs_owner SET owner_id = NULL, updated_at = ?, "
                 "status = CASE WHEN status = 'running' THEN 'pending' ELSE status END "
                 f"WHERE owner_id IN ({marks})",
                 (stamp, *worker_ids),
             ).rowcount
             # A delivery cut off by a dead or stopping worker does not count as an attempt.
             db.execute(
-                "UPDATE deliveries SET owner_id = NULL, status = 'pending', updated_at = ?, "
-                "attempts = MAX(attempts - 1, 0) "
+                "UPDATE deliveries INDEXED BY deliveries_running SET owner_id = NULL, "
+                "status = 'pending', updated_at = ?, attempts = MAX(attempts - 1, 0) "
                 f"WHERE status = 'running' AND owner_id IN ({marks})",
                 (stamp, *worker_ids),
             )

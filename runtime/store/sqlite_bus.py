@@ -14,14 +14,17 @@ from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
-from runtime.store.sqlite_core import SqliteCore, _error, _json
+from runtime.store.sqlite_core import SqliteCore, _error, _json, in_chunks, newest_first
 
 _EVENT_COLUMNS = (
     "seq, id, name, data, metadata, idempotency_key, source_run_id, occurred_at, available_at"
 )
+# ``AS id`` and ``AS event_seq``: a listing of several statuses is a UNION ALL, whose
+# ORDER BY must name result columns (``ORDER BY d.event_seq`` would be refused).
 _DELIVERY_COLUMNS = (
-    "d.id, d.event_id, d.event_seq, e.name, d.subscriber_id, d.status, d.attempts, "
-    "d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, d.finished_at"
+    "d.id AS id, d.event_id, d.event_seq AS event_seq, e.name, d.subscriber_id, d.status, "
+    "d.attempts, d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, "
+    "d.finished_at"
 )
 
 
@@ -151,19 +154,32 @@ class BusMixin(SqliteCore):
     ) -> list[DeliveryWork]:
         if not subscriber_ids:
             return []
-        stamp = to_text(now)
-        marks = ", ".join("?" * len(subscriber_ids))
-        select = (
-            f"SELECT d.id FROM deliveries d WHERE d.subscriber_id IN ({marks}) AND ("
-            "(d.status = 'pending' AND d.available_at <= ?) OR (d.status = 'running' AND "
-            "(d.owner_id IS NULL OR d.owner_id NOT IN "
-            "(SELECT id FROM workers WHERE heartbeat_at >= ?)))) "
-            "ORDER BY d.available_at, d.event_seq LIMIT ?"
-        )
-        params = (*subscriber_ids, stamp, to_text(stale_before), limit)
+        stamp, stale = to_text(now), to_text(stale_before)
 
         def write(db: sqlite3.Connection) -> list[Any]:
-            ids = [row[0] for row in db.execute(select, params).fetchall()]
+            found: list[Any] = []
+            for chunk in in_chunks(subscriber_ids):
+                # Due deliveries: the first few of each subscriber, merged in order.
+                due = " UNION ALL ".join(
+                    "SELECT id, available_at, event_seq FROM deliveries "
+                    "INDEXED BY deliveries_due WHERE status = 'pending' "
+                    "AND subscriber_id = ? AND available_at <= ?"
+                    for _ in chunk
+                )
+                params = [p for subscriber in chunk for p in (subscriber, stamp)]
+                found += db.execute(
+                    f"{due} ORDER BY available_at, event_seq LIMIT ?", [*params, limit]
+                ).fetchall()
+                # Deliveries in hand whose holder went quiet: all of them are live work.
+                marks = ", ".join("?" * len(chunk))
+                found += db.execute(
+                    "SELECT id, available_at, event_seq FROM deliveries "
+                    "INDEXED BY deliveries_running WHERE status = 'running' "
+                    f"AND subscriber_id IN ({marks}) AND (owner_id IS NULL OR owner_id NOT IN "
+                    "(SELECT id FROM workers WHERE heartbeat_at >= ?))",
+                    [*chunk, stale],
+                ).fetchall()
+            ids = [row[0] for row in sorted(found, key=lambda row: (row[1], row[2]))[:limit]]
             if not ids:
                 return []
             id_marks = ", ".join("?" * len(ids))
@@ -175,13 +191,14 @@ class BusMixin(SqliteCore):
                 f"updated_at = ? WHERE id IN ({id_marks})",
                 (owner_id, stamp, *ids),
             )
-            return db.execute(
+            rows = db.execute(
                 f"SELECT d.id, d.subscriber_id, d.attempts, d.max_attempts, e.seq, e.id, e.name, "
                 "e.data, e.metadata, e.idempotency_key, e.source_run_id, e.occurred_at, "
                 "e.available_at FROM deliveries d JOIN events e ON e.id = d.event_id "
-                f"WHERE d.id IN ({id_marks}) ORDER BY d.event_seq",
+                f"WHERE d.id IN ({id_marks})",
                 ids,
             ).fetchall()
+            return sorted(rows, key=lambda row: row[4])
 
         rows = await self._write(write)
         return [
@@ -227,15 +244,23 @@ class BusMixin(SqliteCore):
     async def next_delivery_at(self, subscriber_ids: Sequence[str]) -> datetime | None:
         if not subscriber_ids:
             return None
-        marks = ", ".join("?" * len(subscriber_ids))
-        row = await self._read(
-            lambda db: db.execute(
-                "SELECT MIN(available_at) FROM deliveries WHERE status = 'pending' "
-                f"AND subscriber_id IN ({marks})",
-                tuple(subscriber_ids),
-            ).fetchone()
-        )
-        return from_text(row[0]) if row and row[0] else None
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            found = []
+            for chunk in in_chunks(subscriber_ids):
+                # MIN per subscriber reads one index entry; over an IN list, all of them.
+                firsts = " UNION ALL ".join(
+                    "SELECT MIN(available_at) AS due FROM deliveries INDEXED BY deliveries_due "
+                    "WHERE status = 'pending' AND subscriber_id = ?"
+                    for _ in chunk
+                )
+                (due,) = db.execute(f"SELECT MIN(due) FROM ({firsts})", chunk).fetchone()
+                if due is not None:
+                    found.append(due)
+            return found
+
+        found = await self._read(read)
+        return from_text(min(found)) if found else None
 
     async def list_events(
         self, *, name: str | None = None, limit: int = 50, cursor: str | None = None
@@ -269,25 +294,24 @@ class BusMixin(SqliteCore):
     ) -> Page:
         where: list[str] = []
         params: list[Any] = []
-        if status:
-            where.append(f"d.status IN ({', '.join('?' * len(status))})")
-            params += [DeliveryStatus(s).value for s in status]
+        statuses = [DeliveryStatus(s).value for s in status or ()]
         if subscriber_id is not None:
             where.append("d.subscriber_id = ?")
             params.append(subscriber_id)
+            # Every status, each walked on (subscriber_id, status, event_seq, id) and merged.
+            statuses = statuses or [s.value for s in DeliveryStatus]
         if event_id is not None:
-            where.append("d.event_id = ?")
+            where.append("d.event_seq = (SELECT seq FROM events WHERE id = ?)")
             params.append(event_id)
         if cursor is not None:
             seq, _, delivery_id = cursor.partition("|")
             if not is_id(delivery_id, "dlv"):
                 raise StoreError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
-            where.append("(d.event_seq < ? OR (d.event_seq = ? AND d.id < ?))")
-            params += [_int_cursor(seq), _int_cursor(seq), delivery_id]
-        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY d.event_seq DESC, d.id DESC LIMIT ?"
+            where.append("(d.event_seq, d.id) < (?, ?)")
+            params += [_int_cursor(seq), delivery_id]
+        select = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
+        sql, params = newest_first(select, where, params, statuses, "d.status")
+        sql += " ORDER BY event_seq DESC, id DESC LIMIT ?"
         params.append(_limit(limit) + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         items = [_delivery(r) for r in rows[:limit]]
