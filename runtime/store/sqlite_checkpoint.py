@@ -17,7 +17,9 @@ What it does when woken:
   than that. Every checkpoint flushes two files and copies the pages written since
   the last one (a page written a thousand times is copied once per checkpoint), so
   fewer, larger checkpoints cost less: checkpointing every 64 commits cost about a
-  tenth of the sequential steps per second on this project's 2-core machines.
+  tenth of the sequential steps per second on this project's 2-core machines, and
+  checkpointing past 4 MB 10-14%; past 6 MB the cost was within noise, and the file
+  stayed under 10 MB (docs/semantics.md).
 - ``PRAGMA wal_checkpoint(PASSIVE)``: copies what it can without taking any lock
   that a reader or a writer waits for.
 - When the WAL still holds more than ``RESTART_ABOVE`` bytes of frames after that
@@ -57,7 +59,7 @@ logger = structlog.get_logger("runtime.store")
 CHECKPOINT_EVERY = 64
 """Commits (fast or queued) between two wake-ups of the checkpointer."""
 
-RESTART_ABOVE = 4 * 1024 * 1024
+RESTART_ABOVE = 6 * 1024 * 1024
 """WAL bytes (in frames) left after a passive checkpoint above which the WAL is restarted."""
 
 RESTART_WAIT_MS = 20
@@ -69,7 +71,7 @@ CATCH_UP_PASSES = 3
 CATCH_UP_FRAMES = 64
 """Frames left uncopied that a RESTART may copy itself, holding the write lock."""
 
-WAL_KEEP = 4 * 1024 * 1024
+WAL_KEEP = 6 * 1024 * 1024
 """The writers' ``journal_size_limit``: bytes of WAL file kept when the WAL starts over."""
 
 _FRAME_HEADER = 24
