@@ -179,6 +179,67 @@ class RunPage:
     next_cursor: str | None
 
 
+PRUNE_BATCH = 100
+"""Runs, events and firings one prune batch removes, at most (of each kind)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneCutoffs:
+    """What retention removes: records that ended before these times (``None``: never).
+
+    ``completed``: completed runs, events whose deliveries are all done (or that have
+    none), schedule firings. ``failed``: failed, compensation_failed and canceled runs,
+    and events kept by a dead delivery (see ``docs/retention.md``).
+    """
+
+    completed: datetime | None
+    failed: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneCounts:
+    """How many records of each kind a prune removed (or, dry, would remove)."""
+
+    runs: int = 0
+    steps: int = 0
+    staged_events: int = 0
+    events: int = 0
+    deliveries: int = 0
+    firings: int = 0
+
+    def __add__(self, other: PruneCounts) -> PruneCounts:
+        return PruneCounts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The counts, in field order."""
+        return dataclasses.astuple(self)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by kind (``runs``, ``steps``, ...), for logs and JSON."""
+        return dataclasses.asdict(self)
+
+    @property
+    def total(self) -> int:
+        """Every record counted, of every kind."""
+        return sum(self.as_tuple())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """One batch of a prune: what it removed, and whether to call again.
+
+    ``cursor`` is where the next batch's walk over old events starts (opaque; pass it
+    back as ``after``), so events kept by a rule are read once per round, not once per
+    batch.
+    """
+
+    counts: PruneCounts
+    more: bool
+    cursor: tuple[str, int] | None = None
+    held_s: float = 0.0
+    """How long the batch's statements held the write transaction, in seconds."""
+
+
 class Store(Protocol):
     """Durable state of runs, steps and workers. Implemented by ``store.sqlite``."""
 
@@ -461,6 +522,26 @@ class Store(Protocol):
 
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         """The latest firings of a schedule, newest first."""
+        raise NotImplementedError  # protocol
+
+    # -- retention --------------------------------------------------------
+
+    async def prune(
+        self,
+        cutoffs: PruneCutoffs,
+        *,
+        limit: int = PRUNE_BATCH,
+        after: tuple[str, int] | None = None,
+        dry_run: bool = False,
+    ) -> PruneBatch:
+        """Remove one batch of what retention allows, in one short write transaction.
+
+        At most ``limit`` runs (each with its steps and staged events), ``limit`` events
+        (each with its deliveries) and ``limit`` schedule firings. Call again with the
+        returned cursor while ``more`` is true. With ``dry_run`` nothing is removed and
+        everything the rules would remove now is counted at once (``more`` is false).
+        The rules are in ``docs/retention.md``.
+        """
         raise NotImplementedError  # protocol
 
     async def check_file(self) -> None:
