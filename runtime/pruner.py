@@ -126,20 +126,24 @@ class Pruner:
         self.removed = PruneCounts()
         """Everything removed since start."""
         self._round_ended = anyio.Event()
+        self._exited = anyio.Event()
 
     def stop(self) -> None:
         """Start no new round (a graceful shutdown); a batch in flight still commits."""
         self._stopped = True
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Prune every ``interval`` until cancelled; a store error waits for the next round."""
+        """Prune every ``interval`` until stopped or cancelled.
+
+        A store error is logged and the round is tried again at the next interval.
+        """
         task_status.started()
         wait = FIRST_ROUND_AFTER
-        while True:
+        while not self._stopped:
             await self._clock.sleep(wait)
             wait = self._interval
             if self._stopped:
-                continue
+                break
             try:
                 await self.prune_once()
             except StoreError as exc:
@@ -148,6 +152,7 @@ class Pruner:
             self.rounds += 1
             self._round_ended.set()
             self._round_ended = anyio.Event()
+        self._exited.set()
 
     async def prune_once(self) -> PruneRound:
         """One round now: everything the retention allows, batch after batch."""
@@ -167,3 +172,7 @@ class Pruner:
         while self.rounds < count:
             ended = self._round_ended
             await ended.wait()
+
+    async def wait_stopped(self) -> None:
+        """Wait until the loop has seen :meth:`stop` and returned."""
+        await self._exited.wait()
