@@ -2,7 +2,7 @@
 
 Everything long-lived runs in one task group that ``Runtime`` owns: the
 heartbeat, the worker (run queue and recovery), the event dispatcher, the
-scheduler, and a watcher that notices commits made by other processes (a
+scheduler, the pruner (retention), and a watcher that notices commits made by other processes (a
 ``Client`` in a web app, another worker) so the loops wake at once instead of
 waiting for their next scan.
 """
