@@ -108,11 +108,13 @@ class Pruner:
         store: the store to prune.
         clock: time source: the rounds' cutoffs and the waits between rounds.
         retention: how long to keep what.
-        interval: seconds between rounds.
+        interval: seconds between rounds (:data:`PRUNE_INTERVAL` when ``None``, read
+            when the loop starts, as :data:`FIRST_ROUND_AFTER` is, so a script can
+            shorten both).
     """
 
     def __init__(
-        self, store: Store, clock: Clock, retention: Retention, interval: float = PRUNE_INTERVAL
+        self, store: Store, clock: Clock, retention: Retention, interval: float | None = None
     ) -> None:
         self._store = store
         self._clock = clock
@@ -139,16 +141,17 @@ class Pruner:
         """
         task_status.started()
         wait = FIRST_ROUND_AFTER
+        interval = PRUNE_INTERVAL if self._interval is None else self._interval
         while not self._stopped:
             await self._clock.sleep(wait)
-            wait = self._interval
+            wait = interval
             if self._stopped:
                 break
             try:
                 await self.prune_once()
             except StoreError as exc:
                 self.failures += 1
-                logger.error("prune_failed", error=str(exc), retry_in_s=self._interval)
+                logger.error("prune_failed", error=str(exc), retry_in_s=interval)
             self.rounds += 1
             self._round_ended.set()
             self._round_ended = anyio.Event()

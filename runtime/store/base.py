@@ -179,7 +179,7 @@ class RunPage:
     next_cursor: str | None
 
 
-PRUNE_BATCH = 100
+PRUNE_BATCH = 50
 """Runs, events and firings one prune batch removes, at most (of each kind)."""
 
 
