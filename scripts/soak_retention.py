@@ -5,8 +5,8 @@ scratch SQLite file with ``retention`` of a few seconds and the pruner's interva
 shortened to match, then drives runs of a few trivial steps through the public API,
 ``--concurrency`` at a time, each followed by an event that one subscriber receives
 (so events and deliveries age and go too). Every ``--every`` seconds it prints one
-line: runs finished, runs/s, rows kept, the file's pages (in use and free), the file
-size with its WAL, and what the pruner removed. On a machine shared with others::
+line: runs finished, runs/s, rows kept, the file's pages (all, and free ones), the
+file's size and its WAL's, and what the pruner removed. On a machine shared with others::
 
     nice -n 10 .venv/bin/python scripts/soak_retention.py --runs 300000
 
@@ -71,9 +71,10 @@ def figures(path: Path) -> dict[str, int]:
     return found
 
 
-def size_mb(path: Path) -> float:
+def sizes_mb(path: Path) -> tuple[float, float]:
+    """The database file's size and its WAL's, in MB."""
     wal = path.with_name(path.name + "-wal")
-    return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
+    return path.stat().st_size / 1e6, (wal.stat().st_size if wal.exists() else 0) / 1e6
 
 
 async def soak(args: argparse.Namespace, path: Path) -> None:
@@ -114,7 +115,7 @@ async def soak(args: argparse.Namespace, path: Path) -> None:
                     f"kept runs={found['runs']:6d} steps={found['steps']:6d} "
                     f"events={found['events']:6d} deliveries={found['deliveries']:6d} "
                     f"pages={found['pages']:6d} free={found['free']:6d} "
-                    f"file+wal={size_mb(path):7.2f}MB "
+                    f"file={sizes_mb(path)[0]:7.2f}MB wal={sizes_mb(path)[1]:7.2f}MB "
                     f"pruned runs={removed.runs if removed else 0}",
                     flush=True,
                 )
@@ -126,7 +127,9 @@ async def soak(args: argparse.Namespace, path: Path) -> None:
                 for _ in range(args.concurrency):
                     drivers.start_soon(drive)
             tg.cancel_scope.cancel()
-    print(f"finished {done} runs in {time.monotonic() - started:.0f}s; final {size_mb(path):.2f}MB")
+    file, wal = sizes_mb(path)
+    took = time.monotonic() - started
+    print(f"finished {done} runs in {took:.0f}s; file {file:.2f} MB, wal {wal:.2f} MB")
 
 
 def main() -> None:
