@@ -21,8 +21,11 @@ from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
     _RUN_COLUMNS,
     _STEP_COLUMNS,
+    HELD,
+    QUEUED,
     _run,
     _step,
+    newest_first,
 )
 from runtime.store.sqlite_open import (
     MEMORY,
@@ -249,8 +252,22 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
             for s in steps
             for idx, e in enumerate(s.events)
         ]
+        trivial = update in (_NO_RUN_CHANGE, _NO_RUN_CHANGE_IF_UNREQUESTED)
 
         def write(db: sqlite3.Connection) -> str | None:
+            if trivial:
+                # A step's progress alone: the run row is read, not rewritten, so the
+                # commit touches the step's page and nothing else.
+                row = db.execute(
+                    "SELECT owner_id, control FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if row is None or row[0] != owner_id:
+                    raise LeaseLostError(run_id, owner_id)
+                if rows:
+                    db.executemany(_UPSERT_STEP, rows)
+                if staged:
+                    db.executemany(_UPSERT_STAGED, staged)
+                return row[1]  # type: ignore[no-any-return]
             control = None
             if db.execute(free, params).rowcount != 1:
                 row = db.execute(
@@ -322,9 +339,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
             raise StoreError(f"limit must be >= 1, got {limit}")
         where: list[str] = []
         params: list[Any] = []
-        if status:
-            where.append(f"status IN ({', '.join('?' * len(status))})")
-            params += [RunStatus(s).value for s in status]
         if workflow is not None:
             where.append("workflow = ?")
             params.append(workflow)
@@ -332,11 +346,10 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
             created, _, run_id = cursor.partition("|")
             if not is_id(run_id, "run") or not _is_time(created):
                 raise StoreError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [created, created, run_id]
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            where.append("(created_at, id) < (?, ?)")
+            params += [created, run_id]
+        statuses = [RunStatus(s).value for s in status or ()]
+        sql, params = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, params, statuses)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
@@ -359,7 +372,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
         marks = ", ".join("?" * len(workflows))
         row = await self._read(
             lambda db: db.execute(
-                "SELECT MIN(available_at) FROM runs WHERE status IN ('pending', 'sleeping') "
+                f"SELECT MIN(available_at) FROM runs INDEXED BY runs_queue WHERE {QUEUED} "
                 f"AND workflow IN ({marks})",
                 tuple(workflows),
             ).fetchone()
@@ -372,17 +385,27 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
         if not workflows:
             return []
         marks = ", ".join("?" * len(workflows))
-        sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN (?, ?, ?, ?) "
-            f"AND workflow IN ({marks}) "
-            "AND (status IN ('running', 'compensating') OR available_at <= ?) "
-            "AND (owner_id IS NULL OR owner_id NOT IN "
-            "(SELECT id FROM workers WHERE heartbeat_at >= ?)) "
-            "ORDER BY available_at LIMIT ?"
+        # Two seeks, each over live rows only: the queue (due now), and the runs held by
+        # a worker whose heartbeat has gone stale (or by nobody).
+        unheld = (
+            f"AND workflow IN ({marks}) AND (owner_id IS NULL OR owner_id NOT IN "
+            "(SELECT id FROM workers WHERE heartbeat_at >= ?)) ORDER BY available_at LIMIT ?"
         )
-        params = [*_ACTIVE, *workflows, to_text(now), to_text(stale_before), limit]
-        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        return [_run(r) for r in rows]
+        due = (
+            f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_queue WHERE {QUEUED} "
+            f"AND available_at <= ? {unheld}"
+        )
+        held = f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_held WHERE {HELD} {unheld}"
+        tail = [*workflows, to_text(stale_before), limit]
+
+        def read(db: sqlite3.Connection) -> list[Any]:
+            rows = db.execute(due, [to_text(now), *tail]).fetchall()
+            rows += db.execute(held, tail).fetchall()
+            return rows
+
+        rows = await self._read(read)
+        runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
+        return runs[:limit]
 
     async def unclaimed_unknown(
         self, workflows: Sequence[str], now: datetime, limit: int
@@ -390,8 +413,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
         marks = ", ".join("?" * len(workflows))
         known = f"AND workflow NOT IN ({marks}) " if workflows else ""
         sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'pending' AND owner_id IS NULL "
-            f"AND error IS NULL AND available_at <= ? {known}ORDER BY available_at LIMIT ?"
+            f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_queue WHERE {QUEUED} "
+            "AND status = 'pending' AND owner_id IS NULL AND error IS NULL "
+            f"AND available_at <= ? {known}ORDER BY available_at LIMIT ?"
         )
         params = [to_text(now), *workflows, limit]
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
@@ -439,15 +463,15 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
 
         def write(db: sqlite3.Connection) -> int:
             released = db.execute(
-                "UPDATE runs SET owner_id = NULL, updated_at = ?, "
+                "UPDATE runs INDEXED BY runs_owner SET owner_id = NULL, updated_at = ?, "
                 "status = CASE WHEN status = 'running' THEN 'pending' ELSE status END "
                 f"WHERE owner_id IN ({marks})",
                 (stamp, *worker_ids),
             ).rowcount
             # A delivery cut off by a dead or stopping worker does not count as an attempt.
             db.execute(
-                "UPDATE deliveries SET owner_id = NULL, status = 'pending', updated_at = ?, "
-                "attempts = MAX(attempts - 1, 0) "
+                "UPDATE deliveries INDEXED BY deliveries_running SET owner_id = NULL, "
+                "status = 'pending', updated_at = ?, attempts = MAX(attempts - 1, 0) "
                 f"WHERE status = 'running' AND owner_id IN ({marks})",
                 (stamp, *worker_ids),
             )
@@ -456,6 +480,12 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
 
         return await self._write(write)
 
+
+_NO_RUN_CHANGE = RunUpdate()
+_NO_RUN_CHANGE_IF_UNREQUESTED = RunUpdate(only_if_unrequested=True)
+"""Checkpoints that change no column of the run but its ``updated_at``: a step's
+progress. ``updated_at`` moves when the run itself changes (its status, its holder,
+an operator's request), not at every step: a step's own times say when it ran."""
 
 _UPSERT_STAGED = (
     "INSERT INTO run_events (run_id, step_seq, idx, name, data, metadata) "

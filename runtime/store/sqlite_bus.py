@@ -14,14 +14,15 @@ from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
-from runtime.store.sqlite_core import SqliteCore, _error, _json
+from runtime.store.sqlite_core import SqliteCore, _error, _json, newest_first
 
 _EVENT_COLUMNS = (
     "seq, id, name, data, metadata, idempotency_key, source_run_id, occurred_at, available_at"
 )
 _DELIVERY_COLUMNS = (
-    "d.id, d.event_id, d.event_seq, e.name, d.subscriber_id, d.status, d.attempts, "
-    "d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, d.finished_at"
+    "d.id AS id, d.event_id, d.event_seq AS event_seq, e.name, d.subscriber_id, d.status, "
+    "d.attempts, d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, "
+    "d.finished_at"
 )
 
 
@@ -152,18 +153,28 @@ class BusMixin(SqliteCore):
         if not subscriber_ids:
             return []
         stamp = to_text(now)
-        marks = ", ".join("?" * len(subscriber_ids))
-        select = (
-            f"SELECT d.id FROM deliveries d WHERE d.subscriber_id IN ({marks}) AND ("
-            "(d.status = 'pending' AND d.available_at <= ?) OR (d.status = 'running' AND "
-            "(d.owner_id IS NULL OR d.owner_id NOT IN "
-            "(SELECT id FROM workers WHERE heartbeat_at >= ?)))) "
-            "ORDER BY d.available_at, d.event_seq LIMIT ?"
+        subscribers = list(dict.fromkeys(subscriber_ids))
+        # Due deliveries: one ordered walk per subscriber, merged (UNION ALL keeps each
+        # walk on its index); held ones whose holder went quiet: live rows only.
+        due = " UNION ALL ".join(
+            "SELECT id, available_at, event_seq FROM deliveries INDEXED BY deliveries_due "
+            "WHERE status = 'pending' AND subscriber_id = ? AND available_at <= ?"
+            for _ in subscribers
         )
-        params = (*subscriber_ids, stamp, to_text(stale_before), limit)
+        due += " ORDER BY available_at, event_seq LIMIT ?"
+        due_params = [p for s in subscribers for p in (s, stamp)] + [limit]
+        marks = ", ".join("?" * len(subscribers))
+        stale = (
+            "SELECT id, available_at, event_seq FROM deliveries INDEXED BY deliveries_running "
+            f"WHERE status = 'running' AND subscriber_id IN ({marks}) AND (owner_id IS NULL "
+            "OR owner_id NOT IN (SELECT id FROM workers WHERE heartbeat_at >= ?)) LIMIT ?"
+        )
+        stale_params = [*subscribers, to_text(stale_before), limit]
 
         def write(db: sqlite3.Connection) -> list[Any]:
-            ids = [row[0] for row in db.execute(select, params).fetchall()]
+            found = db.execute(due, due_params).fetchall()
+            found += db.execute(stale, stale_params).fetchall()
+            ids = [row[0] for row in sorted(found, key=lambda row: (row[1], row[2]))[:limit]]
             if not ids:
                 return []
             id_marks = ", ".join("?" * len(ids))
@@ -175,13 +186,14 @@ class BusMixin(SqliteCore):
                 f"updated_at = ? WHERE id IN ({id_marks})",
                 (owner_id, stamp, *ids),
             )
-            return db.execute(
+            rows = db.execute(
                 f"SELECT d.id, d.subscriber_id, d.attempts, d.max_attempts, e.seq, e.id, e.name, "
                 "e.data, e.metadata, e.idempotency_key, e.source_run_id, e.occurred_at, "
                 "e.available_at FROM deliveries d JOIN events e ON e.id = d.event_id "
-                f"WHERE d.id IN ({id_marks}) ORDER BY d.event_seq",
+                f"WHERE d.id IN ({id_marks})",
                 ids,
             ).fetchall()
+            return sorted(rows, key=lambda row: row[4])
 
         rows = await self._write(write)
         return [
@@ -227,13 +239,15 @@ class BusMixin(SqliteCore):
     async def next_delivery_at(self, subscriber_ids: Sequence[str]) -> datetime | None:
         if not subscriber_ids:
             return None
-        marks = ", ".join("?" * len(subscriber_ids))
+        subscribers = list(dict.fromkeys(subscriber_ids))
+        # MIN per subscriber reads one index entry each; over an IN list it would read all.
+        firsts = " UNION ALL ".join(
+            "SELECT MIN(available_at) AS due FROM deliveries INDEXED BY deliveries_due "
+            "WHERE status = 'pending' AND subscriber_id = ?"
+            for _ in subscribers
+        )
         row = await self._read(
-            lambda db: db.execute(
-                "SELECT MIN(available_at) FROM deliveries WHERE status = 'pending' "
-                f"AND subscriber_id IN ({marks})",
-                tuple(subscriber_ids),
-            ).fetchone()
+            lambda db: db.execute(f"SELECT MIN(due) FROM ({firsts})", subscribers).fetchone()
         )
         return from_text(row[0]) if row and row[0] else None
 
@@ -269,25 +283,24 @@ class BusMixin(SqliteCore):
     ) -> Page:
         where: list[str] = []
         params: list[Any] = []
-        if status:
-            where.append(f"d.status IN ({', '.join('?' * len(status))})")
-            params += [DeliveryStatus(s).value for s in status]
+        statuses = [DeliveryStatus(s).value for s in status or ()]
         if subscriber_id is not None:
             where.append("d.subscriber_id = ?")
             params.append(subscriber_id)
+            # Every status, each walked on (subscriber_id, status, event_seq, id) and merged.
+            statuses = statuses or [s.value for s in DeliveryStatus]
         if event_id is not None:
-            where.append("d.event_id = ?")
+            where.append("d.event_seq = (SELECT seq FROM events WHERE id = ?)")
             params.append(event_id)
         if cursor is not None:
             seq, _, delivery_id = cursor.partition("|")
             if not is_id(delivery_id, "dlv"):
                 raise StoreError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
-            where.append("(d.event_seq < ? OR (d.event_seq = ? AND d.id < ?))")
-            params += [_int_cursor(seq), _int_cursor(seq), delivery_id]
-        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY d.event_seq DESC, d.id DESC LIMIT ?"
+            where.append("(d.event_seq, d.id) < (?, ?)")
+            params += [_int_cursor(seq), delivery_id]
+        select = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
+        sql, params = newest_first(select, where, params, statuses, "d.status")
+        sql += " ORDER BY event_seq DESC, id DESC LIMIT ?"
         params.append(_limit(limit) + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         items = [_delivery(r) for r in rows[:limit]]

@@ -34,6 +34,39 @@ _STEP_COLUMNS = (
     "ended_at, completed_order, compensable"
 )
 
+QUEUED = "status IN ('pending', 'sleeping')"
+"""The predicate of the ``runs_queue`` index, spelled as the queries must spell it."""
+HELD = "status IN ('running', 'compensating')"
+"""The predicate of the ``runs_held`` index."""
+
+
+def newest_first(
+    select: str,
+    where: Sequence[str],
+    params: Sequence[Any],
+    statuses: Sequence[str] | None,
+    column: str = "status",
+) -> tuple[str, list[Any]]:
+    """``select`` filtered by ``where`` and one of ``statuses``, for an ORDER BY after it.
+
+    With several statuses it is one SELECT per status joined by UNION ALL: each walks
+    its own (status, ...) index range in order and SQLite merges them, where a single
+    ``status IN (...)`` would sort every row of those statuses to serve one page.
+    """
+    values = list(dict.fromkeys(statuses or ()))
+    if not values:
+        return _filtered(select, where), list(params)
+    parts: list[str] = []
+    out: list[Any] = []
+    for value in values:
+        parts.append(_filtered(select, [f"{column} = ?", *where]))
+        out += [value, *params]
+    return " UNION ALL ".join(parts), out
+
+
+def _filtered(select: str, where: Sequence[str]) -> str:
+    return f"{select} WHERE {' AND '.join(where)}" if where else select
+
 
 def migrations() -> list[tuple[int, str]]:
     """The schema migrations shipped with this version, as (version, SQL)."""

@@ -105,11 +105,10 @@ async def test_a_migration_numbered_below_the_applied_ones_is_still_applied(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Migrations written on parallel branches land out of numbering order: a database
-    # migrated by a version with migrations 1, 2 and 4 must still get 3 once it ships.
-    # Failed before: only versions above the highest applied one were applied.
-    shipped = migrations()
-    later = (3, "CREATE TABLE landed_late (id TEXT);")
-    without = [(v, sql) for v, sql in shipped if v != 3]
+    # migrated by a version with migrations 1 to 101 but not 100 must still get 100 once
+    # it ships. Failed before: only versions above the highest applied one were applied.
+    later = (100, "CREATE TABLE landed_late (id TEXT);")
+    without = [*migrations(), (101, "CREATE TABLE landed_first (id TEXT);")]
     monkeypatch.setattr(sqlite_core, "migrations", lambda: without)
     await (await SqliteStore.open(str(db_path))).close()
     assert "landed_late" not in tables(db_path)
@@ -119,7 +118,7 @@ async def test_a_migration_numbered_below_the_applied_ones_is_still_applied(
     assert "landed_late" in tables(db_path)
     with sqlite3.connect(db_path) as db:
         versions = sorted(row[0] for row in db.execute("SELECT version FROM runtime_schema"))
-    assert versions == sorted({*(v for v, _ in without), 3})
+    assert versions == sorted({*(v for v, _ in without), 100})
 
 
 async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:

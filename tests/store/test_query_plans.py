@@ -1,0 +1,227 @@
+"""Every statement the store runs seeks: none scans or sorts the history (STYLE 14).
+
+A workload calls every method of the store, in every shape its callers use (each
+listing filter, with and without a cursor; claims with live and dead holders; each
+operator action), while every statement executed is captured. Then each statement's
+plan is read, on the database that workload left, and again once years of history
+have been added and ``ANALYZE`` has given the planner statistics to choose with. A
+new statement that scans ``runs``, ``steps``, ``events``, ``deliveries`` or sorts
+over them fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from runtime.ids import new_id
+from runtime.models import DeliveryStatus, RunStatus, StepStatus
+from runtime.store.base import (
+    NewEvent,
+    RunUpdate,
+    ScheduleSpec,
+    StagedEvent,
+    StepWrite,
+    SubscriberRow,
+    WorkerRow,
+)
+from runtime.store.sqlite import SqliteStore
+from tests.store.plans import LIVE_INDEXES, add_history, capture, problems, queries
+from tests.store.test_contract import T0, new_run
+
+WORKER = WorkerRow("wrk_live", "host", 1, T0, T0, None)
+GONE = WorkerRow("wrk_gone", "host", 2, T0, T0, None)
+ERROR = json.dumps({"type": "E", "message": "m", "step": None, "traceback": None})
+
+
+def event(name: str, key: str | None = None) -> NewEvent:
+    return NewEvent(new_id("evt"), name, "{}", "{}", T0, T0, idempotency_key=key)
+
+
+def step(seq: int, status: StepStatus = StepStatus.COMPLETED, **fields: object) -> StepWrite:
+    return StepWrite(seq=seq, name=f"step-{seq}", status=status, attempts=1, **fields)  # type: ignore[arg-type]
+
+
+async def workload(store: SqliteStore) -> None:
+    """Call every store method in the shapes the engine, bus, scheduler and CLI use."""
+    later = T0 + timedelta(seconds=5)
+    await store.upsert_worker(WORKER)
+    await store.upsert_worker(GONE)
+    await store.heartbeat(WORKER.id, T0)
+    await store.list_workers()
+
+    # Runs: created held and queued, driven step by step, ended, deferred.
+    held, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id, key="k"))
+    await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id, key="k"))
+    await store.find_run(held.workflow, "k")
+    await store.checkpoint(held.id, WORKER.id, [step(1)], RunUpdate(), T0)
+    staged = step(2, events=(StagedEvent("staged", "{}", "{}"),))
+    await store.checkpoint(held.id, WORKER.id, [staged], RunUpdate(only_if_unrequested=True), T0)
+    await store.control_run(held.id, "pause", T0)  # a request the next checkpoint returns
+    await store.checkpoint(held.id, WORKER.id, [step(3)], RunUpdate(), T0)
+    await store.checkpoint(
+        held.id, WORKER.id, [step(4)], RunUpdate(status=RunStatus.PAUSED, release=True), T0
+    )
+    await store.control_run(held.id, "resume", T0)
+    await store.claim_run(held.id, WORKER.id, None, T0)
+    done = RunUpdate(
+        status=RunStatus.COMPLETED, output="1", ended_at=T0, release=True, publish_staged=True
+    )
+    await store.checkpoint(held.id, WORKER.id, [step(5)], done, T0)
+    queued, _ = await store.create_run(new_run(workflow="other"))
+    await store.claim_run(queued.id, WORKER.id, None, T0, pin=("1", "composition"))
+    await store.defer_run(queued.id, WORKER.id, ERROR, later)
+    orphan, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=GONE.id))
+    await store.transition(orphan.id, [RunStatus.RUNNING], RunStatus.SLEEPING, T0)
+    failing, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id))
+    await store.checkpoint(failing.id, WORKER.id, [step(1)], RunUpdate(), T0)
+    await store.checkpoint(
+        failing.id,
+        WORKER.id,
+        [step(2, StepStatus.FAILED)],
+        RunUpdate(status=RunStatus.COMPENSATING, rollback_status=RunStatus.FAILED),
+        T0,
+    )
+    fail = RunUpdate(status=RunStatus.FAILED, ended_at=T0, release=True, drop_staged=True)
+    await store.checkpoint(failing.id, WORKER.id, [step(1, StepStatus.COMPENSATED)], fail, T0)
+    await store.control_run(failing.id, "retry", T0)
+    for action in ("pause", "resume", "cancel"):
+        await store.control_run(orphan.id, action, T0)
+    await store.control_run(queued.id, "cancel", T0)
+
+    # The worker's periodic reads.
+    for names in (["order-processing"], ["order-processing", "other"]):
+        await store.next_run_due(names)
+        await store.recoverable_runs(names, later, T0, 10)
+        await store.unclaimed_unknown(names, later, 20)
+    await store.unclaimed_unknown([], later, 20)
+
+    # Listings, in every shape, first page and a page deep.
+    for status in (None, [RunStatus.COMPLETED], [RunStatus.FAILED, RunStatus.CANCELED]):
+        for workflow in (None, "order-processing"):
+            page = await store.list_runs(status=status, workflow=workflow, limit=1)
+            cursor = page.next_cursor or f"{T0.isoformat()}|{held.id}"
+            await store.list_runs(status=status, workflow=workflow, limit=1, cursor=cursor)
+    await store.get_run(held.id)
+    await store.get_run(held.id, steps=False)
+    await store.load_steps(held.id)
+
+    # The bus: subscribers, fan-out, claims (a dead holder's too), outcomes, listings.
+    subscribers = [SubscriberRow("audit", ("order.*",), 3), SubscriberRow("mail", ("*",), 1)]
+    await store.sync_subscribers(subscribers, T0)
+    await store.list_subscribers()
+    first, _ = await store.emit(event("order.placed", key="e1"))
+    await store.emit(event("order.placed", key="e1"))
+    await store.emit(event("user.created"))
+    await store.fan_out(T0, 100)
+    await store.next_delivery_at(["audit", "mail"])
+    claimed = await store.claim_deliveries(GONE.id, ["audit", "mail"], T0, T0, 10)
+    await store.claim_deliveries(WORKER.id, ["audit", "mail"], later, later, 10)
+    for work, status in zip(claimed, [DeliveryStatus.DONE, DeliveryStatus.DEAD], strict=False):
+        await store.finish_delivery(work.id, GONE.id, status, T0, error=ERROR)
+    await store.remove_workers([GONE.id], T0)
+    for name in (None, "order.placed"):
+        page = await store.list_events(name=name, limit=1)
+        await store.list_events(name=name, limit=1, cursor=page.next_cursor or "99")
+    for statuses in (None, [DeliveryStatus.DEAD], [DeliveryStatus.DEAD, DeliveryStatus.DONE]):
+        for subscriber in (None, "audit"):
+            page = await store.list_deliveries(status=statuses, subscriber_id=subscriber, limit=1)
+            cursor = page.next_cursor or f"9|{new_id('dlv')}"
+            await store.list_deliveries(
+                status=statuses, subscriber_id=subscriber, limit=1, cursor=cursor
+            )
+    await store.list_deliveries(event_id=first, limit=5)
+    dead = await store.list_deliveries(status=[DeliveryStatus.DEAD])
+    await store.redrive([d.id for d in dead.items], T0)
+    await store.redrive(None, T0)
+
+    # The scheduler.
+    spec = ScheduleSpec("nightly", "order-processing", "0 3 * * *", "UTC", None, "skip", 60.0, T0)
+    await store.sync_schedules([spec], T0, WORKER.id, T0)
+    await store.list_schedules()
+    await store.fire("nightly", T0, new_run(), later, [T0 - timedelta(days=1)], T0)
+    await store.fire("nightly", later, new_run(), later + later.resolution, [], later)
+    await store.fire("nightly", later + later.resolution, None, None, [], later)
+    await store.list_firings("nightly")
+    await store.change_token()
+
+
+@pytest.fixture
+async def statements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # Created first, so that the migrations' statements are not among those checked.
+    await (await SqliteStore.open(str(tmp_path / "plans.db"))).close()
+    with capture(monkeypatch) as seen:
+        store = await SqliteStore.open(str(tmp_path / "plans.db"))
+        try:
+            await workload(store)
+        finally:
+            await store.close()
+    return queries(seen)
+
+
+async def test_the_workload_reaches_every_hot_statement(statements: list[str]) -> None:
+    # So that a store change that stops running one of them cannot pass here unchecked.
+    expected = [
+        "INDEXED BY runs_queue",
+        "INDEXED BY runs_held",
+        "INDEXED BY runs_owner",
+        "INDEXED BY deliveries_due",
+        "INDEXED BY deliveries_running",
+        "UNION ALL",
+        "(created_at, id) <",
+        "(d.event_seq, d.id) <",
+        "WHERE fanned_out = 0",
+        "FROM steps WHERE run_id",
+        "INSERT INTO steps",
+        "FROM schedule_firings",
+    ]
+    joined = "\n".join(statements)
+    assert [marker for marker in expected if marker not in joined] == []
+    assert len(statements) > 40
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["plain", "analyzed"])
+async def test_no_statement_scans_or_sorts_the_history(
+    statements: list[str], tmp_path: Path, analyzed: bool
+) -> None:
+    with sqlite3.connect(tmp_path / "plans.db") as db:
+        if analyzed:
+            add_history(db, 20_000)
+        found = [f"{problem} <- {sql}" for sql in statements for problem in problems(db, sql)]
+    assert found == []
+
+
+async def test_the_live_indexes_hold_live_rows_only(tmp_path: Path) -> None:
+    # The plan check lets a statement walk these whole; that is only safe while each
+    # stays partial, over the rows of work in hand.
+    await (await SqliteStore.open(str(tmp_path / "schema.db"))).close()
+    with sqlite3.connect(tmp_path / "schema.db") as db:
+        found = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    for name, predicate in LIVE_INDEXES.items():
+        assert " ".join(found[name].split()).endswith(f"WHERE {predicate}"), name
+
+
+async def test_the_check_fails_on_a_scan_and_on_a_sort(tmp_path: Path) -> None:
+    # The guard itself: it catches the statements this issue found in the store.
+    await (await SqliteStore.open(str(tmp_path / "bad.db"))).close()
+    bad = [
+        # The old recovery query: the partial index's predicate not spelled literally.
+        "SELECT id FROM runs WHERE status IN ('pending', 'running', 'sleeping', 'compensating')"
+        " AND workflow IN ('a') AND (status IN ('running', 'compensating') OR available_at <= 'x')"
+        " ORDER BY available_at LIMIT 5",
+        # A sort over every run of two statuses, and over every step ever stored.
+        "SELECT id FROM runs WHERE status IN ('failed', 'canceled') "
+        "ORDER BY created_at DESC, id DESC LIMIT 5",
+        "SELECT run_id FROM steps WHERE status = 'failed' ORDER BY ended_at DESC LIMIT 5",
+        # A filter no index serves, with and without a limit.
+        "SELECT d.id FROM deliveries d WHERE d.error IS NOT NULL",
+        "SELECT id FROM events WHERE source_run_id = 'run_x' ORDER BY seq DESC LIMIT 5",
+    ]
+    with sqlite3.connect(tmp_path / "bad.db") as db:
+        assert [sql for sql in bad if not problems(db, sql)] == []
+        fine = "SELECT id FROM runs WHERE status = 'failed' ORDER BY created_at DESC, id DESC"
+        assert problems(db, f"{fine} LIMIT 5") == []
