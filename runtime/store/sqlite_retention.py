@@ -7,7 +7,9 @@ the indexes; ``tests/store/test_retention_plans.py`` reads their query plans). T
 rules themselves are written down in ``docs/retention.md``.
 
 The status sets are written into the SQL as literals, never as parameters: SQLite
-uses a partial index only when the query's WHERE spells out its predicate.
+uses a partial index only when the query's WHERE spells out its predicate. Each walk
+names its index (``INDEXED BY``), so a query that could no longer use it fails
+instead of quietly scanning the history.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ def run_queries(cutoffs: PruneCutoffs) -> list[str]:
     queries = []
     if cutoffs.completed is not None:
         queries.append(
-            "SELECT r.id FROM runs AS r WHERE r.status = 'completed' "
+            "SELECT r.id FROM runs AS r INDEXED BY runs_ended WHERE r.status = 'completed' "
             "AND r.ended_at IS NOT NULL AND r.ended_at < :completed "
             f"AND {orphan_or_parent_goes}"
         )
     if cutoffs.failed is not None:
         queries.append(
-            f"SELECT r.id FROM runs AS r WHERE r.status IN {_FAILED} "
+            f"SELECT r.id FROM runs AS r INDEXED BY runs_ended WHERE r.status IN {_FAILED} "
             "AND r.ended_at IS NOT NULL AND r.ended_at < :failed "
             f"AND {orphan_or_parent_goes}"
         )
@@ -89,14 +91,16 @@ def event_query(cutoffs: PruneCutoffs) -> str | None:
         f"AND d.status = 'dead') THEN {dead_ones_old} ELSE {event_old} END"
     )
     return (
-        f"SELECT e.seq, e.occurred_at, {removable} AS removable FROM events AS e "
+        f"SELECT e.seq, e.occurred_at, {removable} AS removable "
+        "FROM events AS e INDEXED BY events_occurred "
         "WHERE e.occurred_at < :upto AND (e.occurred_at, e.seq) > (:after_at, :after_seq) "
         "ORDER BY e.occurred_at, e.seq LIMIT :limit"
     )
 
 
 FIRING_QUERY = (
-    "SELECT f.rowid FROM schedule_firings AS f WHERE f.nominal_at < :completed "
+    "SELECT f.rowid FROM schedule_firings AS f INDEXED BY schedule_firings_nominal "
+    "WHERE f.nominal_at < :completed "
     "AND f.nominal_at < (SELECT MAX(g.nominal_at) FROM schedule_firings AS g "
     "WHERE g.schedule = f.schedule)"
 )
