@@ -40,7 +40,7 @@ def grow(path: str, runs: int, steps: int, first: int = 0) -> None:
         db.execute("BEGIN")
         run_rows, step_rows, event_rows, delivery_rows = [], [], [], []
         for n in range(start, min(start + CHUNK, first + runs)):
-            age = timedelta(days=40 if n % 2 == 0 else 2, seconds=-n)
+            age = timedelta(days=40 if n % 2 == 0 else 2, milliseconds=n % 1_000_000)
             stamp = to_text(NOW - age)
             run_id = f"run_{n:026d}"
             run_rows.append((run_id, stamp, stamp, stamp, stamp))
