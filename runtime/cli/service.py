@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 import anyio
 import click
 
-from runtime.cli.common import EXIT_USAGE, Context, echo_json, fail, pass_context, run_async, table
-from runtime.errors import RuntimeBaseError
+from runtime.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Context,
+    echo_json,
+    fail,
+    pass_context,
+    run_async,
+    table,
+)
+from runtime.errors import ConfigError, RuntimeBaseError
 from runtime.log import configure
+
+IDLE_SECONDS = 5.0
+"""``--idle-seconds`` when not given."""
 
 
 @click.command()
@@ -49,8 +62,41 @@ def start(ctx: Context) -> None:
 )
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True,
               help="Measure with (or without) the store's fast path, for comparison.")  # fmt: skip
-def bench(as_json: bool, repeat: int, fast_path: bool) -> None:
-    """Measure step throughput, start-to-result latency and memory on a fresh SQLite file."""
+@click.option(
+    "--history",
+    type=click.IntRange(1, 100_000_000),
+    help="Grow a file to this many finished runs and measure it next to a fresh one.",
+)
+@click.option(
+    "--history-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --history: the grown file to keep and reuse (grown further if short).",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.FloatRange(0.5, 600),
+    help="With --history: how long the idle CPU and idle stall figures watch [default: 5].",
+)
+def bench(
+    as_json: bool,
+    repeat: int,
+    fast_path: bool,
+    history: int | None,
+    history_db: Path | None,
+    idle_seconds: float | None,
+) -> None:
+    """Measure step throughput, start-to-result latency and memory on a fresh SQLite file.
+
+    With --history N: grow a file to N finished runs (10 steps, one event, two
+    deliveries each) and measure the growth figures on it and on a fresh file.
+    """
+    if history is not None:
+        _history(as_json, repeat, fast_path, history, history_db, idle_seconds or IDLE_SECONDS)
+        return
+    if history_db is not None:
+        fail("--history-db: only with --history N", EXIT_USAGE)
+    if idle_seconds is not None:
+        fail("--idle-seconds: only with --history N", EXIT_USAGE)
     from runtime.bench import measure
 
     samples = [anyio.run(lambda: measure(fast_path=fast_path)) for _ in range(repeat)]
@@ -61,3 +107,46 @@ def bench(as_json: bool, repeat: int, fast_path: bool) -> None:
         return
     click.echo(f"runtime bench: medians of {repeat} run(s), fresh SQLite file in WAL mode")
     click.echo(table(("FIGURE", "VALUE"), list(figures.items())))
+
+
+def _history(
+    as_json: bool,
+    repeat: int,
+    fast_path: bool,
+    runs: int,
+    history_db: Path | None,
+    idle_seconds: float,
+) -> None:
+    from runtime.bench_history import history, render
+
+    if not fast_path:
+        fail(
+            "--no-fast-path: not with --history (the growth figures use the fast path)", EXIT_USAGE
+        )
+    if history_db is not None:
+        if not history_db.parent.is_dir():
+            fail(
+                f"--history-db {history_db}: the folder {history_db.parent} does not exist",
+                EXIT_USAGE,
+            )
+        history_db = history_db.resolve()
+
+    def progress(line: str) -> None:
+        click.echo(f"bench: {line}", err=True)
+
+    try:
+        result = history(
+            runs, history_db, repeats=repeat, idle_seconds=idle_seconds, progress=progress
+        )
+    except RuntimeBaseError as exc:
+        fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+    if as_json:
+        echo_json(result)
+        return
+    growth = result["growth"]
+    click.echo(
+        f"runtime bench --history {runs}: {result['history_runs']:,} grown runs "
+        f"({result['aged_file_mb']} MB; grown now: {growth['grown_runs']:,} in "
+        f"{growth['seconds']} s), medians of {repeat} run(s), aged against fresh"
+    )
+    click.echo(table(("FIGURE", "AGED", "FRESH", "RATIO", "BAR", "VERDICT"), render(result)))

@@ -216,7 +216,7 @@ class Service:
     async def stop(self, timeout: float = 5.0) -> int:
         """SIGTERM, then wait for the exit code (``TimeoutError`` if it takes too long)."""
         self.process.send_signal(signal.SIGTERM)
-        await wait_for(lambda: self.process.poll() is not None, timeout, "it to exit", self)
+        await wait_for(lambda: self.process.poll() is not None, timeout, "it to exit")
         return self.process.returncode
 
     def tail(self, lines: int = 30) -> str:
