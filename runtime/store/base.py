@@ -109,6 +109,15 @@ class RunUpdate:
     drop_staged: bool = False
     events: tuple[NewEvent, ...] = ()
 
+    @property
+    def is_progress_only(self) -> bool:
+        """It changes nothing of the run: only steps are written (a step's progress).
+
+        A store then reads the run (its holder, an operator's request) without
+        rewriting it, so a step's commit writes the step's page and nothing else.
+        """
+        return self == RunUpdate(only_if_unrequested=self.only_if_unrequested)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerRow:

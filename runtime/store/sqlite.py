@@ -21,8 +21,6 @@ from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
     _RUN_COLUMNS,
     _STEP_COLUMNS,
-    HELD,
-    QUEUED,
     _run,
     _step,
     newest_first,
@@ -37,13 +35,14 @@ from runtime.store.sqlite_open import (
     opened_file,
     prepare,
 )
+from runtime.store.sqlite_queue import QueueMixin
 from runtime.store.sqlite_retention import RetentionMixin
 from runtime.store.sqlite_schedules import SchedulesMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
+class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file
@@ -252,12 +251,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
             for s in steps
             for idx, e in enumerate(s.events)
         ]
-        trivial = update in (_NO_RUN_CHANGE, _NO_RUN_CHANGE_IF_UNREQUESTED)
 
         def write(db: sqlite3.Connection) -> str | None:
-            if trivial:
-                # A step's progress alone: the run row is read, not rewritten, so the
-                # commit touches the step's page and nothing else.
+            if update.is_progress_only:
+                # The run row is read, not rewritten: its updated_at moves when the run
+                # itself changes, not at every step (a step's own times say when it ran).
                 row = db.execute(
                     "SELECT owner_id, control FROM runs WHERE id = ?", (run_id,)
                 ).fetchone()
@@ -366,61 +364,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
         )
         return [_step(r) for r in rows]
 
-    async def next_run_due(self, workflows: Sequence[str]) -> datetime | None:
-        if not workflows:
-            return None
-        marks = ", ".join("?" * len(workflows))
-        row = await self._read(
-            lambda db: db.execute(
-                f"SELECT MIN(available_at) FROM runs INDEXED BY runs_queue WHERE {QUEUED} "
-                f"AND workflow IN ({marks})",
-                tuple(workflows),
-            ).fetchone()
-        )
-        return from_text(row[0]) if row and row[0] else None
-
-    async def recoverable_runs(
-        self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
-    ) -> list[RunRecord]:
-        if not workflows:
-            return []
-        marks = ", ".join("?" * len(workflows))
-        # Two seeks, each over live rows only: the queue (due now), and the runs held by
-        # a worker whose heartbeat has gone stale (or by nobody).
-        unheld = (
-            f"AND workflow IN ({marks}) AND (owner_id IS NULL OR owner_id NOT IN "
-            "(SELECT id FROM workers WHERE heartbeat_at >= ?)) ORDER BY available_at LIMIT ?"
-        )
-        due = (
-            f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_queue WHERE {QUEUED} "
-            f"AND available_at <= ? {unheld}"
-        )
-        held = f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_held WHERE {HELD} {unheld}"
-        tail = [*workflows, to_text(stale_before), limit]
-
-        def read(db: sqlite3.Connection) -> list[Any]:
-            rows = db.execute(due, [to_text(now), *tail]).fetchall()
-            rows += db.execute(held, tail).fetchall()
-            return rows
-
-        rows = await self._read(read)
-        runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
-        return runs[:limit]
-
-    async def unclaimed_unknown(
-        self, workflows: Sequence[str], now: datetime, limit: int
-    ) -> list[RunRecord]:
-        marks = ", ".join("?" * len(workflows))
-        known = f"AND workflow NOT IN ({marks}) " if workflows else ""
-        sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_queue WHERE {QUEUED} "
-            "AND status = 'pending' AND owner_id IS NULL AND error IS NULL "
-            f"AND available_at <= ? {known}ORDER BY available_at LIMIT ?"
-        )
-        params = [to_text(now), *workflows, limit]
-        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        return [_run(r) for r in rows]
-
     # -- workers --------------------------------------------------------
 
     async def upsert_worker(self, worker: WorkerRow) -> None:
@@ -480,12 +423,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, RetentionMixin):
 
         return await self._write(write)
 
-
-_NO_RUN_CHANGE = RunUpdate()
-_NO_RUN_CHANGE_IF_UNREQUESTED = RunUpdate(only_if_unrequested=True)
-"""Checkpoints that change no column of the run but its ``updated_at``: a step's
-progress. ``updated_at`` moves when the run itself changes (its status, its holder,
-an operator's request), not at every step: a step's own times say when it ran."""
 
 _UPSERT_STAGED = (
     "INSERT INTO run_events (run_id, step_seq, idx, name, data, metadata) "

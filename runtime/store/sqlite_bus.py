@@ -14,11 +14,13 @@ from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
-from runtime.store.sqlite_core import SqliteCore, _error, _json, newest_first
+from runtime.store.sqlite_core import SqliteCore, _error, _json, in_chunks, newest_first
 
 _EVENT_COLUMNS = (
     "seq, id, name, data, metadata, idempotency_key, source_run_id, occurred_at, available_at"
 )
+# ``AS id`` and ``AS event_seq``: a listing of several statuses is a UNION ALL, whose
+# ORDER BY must name result columns (``ORDER BY d.event_seq`` would be refused).
 _DELIVERY_COLUMNS = (
     "d.id AS id, d.event_id, d.event_seq AS event_seq, e.name, d.subscriber_id, d.status, "
     "d.attempts, d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, "
@@ -152,28 +154,31 @@ class BusMixin(SqliteCore):
     ) -> list[DeliveryWork]:
         if not subscriber_ids:
             return []
-        stamp = to_text(now)
-        subscribers = list(dict.fromkeys(subscriber_ids))
-        # Due deliveries: one ordered walk per subscriber, merged (UNION ALL keeps each
-        # walk on its index); held ones whose holder went quiet: live rows only.
-        due = " UNION ALL ".join(
-            "SELECT id, available_at, event_seq FROM deliveries INDEXED BY deliveries_due "
-            "WHERE status = 'pending' AND subscriber_id = ? AND available_at <= ?"
-            for _ in subscribers
-        )
-        due += " ORDER BY available_at, event_seq LIMIT ?"
-        due_params = [p for s in subscribers for p in (s, stamp)] + [limit]
-        marks = ", ".join("?" * len(subscribers))
-        stale = (
-            "SELECT id, available_at, event_seq FROM deliveries INDEXED BY deliveries_running "
-            f"WHERE status = 'running' AND subscriber_id IN ({marks}) AND (owner_id IS NULL "
-            "OR owner_id NOT IN (SELECT id FROM workers WHERE heartbeat_at >= ?)) LIMIT ?"
-        )
-        stale_params = [*subscribers, to_text(stale_before), limit]
+        stamp, stale = to_text(now), to_text(stale_before)
 
         def write(db: sqlite3.Connection) -> list[Any]:
-            found = db.execute(due, due_params).fetchall()
-            found += db.execute(stale, stale_params).fetchall()
+            found: list[Any] = []
+            for chunk in in_chunks(subscriber_ids):
+                # Due deliveries: the first few of each subscriber, merged in order.
+                due = " UNION ALL ".join(
+                    "SELECT id, available_at, event_seq FROM deliveries "
+                    "INDEXED BY deliveries_due WHERE status = 'pending' "
+                    "AND subscriber_id = ? AND available_at <= ?"
+                    for _ in chunk
+                )
+                params = [p for subscriber in chunk for p in (subscriber, stamp)]
+                found += db.execute(
+                    f"{due} ORDER BY available_at, event_seq LIMIT ?", [*params, limit]
+                ).fetchall()
+                # Deliveries in hand whose holder went quiet: all of them are live work.
+                marks = ", ".join("?" * len(chunk))
+                found += db.execute(
+                    "SELECT id, available_at, event_seq FROM deliveries "
+                    "INDEXED BY deliveries_running WHERE status = 'running' "
+                    f"AND subscriber_id IN ({marks}) AND (owner_id IS NULL OR owner_id NOT IN "
+                    "(SELECT id FROM workers WHERE heartbeat_at >= ?))",
+                    [*chunk, stale],
+                ).fetchall()
             ids = [row[0] for row in sorted(found, key=lambda row: (row[1], row[2]))[:limit]]
             if not ids:
                 return []
@@ -239,17 +244,23 @@ class BusMixin(SqliteCore):
     async def next_delivery_at(self, subscriber_ids: Sequence[str]) -> datetime | None:
         if not subscriber_ids:
             return None
-        subscribers = list(dict.fromkeys(subscriber_ids))
-        # MIN per subscriber reads one index entry each; over an IN list it would read all.
-        firsts = " UNION ALL ".join(
-            "SELECT MIN(available_at) AS due FROM deliveries INDEXED BY deliveries_due "
-            "WHERE status = 'pending' AND subscriber_id = ?"
-            for _ in subscribers
-        )
-        row = await self._read(
-            lambda db: db.execute(f"SELECT MIN(due) FROM ({firsts})", subscribers).fetchone()
-        )
-        return from_text(row[0]) if row and row[0] else None
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            found = []
+            for chunk in in_chunks(subscriber_ids):
+                # MIN per subscriber reads one index entry; over an IN list, all of them.
+                firsts = " UNION ALL ".join(
+                    "SELECT MIN(available_at) AS due FROM deliveries INDEXED BY deliveries_due "
+                    "WHERE status = 'pending' AND subscriber_id = ?"
+                    for _ in chunk
+                )
+                (due,) = db.execute(f"SELECT MIN(due) FROM ({firsts})", chunk).fetchone()
+                if due is not None:
+                    found.append(due)
+            return found
+
+        found = await self._read(read)
+        return from_text(min(found)) if found else None
 
     async def list_events(
         self, *, name: str | None = None, limit: int = 50, cursor: str | None = None

@@ -39,6 +39,16 @@ QUEUED = "status IN ('pending', 'sleeping')"
 HELD = "status IN ('running', 'compensating')"
 """The predicate of the ``runs_held`` index."""
 
+ARMS_MAX = 100
+"""Keys asked about in one statement, one ``SELECT`` each joined by ``UNION ALL``
+(SQLite refuses a compound of more than 500)."""
+
+
+def in_chunks(keys: Sequence[str]) -> list[list[str]]:
+    """``keys`` without repeats, in lists of at most ``ARMS_MAX``."""
+    unique = list(dict.fromkeys(keys))
+    return [unique[i : i + ARMS_MAX] for i in range(0, len(unique), ARMS_MAX)]
+
 
 def newest_first(
     select: str,

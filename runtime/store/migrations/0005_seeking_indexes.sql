@@ -8,7 +8,8 @@
 -- not the history.
 
 DROP INDEX runs_active;
-CREATE INDEX runs_queue ON runs (available_at) WHERE status IN ('pending', 'sleeping');
+CREATE INDEX runs_queue ON runs (workflow, available_at)
+    WHERE status IN ('pending', 'sleeping');
 CREATE INDEX runs_held ON runs (available_at) WHERE status IN ('running', 'compensating');
 CREATE INDEX runs_owner ON runs (owner_id) WHERE owner_id IS NOT NULL;
 
