@@ -20,7 +20,7 @@ import structlog
 from runtime.clock import Clock
 from runtime.errors import ConfigError, StoreError
 from runtime.limits import period
-from runtime.store.base import PRUNE_BATCH, PruneCounts, PruneCutoffs, Store
+from runtime.store.base import PRUNE_BATCH, PruneCounts, PruneCursor, PruneCutoffs, Store
 
 logger = structlog.get_logger("runtime.pruner")
 
@@ -83,21 +83,21 @@ class PruneRound:
 async def prune(
     store: Store, cutoffs: PruneCutoffs, *, limit: int = PRUNE_BATCH, dry_run: bool = False
 ) -> PruneRound:
-    """Remove everything ``cutoffs`` allow, batch after batch, yielding between them."""
-    if dry_run:
-        batch = await store.prune(cutoffs, dry_run=True)
-        return PruneRound(batch.counts, batches=0, longest_batch_s=0.0)
+    """Remove (or, dry, count) everything ``cutoffs`` allow, batch after batch.
+
+    Between two batches the event loop gets a turn, and whatever queued behind the
+    batch's transaction (a checkpoint, a claim) commits before the next one.
+    """
     counts, batches, longest = PruneCounts(), 0, 0.0
-    cursor: tuple[str, int] | None = None
+    cursor = PruneCursor()
     while True:
-        batch = await store.prune(cutoffs, limit=limit, after=cursor)
+        batch = await store.prune(cutoffs, limit=limit, after=cursor, dry_run=dry_run)
         counts += batch.counts
         batches += 1
         longest = max(longest, batch.held_s)
-        cursor = batch.cursor or cursor
+        cursor = batch.cursor
         if not batch.more:
             return PruneRound(counts, batches, longest)
-        # Whatever queued behind the batch (a checkpoint, a claim) goes before the next.
         await anyio.lowlevel.checkpoint()
 
 

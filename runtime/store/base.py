@@ -234,17 +234,32 @@ class PruneCounts:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class PruneBatch:
-    """One batch of a prune: what it removed, and whether to call again.
+class PruneCursor:
+    """Where each of a prune's walks goes on from: the last row it read (opaque).
 
-    ``cursor`` is where the next batch's walk over old events starts (opaque; pass it
-    back as ``after``), so events kept by a rule are read once per round, not once per
-    batch.
+    A round walks each kind of history once, batch after batch, so the rows a rule
+    keeps (a dead delivery's event, a child whose parent lives on) are read once per
+    round, not once per batch; and a dry run, which removes nothing, moves on too.
+    """
+
+    runs: tuple[tuple[str, str, int], ...] = ()
+    """Per status walked: (status, ended_at, rowid) of the last run read."""
+    events: tuple[str, int] | None = None
+    """(occurred_at, seq) of the last event read."""
+    firings: tuple[str, int] | None = None
+    """(nominal_at, rowid) of the last firing read."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """One batch of a prune: what it removed (or, dry, would remove); whether to go on.
+
+    Call again with ``cursor`` as ``after`` while ``more`` is true.
     """
 
     counts: PruneCounts
     more: bool
-    cursor: tuple[str, int] | None = None
+    cursor: PruneCursor = PruneCursor()
     held_s: float = 0.0
     """How long the batch's statements held the write transaction, in seconds."""
 
@@ -540,15 +555,15 @@ class Store(Protocol):
         cutoffs: PruneCutoffs,
         *,
         limit: int = PRUNE_BATCH,
-        after: tuple[str, int] | None = None,
+        after: PruneCursor | None = None,
         dry_run: bool = False,
     ) -> PruneBatch:
         """Remove one batch of what retention allows, in one short write transaction.
 
         At most ``limit`` runs (each with its steps and staged events), ``limit`` events
-        (each with its deliveries) and ``limit`` schedule firings. Call again with the
-        returned cursor while ``more`` is true. With ``dry_run`` nothing is removed and
-        everything the rules would remove now is counted at once (``more`` is false).
+        (each with its deliveries) and ``limit`` schedule firings are read and, where
+        the rules allow, removed. Call again with the returned cursor while ``more`` is
+        true. With ``dry_run`` the batch is counted and nothing is removed (a read).
         The rules are in ``docs/retention.md``.
         """
         raise NotImplementedError  # protocol

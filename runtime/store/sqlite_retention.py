@@ -19,11 +19,12 @@ import time
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.store.base import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCutoffs
+from runtime.store.base import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCursor, PruneCutoffs
 from runtime.store.sqlite_core import SqliteCore
 
-_FAILED = "('failed', 'compensation_failed', 'canceled')"
+FAILED = ("failed", "compensation_failed", "canceled")
 """The ended statuses an operator can still retry (DESIGN 2.1): kept until ``failed``."""
+_FAILED = "(" + ", ".join(f"'{status}'" for status in FAILED) + ")"
 
 
 def _removable(run: str, cutoffs: PruneCutoffs) -> str:
@@ -42,33 +43,33 @@ def _removable(run: str, cutoffs: PruneCutoffs) -> str:
     return "(" + " OR ".join(terms) + ")" if terms else "0"
 
 
-def run_queries(cutoffs: PruneCutoffs) -> list[str]:
-    """The statements that pick the runs retention removes: one per enabled rule.
+def run_walks(cutoffs: PruneCutoffs) -> dict[str, str]:
+    """The statements that walk the ended runs retention may remove, by status.
 
-    Each seeks ``runs_ended`` on one status range; a child run (``parent_run_id``) is
-    picked only when its parent is gone or removable too.
+    Each seeks ``runs_ended`` on one status and an age range, after its cursor, in
+    index order. Its ``removable`` column is false for a child run (``parent_run_id``)
+    whose parent lives on and is not removable itself.
     """
     orphan_or_parent_goes = (
         "(r.parent_run_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS p "
         f"WHERE p.id = r.parent_run_id AND NOT {_removable('p', cutoffs)}))"
     )
-    queries = []
-    if cutoffs.completed is not None:
-        queries.append(
-            "SELECT r.id FROM runs AS r INDEXED BY runs_ended WHERE r.status = 'completed' "
-            "AND r.ended_at IS NOT NULL AND r.ended_at < :completed "
-            f"AND {orphan_or_parent_goes}"
-        )
+    rules = [("completed", "completed")] if cutoffs.completed is not None else []
     if cutoffs.failed is not None:
-        queries.append(
-            f"SELECT r.id FROM runs AS r INDEXED BY runs_ended WHERE r.status IN {_FAILED} "
-            "AND r.ended_at IS NOT NULL AND r.ended_at < :failed "
-            f"AND {orphan_or_parent_goes}"
+        rules += [(status, "failed") for status in FAILED]
+    return {
+        status: (
+            f"SELECT r.rowid, r.id, r.ended_at, {orphan_or_parent_goes} AS removable "
+            f"FROM runs AS r INDEXED BY runs_ended WHERE r.status = '{status}' "
+            f"AND r.ended_at IS NOT NULL AND r.ended_at < :{cutoff} "
+            "AND (r.ended_at, r.rowid) > (:after_at, :after_rowid) "
+            "ORDER BY r.ended_at, r.rowid LIMIT :limit"
         )
-    return queries
+        for status, cutoff in rules
+    }
 
 
-def event_query(cutoffs: PruneCutoffs) -> str | None:
+def event_walk(cutoffs: PruneCutoffs) -> str | None:
     """The statement that walks old events (after a cursor), saying which may go.
 
     An event may go once it is fanned out and no delivery of it is pending or
@@ -93,18 +94,19 @@ def event_query(cutoffs: PruneCutoffs) -> str | None:
     return (
         f"SELECT e.seq, e.occurred_at, {removable} AS removable "
         "FROM events AS e INDEXED BY events_occurred "
-        "WHERE e.occurred_at < :upto AND (e.occurred_at, e.seq) > (:after_at, :after_seq) "
+        "WHERE e.occurred_at < :upto AND (e.occurred_at, e.seq) > (:after_at, :after_rowid) "
         "ORDER BY e.occurred_at, e.seq LIMIT :limit"
     )
 
 
-FIRING_QUERY = (
-    "SELECT f.rowid FROM schedule_firings AS f INDEXED BY schedule_firings_nominal "
-    "WHERE f.nominal_at < :completed "
-    "AND f.nominal_at < (SELECT MAX(g.nominal_at) FROM schedule_firings AS g "
-    "WHERE g.schedule = f.schedule)"
+FIRING_WALK = (
+    "SELECT f.rowid, f.nominal_at, f.nominal_at < (SELECT MAX(g.nominal_at) "
+    "FROM schedule_firings AS g WHERE g.schedule = f.schedule) AS removable "
+    "FROM schedule_firings AS f INDEXED BY schedule_firings_nominal "
+    "WHERE f.nominal_at < :completed AND (f.nominal_at, f.rowid) > (:after_at, :after_rowid) "
+    "ORDER BY f.nominal_at, f.rowid LIMIT :limit"
 )
-"""Firings older than ``completed``, except the newest of each schedule."""
+"""Firings older than ``completed``; all but the newest of each schedule may go."""
 
 DELETES = {
     "steps": "DELETE FROM steps WHERE run_id = ?",
@@ -116,19 +118,12 @@ DELETES = {
 }
 """How each kind is removed, by key: every one a primary-key or indexed seek."""
 
-
-def _params(cutoffs: PruneCutoffs, limit: int, after: tuple[str, int] | None) -> dict[str, Any]:
-    completed = to_text(cutoffs.completed) if cutoffs.completed is not None else None
-    failed = to_text(cutoffs.failed) if cutoffs.failed is not None else None
-    after_at, after_seq = after if after is not None else ("", 0)
-    return {
-        "completed": completed,
-        "failed": failed,
-        "upto": max(t for t in (completed, failed, "") if t is not None),
-        "limit": limit,
-        "after_at": after_at,
-        "after_seq": after_seq,
-    }
+COUNTS = {
+    "steps": "SELECT COUNT(*) FROM steps WHERE run_id = ?",
+    "staged_events": "SELECT COUNT(*) FROM run_events WHERE run_id = ?",
+    "deliveries": "SELECT COUNT(*) FROM deliveries WHERE event_seq = ?",
+}
+"""What a dry run counts in place of each dependent kind's deletion."""
 
 
 class RetentionMixin(SqliteCore):
@@ -139,78 +134,81 @@ class RetentionMixin(SqliteCore):
         cutoffs: PruneCutoffs,
         *,
         limit: int = PRUNE_BATCH,
-        after: tuple[str, int] | None = None,
+        after: PruneCursor | None = None,
         dry_run: bool = False,
     ) -> PruneBatch:
-        params = _params(cutoffs, limit, after)
+        after = after or PruneCursor()
         if dry_run:
-            counts = await self._read(lambda db: _count(db, cutoffs, params))
-            return PruneBatch(counts, more=False)
+            return await self._read(lambda db: _batch(db, cutoffs, limit, after, dry=True))
         # On the connection thread (the queued path), not the loop's fast path: a
         # batch holds the writer for milliseconds, which the event loop must not wait.
-        return await self._queued(lambda db: _prune_batch(db, cutoffs, params))
+        return await self._queued(lambda db: _batch(db, cutoffs, limit, after, dry=False))
 
 
-def _prune_batch(
-    db: sqlite3.Connection, cutoffs: PruneCutoffs, params: dict[str, Any]
+def _stamps(cutoffs: PruneCutoffs, limit: int) -> dict[str, Any]:
+    completed = to_text(cutoffs.completed) if cutoffs.completed is not None else None
+    failed = to_text(cutoffs.failed) if cutoffs.failed is not None else None
+    upto = max((t for t in (completed, failed) if t is not None), default="")
+    return {"completed": completed, "failed": failed, "upto": upto, "limit": limit}
+
+
+def _walk(
+    db: sqlite3.Connection, sql: str, params: dict[str, Any], after: tuple[str, int] | None
+) -> list[tuple[Any, ...]]:
+    at, rowid = after if after is not None else ("", 0)
+    return db.execute(sql, {**params, "after_at": at, "after_rowid": rowid}).fetchall()
+
+
+def _batch(
+    db: sqlite3.Connection, cutoffs: PruneCutoffs, limit: int, after: PruneCursor, *, dry: bool
 ) -> PruneBatch:
-    """One batch, inside the caller's write transaction."""
+    """One batch: walk each kind from the cursor, then remove (or count) what may go."""
     started = time.perf_counter()
-    limit = params["limit"]
+    params = _stamps(cutoffs, limit)
+    more = False
     run_ids: list[tuple[str]] = []
-    for query in run_queries(cutoffs):
+    positions = {status: (at, rowid) for status, at, rowid in after.runs}
+    for status, sql in run_walks(cutoffs).items():
         room = limit - len(run_ids)
-        if room > 0:
-            run_ids += db.execute(f"{query} LIMIT {room}", params).fetchall()
-    walked: list[tuple[int, str, int]] = []
-    walk = event_query(cutoffs)
+        if room <= 0:
+            more = True
+            break
+        walked = _walk(db, sql, {**params, "limit": room}, positions.get(status))
+        run_ids += [(run_id,) for _, run_id, _, removable in walked if removable]
+        more = more or len(walked) >= room
+        if walked:
+            positions[status] = (walked[-1][2], walked[-1][0])
+    events: list[tuple[Any, ...]] = []
+    walk = event_walk(cutoffs)
     if walk is not None:
-        walked = db.execute(walk, params).fetchall()
-    event_seqs = [(seq,) for seq, _, removable in walked if removable]
-    firings: list[tuple[int]] = []
+        events = _walk(db, walk, params, after.events)
+    event_seqs = [(seq,) for seq, _, removable in events if removable]
+    firings: list[tuple[Any, ...]] = []
     if cutoffs.completed is not None:
-        firings = db.execute(f"{FIRING_QUERY} LIMIT {limit}", params).fetchall()
-    removed = {
-        kind: db.executemany(DELETES[kind], rows).rowcount if rows else 0
-        for kind, rows in (
-            ("steps", run_ids),
-            ("staged_events", run_ids),
-            ("runs", run_ids),
-            ("deliveries", event_seqs),
-            ("events", event_seqs),
-            ("firings", firings),
-        )
+        firings = _walk(db, FIRING_WALK, params, after.firings)
+    firing_ids = [(rowid,) for rowid, _, removable in firings if removable]
+    more = more or len(events) >= limit or len(firings) >= limit
+    rows = {
+        "steps": run_ids,
+        "staged_events": run_ids,
+        "runs": run_ids,
+        "deliveries": event_seqs,
+        "events": event_seqs,
+        "firings": firing_ids,
     }
-    more = len(run_ids) >= limit or len(walked) >= limit or len(firings) >= limit
-    cursor = (walked[-1][1], walked[-1][0]) if walked else None
+    if dry:
+        counts = {kind: len(found) for kind, found in rows.items()}
+        for kind, sql in COUNTS.items():
+            counts[kind] = sum(db.execute(sql, key).fetchone()[0] for key in rows[kind])
+    else:
+        counts = {
+            kind: db.executemany(DELETES[kind], found).rowcount if found else 0
+            for kind, found in rows.items()
+        }
+    cursor = PruneCursor(
+        runs=tuple((status, at, rowid) for status, (at, rowid) in positions.items()),
+        events=(events[-1][1], events[-1][0]) if events else after.events,
+        firings=(firings[-1][1], firings[-1][0]) if firings else after.firings,
+    )
     held = time.perf_counter() - started
-    return PruneBatch(PruneCounts(**removed), more=more, cursor=cursor, held_s=held)
-
-
-def count_queries(cutoffs: PruneCutoffs) -> dict[str, list[str]]:
-    """The statements of a dry run, by kind: each counts what the rules would remove now."""
-    counts: dict[str, list[str]] = {kind: [] for kind in DELETES}
-    for query in run_queries(cutoffs):
-        counts["runs"].append(f"SELECT COUNT(*) FROM ({query})")
-        counts["steps"].append(f"SELECT COUNT(*) FROM steps WHERE run_id IN ({query})")
-        counts["staged_events"].append(f"SELECT COUNT(*) FROM run_events WHERE run_id IN ({query})")
-    walk = event_query(cutoffs)
-    if walk is not None:
-        removable = f"SELECT w.seq FROM ({walk}) AS w WHERE w.removable"
-        counts["events"].append(f"SELECT COUNT(*) FROM ({removable})")
-        counts["deliveries"].append(
-            f"SELECT COUNT(*) FROM deliveries WHERE event_seq IN ({removable})"
-        )
-    if cutoffs.completed is not None:
-        counts["firings"].append(f"SELECT COUNT(*) FROM ({FIRING_QUERY})")
-    return counts
-
-
-def _count(db: sqlite3.Connection, cutoffs: PruneCutoffs, params: dict[str, Any]) -> PruneCounts:
-    """What the rules would remove now, counted in one read (``prune(dry_run=True)``)."""
-    every = {**params, "limit": -1}  # the event walk, to its end
-    counts = {
-        kind: sum(db.execute(query, every).fetchone()[0] for query in queries)
-        for kind, queries in count_queries(cutoffs).items()
-    }
-    return PruneCounts(**counts)
+    return PruneBatch(PruneCounts(**counts), more=more, cursor=cursor, held_s=held)
