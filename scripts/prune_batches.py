@@ -25,9 +25,9 @@ import anyio
 
 from runtime.clock import to_text
 from runtime.pruner import Retention
-from runtime.store.base import PRUNE_BATCH
+from runtime.store.base import PRUNE_BATCH, PruneCursor
 from runtime.store.sqlite import SqliteStore
-from runtime.store.sqlite_retention import _params, _prune_batch
+from runtime.store.sqlite_retention import _batch
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CHUNK = 10_000
@@ -95,17 +95,17 @@ def transactions(path: str, limit: int) -> tuple[list[float], list[float]]:
     cutoffs = Retention.of("30d").cutoffs(NOW)
     held: list[float] = []
     cpu: list[float] = []
-    cursor = None
+    cursor = PruneCursor()
     while True:
         started, started_cpu = time.perf_counter(), time.thread_time()
         db.execute("BEGIN IMMEDIATE")
-        batch = _prune_batch(db, cutoffs, _params(cutoffs, limit, cursor))
+        batch = _batch(db, cutoffs, limit, cursor, dry=False)
         db.execute("COMMIT")
         held.append(time.perf_counter() - started)
         cpu.append(time.thread_time() - started_cpu)
         if len(held) % 20 == 0:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        cursor = batch.cursor or cursor
+        cursor = batch.cursor
         if not batch.more:
             db.close()
             return held, cpu
@@ -116,13 +116,13 @@ async def calls(path: str, limit: int) -> list[float]:
     store = await SqliteStore.open(path)
     cutoffs = Retention.of("30d").cutoffs(NOW)
     took: list[float] = []
-    cursor = None
+    cursor: PruneCursor | None = None
     try:
         while True:
             started = time.perf_counter()
             batch = await store.prune(cutoffs, limit=limit, after=cursor)
             took.append(time.perf_counter() - started)
-            cursor = batch.cursor or cursor
+            cursor = batch.cursor
             if not batch.more:
                 return took
     finally:
