@@ -165,7 +165,7 @@ async def _bus(path: Path) -> dict[str, float]:
         Subscriber("bench-ping", ping, SubscriberConfig("bench.ping")),
         Subscriber("bench-count", count, SubscriberConfig("bench.count")),
     ]
-    async with Runtime(database=_url(path), subscribers=subscribers) as rt:
+    async with Runtime(database=_url(path), subscribers=subscribers, retention=0) as rt:
         for i in range(EMIT_LATENCY_EVENTS + 20):
             received = anyio.Event()
             await rt.emit("bench.ping", {"t": time.perf_counter()})
@@ -220,7 +220,7 @@ def _durable_chain(name: str, length: int) -> DurableWorkflow:
 async def _durable(path: Path) -> float:
     """Steps per second of 200 background runs of 10 ``ctx.step`` steps, all enqueued at once."""
     chain = _durable_chain("bench-durable", STEPS)
-    async with Runtime(database=_url(path), workflows=[chain]) as rt:
+    async with Runtime(database=_url(path), workflows=[chain], retention=0) as rt:
         for _ in range(5):  # warm-up
             await (await rt.workflows.run(chain, {"start": 0})).result(timeout=10)
         started = time.perf_counter()
@@ -249,7 +249,7 @@ async def _cron(path: Path) -> dict[str, float]:
             enough.set()
 
     job = Job(tick, JobConfig(name="bench-tick", schedule="* * * * * *"))
-    async with Runtime(database=_url(path), jobs=[job]):
+    async with Runtime(database=_url(path), jobs=[job], retention=0):
         with anyio.fail_after(CRON_FIRINGS + 10):
             await enough.wait()
     return {"cron_lag_ms_p50": round(statistics.median(lags), 3),
@@ -284,7 +284,7 @@ async def measure(
         in_flight = _InFlight()
         counted = _chain("bench-counted", STEPS, in_flight)
         single = _chain("bench-single", 1)
-        async with Runtime(database=_url(Path(tmp) / "bench.db")) as rt:
+        async with Runtime(database=_url(Path(tmp) / "bench.db"), retention=0) as rt:
             # Warm up: imports, first statements compiled, the file grown.
             for _ in range(5):
                 await chain(rt.container).run(input={"start": 0})

@@ -155,7 +155,11 @@ async def grow(path: Path, runs: int, progress: Callable[[str], None]) -> Growth
     # A long interval: the grower pokes the loops itself; their periodic scans
     # would only slow growth down as the history gets long.
     async with Runtime(
-        database=f"sqlite:///{path}", workflows=[chain], subscribers=subscribers, interval=60.0
+        database=f"sqlite:///{path}",
+        workflows=[chain],
+        subscribers=subscribers,
+        interval=60.0,
+        retention=0,
     ) as rt:
 
         async def lane() -> None:

@@ -104,7 +104,7 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
     cursor = _deep_cursor(path)
     known = grown_workflow()
     async with Runtime(
-        database=_url(path), workflows=[known], subscribers=grown_subscribers(_ignore)
+        database=_url(path), workflows=[known], subscribers=grown_subscribers(_ignore), retention=0
     ) as rt:
         for _ in range(5):  # warm-up: imports, statements compiled
             await chain(rt.container).run(input={"start": 0})

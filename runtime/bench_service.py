@@ -91,7 +91,7 @@ def write_project(root: Path) -> Path:
     grown workflow and subscribers (the service knows them, as the one that made them)."""
     (root / "workflows").mkdir(parents=True, exist_ok=True)
     (root / "runtime.toml").write_text(
-        'log_format = "json"\nlog_level = "info"\nshutdown_grace = 10\n'
+        'log_format = "json"\nlog_level = "info"\nshutdown_grace = 10\nretention = 0\n'
     )
     (root / "workflows" / "__init__.py").write_text("")
     (root / "workflows" / "bench_recover.py").write_text(_WORKFLOW_MODULE)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from runtime.codec import utf8
 from runtime.cron import timezone
 from runtime.errors import ConfigError, DefinitionError
-from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration
+from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration, period
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,6 +96,8 @@ def _sqlite_options(url: str, query: str) -> dict[str, str]:
 CONFIG_FILE = "runtime.toml"
 DEFAULT_DATABASE = "sqlite:///runtime.db"
 ENV_PREFIX = "RUNTIME_"
+DEFAULT_RETENTION = 30 * 24 * 3600.0
+"""30 days: how long completed runs, delivered events and firings are kept by default."""
 
 
 class ProjectConfig(BaseModel):
@@ -115,6 +117,11 @@ class ProjectConfig(BaseModel):
         log_format: ``auto`` (console on a terminal, JSON otherwise), ``console``, ``json``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         shutdown_grace: seconds running steps get to finish on SIGTERM/SIGINT.
+        retention: seconds after which completed runs, delivered events and schedule
+            firings are removed (``30d``, ``12h`` ... in the file); 0 keeps them forever.
+        failed_retention: the same for failed, compensation_failed and canceled runs and
+            events with a dead delivery, which an operator may still retry; 0 (the
+            default) keeps them forever. See ``docs/retention.md``.
         workflows_dir, subscribers_dir, jobs_dir: the folders discovery reads.
     """
 
@@ -129,6 +136,8 @@ class ProjectConfig(BaseModel):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace: float = 30.0
+    retention: float = DEFAULT_RETENTION
+    failed_retention: float = 0.0
     workflows_dir: str = "workflows"
     subscribers_dir: str = "subscribers"
     jobs_dir: str = "jobs"
@@ -146,6 +155,11 @@ class ProjectConfig(BaseModel):
     def _shutdown_grace(cls, value: Any) -> float:
         seconds = _number(value, float)
         return duration(seconds, "shutdown_grace", maximum=MAX_SHUTDOWN_GRACE, error=ValueError)
+
+    @field_validator("retention", "failed_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any, info: ValidationInfo) -> float:
+        return period(value, str(info.field_name), error=ValueError)
 
     @field_validator("setup")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ MAX_CONCURRENCY = 10_000
 
 MAX_PAGE = 10_000
 """The largest page a listing returns (``limit``, ``--limit``)."""
+
+MAX_RETENTION = 3650 * 24 * 3600.0
+"""Ten years: the longest ``retention`` or ``failed_retention`` (0 means never)."""
+
+PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+"""The units a period written as text takes: ``45s``, ``90m``, ``12h``, ``30d``, ``2w``."""
 
 
 def shown(value: Any, width: int = 60) -> str:
@@ -81,6 +88,36 @@ def duration(
     return seconds
 
 
+def period(
+    value: Any,
+    what: str,
+    *,
+    maximum: float = MAX_RETENTION,
+    error: type[Exception] = DefinitionError,
+) -> float:
+    """A period (``retention``, ``--older-than``) as seconds, or ``error`` naming ``what``.
+
+    Seconds (a number, or a number as text) or a ``timedelta``, or text with a unit:
+    ``45s``, ``90m``, ``12h``, ``30d``, ``2w`` (``1.5d`` too). ``0`` is valid: every
+    caller reads it as "never".
+    """
+    seconds: Any = value
+    if isinstance(value, str):
+        spelled = value.strip().lower()
+        factor = PERIOD_UNITS.get(spelled[-1:]) if spelled else None
+        try:
+            seconds = float(spelled[:-1] if factor is not None else spelled) * (factor or 1.0)
+        except ValueError:
+            seconds = None
+    try:
+        return duration(seconds, what, maximum=maximum, error=error)
+    except error:
+        raise error(
+            f"{what} must be a period from 0 (never) to {maximum / 86400:g}d, such as 30d, "
+            f"12h, 90m, 45s or 2w, or a number of seconds; got {shown(value)}"
+        ) from None
+
+
 def count(
     value: Any,
     what: str,
@@ -115,3 +152,21 @@ def folder_arg(value: Any, what: str, *, error: type[Exception] = DefinitionErro
     if not isinstance(value, str | os.PathLike) or not str(value):
         raise error(f"{what} must be a folder path, got {shown(value)}")
     return Path(value)
+
+
+def listed(
+    values: Any,
+    what: str,
+    kinds: tuple[type, ...],
+    hint: str,
+    *,
+    error: type[Exception] = DefinitionError,
+) -> list[Any]:
+    """``values`` as a list whose items are all ``kinds``, or ``error`` naming ``what``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise error(f"{what} must be a list of them, got {shown(values)}")
+    items = list(values)
+    for item in items:
+        if not isinstance(item, kinds):
+            raise error(f"{what}: {shown(item)} is not {hint}")
+    return items

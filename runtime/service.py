@@ -2,7 +2,7 @@
 
 Everything long-lived runs in one task group that ``Runtime`` owns: the
 heartbeat, the worker (run queue and recovery), the event dispatcher, the
-scheduler, and a watcher that notices commits made by other processes (a
+scheduler, the pruner (retention), and a watcher that notices commits made by other processes (a
 ``Client`` in a web app, another worker) so the loops wake at once instead of
 waiting for their next scan.
 """
@@ -22,6 +22,7 @@ import structlog
 from runtime.bus import EventBus
 from runtime.clock import Clock, SystemClock
 from runtime.config import (
+    DEFAULT_RETENTION,
     ProjectConfig,
     load_project_config,
     parse_database_url,
@@ -32,7 +33,7 @@ from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
 from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
-from runtime.engine.leases import HEARTBEAT_INTERVAL, LEASE_TTL, WorkerIdentity
+from runtime.engine.leases import LEASE_TTL, WorkerIdentity, keep_alive
 from runtime.engine.worker import Worker
 from runtime.errors import ConfigError, DatabaseReplacedError, DefinitionError, StoreError
 from runtime.limits import (
@@ -41,11 +42,13 @@ from runtime.limits import (
     count,
     duration,
     folder_arg,
+    listed,
     shown,
     text,
 )
 from runtime.log import ensure_configured
 from runtime.models import RunRecord
+from runtime.pruner import Pruner, Retention
 from runtime.registry import Registry
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.scheduler import Scheduler
@@ -169,6 +172,9 @@ class Runtime:
         background: run the worker, dispatcher and scheduler in this process; off for
             one-shot tools (``runtime run --here``) that only drive their own run.
         interval: seconds between scans when nothing wakes the loops.
+        retention, failed_retention: how long ended history is kept (seconds, a
+            ``timedelta`` or ``"30d"``; 0 keeps it forever): see ``docs/retention.md``.
+            With either on, a background runtime prunes every few minutes.
     """
 
     def __init__(
@@ -186,6 +192,8 @@ class Runtime:
         shutdown_grace: float = 30.0,
         background: bool = True,
         interval: float = 1.0,
+        retention: float | timedelta | str = DEFAULT_RETENTION,
+        failed_retention: float | timedelta | str = 0.0,
     ) -> None:
         self.database = text(database, "Runtime(database=...)", error=ConfigError)
         if container is not None and not isinstance(container, Container):
@@ -194,11 +202,18 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.registry = Registry()
         a_workflow = "a workflow (create_workflow or @workflow)"
-        workflows = _listed(
-            workflows, "workflows", (WorkflowDefinition, DurableWorkflow), a_workflow
+        kinds = (WorkflowDefinition, DurableWorkflow)
+        workflows = listed(
+            workflows, "Runtime(workflows=...)", kinds, a_workflow, error=ConfigError
         )
-        self.subscribers = _listed(subscribers, "subscribers", (Subscriber,), "a Subscriber")
-        self.jobs = _listed(jobs, "jobs", (Job,), "a Job")
+        self.subscribers = listed(
+            subscribers,
+            "Runtime(subscribers=...)",
+            (Subscriber,),
+            "a Subscriber",
+            error=ConfigError,
+        )
+        self.jobs = listed(jobs, "Runtime(jobs=...)", (Job,), "a Job", error=ConfigError)
         for workflow in workflows:
             self.registry.register(workflow)
         for job in self.jobs:
@@ -223,6 +238,7 @@ class Runtime:
             shutdown_grace, "shutdown_grace", maximum=MAX_SHUTDOWN_GRACE, error=ConfigError
         )
         self._interval = duration(interval, "interval", positive=True, error=ConfigError)
+        self.retention = Retention.of(retention, failed_retention, error=ConfigError)
         self._base_dir = folder_arg(base_dir, "Runtime(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
@@ -232,6 +248,8 @@ class Runtime:
         self._worker: Worker | None = None
         self._bus: EventBus | None = None
         self._scheduler: Scheduler | None = None
+        self.pruner: Pruner | None = None
+        """The retention loop, once started (a background runtime with retention on)."""
         self._setup: SetupHook | None = None
         self.config: ProjectConfig | None = None
 
@@ -252,6 +270,8 @@ class Runtime:
             "timezone": config.timezone,
             "concurrency": config.concurrency,
             "shutdown_grace": config.shutdown_grace,
+            "retention": config.retention,
+            "failed_retention": config.failed_retention,
         }
         settings.update(options)
         database = settings.pop("database", None) or config.database
@@ -352,7 +372,7 @@ class Runtime:
             stack.push_async_callback(self._release)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            await tg.start(self._heartbeat)
+            await tg.start(keep_alive, store, self.identity, self.clock)
             await tg.start(self._guard_file)
             if self._background:
                 await bus.register()
@@ -371,6 +391,9 @@ class Runtime:
                 await tg.start(bus.run)
                 await tg.start(scheduler.run)
                 await tg.start(self._watch, workflows)
+                if self.retention.enabled:
+                    self.pruner = Pruner(store, self.clock, self.retention)
+                    await tg.start(self.pruner.run)
             # Counted as `runtime workflows list` counts: each version, jobs' workflows not.
             defined = sum(len(self.registry.versions(n)) for n in self.registry.names())
             defined -= len(self.jobs)
@@ -403,8 +426,9 @@ class Runtime:
         for part in (self._worker, self._bus):
             if part is not None:
                 part.stop_accepting()
-        if self._scheduler is not None:
-            self._scheduler.stop()
+        for stoppable in (self._scheduler, self.pruner):
+            if stoppable is not None:
+                stoppable.stop()
         with anyio.move_on_after(grace):
             while self._busy():  # noqa: ASYNC110 - two counters, bounded by the grace period
                 await anyio.sleep(0.01)
@@ -431,20 +455,6 @@ class Runtime:
         """Forget this worker; the runs it still holds go back to the queue."""
         with anyio.CancelScope(shield=True):
             await self.store.remove_workers([self.identity.id], self.clock.now())
-
-    async def _heartbeat(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            await self.clock.sleep(HEARTBEAT_INTERVAL)
-            try:
-                now = self.clock.now()
-                if not await self.store.heartbeat(self.identity.id, now):
-                    # Taken for dead (its row removed): register again; the runs it still
-                    # drives fail their next checkpoint and go back to the queue.
-                    await self.store.upsert_worker(self.identity.row(now))
-            except StoreError:
-                # Missed beats only matter after LEASE_TTL (three of them); keep beating.
-                logger.exception("heartbeat_failed")
 
     async def _guard_file(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Stop the runtime when its database file is deleted or replaced under it.
@@ -484,14 +494,3 @@ class Runtime:
                 self.bus.poke()
                 self.worker.poke()
                 workflows.notify()
-
-
-def _listed(values: Any, what: str, kinds: tuple[type, ...], hint: str) -> list[Any]:
-    """``values`` as a list whose items are all ``kinds``, or a ConfigError naming ``what``."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise ConfigError(f"Runtime({what}=...) must be a list of them, got {shown(values)}")
-    items = list(values)
-    for item in items:
-        if not isinstance(item, kinds):
-            raise ConfigError(f"Runtime({what}=...): {shown(item)} is not {hint}")
-    return items

@@ -190,9 +190,15 @@ CLI += [
     (["--database", "garbage", "events", "list"], 2, "garbage"),
     (["--database", "sqlite:///.", "runs", "list"], 2, "is a folder, not a file"),
 ]
+for option in ("--older-than", "--failed-older-than"):
+    for period in ("x", "", "-1", "-1d", "nan", "inf", "1y", "3651d", HUGE, "d", BAD_UTF8):
+        CLI.append((["prune", option, period], 2, f"Invalid value for '{option}'"))
+    CLI.append((["prune", option], 2, f"Option '{option}' requires an argument"))
+CLI.append((["prune", "--older-than", "1e400"], 2, "must be a period from 0 (never)"))
 for command in (["check"], ["schedules"], ["start"], ["workflows", "list"],
                 ["subscribers", "list"], ["jobs", "list"], ["emit", "a.b"], ["run", "hello"],
-                ["runs", "show", RUN], ["events", "list"], ["bench"]):  # fmt: skip
+                ["runs", "show", RUN], ["events", "list"], ["bench"],
+                ["prune"]):  # fmt: skip
     CLI += [
         ([*command, "--bogus"], 2, "No such option '--bogus'"),
         ([*command, "extra", "args"], 2, "unexpected extra argument"),
@@ -316,6 +322,10 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
      "Nowhere/Land"),
     ("database an int", {"runtime.toml": "[runtime]\ndatabase = 3\n"}, "database"),
     ("unknown key", {"runtime.toml": "[runtime]\nconcurency = 3\n"}, "concurency"),
+    ("retention a word", {"runtime.toml": "[runtime]\nretention = 'forever'\n"},
+     "'retention' must be a period"),
+    ("failed_retention negative", {"runtime.toml": "[runtime]\nfailed_retention = -3\n"},
+     "'failed_retention' must be a period"),
 ]  # fmt: skip
 
 

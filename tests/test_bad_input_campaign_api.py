@@ -73,6 +73,12 @@ SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
     ("Runtime(concurrency='3')", lambda: Runtime(concurrency="3"),
      "concurrency"),
     ("Runtime(shutdown_grace=nan)", lambda: Runtime(shutdown_grace=math.nan), "shutdown_grace"),
+    ("Runtime(retention='forever')", lambda: Runtime(retention="forever"), "'forever'"),
+    ("Runtime(retention=-1)", lambda: Runtime(retention=-1), "retention must be a period"),
+    ("Runtime(failed_retention=nan)", lambda: Runtime(failed_retention=math.nan),
+     "failed_retention"),
+    ("Runtime(failed_retention='99999d')", lambda: Runtime(failed_retention="99999d"),
+     "failed_retention must be a period from 0 (never) to 3650d"),
     ("Client(3)", lambda: Client(3), "database"),  # failed before
     ("Client(None)", lambda: Client(None), "database"),  # f.b.
     ("Client(base_dir=3)", lambda: Client("sqlite:///x.db", base_dir=3),

@@ -26,7 +26,7 @@ from runtime import (
     create_step,
     workflow,
 )
-from runtime.limits import MAX_DURATION
+from runtime.limits import MAX_DURATION, period
 
 BAD_SECONDS = [math.nan, math.inf, -math.inf, -1, MAX_DURATION + 1, 10**400, True, "5", None]
 """Each is refused wherever a duration is taken (``None`` where one is required)."""
@@ -273,3 +273,32 @@ def test_start_logs_a_warning_for_an_unknown_runtime_variable(
         "problem": "environment variable RUNTIME_CONCURENCY names no setting and is ignored; "
         "did you mean RUNTIME_CONCURRENCY?",
     } in logs
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (0, 0.0),
+        ("0", 0.0),
+        (3600, 3600.0),
+        ("3600", 3600.0),
+        ("45s", 45.0),
+        ("90m", 5400.0),
+        (" 12H ", 43200.0),
+        ("1.5d", 129600.0),
+        ("2w", 1209600.0),
+        (timedelta(days=30), 2592000.0),
+        ("3650d", 3650 * 86400.0),
+    ],
+)
+def test_a_period_is_seconds_or_a_number_with_a_unit(value: Any, seconds: float) -> None:
+    assert period(value, "retention") == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "d", "30 days", "1y", "-1d", "nan", "infd", "3651d", -1, math.nan, True, None, [30]],
+)
+def test_a_bad_period_is_refused_naming_the_setting_and_the_value(value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^retention must be a period from 0 \(never\)"):
+        period(value, "retention", error=ConfigError)

@@ -23,6 +23,7 @@ from runtime.cli.events import emit, events
 from runtime.cli.jobs import schedules
 from runtime.cli.payloads import Text
 from runtime.cli.project import check, jobs, subscribers, workflows
+from runtime.cli.prune import prune_command
 from runtime.cli.runs import run, runs
 from runtime.cli.service import bench, start
 from runtime.config import parse_database_url
@@ -93,6 +94,7 @@ for command in (
     jobs,
     schedules,
     events,
+    prune_command,
     bench,
 ):
     main.add_command(command)

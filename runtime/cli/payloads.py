@@ -18,7 +18,7 @@ import click
 from runtime.cli.common import EXIT_USAGE, fail
 from runtime.codec import parse, utf8
 from runtime.errors import RuntimeBaseError
-from runtime.limits import MAX_DURATION, duration
+from runtime.limits import MAX_DURATION, duration, period
 
 STDIN = "-"
 
@@ -95,6 +95,20 @@ class Seconds(click.ParamType[float]):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         try:
             return duration(number, "the value", positive=self.positive, maximum=MAX_DURATION)
+        except RuntimeBaseError as exc:
+            self.fail(f"{value!r}: {str(exc).removeprefix('the value ')}", param, ctx)
+
+
+class Period(click.ParamType[float]):
+    """A period as ``runtime.toml``'s ``retention`` takes it: ``30d``, ``12h``, seconds; 0 never."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return period(value, "the value")
         except RuntimeBaseError as exc:
             self.fail(f"{value!r}: {str(exc).removeprefix('the value ')}", param, ctx)
 

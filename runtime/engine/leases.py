@@ -12,9 +12,17 @@ import dataclasses
 import os
 import socket
 from datetime import datetime
+from typing import Any
 
+import anyio
+import structlog
+
+from runtime.clock import Clock
+from runtime.errors import StoreError
 from runtime.ids import new_id
-from runtime.store.base import WorkerRow
+from runtime.store.base import Store, WorkerRow
+
+logger = structlog.get_logger("runtime")
 
 LEASE_TTL = 30.0
 """Seconds without a heartbeat after which a worker's runs may be taken over."""
@@ -104,3 +112,25 @@ def dead_local_workers(workers: list[WorkerRow], me: WorkerIdentity) -> list[str
             # most likely an earlier process that had it.
             dead.append(worker.id)
     return dead
+
+
+async def keep_alive(
+    store: Store,
+    identity: WorkerIdentity,
+    clock: Clock,
+    *,
+    task_status: Any = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Beat ``identity``'s heartbeat every :data:`HEARTBEAT_INTERVAL` until cancelled."""
+    task_status.started()
+    while True:
+        await clock.sleep(HEARTBEAT_INTERVAL)
+        try:
+            now = clock.now()
+            if not await store.heartbeat(identity.id, now):
+                # Taken for dead (its row removed): register again; the runs it still
+                # drives fail their next checkpoint and go back to the queue.
+                await store.upsert_worker(identity.row(now))
+        except StoreError:
+            # Missed beats only matter after LEASE_TTL (three of them); keep beating.
+            logger.exception("heartbeat_failed")

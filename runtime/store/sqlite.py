@@ -36,12 +36,13 @@ from runtime.store.sqlite_open import (
     prepare,
 )
 from runtime.store.sqlite_queue import QueueMixin
+from runtime.store.sqlite_retention import RetentionMixin
 from runtime.store.sqlite_schedules import SchedulesMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin):
+class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file

@@ -24,6 +24,7 @@ from runtime.ids import new_id
 from runtime.models import DeliveryStatus, RunStatus, StepStatus
 from runtime.store.base import (
     NewEvent,
+    PruneCutoffs,
     RunUpdate,
     ScheduleSpec,
     StagedEvent,
@@ -155,6 +156,11 @@ async def workload(store: Any) -> None:
     await store.fire("nightly", later, new_run(), later + later.resolution, [], later)
     await store.fire("nightly", later + later.resolution, None, None, [], later)
     await store.list_firings("nightly")
+    # Retention (the service's pruner, runtime prune): a dry run, then a batch that
+    # removes what the workload ended (tests/store/test_retention_plans.py has more).
+    past = PruneCutoffs(completed=later + timedelta(days=1), failed=later + timedelta(days=1))
+    await store.prune(past, dry_run=True)
+    await store.prune(past)
     await store.change_token()
     await store.check_file()
 
