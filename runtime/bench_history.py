@@ -89,7 +89,7 @@ BARS: tuple[tuple[str, str, str, float], ...] = (
     ("wal_mb", "value", "<=", 16.0),
     ("wal_bytes_per_step", "value", "<=", 8192.0),
 )
-FIGURES = (*(bar[0] for bar in BARS), "emit_latency_ms_p50")
+FIGURES = (*(bar[0] for bar in BARS), "emit_latency_ms_p50", "wal_restart_ms_max")
 
 
 def _url(path: Path) -> str:
@@ -121,6 +121,9 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
             await tg.start(watch.run)
             await anyio.sleep(idle_seconds)
             tg.cancel_scope.cancel()
+        # The most a writer may have waited for the WAL (a RESTART holds the write lock).
+        checkpointer = getattr(rt.store, "checkpointer", None)
+        restart = checkpointer.stats.longest_restart if checkpointer is not None else 0.0
     bus = await _bus(path)
     total = RUNS * STEPS
     return {
@@ -134,6 +137,7 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
         "idle_stall_ms_max": round(watch.worst * 1000, 3),
         "events_per_s": bus["events_per_s"],
         "emit_latency_ms_p50": bus["emit_latency_ms_p50"],
+        "wal_restart_ms_max": round(restart * 1000, 3),
     }
 
 
