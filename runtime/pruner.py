@@ -20,7 +20,8 @@ import structlog
 from runtime.clock import Clock
 from runtime.errors import ConfigError, StoreError
 from runtime.limits import period
-from runtime.store.base import PRUNE_BATCH, PruneCounts, PruneCursor, PruneCutoffs, Store
+from runtime.store.base import Store
+from runtime.store.pruning import PRUNE_BATCH, PruneCounts, PruneCursor, PruneCutoffs
 
 logger = structlog.get_logger("runtime.pruner")
 

@@ -25,7 +25,7 @@ import anyio
 
 from runtime.clock import to_text
 from runtime.pruner import Retention
-from runtime.store.base import PRUNE_BATCH, PruneCursor
+from runtime.store.pruning import PRUNE_BATCH, PruneCursor
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_retention import _batch
 

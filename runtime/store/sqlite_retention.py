@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.store.base import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCursor, PruneCutoffs
+from runtime.store.pruning import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCursor, PruneCutoffs
 from runtime.store.sqlite_core import SqliteCore
 
 FAILED = ("failed", "compensation_failed", "canceled")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from runtime.pruner import prune
-from runtime.store.base import PruneCutoffs
+from runtime.store.pruning import PruneCutoffs
 from runtime.store.sqlite import SqliteStore
 from tests.store import retention_seed as seed
 from tests.store.plans import add_history, capture, problems, queries

@@ -1,0 +1,85 @@
+"""The records of a prune (retention): what it removes, how far it got, what it did.
+
+The rules themselves are in ``docs/retention.md``; each backend applies them in its
+``prune`` (:class:`runtime.store.base.Store`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+PRUNE_BATCH = 50
+"""Runs, events and firings one prune batch removes, at most (of each kind)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneCutoffs:
+    """What retention removes: records that ended before these times (``None``: never).
+
+    ``completed``: completed runs, events whose deliveries are all done (or that have
+    none), schedule firings. ``failed``: failed, compensation_failed and canceled runs,
+    and events kept by a dead delivery (see ``docs/retention.md``).
+    """
+
+    completed: datetime | None
+    failed: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneCounts:
+    """How many records of each kind a prune removed (or, dry, would remove)."""
+
+    runs: int = 0
+    steps: int = 0
+    staged_events: int = 0
+    events: int = 0
+    deliveries: int = 0
+    firings: int = 0
+
+    def __add__(self, other: PruneCounts) -> PruneCounts:
+        return PruneCounts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The counts, in field order."""
+        return dataclasses.astuple(self)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by kind (``runs``, ``steps``, ...), for logs and JSON."""
+        return dataclasses.asdict(self)
+
+    @property
+    def total(self) -> int:
+        """Every record counted, of every kind."""
+        return sum(self.as_tuple())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneCursor:
+    """Where each of a prune's walks goes on from: the last row it read (opaque).
+
+    A round walks each kind of history once, batch after batch, so the rows a rule
+    keeps (a dead delivery's event, a child whose parent lives on) are read once per
+    round, not once per batch; and a dry run, which removes nothing, moves on too.
+    """
+
+    runs: tuple[tuple[str, str, int], ...] = ()
+    """Per status walked: (status, ended_at, rowid) of the last run read."""
+    events: tuple[str, int] | None = None
+    """(occurred_at, seq) of the last event read."""
+    firings: tuple[str, int] | None = None
+    """(nominal_at, rowid) of the last firing read."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """One batch of a prune: what it removed (or, dry, would remove); whether to go on.
+
+    Call again with ``cursor`` as ``after`` while ``more`` is true.
+    """
+
+    counts: PruneCounts
+    more: bool
+    cursor: PruneCursor = PruneCursor()
+    held_s: float = 0.0
+    """How long the batch's statements held the write transaction, in seconds."""
