@@ -31,10 +31,18 @@ WAL_BOUND = 16 * 1024 * 1024
 
 def new_run(key: str) -> NewRun:
     return NewRun(
-        id=new_id("run"), workflow="wf", version=None, kind="composition", idempotency_key=key,
-        status=RunStatus.PENDING, input="null", owner_id=None, parent_run_id=None,
-        available_at=T0, created_at=T0,
-    )  # fmt: skip
+        id=new_id("run"),
+        workflow="wf",
+        version=None,
+        kind="composition",
+        idempotency_key=key,
+        status=RunStatus.PENDING,
+        input="null",
+        owner_id=None,
+        parent_run_id=None,
+        available_at=T0,
+        created_at=T0,
+    )
 
 
 @pytest.fixture(params=["", "?fast_path=off"], ids=["fast", "queued"])
@@ -107,10 +115,12 @@ async def test_a_read_issued_after_a_write_returned_sees_it(store: SqliteStore) 
         claimed = await store.claim_run(record.id, "wrk_a", None, T0)
         assert claimed is not None
         await store.checkpoint(
-            record.id, "wrk_a",
+            record.id,
+            "wrk_a",
             [StepWrite(seq=1, name="s", status=StepStatus.COMPLETED, attempts=1, output="1")],
-            RunUpdate(status=RunStatus.COMPLETED, output="1", ended_at=T0), T0,
-        )  # fmt: skip
+            RunUpdate(status=RunStatus.COMPLETED, output="1", ended_at=T0),
+            T0,
+        )
         run = await store.get_run(record.id)
         assert (run.status, [s.output for s in run.steps]) == (RunStatus.COMPLETED, [1])
         assert (await store.find_run("wf", f"r{i}")) is not None
@@ -282,10 +292,15 @@ async def test_a_large_wal_is_caught_up_passively_then_restarted(
         checkpointer._checkpoint()
         assert modes == ["PASSIVE"]
         # Large, and written to meanwhile: passive again until little is left, then RESTART.
-        modes = _scripted(checkpointer, [
-            (0, above, 10), (0, above + 500, above), (0, above + 520, above + 500),
-            (0, above + 520, above + 520),
-        ])  # fmt: skip
+        modes = _scripted(
+            checkpointer,
+            [
+                (0, above, 10),
+                (0, above + 500, above),
+                (0, above + 520, above + 500),
+                (0, above + 520, above + 520),
+            ],
+        )
         checkpointer._checkpoint()
         assert modes == ["PASSIVE", "PASSIVE", "PASSIVE", "RESTART"]
         assert (checkpointer.stats.restarts, checkpointer.stats.busy) == (1, 0)
@@ -328,9 +343,14 @@ async def test_a_failed_checkpoint_is_logged_and_not_fatal(
         checkpointer._db = real
     assert checkpointer.stats.failures == 1
     assert logs == [
-        {"event": "wal_checkpoint_failed", "path": store.path, "mode": "PASSIVE",
-         "error": "disk I/O error", "log_level": "warning"}
-    ]  # fmt: skip
+        {
+            "event": "wal_checkpoint_failed",
+            "path": store.path,
+            "mode": "PASSIVE",
+            "error": "disk I/O error",
+            "log_level": "warning",
+        }
+    ]
     await store.create_run(new_run("after"))
 
 
@@ -383,8 +403,11 @@ async def test_the_wal_stays_bounded_under_a_sustained_load(db_path: Path) -> No
 def _commit_elsewhere(db_path: Path, worker: str) -> None:
     """A commit by another connection (another process, as far as SQLite can tell)."""
     with sqlite3.connect(db_path) as other:
-        other.execute("INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
-                      "VALUES (?, 'h', 1, 'x', 'x')", (worker,))  # fmt: skip
+        other.execute(
+            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
+            "VALUES (?, 'h', 1, 'x', 'x')",
+            (worker,),
+        )
     other.close()
 
 
