@@ -12,13 +12,14 @@ for it, and goes on.
 
 What it does when woken:
 
-- Nothing while the WAL holds no more than ``CHECKPOINT_ABOVE`` bytes of frames
-  (``mxFrame`` in the ``-shm`` header). Every checkpoint flushes two files and copies
-  the pages written since the last one (a page written a thousand times is copied
-  once per checkpoint), so fewer, larger checkpoints cost less: checkpointing every
-  64 commits cost about a tenth of the sequential steps per second on this
-  project's 2-core machines; past 8 MB of frames the cost is within noise, and the
-  file stays under 13 MB (docs/semantics.md).
+- Nothing while the -wal file is no larger than ``WAL_KEEP``: the writers cut it
+  back to that size when they start the WAL over, so it then holds no more frames
+  than that. Every checkpoint flushes two files and copies the pages written since
+  the last one (a page written a thousand times is copied once per checkpoint), so
+  fewer, larger checkpoints cost less: checkpointing every 64 commits cost about a
+  tenth of the sequential steps per second on this project's 2-core machines, and
+  checkpointing past 4 MB 10-14%; past 6 MB the cost was within noise, and the file
+  stayed under 10 MB (docs/semantics.md).
 - ``PRAGMA wal_checkpoint(PASSIVE)``: copies what it can without taking any lock
   that a reader or a writer waits for.
 - When the WAL still holds more than ``RESTART_ABOVE`` bytes of frames after that
@@ -33,8 +34,8 @@ What it does when woken:
   RESTART rather than TRUNCATE, because truncating rewrites the WAL header, which
   every other connection sees as a change (``PRAGMA data_version``), and the
   store's change watcher would report a commit nobody made. The writers'
-  ``journal_size_limit`` (``WAL_KEEP``) is above what the WAL reaches between
-  checkpoints, so the file is not cut back and grown again at every cycle.
+  ``journal_size_limit`` (``WAL_KEEP``) cuts the file back when a writer starts
+  the WAL over.
 - On close, ``wal_checkpoint(TRUNCATE)``, so the file is left compact (SQLite
   also checkpoints when a process's last connection closes, but not while another
   process has the file open).
@@ -47,7 +48,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -71,15 +71,8 @@ CATCH_UP_PASSES = 3
 CATCH_UP_FRAMES = 64
 """Frames left uncopied that a RESTART may copy itself, holding the write lock."""
 
-CHECKPOINT_ABOVE = 8 * 1024 * 1024
-"""WAL bytes (in frames) below which a wake-up does nothing: fewer, larger checkpoints."""
-
-WAL_KEEP = 16 * 1024 * 1024
-"""The writers' ``journal_size_limit``: bytes of WAL file kept when the WAL starts over.
-
-Above what the WAL reaches between two checkpoints, so the file is not cut back and
-grown again at every cycle (a write past its end allocates disk blocks); only a file
-that some long transaction grew past it is cut back."""
+WAL_KEEP = 6 * 1024 * 1024
+"""The writers' ``journal_size_limit``: bytes of WAL file kept when the WAL starts over."""
 
 _FRAME_HEADER = 24
 """Bytes of a WAL frame besides its page."""
@@ -121,8 +114,6 @@ class Checkpointer:
         self._db = db
         page = db.execute("PRAGMA page_size").fetchone()[0]
         self._restart_frames = RESTART_ABOVE // (page + _FRAME_HEADER)
-        self._frame_bytes = page + _FRAME_HEADER
-        self._shm = f"{os.path.abspath(path)}-shm"
         self._wake = threading.Event()
         self._stopping = False
         self._final = True
@@ -185,8 +176,10 @@ class Checkpointer:
 
     def _checkpoint(self) -> None:
         self.stats.wakeups += 1
-        if _frames(self._shm) * self._frame_bytes <= CHECKPOINT_ABOVE:
-            return  # not worth copying yet
+        if _size(self._wal) <= WAL_KEEP:
+            # Writers cut the file back to WAL_KEEP when they start the WAL over, so a
+            # file no larger holds no more frames than that: not worth copying yet.
+            return
         started = time.perf_counter()
         result = self._run("PASSIVE")
         if result is None:
@@ -222,14 +215,9 @@ class Checkpointer:
         return int(row[0]), int(row[1]), int(row[2])
 
 
-def _frames(shm: str) -> int:
-    """Frames in the WAL now: ``mxFrame`` of the wal-index header in the ``-shm`` file.
-
-    Read without a lock: a torn read only makes one wake-up early or late.
-    """
+def _size(file: str) -> int:
+    """Bytes in ``file``, 0 when there is none."""
     try:
-        with open(shm, "rb") as file:
-            header = file.read(20)
+        return os.stat(file).st_size
     except OSError:
         return 0
-    return int.from_bytes(header[16:20], sys.byteorder) if len(header) == 20 else 0

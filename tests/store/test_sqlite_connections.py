@@ -260,7 +260,7 @@ def _scripted(checkpointer: Checkpointer, answers: list[tuple[int, int, int]]) -
     return modes
 
 
-async def test_a_wal_holding_fewer_frames_than_the_threshold_is_not_checkpointed(
+async def test_a_wal_file_within_what_writers_keep_is_not_checkpointed(
     store: SqliteStore,
 ) -> None:
     checkpointer = store.checkpointer
@@ -282,8 +282,8 @@ async def test_a_large_wal_is_caught_up_passively_then_restarted(
 ) -> None:
     checkpointer = store.checkpointer
     assert checkpointer is not None
-    # Past the threshold, however few frames the WAL holds.
-    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_ABOVE", -1)
+    # Past what writers keep, whatever the file's size.
+    monkeypatch.setattr(sqlite_checkpoint, "WAL_KEEP", -1)
     real = checkpointer._run
     above = checkpointer._restart_frames + 1
     try:
@@ -329,7 +329,7 @@ async def test_a_failed_checkpoint_is_logged_and_not_fatal(
 ) -> None:
     checkpointer = store.checkpointer
     assert checkpointer is not None
-    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_ABOVE", -1)
+    monkeypatch.setattr(sqlite_checkpoint, "WAL_KEEP", -1)
 
     class Failing:
         def execute(self, sql: str) -> object:
