@@ -18,8 +18,8 @@ the same process, one after the other, with the same code:
 
 ``wal_bytes_per_step`` counts WAL frames, not the file's size: a read transaction
 is held open on another connection while one run of ``WAL_STEPS`` trivial steps
-runs, so no checkpoint can restart the WAL, and the frames appended (the
-wal-index header's ``mxFrame`` in the ``-shm`` file) times the frame size
+runs, so no checkpoint can restart the WAL, and the frames appended (the WAL's
+frame count, as ``PRAGMA wal_checkpoint(PASSIVE)`` reports it) times the frame size
 (page size + 24), over ``WAL_STEPS``, is what one step's checkpoint wrote. A
 checkpoint running meanwhile (on any thread) does not change the count.
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
-import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -152,16 +151,18 @@ def _size(path: Path) -> int:
 async def _wal_bytes_per_step(path: Path, rt: Runtime, long: WorkflowDefinition) -> float:
     """WAL bytes appended by one run of ``WAL_STEPS`` trivial steps, per step."""
     reader = sqlite3.connect(path, isolation_level=None, timeout=30)
+    counter = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         (page_size,) = reader.execute("PRAGMA page_size").fetchone()
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM workers").fetchone()  # pins the WAL
-        before = _wal_frames(path)
+        before = _wal_frames(counter)
         result = await long(rt.container).run(input={"start": 0})
-        after = _wal_frames(path)
+        after = _wal_frames(counter)
         reader.execute("COMMIT")
     finally:
         reader.close()
+        counter.close()
     if result.result != WAL_STEPS:
         raise AssertionError(f"benchmark workflow returned {result.result!r}")
     if after < before:
@@ -169,11 +170,13 @@ async def _wal_bytes_per_step(path: Path, rt: Runtime, long: WorkflowDefinition)
     return float((after - before) * (page_size + 24) / WAL_STEPS)
 
 
-def _wal_frames(path: Path) -> int:
-    """``mxFrame`` of the wal-index header: the last valid frame in the WAL."""
-    with open(f"{path}-shm", "rb") as shm:
-        header = shm.read(48)
-    (frames,) = struct.unpack_from("=I", header, 16)
+def _wal_frames(db: sqlite3.Connection) -> int:
+    """Frames in the WAL: what a passive checkpoint reports (SQLite's own count).
+
+    Never by reading the ``-shm`` file: closing any descriptor of a database's files
+    releases every POSIX lock this process holds on it, SQLite's connections' too.
+    """
+    (_, frames, _) = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return int(frames)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
+import os
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +176,36 @@ async def test_a_dead_holders_delivery_due_first_is_retaken_first(tmp_path: Path
     assert (first.id, first.event.id, first.attempt) == (held.id, early.id, 1)
     assert second.event.id == late.id
     assert done
+
+
+async def test_the_store_never_opens_the_database_files_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing any descriptor of a database's files releases every POSIX lock the process
+    # holds on that file, SQLite's own connections' too: another process could then write
+    # the WAL at the same time as this one (a run enqueued and lost was seen once a
+    # checkpointer read the -shm file's header). Only SQLite may open them.
+    path = tmp_path / "locks.db"
+    opened: list[str] = []
+    real_open, real_os_open = open, os.open
+
+    def watched_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def watched_os_open(file: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(str(file))
+        return real_os_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", watched_open)
+    monkeypatch.setattr(os, "open", watched_os_open)
+    store = await SqliteStore.open(str(path))
+    try:
+        run, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=OWNER))
+        for seq in range(1, 2001):  # many wake-ups of the checkpointer, a RESTART or more
+            await store.checkpoint(run.id, OWNER, [step(seq)], RunUpdate(), T0)
+        await store.get_run(run.id)
+        await store.change_token()
+    finally:
+        await store.close()
+    assert [f for f in opened if f.startswith(str(path))] == []
