@@ -86,10 +86,7 @@ class StepWrite:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunUpdate:
-    """A change to a run written with (or without) a step checkpoint.
-
-    ``None`` fields are left as they are.
-    """
+    """A change to a run written with (or without) a step checkpoint; ``None``: unchanged."""
 
     status: RunStatus | None = None
     output: str | None = None
@@ -113,7 +110,10 @@ class RunUpdate:
     @property
     def is_progress_only(self) -> bool:
         """Nothing of the run changes: a store reads the run row without rewriting it."""
-        return self == RunUpdate(only_if_unrequested=self.only_if_unrequested)
+        return self in _PROGRESS_ONLY
+
+
+_PROGRESS_ONLY = (RunUpdate(), RunUpdate(only_if_unrequested=True))  # read at every step
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
