@@ -800,8 +800,12 @@ class NotificationService(DemoService):
             if idempotency_key in self._sent_keys:
                 return False
             self._sent_keys.add(idempotency_key)
-        alert = {"type": type, "message": message, "severity": severity,
-                 "details": dict(details or {})}  # fmt: skip
+        alert = {
+            "type": type,
+            "message": message,
+            "severity": severity,
+            "details": dict(details or {}),
+        }
         self.alerts.append(alert)
         self._record("send_alert", f"{severity} {type}")
         return True
@@ -868,8 +872,12 @@ class PaymentService(DemoService):
     async def create_order(self, user_id: int, amount: float) -> dict[str, Any]:
         """Charge ``amount`` to a user; returns the order with the provider's status."""
         self._enter("create_order")
-        order = {"id": len(self.orders) + 1, "user_id": user_id, "amount": amount,
-                 "status": self.outcome}  # fmt: skip
+        order = {
+            "id": len(self.orders) + 1,
+            "user_id": user_id,
+            "amount": amount,
+            "status": self.outcome,
+        }
         self.orders.append(order)
         self._record("create_order", str(order["id"]))
         return dict(order)
@@ -896,8 +904,9 @@ class ReportService(DemoService):
         (in cents).
         """
         self._enter("generate_report")
-        day = [o for o in self._orders.orders.values()
-               if o["created_at"].date().isoformat() == date]  # fmt: skip
+        day = [
+            o for o in self._orders.orders.values() if o["created_at"].date().isoformat() == date
+        ]
         revenue = sum(o["total"] for o in day if o["payment_status"] == "captured")
         self.generated.append(date)
         return {"date": date, "orders": len(day), "revenue": revenue}
@@ -965,8 +974,14 @@ class UserDataService(DemoService):
         """Stage 2 (plain, synchronous code): tidy names, lower-case e-mail addresses."""
         self.calls["transform_data"] += 1
         self._enter("transform_data")
-        return [{"id": r["id"], "name": " ".join(r["name"].split()).title(),
-                 "email": r["email"].strip().lower()} for r in raw]  # fmt: skip
+        return [
+            {
+                "id": r["id"],
+                "name": " ".join(r["name"].split()).title(),
+                "email": r["email"].strip().lower(),
+            }
+            for r in raw
+        ]
 
     async def save_to_database(self, rows: list[dict[str, Any]]) -> int:
         """Stage 3: upsert the rows by id; returns how many were written."""
@@ -1021,9 +1036,10 @@ class ExternalDataService(DemoService):
     name = "external_data"
 
     def __init__(
-        self, changes: dict[str, list[dict[str, Any]]] | None = None,
+        self,
+        changes: dict[str, list[dict[str, Any]]] | None = None,
         journal: Journal | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(journal)
         self.changes: dict[str, list[dict[str, Any]]] = {
             k: [dict(c) for c in v] for k, v in (changes or {}).items()

@@ -252,8 +252,10 @@ async def _cron(path: Path) -> dict[str, float]:
     async with Runtime(database=_url(path), jobs=[job], retention=0):
         with anyio.fail_after(CRON_FIRINGS + 10):
             await enough.wait()
-    return {"cron_lag_ms_p50": round(statistics.median(lags), 3),
-            "cron_lag_ms_p99": round(_quantile(lags, 0.99), 3)}  # fmt: skip
+    return {
+        "cron_lag_ms_p50": round(statistics.median(lags), 3),
+        "cron_lag_ms_p99": round(_quantile(lags, 0.99), 3),
+    }
 
 
 def _peak_rss_mb() -> float:

@@ -141,8 +141,14 @@ class EventBus:
         With an ``idempotency_key`` already used, nothing is stored and the id of the
         event stored with it is returned.
         """
-        event = encode_event(name, data, metadata=metadata, delay=delay,
-                             idempotency_key=idempotency_key, now=self.clock.now())  # fmt: skip
+        event = encode_event(
+            name,
+            data,
+            metadata=metadata,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            now=self.clock.now(),
+        )
         # A cancel point before the write: the store's writes give the loop its turn but
         # are never cut off, so a loop of emits under a deadline stops here, not never.
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -166,8 +172,12 @@ class EventBus:
 
     def statistics(self) -> dict[str, int]:
         """Counters for operators."""
-        return {"delivered": self.delivered, "failed": self.failed, "dead": self.dead,
-                "in_flight": self._in_flight}  # fmt: skip
+        return {
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "dead": self.dead,
+            "in_flight": self._in_flight,
+        }
 
     # -- dispatching -----------------------------------------------------------
 
@@ -178,8 +188,10 @@ class EventBus:
         declared there; subscribers no longer declared stop receiving new events.
         """
         if self.subscribers:
-            rows = [SubscriberRow(s.id, s.config.patterns, s.config.max_attempts)
-                    for s in self.subscribers.values()]  # fmt: skip
+            rows = [
+                SubscriberRow(s.id, s.config.patterns, s.config.max_attempts)
+                for s in self.subscribers.values()
+            ]
             await self.store.sync_subscribers(rows, self.clock.now())
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -222,9 +234,12 @@ class EventBus:
         claimed: list[DeliveryWork] = []
         if room > 0 and self.subscribers:
             claimed = await self.store.claim_deliveries(
-                self.worker_id, list(self.subscribers), now,
-                now - timedelta(seconds=STALE_AFTER), min(room, BATCH),
-            )  # fmt: skip
+                self.worker_id,
+                list(self.subscribers),
+                now,
+                now - timedelta(seconds=STALE_AFTER),
+                min(room, BATCH),
+            )
         for work in claimed:
             self._in_flight += 1
             tg.start_soon(self._deliver, work)
@@ -233,14 +248,20 @@ class EventBus:
     async def _deliver(self, work: DeliveryWork) -> None:
         subscriber = self.subscribers[work.subscriber_id]
         event = work.event
-        log = logger.bind(event_id=event.id, event=event.name, subscriber=subscriber.id,
-                          attempt=work.attempt)  # fmt: skip
+        log = logger.bind(
+            event_id=event.id, event=event.name, subscriber=subscriber.id, attempt=work.attempt
+        )
         args = SubscriberArgs(
-            event=Event(id=event.id, name=event.name, data=event.data, metadata=event.metadata,
-                        occurred_at=event.occurred_at),
+            event=Event(
+                id=event.id,
+                name=event.name,
+                data=event.data,
+                metadata=event.metadata,
+                occurred_at=event.occurred_at,
+            ),
             container=self.container,
             logger=log,
-        )  # fmt: skip
+        )
         timeout = subscriber.config.timeout
         try:
             try:
@@ -282,8 +303,9 @@ class EventBus:
             return
         delay = backoff(work.attempt, RETRY_INTERVAL, RETRY_CAP)
         log.warning("delivery_retry_scheduled", error=error.message, delay_s=round(delay, 3))
-        await self._finish(work, DeliveryStatus.PENDING, error=text,
-                           available_at=now + timedelta(seconds=delay))  # fmt: skip
+        await self._finish(
+            work, DeliveryStatus.PENDING, error=text, available_at=now + timedelta(seconds=delay)
+        )
 
     async def _finish(self, work: DeliveryWork, status: DeliveryStatus, **details: Any) -> None:
         """Record a delivery's outcome, trying again if the database refuses for a while.
@@ -293,8 +315,9 @@ class EventBus:
         """
         for attempt in range(FINISH_TRIES):
             try:
-                await self.store.finish_delivery(work.id, self.worker_id, status,
-                                                 self.clock.now(), **details)  # fmt: skip
+                await self.store.finish_delivery(
+                    work.id, self.worker_id, status, self.clock.now(), **details
+                )
                 return
             except StoreError:
                 logger.exception("delivery_finish_failed", delivery=work.id, attempt=attempt + 1)

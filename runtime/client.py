@@ -48,8 +48,9 @@ class Client(RunsApi):
         base_dir: where a relative SQLite path starts (the working directory by default).
     """
 
-    def __init__(self, database: str, *, base_dir: Path | str | None = None,
-                 clock: Clock | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, database: str, *, base_dir: Path | str | None = None, clock: Clock | None = None
+    ) -> None:
         self.database = text(database, "Client(database=...)", error=ConfigError)
         self._base_dir = folder_arg(base_dir, "Client(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not at first use
@@ -94,8 +95,14 @@ class Client(RunsApi):
             DefinitionError: a bad name or argument; nothing stored.
             SerializationError: ``data`` or ``metadata`` cannot be stored as JSON.
         """
-        event = encode_event(name, data, metadata=metadata, delay=delay,
-                             idempotency_key=idempotency_key, now=self._clock.now())  # fmt: skip
+        event = encode_event(
+            name,
+            data,
+            metadata=metadata,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            now=self._clock.now(),
+        )
         store = await self._open()
         event_id, _ = await store.emit(event)
         return event_id
@@ -287,9 +294,11 @@ class SyncClient:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.close()
 
 

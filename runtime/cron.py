@@ -154,9 +154,11 @@ class CronSchedule:
         second = wall.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
         exists = first.astimezone(self.tz).replace(tzinfo=None) == wall
         if not exists:  # inside a jump forward
-            return [self._jump_instant(wall, min(first, second), max(first, second))] if (
-                self.fixed_hour
-            ) else []  # fmt: skip
+            return (
+                [self._jump_instant(wall, min(first, second), max(first, second))]
+                if (self.fixed_hour)
+                else []
+            )
         if first != second:  # a repeated wall time
             return [min(first, second)] if self.fixed_hour else sorted({first, second})
         return [first]

@@ -39,8 +39,9 @@ _STEP_OPTIONS = ("max_retries", "retry_interval", "timeout", "compensate")
 class DurableRunner(Protocol):
     """What a context delegates to; implemented by the engine."""
 
-    async def step(self, name: str, call: Any, options: dict[str, Any],
-                   definition: StepDefinition | None) -> Any: ...  # fmt: skip
+    async def step(
+        self, name: str, call: Any, options: dict[str, Any], definition: StepDefinition | None
+    ) -> Any: ...
 
     async def sleep(self, name: str, seconds: float) -> None: ...
 
@@ -84,11 +85,13 @@ class WorkflowContext(Generic[InputT]):
     async def step(self, name: StepDefinition, input: Any = None, /) -> Any: ...
 
     @overload
-    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any,
-                   **options: Any) -> Any: ...  # fmt: skip
+    async def step(
+        self, name: str, fn: Callable[..., Any], /, *args: Any, **options: Any
+    ) -> Any: ...
 
-    async def step(self, name: str | StepDefinition, fn: Any = None, /, *args: Any,
-                   **options: Any) -> Any:  # fmt: skip
+    async def step(
+        self, name: str | StepDefinition, fn: Any = None, /, *args: Any, **options: Any
+    ) -> Any:
         """Run ``fn(*args)`` once for this run and return its (stored) result.
 
         ``ctx.step("charge", charge_card, order_id, max_retries=3, timeout=10,
@@ -203,8 +206,9 @@ class DurableRunnerHandle:
         self.workflow = workflow
         self.container = container
 
-    async def run(self, *, input: Any = None, transaction_id: str | None = None,
-                  throw_on_error: bool = True) -> WorkflowResult:  # fmt: skip
+    async def run(
+        self, *, input: Any = None, transaction_id: str | None = None, throw_on_error: bool = True
+    ) -> WorkflowResult:
         """Run in this task, as ``create_workflow`` workflows do (see their ``run``)."""
         from runtime.sdk.workflows import WorkflowRunner
 
@@ -286,8 +290,9 @@ def workflow(
         listed = tuple(schedules)
         for item in listed:
             if not isinstance(item, Schedule):
-                raise DefinitionError(f"workflow {label!r}: schedules take Schedule(...), got "
-                                      f"{item!r}")  # fmt: skip
+                raise DefinitionError(
+                    f"workflow {label!r}: schedules take Schedule(...), got {item!r}"
+                )
         names = [s.name for s in listed]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -303,9 +308,13 @@ def workflow(
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                     ) from exc
         return DurableWorkflow(
-            name=label, fn=function, version=version, input_type=input, output_type=output,
+            name=label,
+            fn=function,
+            version=version,
+            input_type=input,
+            output_type=output,
             schedules=listed,
-        )  # fmt: skip
+        )
 
     if fn is not None:
         return build(fn)

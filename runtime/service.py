@@ -353,8 +353,14 @@ class Runtime:
             self._engine = engine
             worker = Worker(engine, self.container, self.concurrency, self._interval)
             workflows = Workflows(engine, self.registry, worker if self._background else None)
-            bus = EventBus(store, self.clock, self.identity.id, self.subscribers, self.container,
-                           interval=self._interval)  # fmt: skip
+            bus = EventBus(
+                store,
+                self.clock,
+                self.identity.id,
+                self.subscribers,
+                self.container,
+                interval=self._interval,
+            )
             self._bus = bus
 
             def run_ended(run_id: str) -> None:

@@ -251,9 +251,13 @@ class Schedule:
         text(self.name, "Schedule.name")
         # The same checks as a job's (cron, counts, overlap, window).
         JobConfig(
-            name=self.name, schedule=self.cron, number_of_executions=self.number_of_executions,
-            timezone=self.timezone, overlap=self.overlap, catchup_window=self.catchup_window,
-        )  # fmt: skip
+            name=self.name,
+            schedule=self.cron,
+            number_of_executions=self.number_of_executions,
+            timezone=self.timezone,
+            overlap=self.overlap,
+            catchup_window=self.catchup_window,
+        )
         object.__setattr__(self, "catchup_window", duration(self.catchup_window, "catchup_window"))
         if not callable(self.input):  # stored with each firing's run: refused now, not then
             dumps(self.input, f"the input of schedule {self.name!r}")

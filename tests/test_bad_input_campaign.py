@@ -139,9 +139,16 @@ for not_an_object in ("[1]", "1", '"s"', "true", "null"):
     CLI.append((["emit", "a.b", "--metadata", not_an_object], 2, "must be a JSON object"))
 for name in ("", " ", "a b", "a..b", "*", "a.*", ".", "\x00", BAD_UTF8, "a/b"):
     CLI.append((["emit", "--", name], 2, "event name"))
-for delay, needle in (("nan", "finite"), ("-1", ">= 0"), ("1e400", "finite"),
-                      ("x", "not a number"), ("", "not a number"), ("0x10", "not a number"),
-                      (HUGE, "at most"), ("-inf", "finite")):  # fmt: skip
+for delay, needle in (
+    ("nan", "finite"),
+    ("-1", ">= 0"),
+    ("1e400", "finite"),
+    ("x", "not a number"),
+    ("", "not a number"),
+    ("0x10", "not a number"),
+    (HUGE, "at most"),
+    ("-inf", "finite"),
+):
     CLI.append((["emit", "a.b", "--delay", delay], 2, needle))
 for command in (["emit", "a.b"], ["run", "hello"]):
     CLI += [
@@ -195,10 +202,20 @@ for option in ("--older-than", "--failed-older-than"):
         CLI.append((["prune", option, period], 2, f"Invalid value for '{option}'"))
     CLI.append((["prune", option], 2, f"Option '{option}' requires an argument"))
 CLI.append((["prune", "--older-than", "1e400"], 2, "must be a period from 0 (never)"))
-for command in (["check"], ["schedules"], ["start"], ["workflows", "list"],
-                ["subscribers", "list"], ["jobs", "list"], ["emit", "a.b"], ["run", "hello"],
-                ["runs", "show", RUN], ["events", "list"], ["bench"],
-                ["prune"]):  # fmt: skip
+for command in (
+    ["check"],
+    ["schedules"],
+    ["start"],
+    ["workflows", "list"],
+    ["subscribers", "list"],
+    ["jobs", "list"],
+    ["emit", "a.b"],
+    ["run", "hello"],
+    ["runs", "show", RUN],
+    ["events", "list"],
+    ["bench"],
+    ["prune"],
+):
     CLI += [
         ([*command, "--bogus"], 2, "No such option '--bogus'"),
         ([*command, "extra", "args"], 2, "unexpected extra argument"),
@@ -231,106 +248,234 @@ JOB = "from runtime.specs import JobConfig\nasync def handler(container): pass\n
 WF = "from runtime import Schedule, workflow\n"
 
 PROJECTS: list[tuple[str, dict[str, Any], str]] = [
-    ("sync subscriber handler", {"subscribers/x.py": "from runtime.specs import "
-     "SubscriberConfig\ndef handler(args): pass\nconfig = SubscriberConfig(event='a.b')\n"},
-     "x.py: 'handler' must be an async function"),
-    ("no handler", {"subscribers/x.py": "from runtime.specs import SubscriberConfig\n"
-                    "config = SubscriberConfig(event='a.b')\n"}, "x.py: no 'handler' defined"),
-    ("config a dict", {"subscribers/x.py": "async def handler(args): pass\nconfig = {}\n"},
-     "x.py"),
+    (
+        "sync subscriber handler",
+        {
+            "subscribers/x.py": "from runtime.specs import "
+            "SubscriberConfig\ndef handler(args): pass\nconfig = SubscriberConfig(event='a.b')\n"
+        },
+        "x.py: 'handler' must be an async function",
+    ),
+    (
+        "no handler",
+        {
+            "subscribers/x.py": "from runtime.specs import SubscriberConfig\n"
+            "config = SubscriberConfig(event='a.b')\n"
+        },
+        "x.py: no 'handler' defined",
+    ),
+    ("config a dict", {"subscribers/x.py": "async def handler(args): pass\nconfig = {}\n"}, "x.py"),
     ("no config", {"subscribers/x.py": "async def handler(args): pass\n"}, "x.py"),
-    ("SubscriberConfig(event='')",
-     {"subscribers/x.py": SUB + "config = SubscriberConfig(event='')\n"},
-     "x.py: import failed: DefinitionError"),
-    ("SubscriberConfig(event=[])",
-     {"subscribers/x.py": SUB + "config = SubscriberConfig(event=[])\n"},
-     "give at least one event name"),
-    ("SubscriberConfig(event=3)",
-     {"subscribers/x.py": SUB + "config = SubscriberConfig(event=3)\n"},
-     "SubscriberConfig.event must be"),
-    ("SubscriberConfig timeout nan", {"subscribers/x.py": SUB + "config = SubscriberConfig("
-     "event='a.b', timeout=float('nan'))\n"}, "SubscriberConfig.timeout"),
-    ("SubscriberConfig max_attempts 0", {"subscribers/x.py": SUB + "config = SubscriberConfig("
-     "event='a.b', max_attempts=0)\n"}, "max_attempts"),
-    ("SubscriberConfig subscriber_id ''", {"subscribers/x.py": SUB + "config = SubscriberConfig("
-     "event='a.b', subscriber_id='')\n"}, "subscriber_id must be a non-empty string"),
-    ("SubscriberConfig bad-UTF-8 id", {"subscribers/x.py": SUB + "config = SubscriberConfig("
-     "event='a.b', subscriber_id='\\udcff')\n"}, "not valid UTF-8"),  # failed before
-    ("duplicate subscriber id", {"subscribers/x.py": SUB + "config = SubscriberConfig("
-     "event='a.b', subscriber_id='greeter')\n"}, "greeter"),
-    ("JobConfig(schedule='')", {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule='')\n"},
-     "x.py: import failed"),
-    ("JobConfig(schedule=5)", {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule=5)\n"},
-     "x.py: import failed"),
-    ("JobConfig(name='')",
-     {"jobs/x.py": JOB + "config = JobConfig(name='', schedule='* * * * *')\n"},
-     "JobConfig.name must be a non-empty string"),
-    ("JobConfig bad-UTF-8 name", {"jobs/x.py": JOB + "config = JobConfig(name='\\udcff', "
-     "schedule='* * * * *')\n"}, "not valid UTF-8"),  # failed before
-    ("JobConfig(timezone='')", {"jobs/x.py": JOB + "config = JobConfig(name='x', "
-     "schedule='* * * * *', timezone='')\n"}, "timezone must be an IANA name"),  # failed before
-    ("JobConfig unknown timezone", {"jobs/x.py": JOB + "config = JobConfig(name='x', "
-     "schedule='* * * * *', timezone='Mars/Base')\n"}, "Mars/Base"),
-    ("JobConfig schedule never fires", {"jobs/x.py": JOB + "config = JobConfig(name='x', "
-     "schedule='0 0 31 2 *')\n"}, "x.py"),
-    ("duplicate job name", {"jobs/x.py": JOB + "config = JobConfig(name='cleanup', "
-     "schedule='* * * * *')\n"}, "cleanup"),
-    ("job config a string", {"jobs/x.py": "async def handler(c): pass\nconfig = 'daily'\n"},
-     "x.py"),
-    ("@workflow(input=NotAModel)", {"workflows/x.py": WF + "class NotAModel: pass\n"
-     "@workflow(input=NotAModel)\nasync def x(ctx): return 1\n"},
-     "pydantic cannot validate"),  # failed before (several lines)
-    ("@workflow on a sync function", {"workflows/x.py": WF + "@workflow\ndef x(ctx): return 1\n"},
-     "@workflow expects an async function"),
-    ("@workflow(schedules='* * * * *')", {"workflows/x.py": WF + "@workflow(schedules="
-     "'* * * * *')\nasync def x(ctx): return 1\n"},
-     "schedules must be a list of Schedule(...), got '* * * * *'"),  # failed before
-    ("@workflow(schedules=3)", {"workflows/x.py": WF + "@workflow(schedules=3)\n"
-     "async def x(ctx): return 1\n"}, "schedules must be a list"),  # failed before
-    ("Schedule input not JSON", {"workflows/x.py": WF + "@workflow(schedules=[Schedule("
-     "cron='* * * * *', input=object())])\nasync def x(ctx): return 1\n"},
-     "the input of schedule 'default' cannot be stored"),  # failed before
-    ("Schedule(cron='')", {"workflows/x.py": WF + "@workflow(schedules=[Schedule(cron='')])\n"
-     "async def x(ctx): return 1\n"}, "x.py: import failed"),
-    ("two schedules one name", {"workflows/x.py": WF + "@workflow(schedules=[Schedule(cron="
-     "'* * * * *', name='a'), Schedule(cron='0 * * * *', name='a')])\n"
-     "async def x(ctx): return 1\n"}, "two schedules named 'a'"),
-    ("duplicate workflow name", {"workflows/x.py": WF + "@workflow(name='hello')\n"
-     "async def x(ctx): return 1\n"}, "hello"),
-    ("create_workflow(name, None)", {"workflows/x.py": "from runtime import create_workflow\n"
-     "w = create_workflow('w', None)\n"}, "the constructor must be a function"),  # failed before
-    ("create_step('')", {"workflows/x.py": "from runtime import create_step\n"
-     "@create_step('')\nasync def s(): return 1\n"}, "a step name must be a non-empty string"),
+    (
+        "SubscriberConfig(event='')",
+        {"subscribers/x.py": SUB + "config = SubscriberConfig(event='')\n"},
+        "x.py: import failed: DefinitionError",
+    ),
+    (
+        "SubscriberConfig(event=[])",
+        {"subscribers/x.py": SUB + "config = SubscriberConfig(event=[])\n"},
+        "give at least one event name",
+    ),
+    (
+        "SubscriberConfig(event=3)",
+        {"subscribers/x.py": SUB + "config = SubscriberConfig(event=3)\n"},
+        "SubscriberConfig.event must be",
+    ),
+    (
+        "SubscriberConfig timeout nan",
+        {
+            "subscribers/x.py": SUB + "config = SubscriberConfig("
+            "event='a.b', timeout=float('nan'))\n"
+        },
+        "SubscriberConfig.timeout",
+    ),
+    (
+        "SubscriberConfig max_attempts 0",
+        {"subscribers/x.py": SUB + "config = SubscriberConfig(event='a.b', max_attempts=0)\n"},
+        "max_attempts",
+    ),
+    (
+        "SubscriberConfig subscriber_id ''",
+        {"subscribers/x.py": SUB + "config = SubscriberConfig(event='a.b', subscriber_id='')\n"},
+        "subscriber_id must be a non-empty string",
+    ),
+    (
+        "SubscriberConfig bad-UTF-8 id",
+        {
+            "subscribers/x.py": SUB + "config = SubscriberConfig("
+            "event='a.b', subscriber_id='\\udcff')\n"
+        },
+        "not valid UTF-8",
+    ),  # failed before
+    (
+        "duplicate subscriber id",
+        {
+            "subscribers/x.py": SUB + "config = SubscriberConfig("
+            "event='a.b', subscriber_id='greeter')\n"
+        },
+        "greeter",
+    ),
+    (
+        "JobConfig(schedule='')",
+        {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule='')\n"},
+        "x.py: import failed",
+    ),
+    (
+        "JobConfig(schedule=5)",
+        {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule=5)\n"},
+        "x.py: import failed",
+    ),
+    (
+        "JobConfig(name='')",
+        {"jobs/x.py": JOB + "config = JobConfig(name='', schedule='* * * * *')\n"},
+        "JobConfig.name must be a non-empty string",
+    ),
+    (
+        "JobConfig bad-UTF-8 name",
+        {"jobs/x.py": JOB + "config = JobConfig(name='\\udcff', schedule='* * * * *')\n"},
+        "not valid UTF-8",
+    ),  # failed before
+    (
+        "JobConfig(timezone='')",
+        {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule='* * * * *', timezone='')\n"},
+        "timezone must be an IANA name",
+    ),  # failed before
+    (
+        "JobConfig unknown timezone",
+        {
+            "jobs/x.py": JOB + "config = JobConfig(name='x', "
+            "schedule='* * * * *', timezone='Mars/Base')\n"
+        },
+        "Mars/Base",
+    ),
+    (
+        "JobConfig schedule never fires",
+        {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule='0 0 31 2 *')\n"},
+        "x.py",
+    ),
+    (
+        "duplicate job name",
+        {"jobs/x.py": JOB + "config = JobConfig(name='cleanup', schedule='* * * * *')\n"},
+        "cleanup",
+    ),
+    (
+        "job config a string",
+        {"jobs/x.py": "async def handler(c): pass\nconfig = 'daily'\n"},
+        "x.py",
+    ),
+    (
+        "@workflow(input=NotAModel)",
+        {
+            "workflows/x.py": WF + "class NotAModel: pass\n"
+            "@workflow(input=NotAModel)\nasync def x(ctx): return 1\n"
+        },
+        "pydantic cannot validate",
+    ),  # failed before (several lines)
+    (
+        "@workflow on a sync function",
+        {"workflows/x.py": WF + "@workflow\ndef x(ctx): return 1\n"},
+        "@workflow expects an async function",
+    ),
+    (
+        "@workflow(schedules='* * * * *')",
+        {"workflows/x.py": WF + "@workflow(schedules='* * * * *')\nasync def x(ctx): return 1\n"},
+        "schedules must be a list of Schedule(...), got '* * * * *'",
+    ),  # failed before
+    (
+        "@workflow(schedules=3)",
+        {"workflows/x.py": WF + "@workflow(schedules=3)\nasync def x(ctx): return 1\n"},
+        "schedules must be a list",
+    ),  # failed before
+    (
+        "Schedule input not JSON",
+        {
+            "workflows/x.py": WF + "@workflow(schedules=[Schedule("
+            "cron='* * * * *', input=object())])\nasync def x(ctx): return 1\n"
+        },
+        "the input of schedule 'default' cannot be stored",
+    ),  # failed before
+    (
+        "Schedule(cron='')",
+        {
+            "workflows/x.py": WF + "@workflow(schedules=[Schedule(cron='')])\n"
+            "async def x(ctx): return 1\n"
+        },
+        "x.py: import failed",
+    ),
+    (
+        "two schedules one name",
+        {
+            "workflows/x.py": WF + "@workflow(schedules=[Schedule(cron="
+            "'* * * * *', name='a'), Schedule(cron='0 * * * *', name='a')])\n"
+            "async def x(ctx): return 1\n"
+        },
+        "two schedules named 'a'",
+    ),
+    (
+        "duplicate workflow name",
+        {"workflows/x.py": WF + "@workflow(name='hello')\nasync def x(ctx): return 1\n"},
+        "hello",
+    ),
+    (
+        "create_workflow(name, None)",
+        {"workflows/x.py": "from runtime import create_workflow\nw = create_workflow('w', None)\n"},
+        "the constructor must be a function",
+    ),  # failed before
+    (
+        "create_step('')",
+        {
+            "workflows/x.py": "from runtime import create_step\n"
+            "@create_step('')\nasync def s(): return 1\n"
+        },
+        "a step name must be a non-empty string",
+    ),
     ("syntax error", {"workflows/x.py": "def (:\n"}, "x.py: import failed: SyntaxError"),
     ("import error", {"workflows/x.py": "import no_such_module_xyz\n"}, "no_such_module_xyz"),
     ("SystemExit at import", {"workflows/x.py": "raise SystemExit(5)\n"}, "SystemExit"),
-    ("a package in workflows/", {"workflows/pkg/__init__.py": WF + "@workflow\n"
-     "async def pkg(ctx): return 1\n"}, "pkg: a folder"),  # failed before (skipped)
+    (
+        "a package in workflows/",
+        {"workflows/pkg/__init__.py": WF + "@workflow\nasync def pkg(ctx): return 1\n"},
+        "pkg: a folder",
+    ),  # failed before (skipped)
     ("a folder in jobs/", {"jobs/old": None}, "old: a folder"),  # failed before
     ("workflows is a file", {"workflows": "x"}, "not a folder"),  # failed before
-    ("a file with a BOM and a bad line", {"workflows/x.py": "\ufeffdef (:\n".encode()},
-     "x.py: import failed: SyntaxError"),
-    ("a module named like the stdlib", {"workflows/json.py": "raise ValueError('mine')\n"},
-     "json.py: import failed: ValueError: mine"),
+    (
+        "a file with a BOM and a bad line",
+        {"workflows/x.py": "\ufeffdef (:\n".encode()},
+        "x.py: import failed: SyntaxError",
+    ),
+    (
+        "a module named like the stdlib",
+        {"workflows/json.py": "raise ValueError('mine')\n"},
+        "json.py: import failed: ValueError: mine",
+    ),
     ("runtime.toml not TOML", {"runtime.toml": "[runtime\n"}, "runtime.toml"),
-    ("concurrency a string", {"runtime.toml": "[runtime]\nconcurrency = 'many'\n"},
-     "concurrency"),
+    ("concurrency a string", {"runtime.toml": "[runtime]\nconcurrency = 'many'\n"}, "concurrency"),
     ("concurrency negative", {"runtime.toml": "[runtime]\nconcurrency = -1\n"}, "concurrency"),
-    ("shutdown_grace nan", {"runtime.toml": "[runtime]\nshutdown_grace = nan\n"},
-     "shutdown_grace"),
-    ("timezone unknown", {"runtime.toml": "[runtime]\ntimezone = 'Nowhere/Land'\n"},
-     "Nowhere/Land"),
+    ("shutdown_grace nan", {"runtime.toml": "[runtime]\nshutdown_grace = nan\n"}, "shutdown_grace"),
+    (
+        "timezone unknown",
+        {"runtime.toml": "[runtime]\ntimezone = 'Nowhere/Land'\n"},
+        "Nowhere/Land",
+    ),
     ("database an int", {"runtime.toml": "[runtime]\ndatabase = 3\n"}, "database"),
     ("unknown key", {"runtime.toml": "[runtime]\nconcurency = 3\n"}, "concurency"),
-    ("retention a word", {"runtime.toml": "[runtime]\nretention = 'forever'\n"},
-     "'retention' must be a period"),
-    ("failed_retention negative", {"runtime.toml": "[runtime]\nfailed_retention = -3\n"},
-     "'failed_retention' must be a period"),
-]  # fmt: skip
+    (
+        "retention a word",
+        {"runtime.toml": "[runtime]\nretention = 'forever'\n"},
+        "'retention' must be a period",
+    ),
+    (
+        "failed_retention negative",
+        {"runtime.toml": "[runtime]\nfailed_retention = -3\n"},
+        "'failed_retention' must be a period",
+    ),
+]
 
 
-@pytest.mark.parametrize(("files", "needle"), [p[1:] for p in PROJECTS],
-                         ids=[p[0] for p in PROJECTS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("files", "needle"), [p[1:] for p in PROJECTS], ids=[p[0] for p in PROJECTS]
+)
 def test_a_broken_project_is_named_by_check_and_start_refuses_it(
     tmp_path: Path, files: dict[str, Any], needle: str
 ) -> None:
@@ -339,8 +484,13 @@ def test_a_broken_project_is_named_by_check_and_start_refuses_it(
     assert checked.escaped is None and checked.code in (1, 2), checked.stdout
     assert needle in checked.stderr, checked.stderr
     assert "Traceback" not in checked.stdout + checked.stderr
-    for command in (["start"], ["workflows", "list"], ["subscribers", "list"], ["jobs", "list"],
-                    ["schedules"]):  # fmt: skip
+    for command in (
+        ["start"],
+        ["workflows", "list"],
+        ["subscribers", "list"],
+        ["jobs", "list"],
+        ["schedules"],
+    ):
         refused = invoke(project, *command)
         assert refused.escaped is None and refused.code == 2, (command, refused.stderr)
         assert needle in refused.stderr and "Traceback" not in refused.stderr, command

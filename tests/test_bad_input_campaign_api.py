@@ -57,99 +57,160 @@ async def nothing(ctx: Any) -> int:
 SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
     ("Runtime(database=3)", lambda: Runtime(3), "database"),  # f.b.
     ("Runtime(database='')", lambda: Runtime(""), "database"),  # failed before
-    ("Runtime(workflows=3)", lambda: Runtime(workflows=3),
-     "workflows"),  # failed before (TypeError)
-    ("Runtime(workflows=['hello'])", lambda: Runtime(workflows=["hello"]),
-     "'hello' is not a workflow"),  # failed before
-    ("Runtime(jobs=['x'])", lambda: Runtime(jobs=["x"]),
-     "is not a Job"),  # failed before (AttributeError)
-    ("Runtime(subscribers='x')", lambda: Runtime(subscribers="x"),
-     "subscribers"),  # failed before
-    ("Runtime(container='x')", lambda: Runtime(container="x"),
-     "must be a Container"),  # failed before
-    ("Runtime(base_dir=3)", lambda: Runtime(base_dir=3),
-     "base_dir"),  # failed before (TypeError)
+    (
+        "Runtime(workflows=3)",
+        lambda: Runtime(workflows=3),
+        "workflows",
+    ),  # failed before (TypeError)
+    (
+        "Runtime(workflows=['hello'])",
+        lambda: Runtime(workflows=["hello"]),
+        "'hello' is not a workflow",
+    ),  # failed before
+    (
+        "Runtime(jobs=['x'])",
+        lambda: Runtime(jobs=["x"]),
+        "is not a Job",
+    ),  # failed before (AttributeError)
+    ("Runtime(subscribers='x')", lambda: Runtime(subscribers="x"), "subscribers"),  # failed before
+    (
+        "Runtime(container='x')",
+        lambda: Runtime(container="x"),
+        "must be a Container",
+    ),  # failed before
+    ("Runtime(base_dir=3)", lambda: Runtime(base_dir=3), "base_dir"),  # failed before (TypeError)
     ("Runtime(timezone=3)", lambda: Runtime(timezone=3), "timezone"),
-    ("Runtime(concurrency='3')", lambda: Runtime(concurrency="3"),
-     "concurrency"),
+    ("Runtime(concurrency='3')", lambda: Runtime(concurrency="3"), "concurrency"),
     ("Runtime(shutdown_grace=nan)", lambda: Runtime(shutdown_grace=math.nan), "shutdown_grace"),
     ("Runtime(retention='forever')", lambda: Runtime(retention="forever"), "'forever'"),
     ("Runtime(retention=-1)", lambda: Runtime(retention=-1), "retention must be a period"),
-    ("Runtime(failed_retention=nan)", lambda: Runtime(failed_retention=math.nan),
-     "failed_retention"),
-    ("Runtime(failed_retention='99999d')", lambda: Runtime(failed_retention="99999d"),
-     "failed_retention must be a period from 0 (never) to 3650d"),
+    (
+        "Runtime(failed_retention=nan)",
+        lambda: Runtime(failed_retention=math.nan),
+        "failed_retention",
+    ),
+    (
+        "Runtime(failed_retention='99999d')",
+        lambda: Runtime(failed_retention="99999d"),
+        "failed_retention must be a period from 0 (never) to 3650d",
+    ),
     ("Client(3)", lambda: Client(3), "database"),  # failed before
     ("Client(None)", lambda: Client(None), "database"),  # f.b.
-    ("Client(base_dir=3)", lambda: Client("sqlite:///x.db", base_dir=3),
-     "base_dir"),  # failed before
+    (
+        "Client(base_dir=3)",
+        lambda: Client("sqlite:///x.db", base_dir=3),
+        "base_dir",
+    ),  # failed before
     ("SyncClient(3)", lambda: SyncClient(3), "database"),  # f.b.
     ("create_step(3)", lambda: create_step(3), "step name"),
     ("create_step('')", lambda: create_step(""), "step name"),
     ("create_step bad UTF-8", lambda: create_step(BAD_UTF8), "not valid UTF-8"),  # f.b.
     ("create_step(timeout=-1)", lambda: create_step("s", timeout=-1), "timeout"),
     ("create_step(max_retries=-1)", lambda: create_step("s", max_retries=-1), "max_retries"),
-    ("create_workflow(3, fn)", lambda: create_workflow(3, lambda: None),
-     "workflow name"),
-    ("create_workflow('w', None)", lambda: create_workflow("w", None),
-     "constructor must be a function"),  # failed before
-    ("create_workflow('w', 3)", lambda: create_workflow("w", 3),
-     "constructor must be a function"),  # failed before
-    ("create_workflow(schedule='')", lambda: create_workflow("w", lambda: None, schedule=""),
-     "cron expression ''"),
-    ("@workflow(input=NotAModel)", lambda: workflow(input=NotAModel)(nothing),
-     "pydantic cannot validate"),  # failed before (a message of several lines)
-    ("@workflow(input=3)", lambda: workflow(input=3)(nothing),
-     "pydantic cannot validate"),  # failed before (a message of several lines)
+    ("create_workflow(3, fn)", lambda: create_workflow(3, lambda: None), "workflow name"),
+    (
+        "create_workflow('w', None)",
+        lambda: create_workflow("w", None),
+        "constructor must be a function",
+    ),  # failed before
+    (
+        "create_workflow('w', 3)",
+        lambda: create_workflow("w", 3),
+        "constructor must be a function",
+    ),  # failed before
+    (
+        "create_workflow(schedule='')",
+        lambda: create_workflow("w", lambda: None, schedule=""),
+        "cron expression ''",
+    ),
+    (
+        "@workflow(input=NotAModel)",
+        lambda: workflow(input=NotAModel)(nothing),
+        "pydantic cannot validate",
+    ),  # failed before (a message of several lines)
+    (
+        "@workflow(input=3)",
+        lambda: workflow(input=3)(nothing),
+        "pydantic cannot validate",
+    ),  # failed before (a message of several lines)
     ("@workflow(name=3)", lambda: workflow(name=3)(nothing), "workflow name"),
     ("@workflow(name=bad UTF-8)", lambda: workflow(name=BAD_UTF8)(nothing), "UTF-8"),  # f.b.
-    ("@workflow(schedules=3)", lambda: workflow(schedules=3)(nothing),
-     "schedules must be a list"),  # failed before (TypeError)
-    ("@workflow(schedules=['* * * * *'])",
-     lambda: workflow(schedules=["* * * * *"])(nothing),
-     "schedules take Schedule(...)"),
+    (
+        "@workflow(schedules=3)",
+        lambda: workflow(schedules=3)(nothing),
+        "schedules must be a list",
+    ),  # failed before (TypeError)
+    (
+        "@workflow(schedules=['* * * * *'])",
+        lambda: workflow(schedules=["* * * * *"])(nothing),
+        "schedules take Schedule(...)",
+    ),
     ("@workflow on 3", lambda: workflow(3), "async function"),
     ("JobConfig(schedule='')", lambda: JobConfig(name="x", schedule=""), ""),
     ("JobConfig(schedule=None)", lambda: JobConfig(name="x", schedule=None), ""),
-    ("JobConfig(name=None)", lambda: JobConfig(name=None, schedule="* * * * *"),
-     "JobConfig.name"),
-    ("JobConfig(timezone='')", lambda: JobConfig(name="x", schedule="* * * * *", timezone=""),
-     "timezone must be an IANA name"),  # failed before
-    ("JobConfig(overlap='never')",
-     lambda: JobConfig(name="x", schedule="* * * * *", overlap="never"),
-     "overlap"),
-    ("JobConfig(number_of_executions=True)",
-     lambda: JobConfig(name="x", schedule="* * * * *", number_of_executions=True),
-     "number_of_executions"),
-    ("JobConfig(retry_interval=nan)",
-     lambda: JobConfig(name="x", schedule="* * * * *", retry_interval=math.nan),
-     "retry_interval"),
+    ("JobConfig(name=None)", lambda: JobConfig(name=None, schedule="* * * * *"), "JobConfig.name"),
+    (
+        "JobConfig(timezone='')",
+        lambda: JobConfig(name="x", schedule="* * * * *", timezone=""),
+        "timezone must be an IANA name",
+    ),  # failed before
+    (
+        "JobConfig(overlap='never')",
+        lambda: JobConfig(name="x", schedule="* * * * *", overlap="never"),
+        "overlap",
+    ),
+    (
+        "JobConfig(number_of_executions=True)",
+        lambda: JobConfig(name="x", schedule="* * * * *", number_of_executions=True),
+        "number_of_executions",
+    ),
+    (
+        "JobConfig(retry_interval=nan)",
+        lambda: JobConfig(name="x", schedule="* * * * *", retry_interval=math.nan),
+        "retry_interval",
+    ),
     ("SubscriberConfig(event='')", lambda: SubscriberConfig(event=""), "event pattern"),
     ("SubscriberConfig(event=[''])", lambda: SubscriberConfig(event=[""]), "event pattern"),
-    ("SubscriberConfig(event=None)", lambda: SubscriberConfig(event=None),
-     "SubscriberConfig.event"),
-    ("SubscriberConfig(subscriber_id=3)",
-     lambda: SubscriberConfig(event="a", subscriber_id=3),
-     "subscriber_id"),
-    ("SubscriberConfig(timeout='5')",
-     lambda: SubscriberConfig(event="a", timeout="5"),
-     "timeout"),
-    ("SubscriberConfig(max_attempts=10**100)",
-     lambda: SubscriberConfig(event="a", max_attempts=10**100), "max_attempts"),
+    (
+        "SubscriberConfig(event=None)",
+        lambda: SubscriberConfig(event=None),
+        "SubscriberConfig.event",
+    ),
+    (
+        "SubscriberConfig(subscriber_id=3)",
+        lambda: SubscriberConfig(event="a", subscriber_id=3),
+        "subscriber_id",
+    ),
+    ("SubscriberConfig(timeout='5')", lambda: SubscriberConfig(event="a", timeout="5"), "timeout"),
+    (
+        "SubscriberConfig(max_attempts=10**100)",
+        lambda: SubscriberConfig(event="a", max_attempts=10**100),
+        "max_attempts",
+    ),
     ("Schedule(cron='')", lambda: Schedule(cron=""), ""),
     ("Schedule(name='')", lambda: Schedule(cron="* * * * *", name=""), "Schedule.name"),
-    ("Schedule(input=object())", lambda: Schedule(cron="* * * * *", input=object()),
-     "cannot be stored"),  # failed before
-    ("Schedule(input=nan)", lambda: Schedule(cron="* * * * *", input=math.nan),
-     "cannot be stored"),  # failed before
-    ("Schedule(catchup_window=-1)", lambda: Schedule(cron="* * * * *", catchup_window=-1),
-     "catchup_window"),
+    (
+        "Schedule(input=object())",
+        lambda: Schedule(cron="* * * * *", input=object()),
+        "cannot be stored",
+    ),  # failed before
+    (
+        "Schedule(input=nan)",
+        lambda: Schedule(cron="* * * * *", input=math.nan),
+        "cannot be stored",
+    ),  # failed before
+    (
+        "Schedule(catchup_window=-1)",
+        lambda: Schedule(cron="* * * * *", catchup_window=-1),
+        "catchup_window",
+    ),
     ("Container().resolve('x')", lambda: Container().resolve("x"), "no service named 'x'"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("call", "needle"), [c[1:] for c in SYNC_API],
-                         ids=[c[0] for c in SYNC_API])  # fmt: skip
+@pytest.mark.parametrize(
+    ("call", "needle"), [c[1:] for c in SYNC_API], ids=[c[0] for c in SYNC_API]
+)
 def test_a_bad_definition_or_constructor_argument_raises_a_runtime_error(
     call: Callable[[], Any], needle: str
 ) -> None:
@@ -167,26 +228,33 @@ CLIENT_API: list[tuple[str, Callable[[Client, str], Any], str]] = [
     ("emit(data=nan)", lambda c, r: c.emit("a.b", math.nan), "cannot be stored"),
     ("emit(data=deep)", lambda c, r: c.emit("a.b", eval(DEEP)), "nested"),
     ("emit(data=10**5000)", lambda c, r: c.emit("a.b", 10**5000), "cannot be stored"),
-    ("emit(metadata=[1])", lambda c, r: c.emit("a.b", metadata=[1]),
-     "metadata must be a dict"),
+    ("emit(metadata=[1])", lambda c, r: c.emit("a.b", metadata=[1]), "metadata must be a dict"),
     ("emit(delay='5')", lambda c, r: c.emit("a.b", delay="5"), "delay"),
     ("emit(delay=nan)", lambda c, r: c.emit("a.b", delay=math.nan), "delay"),
     ("emit(delay=True)", lambda c, r: c.emit("a.b", delay=True), "delay"),
-    ("emit(idempotency_key=3)", lambda c, r: c.emit("a.b", idempotency_key=3),
-     "idempotency_key"),
-    ("emit(idempotency_key=bad UTF-8)", lambda c, r: c.emit("a.b", idempotency_key=BAD_UTF8),
-     "not valid UTF-8"),  # failed before (UnicodeEncodeError)
+    ("emit(idempotency_key=3)", lambda c, r: c.emit("a.b", idempotency_key=3), "idempotency_key"),
+    (
+        "emit(idempotency_key=bad UTF-8)",
+        lambda c, r: c.emit("a.b", idempotency_key=BAD_UTF8),
+        "not valid UTF-8",
+    ),  # failed before (UnicodeEncodeError)
     ("run(3)", lambda c, r: c.run(3), "workflow"),
     ("run('')", lambda c, r: c.run(""), "workflow"),
     ("run(input=object())", lambda c, r: c.run("hello", object()), "cannot be stored"),
     ("run(version=3)", lambda c, r: c.run("hello", version=3), "version"),
-    ("run(idempotency_key=bad UTF-8)", lambda c, r: c.run("hello", idempotency_key=BAD_UTF8),
-     "not valid UTF-8"),  # failed before (UnicodeEncodeError)
+    (
+        "run(idempotency_key=bad UTF-8)",
+        lambda c, r: c.run("hello", idempotency_key=BAD_UTF8),
+        "not valid UTF-8",
+    ),  # failed before (UnicodeEncodeError)
     ("run(delay=-1)", lambda c, r: c.run("hello", delay=-1), "delay"),
     ("get_run(3)", lambda c, r: c.get_run(3), "run_id"),  # f.b.
     ("get_run('garbage')", lambda c, r: c.get_run("garbage"), "no run with id 'garbage'"),
-    ("get_run(bad UTF-8)", lambda c, r: c.get_run(BAD_UTF8),
-     "run_id is not valid UTF-8"),  # failed before (UnicodeEncodeError)
+    (
+        "get_run(bad UTF-8)",
+        lambda c, r: c.get_run(BAD_UTF8),
+        "run_id is not valid UTF-8",
+    ),  # failed before (UnicodeEncodeError)
     ("pause(bad UTF-8)", lambda c, r: c.pause(BAD_UTF8), "run_id is not valid UTF-8"),  # f.b.
     ("pause(None)", lambda c, r: c.pause(None), "run_id"),  # f.b.
     ("resume(unknown)", lambda c, r: c.resume(RUN), "no run with id"),
@@ -195,19 +263,31 @@ CLIENT_API: list[tuple[str, Callable[[Client, str], Any], str]] = [
     ("list_runs(limit=0)", lambda c, r: c.list_runs(limit=0), "limit"),
     ("list_runs(limit=True)", lambda c, r: c.list_runs(limit=True), "limit"),
     ("list_runs(status='bogus')", lambda c, r: c.list_runs(status="bogus"), "unknown run status"),
-    ("list_runs(status=3)", lambda c, r: c.list_runs(status=3),
-     "unknown run status 3"),  # failed before (TypeError)
+    (
+        "list_runs(status=3)",
+        lambda c, r: c.list_runs(status=3),
+        "unknown run status 3",
+    ),  # failed before (TypeError)
     ("list_runs(cursor=3)", lambda c, r: c.list_runs(cursor=3), "cursor"),
-    ("list_runs(cursor='1|x')", lambda c, r: c.list_runs(cursor="1|x"),
-     "bad cursor"),  # failed before (an empty page)
+    (
+        "list_runs(cursor='1|x')",
+        lambda c, r: c.list_runs(cursor="1|x"),
+        "bad cursor",
+    ),  # failed before (an empty page)
     ("list_runs(cursor=bad UTF-8)", lambda c, r: c.list_runs(cursor=BAD_UTF8), "bad cursor"),
-    ("list_runs(workflow=bad UTF-8)", lambda c, r: c.list_runs(workflow=BAD_UTF8),
-     "not valid UTF-8"),  # failed before
+    (
+        "list_runs(workflow=bad UTF-8)",
+        lambda c, r: c.list_runs(workflow=BAD_UTF8),
+        "not valid UTF-8",
+    ),  # failed before
     ("wait(timeout=nan)", lambda c, r: c.wait(r, timeout=math.nan), "timeout"),  # f.b.
     ("wait(timeout=-1)", lambda c, r: c.wait(r, timeout=-1), "timeout"),  # failed before
-    ("wait(timeout='1')", lambda c, r: c.wait(r, timeout="1"),
-     "timeout"),  # failed before (TypeError)
-]  # fmt: skip
+    (
+        "wait(timeout='1')",
+        lambda c, r: c.wait(r, timeout="1"),
+        "timeout",
+    ),  # failed before (TypeError)
+]
 
 
 @pytest.fixture
@@ -218,8 +298,9 @@ async def client(tmp_path: Path) -> Any:
         yield opened, run_id
 
 
-@pytest.mark.parametrize(("call", "needle"), [c[1:] for c in CLIENT_API],
-                         ids=[c[0] for c in CLIENT_API])  # fmt: skip
+@pytest.mark.parametrize(
+    ("call", "needle"), [c[1:] for c in CLIENT_API], ids=[c[0] for c in CLIENT_API]
+)
 async def test_a_bad_client_call_raises_a_runtime_error_and_stores_nothing(
     client: tuple[Client, str], call: Callable[[Client, str], Any], needle: str
 ) -> None:
@@ -267,8 +348,11 @@ def test_a_bad_sync_client_call_raises_a_runtime_error(
 CTX: list[tuple[str, Callable[[Any], Any], str]] = [
     ("ctx.step(3, fn)", lambda ctx: ctx.step(3, lambda: 1), "DefinitionError"),
     ("ctx.step('', fn)", lambda ctx: ctx.step("", lambda: 1), "DefinitionError"),
-    ("ctx.step(bad UTF-8, fn)", lambda ctx: ctx.step(BAD_UTF8, lambda: 1),
-     "DefinitionError"),  # failed before (UnicodeEncodeError)
+    (
+        "ctx.step(bad UTF-8, fn)",
+        lambda ctx: ctx.step(BAD_UTF8, lambda: 1),
+        "DefinitionError",
+    ),  # failed before (UnicodeEncodeError)
     ("ctx.step('s', None)", lambda ctx: ctx.step("s", None), "DefinitionError"),
     ("ctx.step returns object()", lambda ctx: ctx.step("s", object), "SerializationError"),
     ("ctx.step(timeout=-1)", lambda ctx: ctx.step("s", int, timeout=-1), "DefinitionError"),
@@ -276,13 +360,19 @@ CTX: list[tuple[str, Callable[[Any], Any], str]] = [
     ("ctx.sleep('s', '5')", lambda ctx: ctx.sleep("s", "5"), "DefinitionError"),
     ("ctx.sleep('s', nan)", lambda ctx: ctx.sleep("s", math.nan), "DefinitionError"),
     ("ctx.sleep('s', 1e300)", lambda ctx: ctx.sleep("s", 1e300), "DefinitionError"),
-    ("ctx.sleep(bad UTF-8, 1)", lambda ctx: ctx.sleep(BAD_UTF8, 1),
-     "DefinitionError"),  # failed before (UnicodeEncodeError)
+    (
+        "ctx.sleep(bad UTF-8, 1)",
+        lambda ctx: ctx.sleep(BAD_UTF8, 1),
+        "DefinitionError",
+    ),  # failed before (UnicodeEncodeError)
     ("ctx.emit(3)", lambda ctx: ctx.emit(3), "DefinitionError"),
     ("ctx.emit(data=object())", lambda ctx: ctx.emit("a.b", object()), "SerializationError"),
-    ("ctx.emit(metadata=[1])", lambda ctx: ctx.emit("a.b", metadata=[1]),
-     "DefinitionError"),  # failed before (the run completed, metadata [1] stored)
-]  # fmt: skip
+    (
+        "ctx.emit(metadata=[1])",
+        lambda ctx: ctx.emit("a.b", metadata=[1]),
+        "DefinitionError",
+    ),  # failed before (the run completed, metadata [1] stored)
+]
 
 
 @pytest.mark.parametrize(("body", "error_type"), [c[1:] for c in CTX], ids=[c[0] for c in CTX])

@@ -32,8 +32,10 @@ def nested(depth: int, leaf: Any = 1) -> Any:
 def test_too_deep_is_a_serialization_error(depth: int) -> None:
     # Failed before: RecursionError (past ~1000 levels), or stored text that pydantic
     # (about 200 levels) could not read back.
-    with pytest.raises(SerializationError, match=f"the output cannot be stored: it is nested "
-                       f"more than {MAX_DEPTH} levels deep"):  # fmt: skip
+    with pytest.raises(
+        SerializationError,
+        match=f"the output cannot be stored: it is nested more than {MAX_DEPTH} levels deep",
+    ):
         dumps(nested(depth), "the output")
     text = "[" * depth + "]" * depth
     with pytest.raises(SerializationError, match=f"nested more than {MAX_DEPTH} levels deep"):
@@ -89,10 +91,10 @@ async def test_a_step_output_too_deep_fails_the_step_not_the_engine(db_url: str)
     async def fine(ctx: WorkflowContext[Any]) -> Any:
         return await ctx.step("ok", lambda: nested(MAX_DEPTH))
 
-    async with Runtime(db_url, workflows=[composed, durable_deep, deep_result, fine],
-                       background=False) as rt:  # fmt: skip
-        for definition, step in ((composed, "deep"), (durable_deep, "deep"),
-                                 (deep_result, None)):  # fmt: skip
+    async with Runtime(
+        db_url, workflows=[composed, durable_deep, deep_result, fine], background=False
+    ) as rt:
+        for definition, step in ((composed, "deep"), (durable_deep, "deep"), (deep_result, None)):
             result = await definition(rt.container).run(throw_on_error=False)
             assert result.status is RunStatus.FAILED, definition.name
             error = result.errors[0]

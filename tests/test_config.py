@@ -76,12 +76,19 @@ def test_sqlite_urls_relative_and_absolute(tmp_path: Path) -> None:
 def test_every_key_has_an_environment_override(tmp_path: Path) -> None:
     config = load_project_config(
         tmp_path,
-        environ={"RUNTIME_CONCURRENCY": "4", "RUNTIME_TIMEZONE": "Europe/Paris",
-                 "RUNTIME_SHUTDOWN_GRACE": "2.5", "RUNTIME_LOG_FORMAT": "json"},
-    )  # fmt: skip
+        environ={
+            "RUNTIME_CONCURRENCY": "4",
+            "RUNTIME_TIMEZONE": "Europe/Paris",
+            "RUNTIME_SHUTDOWN_GRACE": "2.5",
+            "RUNTIME_LOG_FORMAT": "json",
+        },
+    )
     assert (config.concurrency, config.timezone, config.shutdown_grace, config.log_format) == (
-        4, "Europe/Paris", 2.5, "json",
-    )  # fmt: skip
+        4,
+        "Europe/Paris",
+        2.5,
+        "json",
+    )
 
 
 def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
@@ -216,9 +223,14 @@ def test_pyproject_tool_runtime_still_works_and_ignores_other_tools(tmp_path: Pa
 
 def test_unknown_runtime_variables_are_listed_with_a_hint() -> None:
     found = unknown_variables(
-        {"RUNTIME_CONCURENCY": "3", "RUNTIME_DATABASE": "sqlite:///a.db", "RUNTIMEX": "1",
-         "RUNTIME_ZZZ": "1", "PATH": "/bin"}
-    )  # fmt: skip
+        {
+            "RUNTIME_CONCURENCY": "3",
+            "RUNTIME_DATABASE": "sqlite:///a.db",
+            "RUNTIMEX": "1",
+            "RUNTIME_ZZZ": "1",
+            "PATH": "/bin",
+        }
+    )
     assert list(found) == ["RUNTIME_CONCURENCY", "RUNTIME_ZZZ"]
     assert found["RUNTIME_CONCURENCY"].endswith("is ignored; did you mean RUNTIME_CONCURRENCY?")
     assert "known: RUNTIME_DATABASE, RUNTIME_TIMEZONE" in found["RUNTIME_ZZZ"]

@@ -107,8 +107,15 @@ def test_a_wildcard_hour_skips_the_missing_hour_and_keeps_elapsed_spacing() -> N
     start = datetime(2026, 3, 8, 6, 0, tzinfo=UTC)  # 01:00 EST
     found = firings("*/15 * * * *", start, start + timedelta(hours=2))
     assert [m.strftime("%H:%M") for m in found] == [
-        "01:15", "01:30", "01:45", "03:00", "03:15", "03:30", "03:45", "04:00",
-    ]  # fmt: skip
+        "01:15",
+        "01:30",
+        "01:45",
+        "03:00",
+        "03:15",
+        "03:30",
+        "03:45",
+        "04:00",
+    ]
     assert not any(m.hour == 2 for m in found)
     gaps = {b.astimezone(UTC) - a.astimezone(UTC) for a, b in itertools.pairwise(found)}
     assert gaps == {timedelta(minutes=15)}
@@ -127,8 +134,12 @@ def test_a_wildcard_hour_fires_in_both_repeated_hours() -> None:
     start = datetime(2026, 11, 1, 0, 45, tzinfo=NEW_YORK)
     found = firings("*/30 * * * *", start, datetime(2026, 11, 1, 7, 15, tzinfo=UTC))
     assert [m.strftime("%H:%M %Z") for m in found] == [
-        "01:00 EDT", "01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST",
-    ]  # fmt: skip
+        "01:00 EDT",
+        "01:30 EDT",
+        "01:00 EST",
+        "01:30 EST",
+        "02:00 EST",
+    ]
     gaps = {b.astimezone(UTC) - a.astimezone(UTC) for a, b in itertools.pairwise(found)}
     assert gaps == {timedelta(minutes=30)}
 

@@ -40,9 +40,12 @@ def project(tmp_path: Path) -> Iterator[Path]:
     for name in [n for n in sys.modules if n.split(".")[0] in ("workflows", "subscribers", "jobs")]:
         del sys.modules[name]
     sys.modules.update(
-        {k: v for k, v in saved_modules.items() if k.split(".")[0] in ("workflows", "subscribers",
-                                                                       "jobs")}
-    )  # fmt: skip
+        {
+            k: v
+            for k, v in saved_modules.items()
+            if k.split(".")[0] in ("workflows", "subscribers", "jobs")
+        }
+    )
     sys.path[:] = saved_path
 
 
@@ -81,49 +84,59 @@ BAD_FILES = {
     "syntax error": ("subscribers", "broken.py", "def handler(:\n", "SyntaxError"),
     "import error": ("workflows", "missing.py", "import nowhere_at_all\n", "nowhere_at_all"),
     "no handler": (
-        "subscribers", "nohandler.py",
+        "subscribers",
+        "nohandler.py",
         "from runtime import SubscriberConfig\nconfig = SubscriberConfig(event='a.b')\n",
         "no 'handler' defined",
     ),
     "sync handler": (
-        "subscribers", "synchandler.py",
+        "subscribers",
+        "synchandler.py",
         "from runtime import SubscriberConfig\ndef handler(args): pass\n"
         "config = SubscriberConfig(event='a.b')\n",
         "'handler' must be an async function",
     ),
     "handler of two arguments": (
-        "jobs", "twoargs.py",
+        "jobs",
+        "twoargs.py",
         "from runtime import JobConfig\nasync def handler(container, extra): pass\n"
         "config = JobConfig(name='j', schedule='0 * * * *')\n",
         "must take exactly one argument",
     ),
     "no config": (
-        "jobs", "noconfig.py", "async def handler(container): pass\n", "no 'config' defined",
+        "jobs",
+        "noconfig.py",
+        "async def handler(container): pass\n",
+        "no 'config' defined",
     ),
     "config of the wrong type": (
-        "subscribers", "dictconfig.py",
+        "subscribers",
+        "dictconfig.py",
         "async def handler(args): pass\nconfig = {'event': 'a.b'}\n",
         "'config' must be a SubscriberConfig, got dict",
     ),
     "bad event pattern": (
-        "subscribers", "badpattern.py",
+        "subscribers",
+        "badpattern.py",
         "from runtime import SubscriberConfig\nasync def handler(args): pass\n"
         "config = SubscriberConfig(event='order.**')\n",
         "event pattern 'order.**' is not valid",
     ),
     "bad cron expression": (
-        "jobs", "badcron.py",
+        "jobs",
+        "badcron.py",
         "from runtime import JobConfig\nasync def handler(container): pass\n"
         "config = JobConfig(name='j', schedule='61 * * * *')\n",
         "cron expression '61 * * * *' is not valid",
     ),
     "bad timezone": (
-        "jobs", "badzone.py",
+        "jobs",
+        "badzone.py",
         "from runtime import JobConfig\nasync def handler(container): pass\n"
         "config = JobConfig(name='j', schedule='0 * * * *', timezone='Mars/Olympus')\n",
         "unknown timezone 'Mars/Olympus'",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
@@ -137,10 +150,12 @@ def test_each_kind_of_bad_file_gets_one_message_naming_it(project: Path, kind: s
 
 
 def test_a_duplicate_subscriber_id_names_both_files(project: Path) -> None:
-    (project / "subscribers" / "first.py").write_text(GOOD_SUBSCRIBER.replace(
-        "event='order.placed')", "event='a.b', subscriber_id='mailer')"))  # fmt: skip
-    (project / "subscribers" / "second.py").write_text(GOOD_SUBSCRIBER.replace(
-        "event='order.placed')", "event='c.d', subscriber_id='mailer')"))  # fmt: skip
+    (project / "subscribers" / "first.py").write_text(
+        GOOD_SUBSCRIBER.replace("event='order.placed')", "event='a.b', subscriber_id='mailer')")
+    )
+    (project / "subscribers" / "second.py").write_text(
+        GOOD_SUBSCRIBER.replace("event='order.placed')", "event='c.d', subscriber_id='mailer')")
+    )
     (problem,) = found_in(project).problems
     assert "second.py" in problem and "first.py" in problem and "'mailer'" in problem
 

@@ -253,8 +253,9 @@ async def test_runtime_refuses_bad_numbers_in_emit_run_and_sleep(
             await handle.result(timeout=seconds)
     if math.isfinite(seconds):
         async with Runtime(db_url, workflows=[sleepy], background=False) as rt:
-            result = await sleepy(rt.container).run(input={"seconds": seconds},
-                                                    throw_on_error=False)  # fmt: skip
+            result = await sleepy(rt.container).run(
+                input={"seconds": seconds}, throw_on_error=False
+            )
         assert result.status.value == "failed"
         assert "ctx.sleep duration must" in result.errors[0].message
 

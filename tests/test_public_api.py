@@ -24,9 +24,20 @@ def test_every_public_error_is_exported_and_rooted_in_one_base() -> None:
 
 
 def test_design_names_are_exported() -> None:
-    for name in ("Runtime", "Container", "create_step", "create_workflow", "StepResponse",
-                 "WorkflowResponse", "transform", "when", "parallelize", "RunStatus",
-                 "RunFailed", "StepFailed"):  # fmt: skip
+    for name in (
+        "Runtime",
+        "Container",
+        "create_step",
+        "create_workflow",
+        "StepResponse",
+        "WorkflowResponse",
+        "transform",
+        "when",
+        "parallelize",
+        "RunStatus",
+        "RunFailed",
+        "StepFailed",
+    ):
         assert name in runtime.__all__, name
 
 

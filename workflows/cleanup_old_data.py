@@ -43,7 +43,8 @@ async def cleanup_old_data(ctx: WorkflowContext[CleanupInput]) -> dict[str, int]
     """Delete the log records older than ``days_to_keep`` days."""
     logs = ctx.container.resolve("logs")
     cutoff = await ctx.step("compute_cutoff", cutoff_date, ctx.input.days_to_keep)
-    deleted = await ctx.step("delete_old_records", logs.delete_older_than,
-                             datetime.fromisoformat(cutoff))  # fmt: skip
+    deleted = await ctx.step(
+        "delete_old_records", logs.delete_older_than, datetime.fromisoformat(cutoff)
+    )
     ctx.logger.info("cleanup_completed", deleted=deleted, cutoff=cutoff)
     return {"deleted": deleted}

@@ -46,7 +46,8 @@ async def process_payment(ctx: WorkflowContext[PaymentInput]) -> dict[str, Any]:
     """Charge the user and return the order; input and output are validated."""
     ctx.logger.info("processing_payment", user_id=ctx.input.user_id)
     payments = ctx.container.resolve("payments")
-    order = await ctx.step("create_order", payments.create_order, ctx.input.user_id,
-                           ctx.input.amount)  # fmt: skip
+    order = await ctx.step(
+        "create_order", payments.create_order, ctx.input.user_id, ctx.input.amount
+    )
     # Returned as a dict; the runtime validates it against PaymentOutput.
     return {"order_id": order["id"], "status": order["status"]}

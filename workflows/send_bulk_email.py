@@ -44,6 +44,11 @@ async def send_bulk_email(ctx: WorkflowContext[BulkEmailInput]) -> dict[str, int
     users_service, email = ctx.container.resolve("users"), ctx.container.resolve("email")
     users = await ctx.step("fetch_users", users_service.find_many, ctx.input.user_ids)
     for user in users:
-        await ctx.step(f"send_email_{user['id']}", email.send_email, user["email"],
-                       ctx.input.subject, ctx.input.body)  # fmt: skip
+        await ctx.step(
+            f"send_email_{user['id']}",
+            email.send_email,
+            user["email"],
+            ctx.input.subject,
+            ctx.input.body,
+        )
     return {"sent": len(users)}

@@ -51,9 +51,14 @@ RATE_LIMIT_WINDOW = 60.0
 class WorkflowsApi(Protocol):
     """What the helpers need: ``rt.workflows`` or a ``Client`` both have it."""
 
-    async def list_runs(self, *, status: Sequence[Any] | None = None,
-                        workflow: str | None = None, limit: int = 50,
-                        cursor: str | None = None) -> RunPage: ...  # fmt: skip
+    async def list_runs(
+        self,
+        *,
+        status: Sequence[Any] | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage: ...
 
     async def pause(self, run_id: str) -> RunRecord: ...
 
@@ -93,8 +98,9 @@ async def _runs(api: WorkflowsApi, workflow_name: str, statuses: Sequence[str]) 
     runs: list[RunRecord] = []
     cursor: str | None = None
     while True:
-        page = await api.list_runs(status=list(statuses), workflow=workflow_name, limit=100,
-                                   cursor=cursor)  # fmt: skip
+        page = await api.list_runs(
+            status=list(statuses), workflow=workflow_name, limit=100, cursor=cursor
+        )
         runs.extend(page.runs)
         cursor = page.next_cursor
         if cursor is None:

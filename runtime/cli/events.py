@@ -107,10 +107,12 @@ def events_list(
     page = run_async(lambda: with_store(ctx, read))
     records: list[EventRecord] = page.items
     if as_json:
-        echo_json({
-            "events": [e.model_dump(mode="json") for e in records],
-            "next_cursor": page.next_cursor,
-        })  # fmt: skip
+        echo_json(
+            {
+                "events": [e.model_dump(mode="json") for e in records],
+                "next_cursor": page.next_cursor,
+            }
+        )
         return
     rows = [(e.id, e.name, when(e.occurred_at), short(e.data)) for e in records]
     click.echo(table(("EVENT", "NAME", "OCCURRED", "DATA"), rows))
@@ -137,17 +139,25 @@ def events_dead(
     page = run_async(lambda: with_store(ctx, read))
     records: list[DeliveryRecord] = page.items
     if as_json:
-        echo_json({
-            "deliveries": [d.model_dump(mode="json") for d in records],
-            "next_cursor": page.next_cursor,
-        })  # fmt: skip
+        echo_json(
+            {
+                "deliveries": [d.model_dump(mode="json") for d in records],
+                "next_cursor": page.next_cursor,
+            }
+        )
         return
     rows = [
-        (d.id, d.event_name, d.event_id, d.subscriber_id, f"{d.attempts}/{d.max_attempts}",
-         when(d.finished_at or d.updated_at),
-         f"{d.error.type}: {d.error.message}" if d.error else "")
+        (
+            d.id,
+            d.event_name,
+            d.event_id,
+            d.subscriber_id,
+            f"{d.attempts}/{d.max_attempts}",
+            when(d.finished_at or d.updated_at),
+            f"{d.error.type}: {d.error.message}" if d.error else "",
+        )
         for d in records
-    ]  # fmt: skip
+    ]
     headers = ("DELIVERY", "EVENT", "EVENT ID", "SUBSCRIBER", "ATTEMPTS", "DIED", "LAST ERROR")
     click.echo(table(headers, rows))
     if page.next_cursor:
@@ -181,7 +191,8 @@ def events_redrive(ctx: Context, delivery_ids: tuple[str, ...], every: bool, as_
     else:
         click.echo(f"redriven: {count}")
     for delivery_id in missing:
-        click.echo(f"error: {delivery_id!r} is not a dead delivery (unknown, or not dead)",
-                   err=True)  # fmt: skip
+        click.echo(
+            f"error: {delivery_id!r} is not a dead delivery (unknown, or not dead)", err=True
+        )
     if missing:
         sys.exit(EXIT_NOT_FOUND)

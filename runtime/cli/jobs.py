@@ -50,12 +50,18 @@ def jobs_found(
     for job in sorted(found.jobs, key=lambda j: j.name):
         tz_name = job.config.timezone or config.timezone
         cron = CronSchedule(job.config.schedule, tz_name)
-        listed.append({
-            "name": job.name, "workflow": f"job-{job.name}", "schedule": cron.expression,
-            "timezone": tz_name, "next": _upcoming(cron, now, fire_times),
-            "number_of_executions": job.config.number_of_executions,
-            "overlap": job.config.overlap, "file": job.source,
-        })  # fmt: skip
+        listed.append(
+            {
+                "name": job.name,
+                "workflow": f"job-{job.name}",
+                "schedule": cron.expression,
+                "timezone": tz_name,
+                "next": _upcoming(cron, now, fire_times),
+                "number_of_executions": job.config.number_of_executions,
+                "overlap": job.config.overlap,
+                "file": job.source,
+            }
+        )
     return listed
 
 
@@ -78,8 +84,15 @@ def jobs_list(ctx: Context, as_json: bool) -> None:
         echo_json([_json(job) for job in listed])
         return
     rows = [(j["name"], j["schedule"], j["timezone"], *_fired(j), j["file"]) for j in listed]
-    headers = ("JOB", "SCHEDULE", "TIMEZONE", "NEXT FIRE TIMES", "EXECUTIONS", "STORED NEXT",
-               "FILE")  # fmt: skip
+    headers = (
+        "JOB",
+        "SCHEDULE",
+        "TIMEZONE",
+        "NEXT FIRE TIMES",
+        "EXECUTIONS",
+        "STORED NEXT",
+        "FILE",
+    )
     click.echo(table(headers, rows))
 
 

@@ -81,9 +81,14 @@ def _startup_problems(config: ProjectConfig, found: Discovered) -> list[str]:
         problems.append(str(exc))
     try:
         Runtime(
-            config.database, workflows=found.workflows, subscribers=found.subscribers,
-            jobs=found.jobs, base_dir=config.root, timezone=config.timezone, background=False,
-        )  # fmt: skip
+            config.database,
+            workflows=found.workflows,
+            subscribers=found.subscribers,
+            jobs=found.jobs,
+            base_dir=config.root,
+            timezone=config.timezone,
+            background=False,
+        )
     except RuntimeBaseError as exc:
         problems.append(f"{config.source}: {exc}")
     return problems

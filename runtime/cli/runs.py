@@ -139,8 +139,9 @@ def run(
             click.echo(record.id)
         return
     if timed_out:
-        click.echo(f"error: run {record.id} is still {record.status.value} after {timeout} s",
-                   err=True)  # fmt: skip
+        click.echo(
+            f"error: run {record.id} is still {record.status.value} after {timeout} s", err=True
+        )
     errors = [record.error] if record.error else []
     _print_result(record.id, record.status, record.output, errors, as_json)
 
@@ -213,10 +214,14 @@ def _print_result(
     run_id: str, status: RunStatus, output: Any, errors: list[StepError], as_json: bool
 ) -> None:
     if as_json:
-        echo_json({
-            "run_id": run_id, "status": status.value, "result": output,
-            "errors": [e.model_dump(exclude={"traceback"}) for e in errors],
-        })  # fmt: skip
+        echo_json(
+            {
+                "run_id": run_id,
+                "status": status.value,
+                "result": output,
+                "errors": [e.model_dump(exclude={"traceback"}) for e in errors],
+            }
+        )
     else:
         click.echo(f"run {run_id}: {status.value}")
         if status is RunStatus.COMPLETED:
@@ -264,16 +269,24 @@ def runs_list(
 
     page = run_async(lambda: with_store(ctx, read))
     if as_json:
-        echo_json({
-            "runs": [r.model_dump(mode="json", exclude={"steps"}) for r in page.runs],
-            "next_cursor": page.next_cursor,
-        })  # fmt: skip
+        echo_json(
+            {
+                "runs": [r.model_dump(mode="json", exclude={"steps"}) for r in page.runs],
+                "next_cursor": page.next_cursor,
+            }
+        )
         return
     rows = [
-        (r.id, r.workflow, r.status.value, when(r.created_at), when(r.ended_at),
-         r.error.message if r.error else "")
+        (
+            r.id,
+            r.workflow,
+            r.status.value,
+            when(r.created_at),
+            when(r.ended_at),
+            r.error.message if r.error else "",
+        )
         for r in page.runs
-    ]  # fmt: skip
+    ]
     click.echo(table(("RUN", "WORKFLOW", "STATUS", "CREATED", "ENDED", "ERROR"), rows))
     if page.next_cursor:
         click.echo(f"more: --cursor '{page.next_cursor}'")
@@ -445,11 +458,14 @@ def _control_command(action: str, summary: str) -> click.Command:
         outcomes = run_async(lambda: with_store(ctx, apply))
         refused = [(run_id, why) for run_id, why in outcomes if isinstance(why, str)]
         if as_json:
-            echo_json([
-                {"run_id": run_id, "status": r.status.value, "control": r.control}
-                if isinstance(r, RunRecord) else {"run_id": run_id, "error": r}
-                for run_id, r in outcomes
-            ])  # fmt: skip
+            echo_json(
+                [
+                    {"run_id": run_id, "status": r.status.value, "control": r.control}
+                    if isinstance(r, RunRecord)
+                    else {"run_id": run_id, "error": r}
+                    for run_id, r in outcomes
+                ]
+            )
         else:
             for run_id, record in outcomes:
                 if isinstance(record, RunRecord):

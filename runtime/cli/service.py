@@ -60,8 +60,12 @@ def start(ctx: Context) -> None:
     type=click.IntRange(1, 20),
     help="Repeat the whole measurement and report medians.",
 )
-@click.option("--fast-path/--no-fast-path", default=True, show_default=True,
-              help="Measure with (or without) the store's fast path, for comparison.")  # fmt: skip
+@click.option(
+    "--fast-path/--no-fast-path",
+    default=True,
+    show_default=True,
+    help="Measure with (or without) the store's fast path, for comparison.",
+)
 @click.option(
     "--history",
     type=click.IntRange(1, 100_000_000),

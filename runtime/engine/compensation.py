@@ -126,14 +126,24 @@ def _failure_events(state: RunState, final: RunStatus, now: datetime) -> tuple[N
     error = state.error.to_dict() if state.error is not None else None
     if error is not None:
         error.pop("traceback", None)
-    data = {**extra, "run_id": state.run_id, "workflow": state.workflow.name,
-            "status": final.value, "error": error}  # fmt: skip
+    data = {
+        **extra,
+        "run_id": state.run_id,
+        "workflow": state.workflow.name,
+        "status": final.value,
+        "error": error,
+    }
     return (
         NewEvent(
-            id=new_id("evt"), name=name, data=dumps(data, f"the data of {name!r}"),
-            metadata="{}", occurred_at=now, available_at=now, source_run_id=state.run_id,
+            id=new_id("evt"),
+            name=name,
+            data=dumps(data, f"the data of {name!r}"),
+            metadata="{}",
+            occurred_at=now,
+            available_at=now,
+            source_run_id=state.run_id,
         ),
-    )  # fmt: skip
+    )
 
 
 def _marking(record: StepRecord, status: StepStatus) -> StepWrite:
@@ -201,8 +211,14 @@ async def _compensate(
         return call_step_fn(compensate, record.compensate_input, ctx)
 
     async def wait(failures: int, error: StoredError, delay: float) -> None:
-        logger.info("compensation_retry_scheduled", run_id=state.run_id, step=record.name,
-                    failures=failures, delay_s=round(delay, 3), error=error.message)  # fmt: skip
+        logger.info(
+            "compensation_retry_scheduled",
+            run_id=state.run_id,
+            step=record.name,
+            failures=failures,
+            delay_s=round(delay, 3),
+            error=error.message,
+        )
         await engine.clock.sleep(delay)
 
     outcome = await attempt(

@@ -51,11 +51,14 @@ async def forward(engine: Engine, state: RunState) -> RunStatus:
         if state.control is not None or (state.interruptible and engine.draining):
             return await engine.stop_here(state)
         if len(stage) == 1:
-            finish = _completion(engine, state, stage[0], stages[index + 1 :]) if (
-                index == last
-            ) else None  # fmt: skip
-            ok = await _node(engine, state, stage[0], may_park=state.interruptible,
-                             completion=finish)  # fmt: skip
+            finish = (
+                _completion(engine, state, stage[0], stages[index + 1 :])
+                if (index == last)
+                else None
+            )
+            ok = await _node(
+                engine, state, stage[0], may_park=state.interruptible, completion=finish
+            )
             if state.finished:
                 return RunStatus.COMPLETED
         else:
@@ -217,10 +220,17 @@ async def _step(
         return call_step_fn(step.invoke, step_input, ctx)
 
     result = await run_step(
-        engine, state, seq=node.seq, name=node.key, invoke=invoke, options=step.options,
-        compensable=bool(step.compensation), record=record, may_park=may_park,
+        engine,
+        state,
+        seq=node.seq,
+        name=node.key,
+        invoke=invoke,
+        options=step.options,
+        compensable=bool(step.compensation),
+        record=record,
+        may_park=may_park,
         completion=completion,
-    )  # fmt: skip
+    )
     if result.ok:
         state.values[node.key] = result.output
         return True
@@ -231,8 +241,16 @@ async def _step(
     if step.options.continue_on_permanent_failure:
         await record_failure(engine, state, node.seq, node.key, result, StepStatus.FAILED)
         return True
-    await record_failure(engine, state, node.seq, node.key, result, StepStatus.FAILED,
-                         trigger=True, compensable=bool(step.compensation))  # fmt: skip
+    await record_failure(
+        engine,
+        state,
+        node.seq,
+        node.key,
+        result,
+        StepStatus.FAILED,
+        trigger=True,
+        compensable=bool(step.compensation),
+    )
     return False
 
 

@@ -57,10 +57,14 @@ class _ReplayEnded(BaseException):
 def _context(state: RunState, input: Any, runner: _Runner) -> WorkflowContext[Any]:
     workflow: DurableWorkflow = state.workflow
     return WorkflowContext(
-        input=workflow.validate_input(input), run_id=state.run_id, workflow=workflow.name,
-        version=state.version, logger=logger.bind(run_id=state.run_id, workflow=workflow.name),
-        container=state.container, runner=runner,
-    )  # fmt: skip
+        input=workflow.validate_input(input),
+        run_id=state.run_id,
+        workflow=workflow.name,
+        version=state.version,
+        logger=logger.bind(run_id=state.run_id, workflow=workflow.name),
+        container=state.container,
+        runner=runner,
+    )
 
 
 async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
@@ -162,22 +166,40 @@ class _Runner:
             if record.status is StepStatus.FAILED or record.status in _ROLLED_BACK:
                 # It failed itself (no completion order), and maybe its compensation ran.
                 error = record.error
-                raise StepFailed(name, error.type if error else "Error",
-                                 error.message if error else "failed", state.run_id)  # fmt: skip
+                raise StepFailed(
+                    name,
+                    error.type if error else "Error",
+                    error.message if error else "failed",
+                    state.run_id,
+                )
         if self.replay_only:
             raise _ReplayEnded
         await self._checkpoint_point()
         result = await run_step(
-            self.engine, state, seq=seq, name=name, invoke=invoke, options=step_options,
-            compensable=compensate is not None, record=record, may_park=state.interruptible,
+            self.engine,
+            state,
+            seq=seq,
+            name=name,
+            invoke=invoke,
+            options=step_options,
+            compensable=compensate is not None,
+            record=record,
+            may_park=state.interruptible,
             extra_events=self._staged(),
-        )  # fmt: skip
+        )
         if result.ok:
             self.events.clear()
             return _revive(adapter, result.output)
         # A failed step keeps no events: those staged before it wait for the next checkpoint.
-        await record_failure(self.engine, state, seq, name, result, StepStatus.FAILED,
-                             compensable=compensate is not None)  # fmt: skip
+        await record_failure(
+            self.engine,
+            state,
+            seq,
+            name,
+            result,
+            StepStatus.FAILED,
+            compensable=compensate is not None,
+        )
         failure = result.error or StoredError("Error", "failed", None, name)
         raise StepFailed(name, failure.type, failure.message, state.run_id) from result.exception
 
@@ -197,29 +219,44 @@ class _Runner:
         else:
             wake = _wake_of(record.output) or now
         if wake <= now:
-            write = StepWrite(seq=seq, name=name, status=StepStatus.COMPLETED, attempts=1,
-                              output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
-                              started_at=record.started_at if record else now, ended_at=now,
-                              events=self._take_events())  # fmt: skip
+            write = StepWrite(
+                seq=seq,
+                name=name,
+                status=StepStatus.COMPLETED,
+                attempts=1,
+                output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
+                started_at=record.started_at if record else now,
+                ended_at=now,
+                events=self._take_events(),
+            )
             state.control = await engine.store.checkpoint(
                 state.run_id, engine.identity.id, (write,), RunUpdate(clear_wake=True), now
             )
             state.record(write, {"wake_at": wake.isoformat()})
             return
-        write = StepWrite(seq=seq, name=name, status=StepStatus.RUNNING, attempts=1,
-                          output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
-                          started_at=record.started_at if record else now,
-                          events=self._take_events())  # fmt: skip
-        update = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake,
-                           release=True)  # fmt: skip
+        write = StepWrite(
+            seq=seq,
+            name=name,
+            status=StepStatus.RUNNING,
+            attempts=1,
+            output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
+            started_at=record.started_at if record else now,
+            events=self._take_events(),
+        )
+        update = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake, release=True)
         await engine.store.checkpoint(state.run_id, engine.identity.id, (write,), update, now)
         logger.info("run_sleeping", run_id=state.run_id, step=name, wake_at=wake.isoformat())
         raise Suspended(RunStatus.SLEEPING)
 
     def emit(self, name: str, data: Any, metadata: dict[str, Any] | None) -> None:
         check_event_name(name)
-        self.events.append((name, dumps(data, f"the data of event {name!r}"),
-                            dumps(metadata or {}, f"the metadata of event {name!r}")))  # fmt: skip
+        self.events.append(
+            (
+                name,
+                dumps(data, f"the data of event {name!r}"),
+                dumps(metadata or {}, f"the metadata of event {name!r}"),
+            )
+        )
 
     def _staged(self) -> tuple[StagedEvent, ...]:
         """Events the function staged since the last step, to keep with the next checkpoint.
@@ -239,10 +276,17 @@ class _Runner:
         """Events staged after the last step: published with the completion."""
         now = self.engine.clock.now()
         return tuple(
-            NewEvent(id=new_id("evt"), name=e.name, data=e.data, metadata=e.metadata,
-                     occurred_at=now, available_at=now, source_run_id=self.state.run_id)
+            NewEvent(
+                id=new_id("evt"),
+                name=e.name,
+                data=e.data,
+                metadata=e.metadata,
+                occurred_at=now,
+                available_at=now,
+                source_run_id=self.state.run_id,
+            )
             for e in self._take_events()
-        )  # fmt: skip
+        )
 
 
 _ROLLED_BACK = (StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED)

@@ -104,17 +104,25 @@ class Engine:
         self.registry.ensure(workflow)
         if transaction_id is None:
             transaction_id = derived_transaction_id(workflow.name)
-        input_text = dumps(self._input_value(workflow, input),
-                           f"the input of workflow {workflow.name!r}")  # fmt: skip
+        input_text = dumps(
+            self._input_value(workflow, input), f"the input of workflow {workflow.name!r}"
+        )
         now = self.clock.now()
         record, created = await self.store.create_run(
             NewRun(
-                id=new_id("run"), workflow=workflow.name, version=workflow.version,
-                kind=workflow.kind, idempotency_key=transaction_id, status=RunStatus.RUNNING,
-                input=input_text, owner_id=self.identity.id, parent_run_id=parent_run_id,
-                available_at=now, created_at=now,
+                id=new_id("run"),
+                workflow=workflow.name,
+                version=workflow.version,
+                kind=workflow.kind,
+                idempotency_key=transaction_id,
+                status=RunStatus.RUNNING,
+                input=input_text,
+                owner_id=self.identity.id,
+                parent_run_id=parent_run_id,
+                available_at=now,
+                created_at=now,
             )
-        )  # fmt: skip
+        )
         if created:
             result = await self.drive(workflow, container, record, [])
             if result.status.terminal:
@@ -138,10 +146,15 @@ class Engine:
         self.registry.ensure(workflow)
         if idempotency_key is None:
             idempotency_key = derived_transaction_id(workflow.name)
-        run = pending_run(workflow.name, self._input_value(workflow, input),
-                          version=workflow.version, kind=workflow.kind,
-                          idempotency_key=idempotency_key, now=self.clock.now(),
-                          delay=delay)  # fmt: skip
+        run = pending_run(
+            workflow.name,
+            self._input_value(workflow, input),
+            version=workflow.version,
+            kind=workflow.kind,
+            idempotency_key=idempotency_key,
+            now=self.clock.now(),
+            delay=delay,
+        )
         await anyio.lowlevel.checkpoint_if_cancelled()  # store writes are not cancel points
         return await self.store.create_run(run)
 
@@ -257,8 +270,7 @@ class Engine:
         try:
             # Every log line written while the run is driven (the user's own structlog
             # loggers included) carries the run and the workflow.
-            with structlog.contextvars.bound_contextvars(run_id=record.id,
-                                                         workflow=workflow.name):  # fmt: skip
+            with structlog.contextvars.bound_contextvars(run_id=record.id, workflow=workflow.name):
                 status = await self._run(state, record)
         except Suspended as suspended:
             status = suspended.status
@@ -323,18 +335,22 @@ class Engine:
             if state.error is None:
                 state.error = CANCELED
             update = RunUpdate(
-                status=RunStatus.COMPENSATING, rollback_status=RunStatus.CANCELED,
+                status=RunStatus.COMPENSATING,
+                rollback_status=RunStatus.CANCELED,
                 error=dumps(state.error.to_dict(), "an error"),
-            )  # fmt: skip
+            )
             await self.store.checkpoint(state.run_id, owner, (), update, now)
             logger.info("run_canceling", run_id=state.run_id)
             if unwinding:
                 return RunStatus.COMPENSATING
             return await compensation.roll_back(self, state, RunStatus.CANCELED)
         await self.store.checkpoint(
-            state.run_id, owner, (),
-            RunUpdate(status=RunStatus.PENDING, available_at=now, release=True), now,
-        )  # fmt: skip
+            state.run_id,
+            owner,
+            (),
+            RunUpdate(status=RunStatus.PENDING, available_at=now, release=True),
+            now,
+        )
         logger.info("run_released", run_id=state.run_id, reason="shutdown")
         return RunStatus.PENDING
 
@@ -343,10 +359,12 @@ class Engine:
         if state.error is None:
             state.error = error
         await self.store.checkpoint(
-            state.run_id, self.identity.id, (),
+            state.run_id,
+            self.identity.id,
+            (),
             RunUpdate(status=RunStatus.COMPENSATING, error=dumps(error.to_dict(), "an error")),
             self.clock.now(),
-        )  # fmt: skip
+        )
         return False
 
     def completion(
@@ -358,9 +376,16 @@ class Engine:
             SerializationError: the output cannot be stored.
         """
         text = dumps(output, f"the result of workflow {state.workflow.name!r}")
-        update = RunUpdate(status=RunStatus.COMPLETED, output=text, ended_at=self.clock.now(),
-                           release=True, clear_wake=True, publish_staged=True, events=events,
-                           only_if_unrequested=True)  # fmt: skip
+        update = RunUpdate(
+            status=RunStatus.COMPLETED,
+            output=text,
+            ended_at=self.clock.now(),
+            release=True,
+            clear_wake=True,
+            publish_staged=True,
+            events=events,
+            only_if_unrequested=True,
+        )
         return update, roundtrip(output, text)
 
     async def complete(
@@ -452,14 +477,19 @@ class Engine:
                 await self._join(workflow, ctx.container, record)
                 return
             claimed = await self.store.transition(
-                child_run_id, (RunStatus.COMPLETED,), RunStatus.COMPENSATING, self.clock.now(),
-                owner_id=self.identity.id, rollback_status=RunStatus.CANCELED,
-            )  # fmt: skip
+                child_run_id,
+                (RunStatus.COMPLETED,),
+                RunStatus.COMPENSATING,
+                self.clock.now(),
+                owner_id=self.identity.id,
+                rollback_status=RunStatus.CANCELED,
+            )
             if claimed is None:
                 continue
             workflow = self.registry.get(record.workflow, record.version)
-            await self.drive(workflow, ctx.container, claimed,
-                             await self.store.load_steps(child_run_id))  # fmt: skip
+            await self.drive(
+                workflow, ctx.container, claimed, await self.store.load_steps(child_run_id)
+            )
             return
 
 

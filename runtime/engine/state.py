@@ -57,8 +57,13 @@ class RunState:
     when it ended early: the last step it reached, and the reason the rollback gives for
     the compensation of a later step, which the replay could not learn."""
 
-    def record(self, write: StepWrite, output: Any = None, compensate_input: Any = None,
-               error: StoredError | None = None) -> None:  # fmt: skip
+    def record(
+        self,
+        write: StepWrite,
+        output: Any = None,
+        compensate_input: Any = None,
+        error: StoredError | None = None,
+    ) -> None:
         """Keep in memory what a checkpoint just wrote (already valid: not validated again)."""
         self.records[write.seq] = StepRecord.model_construct(
             run_id=self.run_id,
@@ -93,8 +98,9 @@ def step_error(error: StoredError | None) -> StepError | None:
     """A stored error in the form results and records show."""
     if error is None:
         return None
-    return StepError(step=error.step, type=error.type, message=error.message,
-                     traceback=error.traceback)  # fmt: skip
+    return StepError(
+        step=error.step, type=error.type, message=error.message, traceback=error.traceback
+    )
 
 
 def stored_error(error: StepError | None) -> StoredError | None:

@@ -78,9 +78,15 @@ async def run_step(
 
     def call(number: int) -> Awaitable[Any]:
         ctx = StepContext(
-            container=state.container, run_id=state.run_id, workflow=state.workflow.name,
-            step=name, seq=seq, attempt=number, logger=logger, hooks=engine,
-        )  # fmt: skip
+            container=state.container,
+            run_id=state.run_id,
+            workflow=state.workflow.name,
+            step=name,
+            seq=seq,
+            attempt=number,
+            logger=logger,
+            hooks=engine,
+        )
         last_ctx[:] = [ctx]
         return _with_step(name, invoke, ctx)
 
@@ -97,9 +103,10 @@ async def run_step(
         comp_text = None
         if compensable:
             comp_text = (
-                out_text if comp is output
+                out_text
+                if comp is output
                 else dumps(comp, f"the compensate_input of step {name!r}")
-            )  # fmt: skip
+            )
         encoded[:] = [out_text, comp_text]
         return returned
 
@@ -107,33 +114,53 @@ async def run_step(
         await _retry_wait(engine, state, seq, name, failures, error, delay, started, may_park)
 
     outcome = await attempt(
-        call, options=options, name=name, accept=accept, wait=wait,
+        call,
+        options=options,
+        name=name,
+        accept=accept,
+        wait=wait,
         prior_failures=record.attempts if record is not None else 0,
-    )  # fmt: skip
+    )
     if not outcome.ok:
-        return StepResult(False, outcome.attempts, error=outcome.error,
-                          exception=outcome.exception, compensate_input=outcome.value,
-                          started=started)  # fmt: skip
+        return StepResult(
+            False,
+            outcome.attempts,
+            error=outcome.error,
+            exception=outcome.exception,
+            compensate_input=outcome.value,
+            started=started,
+        )
     if isinstance(outcome.value, StepResponse) and outcome.value.skipped:
         result = StepResult(True, outcome.attempts, skipped=True, started=started)
         await record_failure(engine, state, seq, name, result, StepStatus.SKIPPED)
         return result
     out_text, comp_text = encoded
-    output = roundtrip(outcome.value.output if isinstance(outcome.value, StepResponse)
-                       else outcome.value, out_text)  # fmt: skip
+    output = roundtrip(
+        outcome.value.output if isinstance(outcome.value, StepResponse) else outcome.value, out_text
+    )
     staged = extra_events + tuple(StagedEvent(*e) for e in last_ctx[0].staged)
     write = StepWrite(
-        seq=seq, name=name, status=StepStatus.COMPLETED, attempts=outcome.attempts,
-        output=out_text, compensate_input=comp_text, started_at=started,
-        ended_at=engine.clock.now(), completed_order=state.next_order, compensable=compensable,
+        seq=seq,
+        name=name,
+        status=StepStatus.COMPLETED,
+        attempts=outcome.attempts,
+        output=out_text,
+        compensate_input=comp_text,
+        started_at=started,
+        ended_at=engine.clock.now(),
+        completed_order=state.next_order,
+        compensable=compensable,
         events=staged,
-    )  # fmt: skip
+    )
     state.next_order += 1
     finish = completion(output) if completion is not None else None
     state.control = await engine.store.checkpoint(
-        state.run_id, engine.identity.id, (write,), finish or NO_CHANGE,
+        state.run_id,
+        engine.identity.id,
+        (write,),
+        finish or NO_CHANGE,
         write.ended_at or started,
-    )  # fmt: skip
+    )
     state.finished = finish is not None and state.control is None
     state.record(write, output, loads(comp_text) if comp_text is not None else None)
     return StepResult(True, outcome.attempts, output=output, started=started)
@@ -160,15 +187,23 @@ async def record_failure(
         try:
             comp_text = dumps(result.compensate_input, f"the compensate_input of step {name!r}")
         except Exception as exc:
-            logger.warning("compensate_input_dropped", run_id=state.run_id, step=name,
-                           error=str(exc))  # fmt: skip
+            logger.warning(
+                "compensate_input_dropped", run_id=state.run_id, step=name, error=str(exc)
+            )
     error = result.error
     error_text = dumps(error.to_dict(), "a step error") if error is not None else None
     now = engine.clock.now()
     write = StepWrite(
-        seq=seq, name=name, status=status, attempts=result.attempts, compensate_input=comp_text,
-        error=error_text, started_at=result.started or now, ended_at=now, compensable=compensable,
-    )  # fmt: skip
+        seq=seq,
+        name=name,
+        status=status,
+        attempts=result.attempts,
+        compensate_input=comp_text,
+        error=error_text,
+        started_at=result.started or now,
+        ended_at=now,
+        compensable=compensable,
+    )
     update = NO_CHANGE
     if trigger:
         if state.error is None:
@@ -181,9 +216,16 @@ async def record_failure(
 
 
 async def _retry_wait(
-    engine: Engine, state: RunState, seq: int, name: str, failures: int, error: StoredError,
-    delay: float, started: datetime, may_park: bool,
-) -> None:  # fmt: skip
+    engine: Engine,
+    state: RunState,
+    seq: int,
+    name: str,
+    failures: int,
+    error: StoredError,
+    delay: float,
+    started: datetime,
+    may_park: bool,
+) -> None:
     """Record a failed attempt, then wait for the next.
 
     A long wait of a run the worker drives parks it (``sleeping``, released, due
@@ -191,17 +233,30 @@ async def _retry_wait(
     """
     now = engine.clock.now()
     write = StepWrite(
-        seq=seq, name=name, status=StepStatus.RUNNING, attempts=failures,
-        error=dumps(error.to_dict(), "a step error"), started_at=started,
-    )  # fmt: skip
-    logger.info("step_retry_scheduled", run_id=state.run_id, step=name, failures=failures,
-                delay_s=round(delay, 3), error=error.message)  # fmt: skip
+        seq=seq,
+        name=name,
+        status=StepStatus.RUNNING,
+        attempts=failures,
+        error=dumps(error.to_dict(), "a step error"),
+        started_at=started,
+    )
+    logger.info(
+        "step_retry_scheduled",
+        run_id=state.run_id,
+        step=name,
+        failures=failures,
+        delay_s=round(delay, 3),
+        error=error.message,
+    )
     if may_park and delay >= PARK_AFTER:
         due = now + timedelta(seconds=delay)
         await engine.store.checkpoint(
-            state.run_id, engine.identity.id, (write,),
-            RunUpdate(status=RunStatus.SLEEPING, available_at=due, release=True), now,
-        )  # fmt: skip
+            state.run_id,
+            engine.identity.id,
+            (write,),
+            RunUpdate(status=RunStatus.SLEEPING, available_at=due, release=True),
+            now,
+        )
         raise Suspended(RunStatus.SLEEPING)
     state.control = await engine.store.checkpoint(
         state.run_id, engine.identity.id, (write,), NO_CHANGE, now

@@ -78,8 +78,11 @@ class Worker:
 
     def statistics(self) -> dict[str, int]:
         """Counters for operators: runs driven to an end, runs in flight, the limit."""
-        return {"resumed": self.resumed, "in_flight": self.in_flight,
-                "concurrency": self.concurrency}  # fmt: skip
+        return {
+            "resumed": self.resumed,
+            "in_flight": self.in_flight,
+            "concurrency": self.concurrency,
+        }
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Scan until cancelled; ``started`` once the first scan launched its runs."""
@@ -174,8 +177,13 @@ class Worker:
         message = f"{exc}; the run waits for this code to be deployed and then continues"
         error = StoredError("UnknownWorkflowError", message, None, None)
         due = await self._defer(record, error, record.owner_id)
-        logger.warning("run_waits_for_code", run_id=record.id, workflow=record.workflow,
-                       version=record.version, retry_at=due.isoformat())  # fmt: skip
+        logger.warning(
+            "run_waits_for_code",
+            run_id=record.id,
+            workflow=record.workflow,
+            version=record.version,
+            retry_at=due.isoformat(),
+        )
 
     async def _drive(self, workflow: Any, record: RunRecord) -> None:
         log = logger.bind(run_id=record.id, workflow=record.workflow)

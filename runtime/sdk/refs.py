@@ -99,15 +99,35 @@ def _binary(symbol: str) -> Callable[..., NoReturn]:
 
 
 for _name, _symbol in {
-    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
-    "pow": "**", "matmul": "@", "and": "&", "or": "|", "xor": "^", "lshift": "<<",
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "truediv": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "matmul": "@",
+    "and": "&",
+    "or": "|",
+    "xor": "^",
+    "lshift": "<<",
     "rshift": ">>",
-}.items():  # fmt: skip
+}.items():
     setattr(Ref, f"__{_name}__", _binary(_symbol))
     setattr(Ref, f"__r{_name}__", _binary(_symbol))
-for _name, _symbol in {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-                       "neg": "unary -", "pos": "unary +", "invert": "~", "abs": "abs()",
-                       "round": "round()"}.items():  # fmt: skip
+for _name, _symbol in {
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "neg": "unary -",
+    "pos": "unary +",
+    "invert": "~",
+    "abs": "abs()",
+    "round": "round()",
+}.items():
     setattr(Ref, f"__{_name}__", _binary(_symbol))
 
 

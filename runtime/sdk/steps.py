@@ -87,8 +87,18 @@ class StepContext:
             to make their effect exactly-once.
     """
 
-    __slots__ = ("_base_logger", "_hooks", "_logger", "attempt", "container", "idempotency_key",
-                 "run_id", "staged", "step", "workflow")  # fmt: skip
+    __slots__ = (
+        "_base_logger",
+        "_hooks",
+        "_logger",
+        "attempt",
+        "container",
+        "idempotency_key",
+        "run_id",
+        "staged",
+        "step",
+        "workflow",
+    )
 
     def __init__(
         self,
@@ -127,9 +137,12 @@ class StepContext:
         """
         check_event_name(name)
         self.staged.append(
-            (name, dumps(data, f"the data of event {name!r}"),
-             dumps(metadata or {}, f"the metadata of event {name!r}"))
-        )  # fmt: skip
+            (
+                name,
+                dumps(data, f"the data of event {name!r}"),
+                dumps(metadata or {}, f"the metadata of event {name!r}"),
+            )
+        )
 
     @property
     def logger(self) -> Any:

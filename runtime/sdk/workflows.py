@@ -146,8 +146,7 @@ class WorkflowRunner:
                 "behind it; use the container of a Runtime: "
                 "async with Runtime(database=...) as rt: await wf(rt.container).run(...)"
             ) from None
-        result = await executor.run_inline(self.workflow, self.container, input,
-                                                transaction_id)  # fmt: skip
+        result = await executor.run_inline(self.workflow, self.container, input, transaction_id)
         if throw_on_error and result.status is not RunStatus.COMPLETED:
             if not result.errors:
                 raise RunFailed(result.run_id, result.status.value, None)

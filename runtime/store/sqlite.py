@@ -110,17 +110,45 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 "owner_id, parent_run_id, available_at, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (workflow, idempotency_key) DO NOTHING",
-                (run.id, run.workflow, run.version, run.kind, run.idempotency_key, run.status,
-                 run.input, run.owner_id, run.parent_run_id, to_text(run.available_at), now,
-                 now),
-            )  # fmt: skip
+                (
+                    run.id,
+                    run.workflow,
+                    run.version,
+                    run.kind,
+                    run.idempotency_key,
+                    run.status,
+                    run.input,
+                    run.owner_id,
+                    run.parent_run_id,
+                    to_text(run.available_at),
+                    now,
+                    now,
+                ),
+            )
             if cur.rowcount == 1:
                 return (
-                    (run.id, run.workflow, run.version, run.status, run.idempotency_key,
-                     run.input, None, None, run.owner_id, run.parent_run_id,
-                     to_text(run.available_at), now, now, None, None, None, None, run.kind),
+                    (
+                        run.id,
+                        run.workflow,
+                        run.version,
+                        run.status,
+                        run.idempotency_key,
+                        run.input,
+                        None,
+                        None,
+                        run.owner_id,
+                        run.parent_run_id,
+                        to_text(run.available_at),
+                        now,
+                        now,
+                        None,
+                        None,
+                        None,
+                        None,
+                        run.kind,
+                    ),
                     True,
-                )  # fmt: skip
+                )
             row = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow = ? AND idempotency_key = ?",
                 (run.workflow, run.idempotency_key),
@@ -182,8 +210,15 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             f"rollback_status = COALESCE(?, rollback_status) WHERE id = ? AND status IN ({marks})"
         )
         rollback = None if rollback_status is None else rollback_status.value
-        params = (status.value, owner_id, stamp, error, rollback, run_id,
-                  *(s.value for s in expected))  # fmt: skip
+        params = (
+            status.value,
+            owner_id,
+            stamp,
+            error,
+            rollback,
+            run_id,
+            *(s.value for s in expected),
+        )
 
         def write(db: sqlite3.Connection) -> tuple[Any, ...] | None:
             if db.execute(sql, params).rowcount != 1:
@@ -206,8 +241,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         sets = ["updated_at = ?"]
         params: list[Any] = [to_text(now)]
         if update.status is not None:
-            sets.append("status = COALESCE(rollback_status, ?)" if update.rollback_wins
-                        else "status = ?")  # fmt: skip
+            sets.append(
+                "status = COALESCE(rollback_status, ?)" if update.rollback_wins else "status = ?"
+            )
             params.append(update.status.value)
         if update.output is not None:
             sets.append("output = ?")
@@ -241,11 +277,22 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             held = "UPDATE runs SET updated_at = ? WHERE id = ? AND owner_id = ?"
             held_params = [params[0], run_id, owner_id]
         rows = [
-            (run_id, s.seq, s.name, s.status.value, s.attempts, s.output, s.compensate_input,
-             s.error, s.started_at and to_text(s.started_at), s.ended_at and to_text(s.ended_at),
-             s.completed_order, int(s.compensable))
+            (
+                run_id,
+                s.seq,
+                s.name,
+                s.status.value,
+                s.attempts,
+                s.output,
+                s.compensate_input,
+                s.error,
+                s.started_at and to_text(s.started_at),
+                s.ended_at and to_text(s.ended_at),
+                s.completed_order,
+                int(s.compensable),
+            )
             for s in steps
-        ]  # fmt: skip
+        ]
         staged = [
             (run_id, s.seq, idx, e.name, e.data, e.metadata)
             for s in steps
@@ -367,8 +414,14 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
     # -- workers --------------------------------------------------------
 
     async def upsert_worker(self, worker: WorkerRow) -> None:
-        params = (worker.id, worker.host, worker.pid, worker.process_start,
-                  to_text(worker.started_at), to_text(worker.heartbeat_at))  # fmt: skip
+        params = (
+            worker.id,
+            worker.host,
+            worker.pid,
+            worker.process_start,
+            to_text(worker.started_at),
+            to_text(worker.heartbeat_at),
+        )
         await self._write(
             lambda db: db.execute(
                 "INSERT INTO workers (id, host, pid, process_start, started_at, heartbeat_at) "

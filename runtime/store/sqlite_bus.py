@@ -34,9 +34,17 @@ def insert_event(db: sqlite3.Connection, event: NewEvent) -> tuple[str, bool]:
         "INSERT INTO events (id, name, data, metadata, idempotency_key, source_run_id, "
         "occurred_at, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (idempotency_key) DO NOTHING",
-        (event.id, event.name, event.data, event.metadata, event.idempotency_key,
-         event.source_run_id, to_text(event.occurred_at), to_text(event.available_at)),
-    )  # fmt: skip
+        (
+            event.id,
+            event.name,
+            event.data,
+            event.metadata,
+            event.idempotency_key,
+            event.source_run_id,
+            to_text(event.occurred_at),
+            to_text(event.available_at),
+        ),
+    )
     if cur.rowcount == 1:
         return event.id, True
     row = db.execute(
@@ -55,9 +63,11 @@ def publish_staged(db: sqlite3.Connection, run_id: str, now: datetime) -> int:
     db.executemany(
         "INSERT INTO events (id, name, data, metadata, source_run_id, occurred_at, available_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(new_id("evt"), name, data, metadata, run_id, stamp, stamp)
-         for name, data, metadata in rows],
-    )  # fmt: skip
+        [
+            (new_id("evt"), name, data, metadata, run_id, stamp, stamp)
+            for name, data, metadata in rows
+        ],
+    )
     db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
     return len(rows)
 
@@ -126,8 +136,18 @@ class BusMixin(SqliteCore):
                         if any(pattern_matches(p, name) for p in patterns)
                     ]
                 for subscriber_id, max_attempts in route:
-                    rows.append((new_id("dlv"), event_id, seq, subscriber_id, max_attempts,
-                                 available_at, stamp, stamp))  # fmt: skip
+                    rows.append(
+                        (
+                            new_id("dlv"),
+                            event_id,
+                            seq,
+                            subscriber_id,
+                            max_attempts,
+                            available_at,
+                            stamp,
+                            stamp,
+                        )
+                    )
             if rows:
                 db.executemany(
                     "INSERT INTO deliveries (id, event_id, event_seq, subscriber_id, status, "

@@ -63,8 +63,15 @@ def _refuse(run_id: str, action: str, status: str, why: str = "") -> InvalidTran
     return InvalidTransitionError(f"cannot {action} run {run_id}, which is {status}{detail}")
 
 
-def _pause(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: str | None,
-           control: str | None, wake_at: str | None) -> None:  # fmt: skip
+def _pause(
+    db: sqlite3.Connection,
+    run_id: str,
+    stamp: str,
+    status: str,
+    owner: str | None,
+    control: str | None,
+    wake_at: str | None,
+) -> None:
     if status == "paused" or control == "pause":
         return  # idempotent
     if status in _TERMINAL:
@@ -74,16 +81,25 @@ def _pause(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: 
     if control == "cancel":
         raise _refuse(run_id, "pause", status, "a cancel is already under way")
     if owner is None:
-        db.execute("UPDATE runs SET status = 'paused', updated_at = ? WHERE id = ?",
-                   (stamp, run_id))  # fmt: skip
+        db.execute(
+            "UPDATE runs SET status = 'paused', updated_at = ? WHERE id = ?", (stamp, run_id)
+        )
     else:
         # Held by a worker: it pauses the run once the step it is running finishes.
-        db.execute("UPDATE runs SET control = 'pause', updated_at = ? WHERE id = ?",
-                   (stamp, run_id))  # fmt: skip
+        db.execute(
+            "UPDATE runs SET control = 'pause', updated_at = ? WHERE id = ?", (stamp, run_id)
+        )
 
 
-def _resume(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: str | None,
-            control: str | None, wake_at: str | None) -> None:  # fmt: skip
+def _resume(
+    db: sqlite3.Connection,
+    run_id: str,
+    stamp: str,
+    status: str,
+    owner: str | None,
+    control: str | None,
+    wake_at: str | None,
+) -> None:
     if status in _TERMINAL:
         raise _refuse(run_id, "resume", status, "only retry applies to an ended run")
     if control == "pause":  # the pause had not taken effect yet: withdraw it
@@ -99,19 +115,29 @@ def _resume(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner:
     )
 
 
-def _cancel(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: str | None,
-            control: str | None, wake_at: str | None) -> None:  # fmt: skip
+def _cancel(
+    db: sqlite3.Connection,
+    run_id: str,
+    stamp: str,
+    status: str,
+    owner: str | None,
+    control: str | None,
+    wake_at: str | None,
+) -> None:
     if status in _TERMINAL:
         raise _refuse(run_id, "cancel", status, "only retry applies to an ended run")
     if status == "compensating":
         # Already rolling back: it ends canceled rather than failed.
-        db.execute("UPDATE runs SET rollback_status = 'canceled', updated_at = ? WHERE id = ?",
-                   (stamp, run_id))  # fmt: skip
+        db.execute(
+            "UPDATE runs SET rollback_status = 'canceled', updated_at = ? WHERE id = ?",
+            (stamp, run_id),
+        )
         return
     if owner is not None:
         # Held by a worker: it rolls the run back once the step it is running finishes.
-        db.execute("UPDATE runs SET control = 'cancel', updated_at = ? WHERE id = ?",
-                   (stamp, run_id))  # fmt: skip
+        db.execute(
+            "UPDATE runs SET control = 'cancel', updated_at = ? WHERE id = ?", (stamp, run_id)
+        )
         return
     done = db.execute(
         "SELECT COUNT(*) FROM steps WHERE run_id = ? AND status = 'completed'", (run_id,)
@@ -133,8 +159,15 @@ def _cancel(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner:
     db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
 
 
-def _retry(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: str | None,
-           control: str | None, wake_at: str | None) -> None:  # fmt: skip
+def _retry(
+    db: sqlite3.Connection,
+    run_id: str,
+    stamp: str,
+    status: str,
+    owner: str | None,
+    control: str | None,
+    wake_at: str | None,
+) -> None:
     if status == "compensation_failed":
         # Retry the compensations that failed (and those after them).
         db.execute(
@@ -144,8 +177,9 @@ def _retry(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: 
         )
         return
     if status not in ("failed", "canceled"):
-        raise _refuse(run_id, "retry", status, "retry applies to failed, "
-                      "compensation_failed or canceled runs")  # fmt: skip
+        raise _refuse(
+            run_id, "retry", status, "retry applies to failed, compensation_failed or canceled runs"
+        )
     marks = ", ".join("?" * len(_RESET))
     db.execute(
         "DELETE FROM run_events WHERE run_id = ? AND step_seq IN "
@@ -162,8 +196,9 @@ def _retry(db: sqlite3.Connection, run_id: str, stamp: str, status: str, owner: 
 
 
 def _canceled_error() -> str:
-    return json.dumps({"type": "Canceled", "message": "canceled by an operator", "step": None,
-                       "traceback": None})  # fmt: skip
+    return json.dumps(
+        {"type": "Canceled", "message": "canceled by an operator", "step": None, "traceback": None}
+    )
 
 
 _ACTIONS = {"pause": _pause, "resume": _resume, "cancel": _cancel, "retry": _retry}

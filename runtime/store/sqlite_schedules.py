@@ -44,9 +44,18 @@ class SchedulesMixin(SqliteCore):
                     db.execute(
                         f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}, updated_at) "
                         "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, NULL, ?)",
-                        (spec.name, spec.workflow, spec.expression, spec.timezone, planned,
-                         spec.max_executions, spec.overlap, spec.catchup_window, stamp),
-                    )  # fmt: skip
+                        (
+                            spec.name,
+                            spec.workflow,
+                            spec.expression,
+                            spec.timezone,
+                            planned,
+                            spec.max_executions,
+                            spec.overlap,
+                            spec.catchup_window,
+                            stamp,
+                        ),
+                    )
                     continue
                 replan = (old[1], old[2]) != (spec.expression, spec.timezone)
                 # Re-planned from now: a changed expression, a schedule declared again
@@ -60,10 +69,23 @@ class SchedulesMixin(SqliteCore):
                     "WHEN active = 0 THEN ? "
                     "WHEN next_fire_at IS NULL AND (? IS NULL OR executions < ?) THEN ? "
                     "ELSE next_fire_at END WHERE name = ?",
-                    (spec.workflow, spec.expression, spec.timezone, spec.max_executions,
-                     spec.overlap, spec.catchup_window, stamp, replan, planned, planned,
-                     spec.max_executions, spec.max_executions, planned, spec.name),
-                )  # fmt: skip
+                    (
+                        spec.workflow,
+                        spec.expression,
+                        spec.timezone,
+                        spec.max_executions,
+                        spec.overlap,
+                        spec.catchup_window,
+                        stamp,
+                        replan,
+                        planned,
+                        planned,
+                        spec.max_executions,
+                        spec.max_executions,
+                        planned,
+                        spec.name,
+                    ),
+                )
             # Declarations of workers that are gone (removed, or never beat again) lapse.
             db.execute(
                 "DELETE FROM worker_schedules WHERE worker_id NOT IN (SELECT id FROM workers)"
@@ -124,8 +146,13 @@ class SchedulesMixin(SqliteCore):
             )
 
         def record(outcome: FiringOutcome, run_id: str | None) -> FiringRecord:
-            return FiringRecord(schedule=schedule, nominal_at=nominal_at, outcome=outcome,
-                                run_id=run_id, recorded_at=now)  # fmt: skip
+            return FiringRecord(
+                schedule=schedule,
+                nominal_at=nominal_at,
+                outcome=outcome,
+                run_id=run_id,
+                recorded_at=now,
+            )
 
         def write(db: sqlite3.Connection) -> FiringRecord | None:
             row = db.execute(
@@ -142,8 +169,10 @@ class SchedulesMixin(SqliteCore):
             if stored_next is None or stored_next > nominal:
                 return None
             if max_executions is not None and executions >= max_executions:
-                db.execute("UPDATE schedules SET next_fire_at = NULL, updated_at = ? "
-                           "WHERE name = ?", (stamp, schedule))  # fmt: skip
+                db.execute(
+                    "UPDATE schedules SET next_fire_at = NULL, updated_at = ? WHERE name = ?",
+                    (stamp, schedule),
+                )
                 return None
             db.executemany(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
@@ -182,9 +211,19 @@ class SchedulesMixin(SqliteCore):
                 "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
                 "owner_id, parent_run_id, available_at, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
-                (run.id, run.workflow, run.version, run.kind, run.idempotency_key,
-                 run.status.value, run.input, to_text(run.available_at), stamp, stamp),
-            )  # fmt: skip
+                (
+                    run.id,
+                    run.workflow,
+                    run.version,
+                    run.kind,
+                    run.idempotency_key,
+                    run.status.value,
+                    run.input,
+                    to_text(run.available_at),
+                    stamp,
+                    stamp,
+                ),
+            )
             db.execute(
                 "UPDATE schedule_firings SET run_id = ? WHERE schedule = ? AND nominal_at = ?",
                 (run.id, schedule, nominal),

@@ -166,9 +166,15 @@ async def test_fan_out_routes_to_the_subscribers_a_service_declared(
     store = await SqliteStore.open(str(db_path))
     try:
         event_id, _ = await store.emit(
-            encode_event("customer.created", {"id": "c2"}, metadata=None, delay=None,
-                         idempotency_key=None, now=datetime.now(UTC))
-        )  # fmt: skip
+            encode_event(
+                "customer.created",
+                {"id": "c2"},
+                metadata=None,
+                delay=None,
+                idempotency_key=None,
+                now=datetime.now(UTC),
+            )
+        )
         assert await store.fan_out(datetime.now(UTC), 10) == 1
         page = await store.list_deliveries(event_id=event_id)
         assert [(d.subscriber_id, d.status) for d in page.items] == [

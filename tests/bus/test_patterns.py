@@ -74,9 +74,18 @@ def test_a_config_is_frozen() -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    ["order.**", "order*", "order.pla*ced", "order..placed", ".order", "order.", "order placed",
-     "**", "order/placed"],
-)  # fmt: skip
+    [
+        "order.**",
+        "order*",
+        "order.pla*ced",
+        "order..placed",
+        ".order",
+        "order.",
+        "order placed",
+        "**",
+        "order/placed",
+    ],
+)
 def test_a_bad_pattern_is_refused_with_the_reason(pattern: str) -> None:
     with pytest.raises(DefinitionError) as info:
         SubscriberConfig(event=pattern)

@@ -167,8 +167,9 @@ def test_a_read_only_file_is_refused_by_writers_and_read_by_readers(project: Pat
     prefix = _capabilities_dropped()
 
     def as_user(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*prefix, *command(project, *args)], capture_output=True,
-                              text=True, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [*prefix, *command(project, *args)], capture_output=True, text=True, timeout=60
+        )
 
     for args in WRITES:
         assert_one_line(as_user(*args), str(project / "app.db"), "is read-only")
@@ -219,8 +220,9 @@ def test_no_thread_outlives_a_failed_open(project: Path) -> None:
         "        print('refused:', exc)\n"
         "anyio.run(main)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0
     assert done.stdout.startswith("refused: cannot open the SQLite database /proc/runtime-test.db")
     assert done.stderr == ""

@@ -14,20 +14,37 @@ from tests.cli.conftest import cli, cli_json
 
 
 def test_emit_stores_an_event_that_events_list_shows(project: Path) -> None:
-    done = cli(project, "emit", "order.placed", "--data", '{"id": "o1"}',
-               "--metadata", '{"source": "test"}')  # fmt: skip
+    done = cli(
+        project,
+        "emit",
+        "order.placed",
+        "--data",
+        '{"id": "o1"}',
+        "--metadata",
+        '{"source": "test"}',
+    )
     assert done.returncode == 0, done.stderr
     event_id = done.stdout.strip()
     assert event_id.startswith("evt_")
-    second = cli_json(project, "emit", "customer.created", "--data", '{"first_name": "Ada"}',
-                      "--idempotency-key", "signup-1", "--delay", "60")  # fmt: skip
+    second = cli_json(
+        project,
+        "emit",
+        "customer.created",
+        "--data",
+        '{"first_name": "Ada"}',
+        "--idempotency-key",
+        "signup-1",
+        "--delay",
+        "60",
+    )
     again = cli_json(project, "emit", "customer.created", "--idempotency-key", "signup-1")
     assert again["event_id"] == second["event_id"]
 
     listed = cli_json(project, "events", "list")
     assert [(e["id"], e["name"]) for e in listed["events"]] == [
-        (second["event_id"], "customer.created"), (event_id, "order.placed"),
-    ]  # fmt: skip
+        (second["event_id"], "customer.created"),
+        (event_id, "order.placed"),
+    ]
     placed = listed["events"][1]
     assert (placed["data"], placed["metadata"]) == ({"id": "o1"}, {"source": "test"})
     assert listed["next_cursor"] is None
@@ -81,8 +98,9 @@ def test_a_dead_delivery_is_listed_and_redriven(project: Path) -> None:
 
     dead = cli_json(project, "events", "dead")["deliveries"]
     assert [(d["event_id"], d["event_name"], d["subscriber_id"], d["attempts"]) for d in dead] == [
-        (second, "order.placed", "boom", 1), (first, "order.placed", "boom", 1),
-    ]  # fmt: skip
+        (second, "order.placed", "boom", 1),
+        (first, "order.placed", "boom", 1),
+    ]
     assert dead[1]["error"]["type"] == "RuntimeError"
     assert dead[1]["error"]["message"] == "cannot handle o1"
     assert cli_json(project, "events", "dead", "--subscriber", "other")["deliveries"] == []

@@ -71,8 +71,15 @@ def test_payloads_from_a_file_and_from_stdin(project: Path) -> None:
     # Past MAX_ARG_STRLEN (128 KiB on Linux): too long for one argument.
     big = {"items": [{"sku": f"sku-{i}", "qty": i} for i in range(8_000)]}  # ~260 KB
     (project / "big.json").write_text(json.dumps(big))
-    first = invoke_json(project, "emit", "order.placed", "--data", f"@{project / 'big.json'}",
-                        "--metadata", '{"source": "file"}')  # fmt: skip
+    first = invoke_json(
+        project,
+        "emit",
+        "order.placed",
+        "--data",
+        f"@{project / 'big.json'}",
+        "--metadata",
+        '{"source": "file"}',
+    )
     second = invoke_json(project, "emit", "order.placed", "--data", "-", stdin='{"id": "o2"}')
     events = {e["id"]: e for e in invoke_json(project, "events", "list")["events"]}
     assert events[first["event_id"]]["data"] == big
@@ -101,19 +108,23 @@ def test_a_payload_file_that_is_not_utf8_exits_2(project: Path) -> None:
         ({"runtime.toml": b"database = '\xff'\n"}, "not UTF-8 text (line 1: byte 12 is 0xff)"),
         ({"runtime.toml": "concurrency = true\n"}, "'concurrency' must be an int, got True"),
         (
-            {"jobs/never.py": "from runtime.specs import JobConfig\n"
-             "async def handler(container): pass\n"
-             "config = JobConfig(name='never', schedule='0 0 30 2 *')\n"},
+            {
+                "jobs/never.py": "from runtime.specs import JobConfig\n"
+                "async def handler(container): pass\n"
+                "config = JobConfig(name='never', schedule='0 0 30 2 *')\n"
+            },
             "never.py",
         ),
         (
-            {"workflows/often.py": "from runtime import Schedule, workflow\n"
-             "@workflow(schedules=[Schedule(cron='*/61 * * * *')])\n"
-             "async def often(ctx): return 1\n"},
+            {
+                "workflows/often.py": "from runtime import Schedule, workflow\n"
+                "@workflow(schedules=[Schedule(cron='*/61 * * * *')])\n"
+                "async def often(ctx): return 1\n"
+            },
             "the step /61 of the minute field is out of range",
         ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_project_never_crashes_check_start_or_jobs_list(
     project: Path, files: dict[str, str | bytes], needle: str
 ) -> None:

@@ -29,8 +29,9 @@ def _fired_twice(db: Path) -> None:
         store = await SqliteStore.open(str(db))
         try:
             now = datetime.now(UTC)
-            spec = ScheduleSpec("twice", "job-twice", "* * * * *", "Asia/Tokyo", 2, "skip",
-                                3600.0, now)  # fmt: skip
+            spec = ScheduleSpec(
+                "twice", "job-twice", "* * * * *", "Asia/Tokyo", 2, "skip", 3600.0, now
+            )
             await store.sync_schedules([spec], now)
             await store._write(
                 lambda c: c.execute(

@@ -73,8 +73,10 @@ def test_bad_config_exits_2_naming_the_key(project: Path) -> None:
 def test_workflows_list(project: Path) -> None:
     listed = cli_json(project, "workflows", "list")
     assert [(w["name"], w["steps"]) for w in listed] == [
-        ("always-fails", 1), ("hello", 1), ("nightly", 1),
-    ]  # fmt: skip
+        ("always-fails", 1),
+        ("hello", 1),
+        ("nightly", 1),
+    ]
     nightly = listed[2]
     assert nightly["schedules"] == [
         {"name": "default", "cron": "15 3 * * *", "timezone": "Asia/Tokyo"}
@@ -88,11 +90,21 @@ def test_workflows_list(project: Path) -> None:
 def test_subscribers_list(project: Path) -> None:
     listed = cli_json(project, "subscribers", "list")
     assert listed == [
-        {"id": "audit", "events": ["order.*", "customer.deleted"], "max_attempts": 3,
-         "timeout": 5.0, "file": str(project / "subscribers" / "audit.py")},
-        {"id": "greeter", "events": ["customer.created"], "max_attempts": 2,
-         "timeout": 60.0, "file": str(project / "subscribers" / "greeter.py")},
-    ]  # fmt: skip
+        {
+            "id": "audit",
+            "events": ["order.*", "customer.deleted"],
+            "max_attempts": 3,
+            "timeout": 5.0,
+            "file": str(project / "subscribers" / "audit.py"),
+        },
+        {
+            "id": "greeter",
+            "events": ["customer.created"],
+            "max_attempts": 2,
+            "timeout": 60.0,
+            "file": str(project / "subscribers" / "greeter.py"),
+        },
+    ]
     table = cli(project, "subscribers", "list").stdout.splitlines()
     assert table[0].split()[:2] == ["SUBSCRIBER", "EVENTS"]
     assert table[1].startswith("audit") and "order.*, customer.deleted" in table[1]
@@ -102,8 +114,10 @@ def test_jobs_list_shows_next_fire_times_in_the_jobs_timezone(project: Path) -> 
     before = datetime.now(UTC)
     listed = {j["name"]: j for j in cli_json(project, "jobs", "list")}
     assert set(listed) == {"cleanup", "morning-report"}
-    for name, tz, hour, minute in (("morning-report", "America/New_York", 9, 0),
-                                   ("cleanup", "Asia/Tokyo", 7, 30)):  # fmt: skip
+    for name, tz, hour, minute in (
+        ("morning-report", "America/New_York", 9, 0),
+        ("cleanup", "Asia/Tokyo", 7, 30),
+    ):
         job = listed[name]
         assert job["timezone"] == tz
         assert job["file"].endswith(".py")

@@ -36,8 +36,9 @@ def test_run_here_picks_the_newest_version_or_the_one_asked_for(durable: Path) -
     newest = cli_json(durable, "run", "signup", "--input", '{"email": "a@b.c"}', "--here")
     assert newest["status"] == "completed"
     assert newest["result"] == {"version": "v10", "email": "a@b.c", "plan": "free"}
-    older = cli_json(durable, "run", "signup", "--version", "v2", "--input",
-                     '{"email": "a@b.c"}', "--here")  # fmt: skip
+    older = cli_json(
+        durable, "run", "signup", "--version", "v2", "--input", '{"email": "a@b.c"}', "--here"
+    )
     assert older["result"]["version"] == "v2"
     versions = {r["id"]: r["version"] for r in cli_json(durable, "runs", "list")["runs"]}
     assert versions == {newest["run_id"]: "v10", older["run_id"]: "v2"}

@@ -37,9 +37,11 @@ def test_ctrl_c_on_run_here_prints_the_run_and_exits_130(project: Path) -> None:
     marker = project / "started"
     (project / "workflows" / "slow.py").write_text(SLOW.format(marker=str(marker)))
     here = subprocess.Popen(
-        command(project, "run", "slow", "--here"), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        command(project, "run", "slow", "--here"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not marker.exists():  # bounded: the second step starts within seconds

@@ -27,10 +27,12 @@ def test_run_here_prints_the_result_and_stores_the_run(project: Path) -> None:
 
 
 def test_run_here_with_a_transaction_id_returns_the_same_run(project: Path) -> None:
-    first = cli_json(project, "run", "hello", "--input", '{"name": "A"}',
-                     "--transaction-id", "t-1", "--here")  # fmt: skip
-    second = cli_json(project, "run", "hello", "--input", '{"name": "B"}',
-                      "--transaction-id", "t-1", "--here")  # fmt: skip
+    first = cli_json(
+        project, "run", "hello", "--input", '{"name": "A"}', "--transaction-id", "t-1", "--here"
+    )
+    second = cli_json(
+        project, "run", "hello", "--input", '{"name": "B"}', "--transaction-id", "t-1", "--here"
+    )
     assert second["run_id"] == first["run_id"]
     assert second["result"] == {"m": "Hello A"}
 
@@ -53,16 +55,19 @@ def test_run_enqueues_and_prints_the_run_id(project: Path) -> None:
     assert run_id.startswith("run_")
     record = cli_json(project, "runs", "show", run_id)
     assert (record["workflow"], record["status"], record["input"]) == (
-        "hello", "pending", {"name": "Ada"},
-    )  # fmt: skip
+        "hello",
+        "pending",
+        {"name": "Ada"},
+    )
     again = cli_json(project, "run", "job-cleanup", "--idempotency-key", "k1")
     assert again["status"] == "pending"
     assert cli_json(project, "run", "job-cleanup", "--idempotency-key", "k1") == again
 
 
 def test_run_wait_without_a_service_times_out_with_exit_1(project: Path) -> None:
-    done = cli(project, "run", "hello", "--input", '{"name": "A"}', "--wait",
-               "--timeout", "0.3", "--json")  # fmt: skip
+    done = cli(
+        project, "run", "hello", "--input", '{"name": "A"}', "--wait", "--timeout", "0.3", "--json"
+    )
     assert done.returncode == 1
     assert json.loads(done.stdout)["status"] == "pending"
     assert "still pending after 0.3 s" in done.stderr

@@ -23,8 +23,10 @@ def service(project: Path) -> Iterator[subprocess.Popen[str]]:
     log = (project / "service.log").open("w")
     process = subprocess.Popen(
         command(project, "--log-format", "json", "start"),
-        stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         yield process
     finally:
@@ -79,8 +81,17 @@ def test_an_emitted_event_runs_a_workflow_and_sigterm_stops_cleanly(
     assert all(s["stored_next_fire_at"] == s["next"][0] for s in schedules), schedules
 
     # Runs started from another process are executed by the service's worker.
-    done = cli(project, "run", "hello", "--input", '{"name": "Ada"}', "--wait",
-               "--timeout", str(DEADLINE), "--json")  # fmt: skip
+    done = cli(
+        project,
+        "run",
+        "hello",
+        "--input",
+        '{"name": "Ada"}',
+        "--wait",
+        "--timeout",
+        str(DEADLINE),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"] == {"m": "Hello Ada"}
     failed = cli(project, "run", "always-fails", "--wait", "--timeout", str(DEADLINE))

@@ -43,8 +43,11 @@ def test_a_blocking_sync_step_does_not_hold_the_process_past_shutdown_grace(
     with output.open("w") as log:
         service = subprocess.Popen(
             command(project, "--log-format", "json", "start"),
-            cwd=project, stdout=log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            cwd=project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         started = cli_json(project, "run", "sleepy")
         deadline = time.monotonic() + DEADLINE

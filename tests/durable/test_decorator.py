@@ -64,8 +64,9 @@ def test_snake_case(given: str, expected: str) -> None:
 def test_decorator_with_arguments_keeps_them() -> None:
     nine = Schedule(name="daily_at_9am", cron="0 9 * * *", input=lambda: {"date": "2026-11-21"})
 
-    @workflow(name="daily_report", version="v2", input=ReportInput, output=ReportOutput,
-              schedules=[nine])  # fmt: skip
+    @workflow(
+        name="daily_report", version="v2", input=ReportInput, output=ReportOutput, schedules=[nine]
+    )
     async def report(ctx: WorkflowContext[ReportInput]) -> dict[str, int]:
         return {"pages": 3}
 

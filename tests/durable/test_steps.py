@@ -82,8 +82,10 @@ async def test_a_step_runs_once_and_returns_its_result_inline(db_url: str) -> No
         with anyio.fail_after(5):
             result = await doubler(rt.container).run(input={"n": 21})
         assert (result.status, result.result, result.errors) == (
-            RunStatus.COMPLETED, {"twice": 42}, [],
-        )  # fmt: skip
+            RunStatus.COMPLETED,
+            {"twice": 42},
+            [],
+        )
         assert calls == ["double"]
         record = await rt.workflows.get_run(result.run_id)
         assert record.kind == "durable"
@@ -112,8 +114,9 @@ async def test_a_background_run_returns_its_result_through_the_handle(db_url: st
         record = await rt.workflows.get_run(handle.run_id)
         assert record.input == {"x": 1}
         assert steps_of(record) == [
-            ("a", StepStatus.COMPLETED, 1), ("b", StepStatus.COMPLETED, 1),
-        ]  # fmt: skip
+            ("a", StepStatus.COMPLETED, 1),
+            ("b", StepStatus.COMPLETED, 1),
+        ]
 
 
 async def test_result_wakes_promptly_for_a_one_step_run(db_url: str) -> None:
@@ -258,8 +261,10 @@ async def test_a_step_that_fails_more_than_its_retries_fails_the_run(db_url: str
         with anyio.fail_after(5), pytest.raises(StepFailed) as info:
             await retrying(rt.container).run()
         assert (info.value.step, info.value.error_type, info.value.message) == (
-            "flaky", "RuntimeError", "flaky broke",
-        )  # fmt: skip
+            "flaky",
+            "RuntimeError",
+            "flaky broke",
+        )
         assert probe.calls == ["flaky", "flaky"]
         record = await rt.workflows.get_run(info.value.run_id or "")
         assert record.status is RunStatus.FAILED
@@ -295,9 +300,14 @@ async def test_ctx_step_durations_may_be_timedeltas(db_url: str) -> None:
 
     @workflow
     async def timed(ctx: WorkflowContext[Any]) -> str:
-        out: str = await ctx.step("flaky", probe.call, "flaky", max_retries=1,
-                                  retry_interval=timedelta(milliseconds=10),
-                                  timeout=timedelta(seconds=5))  # fmt: skip
+        out: str = await ctx.step(
+            "flaky",
+            probe.call,
+            "flaky",
+            max_retries=1,
+            retry_interval=timedelta(milliseconds=10),
+            timeout=timedelta(seconds=5),
+        )
         try:
             await ctx.step("forever", forever, timeout=timedelta(milliseconds=50))
         except StepFailed as failed:
@@ -536,8 +546,10 @@ async def test_steps_are_keyed_by_sequence_so_a_name_may_repeat(db_url: str) -> 
         assert await handle.result(timeout=5) == [7, 8, 9]
         record = await rt.workflows.get_run(handle.run_id)
         assert [(s.seq, s.name, s.output) for s in record.steps] == [
-            (1, "send", 7), (2, "send", 8), (3, "send", 9),
-        ]  # fmt: skip
+            (1, "send", 7),
+            (2, "send", 8),
+            (3, "send", 9),
+        ]
         assert sent == [7, 8, 9]
 
 
@@ -565,8 +577,9 @@ async def test_sleep_parks_the_run_without_holding_the_worker(db_url: str) -> No
         assert record.wake_at == start + _seconds(3600)
         assert record.available_at == start + _seconds(3600)
         assert steps_of(record) == [
-            ("before", StepStatus.COMPLETED, 1), ("nap", StepStatus.RUNNING, 1),
-        ]  # fmt: skip
+            ("before", StepStatus.COMPLETED, 1),
+            ("nap", StepStatus.RUNNING, 1),
+        ]
         assert probe.calls == ["before"]
 
         clock.advance(3599)
@@ -655,8 +668,13 @@ async def test_the_context_carries_run_id_version_input_and_logger(db_url: str) 
 
     @workflow(name="introspect", version="v3", input=OrderInput)
     async def introspect(ctx: WorkflowContext[OrderInput]) -> str:
-        seen.update(run_id=ctx.run_id, version=ctx.version, input=ctx.input,
-                    workflow=ctx.workflow, container=ctx.container)  # fmt: skip
+        seen.update(
+            run_id=ctx.run_id,
+            version=ctx.version,
+            input=ctx.input,
+            workflow=ctx.workflow,
+            container=ctx.container,
+        )
         ctx.logger.info("introspecting", order_id=ctx.input.order_id)
         return "ok"
 
@@ -664,10 +682,12 @@ async def test_the_context_carries_run_id_version_input_and_logger(db_url: str) 
         with anyio.fail_after(5):
             result = await introspect(rt.container).run(input={"order_id": "o9", "qty": 1})
         assert seen == {
-            "run_id": result.run_id, "version": "v3",
-            "input": OrderInput(order_id="o9", qty=1), "workflow": "introspect",
+            "run_id": result.run_id,
+            "version": "v3",
+            "input": OrderInput(order_id="o9", qty=1),
+            "workflow": "introspect",
             "container": rt.container,
-        }  # fmt: skip
+        }
         record = await rt.workflows.get_run(result.run_id)
         assert record.version == "v3"
 

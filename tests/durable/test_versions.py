@@ -37,8 +37,10 @@ async def test_two_versions_side_by_side_and_the_newest_by_default(db_url: str) 
     async with Runtime(database=db_url, workflows=flows) as rt:
         newest = await rt.workflows.run("greet")
         assert await newest.result(timeout=5) == {
-            "code": "v10", "run_version": "v10", "said": "hello from v10",
-        }  # fmt: skip
+            "code": "v10",
+            "run_version": "v10",
+            "said": "hello from v10",
+        }
         older = await rt.workflows.run("greet", version="v2")
         assert (await older.result(timeout=5))["code"] == "v2"
         first = await rt.workflows.run("greet", version="v1")
@@ -56,8 +58,7 @@ async def test_a_run_keeps_its_version_across_a_restart(db_path: Path) -> None:
     db_url = f"sqlite:///{db_path}"
     clock = ManualClock()
     calls: list[str] = []
-    async with Runtime(database=db_url, workflows=[greet("v1", calls, nap=60)],
-                       clock=clock) as rt:  # fmt: skip
+    async with Runtime(database=db_url, workflows=[greet("v1", calls, nap=60)], clock=clock) as rt:
         handle = await rt.workflows.run("greet")
         await wait_status(rt, handle.run_id, RunStatus.SLEEPING)
     assert calls == ["hello v1"]
@@ -92,8 +93,7 @@ async def test_a_run_whose_version_is_missing_waits_pending_then_completes(
         await wait_status(rt, handle.run_id, RunStatus.SLEEPING)
     assert calls == ["hello v2"]
 
-    async with Runtime(database=db_url, workflows=[greet("v1", calls, nap=60)],
-                       clock=clock) as rt:  # fmt: skip
+    async with Runtime(database=db_url, workflows=[greet("v1", calls, nap=60)], clock=clock) as rt:
         clock.advance(60)
         rt.worker.poke()
 
@@ -109,8 +109,9 @@ async def test_a_run_whose_version_is_missing_waits_pending_then_completes(
         assert record.error is not None
         assert "greet" in record.error.message and "v2" in record.error.message
         assert [(s.name, s.status.value) for s in record.steps] == [
-            ("hello", "completed"), ("nap", "running"),
-        ]  # fmt: skip
+            ("hello", "completed"),
+            ("nap", "running"),
+        ]
 
         clock.advance(DEFER_CAP)  # retried with backoff: still no code for v2
         rt.worker.poke()

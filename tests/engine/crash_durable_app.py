@@ -81,8 +81,9 @@ def _charge(priced: dict[str, Any]) -> dict[str, Any]:
 @workflow(name=WORKFLOW, input=CrashInput)
 async def crash_durable(ctx: WorkflowContext[CrashInput]) -> dict[str, Any]:
     log: ExecutionLog = ctx.container.resolve(SERVICE)
-    reserved = await ctx.step("reserve", log.step, "reserve", ctx.run_id, _reserve,
-                              ctx.input.order_id)  # fmt: skip
+    reserved = await ctx.step(
+        "reserve", log.step, "reserve", ctx.run_id, _reserve, ctx.input.order_id
+    )
     priced = await ctx.step("price", log.step, "price", ctx.run_id, _price, reserved)
     await ctx.sleep(SLEEP, ctx.input.nap)
     charged = await ctx.step("charge", log.step, "charge", ctx.run_id, _charge, priced)

@@ -133,8 +133,16 @@ def without_process(entry: dict[str, Any]) -> dict[str, Any]:
 
 def comparable(run: dict[str, Any]) -> dict[str, Any]:
     """A stored run minus ids, owners and times: what must equal the uninterrupted run's."""
-    keep = ("seq", "name", "status", "attempts", "output", "compensate_input", "error",
-            "completed_order")  # fmt: skip
+    keep = (
+        "seq",
+        "name",
+        "status",
+        "attempts",
+        "output",
+        "compensate_input",
+        "error",
+        "completed_order",
+    )
     return {
         "status": run["status"],
         "input": run["input"],
@@ -183,10 +191,10 @@ def test_uninterrupted_runs_are_the_reference(
     assert outcome["returned"]["result"] == EXPECTED_RESULT
     assert outcome["returned"]["errors"] == []
     assert outcome["run"]["output"] == EXPECTED_RESULT
-    assert [(s["name"], s["status"], s["attempts"], s["completed_order"])
-            for s in outcome["run"]["steps"]] == [
-        (name, "completed", 1, i) for i, name in enumerate(STEPS, start=1)
-    ]  # fmt: skip
+    assert [
+        (s["name"], s["status"], s["attempts"], s["completed_order"])
+        for s in outcome["run"]["steps"]
+    ] == [(name, "completed", 1, i) for i, name in enumerate(STEPS, start=1)]
     assert [(e["kind"], e["name"], e["event"]) for e in log] == [
         ("step", name, event) for name in STEPS for event in ("started", "completed")
     ]
@@ -352,9 +360,10 @@ def test_kill_in_the_middle_of_a_compensation_resumes_the_rollback(
     for name in ("ship", "charge", "reserve"):
         assert count(log, "comp", name, "started") == 1, name
     interrupted = next(
-        i for i, e in enumerate(log)
+        i
+        for i, e in enumerate(log)
         if (e.get("kind"), e.get("name"), e["event"]) == ("comp", "price", "started")
-    )  # fmt: skip
+    )
     rest = [e for i, e in enumerate(log) if i != interrupted and e["event"] != "reached"]
     assert [without_process(e) for e in rest] == [without_process(e) for e in reference_log]
 

@@ -85,12 +85,13 @@ async def test_every_step_is_checkpointed_before_the_next_starts(rt: Runtime) ->
     assert record.input == {"n": 1}
     assert record.owner_id is None  # released
     assert record.ended_at is not None
-    assert [(s.seq, s.name, s.status, s.output, s.attempts, s.completed_order)
-            for s in record.steps] == [
+    assert [
+        (s.seq, s.name, s.status, s.output, s.attempts, s.completed_order) for s in record.steps
+    ] == [
         (1, "first", StepStatus.COMPLETED, {"n": 2}, 1, 1),
         (2, "second", StepStatus.COMPLETED, {"n": 20}, 1, 2),
         (3, "third", StepStatus.COMPLETED, 23, 1, 3),
-    ]  # fmt: skip
+    ]
     assert all(s.started_at is not None and s.ended_at is not None for s in record.steps)
     assert all(s.started_at <= s.ended_at for s in record.steps)  # type: ignore[operator]
 
@@ -127,8 +128,9 @@ async def test_a_step_is_retried_and_succeeds_on_its_third_attempt(rt: Runtime) 
         if ctx.attempt < 3:
             raise ConnectionError(f"attempt {ctx.attempt} down")
         record = await ctx.container.resolve("workflows").get_run(ctx.run_id)
-        seen_on_third.append([(s.status, s.attempts, s.error and s.error.message)
-                              for s in record.steps])  # fmt: skip
+        seen_on_third.append(
+            [(s.status, s.attempts, s.error and s.error.message) for s in record.steps]
+        )
         return "ok"
 
     result = await run(create_workflow("retried", lambda input: flaky(input)), rt)
@@ -149,8 +151,9 @@ async def test_a_step_is_not_retried_by_default(rt: Runtime) -> None:
         calls.append(1)
         raise ValueError("nope")
 
-    result = await run(create_workflow("no-retry", lambda input: once(input)), rt,
-                       throw_on_error=False)  # fmt: skip
+    result = await run(
+        create_workflow("no-retry", lambda input: once(input)), rt, throw_on_error=False
+    )
 
     assert calls == [1]
     assert result.status is RunStatus.FAILED
@@ -166,13 +169,20 @@ async def test_a_step_that_keeps_failing_fails_after_its_retries(rt: Runtime) ->
         calls.append(ctx.attempt)
         raise RuntimeError(f"failure {ctx.attempt}")
 
-    result = await run(create_workflow("doomed-wf", lambda input: doomed(input)), rt,
-                       throw_on_error=False)  # fmt: skip
+    result = await run(
+        create_workflow("doomed-wf", lambda input: doomed(input)), rt, throw_on_error=False
+    )
 
     assert calls == [1, 2, 3, 4]
     assert result.status is RunStatus.FAILED
-    assert result.errors == [StepError(step="doomed", type="RuntimeError", message="failure 4",
-                                       traceback=result.errors[0].traceback)]  # fmt: skip
+    assert result.errors == [
+        StepError(
+            step="doomed",
+            type="RuntimeError",
+            message="failure 4",
+            traceback=result.errors[0].traceback,
+        )
+    ]
     record = await rt.workflows.get_run(result.run_id)
     assert [(s.status, s.attempts) for s in record.steps] == [(StepStatus.FAILED, 4)]
     assert record.error is not None and record.error.message == "failure 4"
@@ -207,8 +217,9 @@ async def test_a_step_past_its_timeout_fails_with_a_step_timeout_error(rt: Runti
     async def hangs(input: Any) -> None:
         await anyio.Event().wait()
 
-    result = await run(create_workflow("timeout-fail", lambda i: hangs(i)), rt,
-                       throw_on_error=False)  # fmt: skip
+    result = await run(
+        create_workflow("timeout-fail", lambda i: hangs(i)), rt, throw_on_error=False
+    )
 
     assert result.status is RunStatus.FAILED
     assert [(e.step, e.type) for e in result.errors] == [("hangs", "StepTimeoutError")]
@@ -292,8 +303,7 @@ async def test_a_failed_steps_own_compensation_gets_none_after_an_exception(
     async def refund(value: Any) -> None:
         received.append(value)
 
-    result = await run(create_workflow("own-comp", lambda i: charge(i)), rt,
-                       throw_on_error=False)  # fmt: skip
+    result = await run(create_workflow("own-comp", lambda i: charge(i)), rt, throw_on_error=False)
 
     assert received == [None]
     assert result.status is RunStatus.FAILED
@@ -339,8 +349,10 @@ async def test_a_skipped_step_lets_a_run_complete(rt: Runtime) -> None:
     result = await run(create_workflow("skip-ok", flow), rt)
 
     assert (result.status, result.result, result.errors) == (
-        RunStatus.COMPLETED, {"skipped": None}, [],
-    )  # fmt: skip
+        RunStatus.COMPLETED,
+        {"skipped": None},
+        [],
+    )
 
 
 async def test_skip_on_permanent_failure_completes_the_run_with_the_step_skipped(
@@ -441,9 +453,15 @@ async def test_compensation_runs_in_reverse_order_of_completion(rt: Runtime) -> 
     result = await run(create_workflow("reverse", flow), rt, throw_on_error=False)
 
     assert log == [
-        "do a", "do b", "do c", "do d",
-        "undo d (None)", "undo c (c-out)", "undo b (b-out)", "undo a (a-out)",
-    ]  # fmt: skip
+        "do a",
+        "do b",
+        "do c",
+        "do d",
+        "undo d (None)",
+        "undo c (c-out)",
+        "undo b (b-out)",
+        "undo a (a-out)",
+    ]
     assert result.status is RunStatus.FAILED
     record = await rt.workflows.get_run(result.run_id)
     assert [s.status for s in record.steps] == [StepStatus.COMPENSATED] * 4
@@ -559,9 +577,15 @@ async def test_parallel_siblings_finish_before_they_are_compensated(rt: Runtime)
     result = await run(create_workflow("parallel-fail", flow), rt, throw_on_error=False)
 
     assert log == [
-        "do pre", "fail b", "finish a", "finish c",
-        "undo None", "undo c", "undo a", "undo pre",
-    ]  # fmt: skip
+        "do pre",
+        "fail b",
+        "finish a",
+        "finish c",
+        "undo None",
+        "undo c",
+        "undo a",
+        "undo pre",
+    ]
     assert result.status is RunStatus.FAILED
     assert [(e.step, e.message) for e in result.errors] == [("b", "b broke")]
     record = await rt.workflows.get_run(result.run_id)
@@ -805,8 +829,10 @@ async def test_an_interrupted_run_resumes_without_repeating_finished_steps(rt: R
     result = await run(workflow, rt, transaction_id="tx-resume")
 
     assert (result.run_id, result.status, result.result) == (
-        interrupted.id, RunStatus.COMPLETED, "two after one",
-    )  # fmt: skip
+        interrupted.id,
+        RunStatus.COMPLETED,
+        "two after one",
+    )
     assert calls == ["first", "second", "second"]
     assert keys["second"][0] == keys["second"][1]
     assert keys["first"][0] != keys["second"][0]
@@ -961,9 +987,11 @@ async def test_pydantic_model_outputs_round_trip_as_dicts(rt: Runtime) -> None:
     result = await run(create_workflow("pydantic-out", flow), rt, {"id": "o1"})
 
     assert seen == [
-        {"first": {"id": "o1", "total": 3, "tags": ["x"]},
-         "second": {"id": "o2", "total": 4, "tags": []}},
-    ]  # fmt: skip
+        {
+            "first": {"id": "o1", "total": 3, "tags": ["x"]},
+            "second": {"id": "o2", "total": 4, "tags": []},
+        },
+    ]
     assert type(seen[0]["first"]) is dict
     assert result.result == {"sum": 7, "order": {"id": "o1", "total": 3, "tags": ["x"]}}
     record = await rt.workflows.get_run(result.run_id)
@@ -1021,8 +1049,7 @@ async def test_throw_on_error_false_returns_the_errors(rt: Runtime) -> None:
     async def explode(input: Any) -> None:
         raise ValueError("boom")
 
-    result = await run(create_workflow("returns", lambda i: explode(i)), rt,
-                       throw_on_error=False)  # fmt: skip
+    result = await run(create_workflow("returns", lambda i: explode(i)), rt, throw_on_error=False)
 
     assert result.status is RunStatus.FAILED
     assert result.result is None
@@ -1039,8 +1066,9 @@ async def test_a_timeout_error_raised_by_the_step_itself_keeps_its_message(
     async def upstream(input: Any) -> None:
         raise TimeoutError("upstream API timed out")
 
-    result = await run(create_workflow("own-timeout", lambda i: upstream(i)), rt,
-                       throw_on_error=False)  # fmt: skip
+    result = await run(
+        create_workflow("own-timeout", lambda i: upstream(i)), rt, throw_on_error=False
+    )
 
     assert [(e.step, e.type, e.message) for e in result.errors] == [
         ("upstream", "TimeoutError", "upstream API timed out")
@@ -1150,8 +1178,9 @@ async def test_when_then_runs_its_steps_only_when_the_condition_holds(rt: Runtim
     assert vip.result == {"name": "ada", "gift": "gift for ada"}
     assert plain.result == {"name": "bob", "gift": None}
     assert [s.name for s in (await rt.workflows.get_run(vip.run_id)).steps] == [
-        "base", "vip-gift",
-    ]  # fmt: skip
+        "base",
+        "vip-gift",
+    ]
     assert [s.name for s in (await rt.workflows.get_run(plain.run_id)).steps] == ["base"]
 
 
@@ -1244,9 +1273,14 @@ async def test_a_failing_parent_compensates_its_childs_completed_steps(rt: Runti
     result = await run(create_workflow("parent-fails", flow), rt, throw_on_error=False)
 
     assert log == [
-        "p1", "c1 1", "c2", "p3",
-        "undo c2 c2-out", "undo c1 c1-out", "undo p1",
-    ]  # fmt: skip
+        "p1",
+        "c1 1",
+        "c2",
+        "p3",
+        "undo c2 c2-out",
+        "undo c1 c1-out",
+        "undo p1",
+    ]
     assert result.status is RunStatus.FAILED
     (child_run,) = (await rt.workflows.list_runs(workflow="child")).runs
     child_record = await rt.workflows.get_run(child_run.id)

@@ -49,12 +49,24 @@ def _state(
     Every compensable step has a compensator, except those in ``missing``.
     """
     records = {
-        seq: StepRecord(run_id="run_1", seq=seq, name=f"s{seq}", status=status, attempts=1,
-                        completed_order=order, compensable=compensable)
+        seq: StepRecord(
+            run_id="run_1",
+            seq=seq,
+            name=f"s{seq}",
+            status=status,
+            attempts=1,
+            completed_order=order,
+            compensable=compensable,
+        )
         for seq, status, order, compensable in rows
-    }  # fmt: skip
-    state = RunState(run_id="run_1", workflow=None, container=None,  # type: ignore[arg-type]
-                     records=records, next_order=1)  # fmt: skip
+    }
+    state = RunState(
+        run_id="run_1",
+        workflow=None,
+        container=None,  # type: ignore[arg-type]
+        records=records,
+        next_order=1,
+    )
     for seq, _, _, compensable in rows:
         if compensable and seq not in missing:
             state.compensators[seq] = Compensator(_undo, StepOptions())
@@ -66,12 +78,17 @@ def _planned(state: RunState) -> list[str]:
     return [record.name + ("" if c is not None else "?") for c, record in plan(state)]
 
 
-LINEAR = [(1, S.COMPLETED, 1, True), (2, S.COMPLETED, 2, True), (3, S.COMPLETED, 3, True),
-          (4, S.COMPLETED, 4, True)]  # fmt: skip
+LINEAR = [
+    (1, S.COMPLETED, 1, True),
+    (2, S.COMPLETED, 2, True),
+    (3, S.COMPLETED, 3, True),
+    (4, S.COMPLETED, 4, True),
+]
 
 
-def _with(rows: list[tuple[int, StepStatus, int | None, bool]],
-          **changes: StepStatus) -> list[tuple[int, StepStatus, int | None, bool]]:  # fmt: skip
+def _with(
+    rows: list[tuple[int, StepStatus, int | None, bool]], **changes: StepStatus
+) -> list[tuple[int, StepStatus, int | None, bool]]:
     """``rows`` with the status of some steps changed (``s2=S.COMPENSATED``)."""
     return [(seq, changes.get(f"s{seq}", st), order, c) for seq, st, order, c in rows]
 
@@ -82,33 +99,74 @@ PLANS = [
     ("nothing undone yet", FAILED_5, ["s5", "s4", "s3", "s2", "s1"]),
     # The failing step's own compensation cut off: still first (it was run last).
     ("own cut off", _with(FAILED_5, s5=S.COMPENSATING), ["s5", "s4", "s3", "s2", "s1"]),
-    ("own failed, retried", _with(FAILED_5, s5=S.COMPENSATION_FAILED),
-     ["s5", "s4", "s3", "s2", "s1"]),
+    (
+        "own failed, retried",
+        _with(FAILED_5, s5=S.COMPENSATION_FAILED),
+        ["s5", "s4", "s3", "s2", "s1"],
+    ),
     ("own done", _with(FAILED_5, s5=S.COMPENSATED), ["s4", "s3", "s2", "s1"]),
-    ("own cut off, then a later one", _with(FAILED_5, s5=S.COMPENSATING, s4=S.COMPENSATED,
-                                            s3=S.COMPENSATING), ["s5", "s3", "s2", "s1"]),
-    ("one cut off", _with(FAILED_5, s5=S.COMPENSATED, s4=S.COMPENSATED, s3=S.COMPENSATING),
-     ["s3", "s2", "s1"]),
-    ("all done", _with(FAILED_5, s1=S.COMPENSATED, s2=S.COMPENSATED, s3=S.COMPENSATED,
-                       s4=S.COMPENSATED, s5=S.COMPENSATED), []),
+    (
+        "own cut off, then a later one",
+        _with(FAILED_5, s5=S.COMPENSATING, s4=S.COMPENSATED, s3=S.COMPENSATING),
+        ["s5", "s3", "s2", "s1"],
+    ),
+    (
+        "one cut off",
+        _with(FAILED_5, s5=S.COMPENSATED, s4=S.COMPENSATED, s3=S.COMPENSATING),
+        ["s3", "s2", "s1"],
+    ),
+    (
+        "all done",
+        _with(
+            FAILED_5,
+            s1=S.COMPENSATED,
+            s2=S.COMPENSATED,
+            s3=S.COMPENSATED,
+            s4=S.COMPENSATED,
+            s5=S.COMPENSATED,
+        ),
+        [],
+    ),
     # Reverse order of completion, not of position.
-    ("completion order", [(1, S.COMPLETED, 2, True), (2, S.COMPLETED, 1, True),
-                          (3, S.FAILED, None, True)], ["s3", "s1", "s2"]),
+    (
+        "completion order",
+        [(1, S.COMPLETED, 2, True), (2, S.COMPLETED, 1, True), (3, S.FAILED, None, True)],
+        ["s3", "s1", "s2"],
+    ),
     # Parallel siblings that failed: their own compensations first, in step order.
-    ("failed siblings", [(1, S.COMPLETED, 1, True), (2, S.FAILED, None, True),
-                         (3, S.COMPLETED, 2, True), (4, S.COMPENSATING, None, True)],
-     ["s2", "s4", "s3", "s1"]),
+    (
+        "failed siblings",
+        [
+            (1, S.COMPLETED, 1, True),
+            (2, S.FAILED, None, True),
+            (3, S.COMPLETED, 2, True),
+            (4, S.COMPENSATING, None, True),
+        ],
+        ["s2", "s4", "s3", "s1"],
+    ),
     # Not compensated: no compensation, skipped, never finished, a durable sleep.
-    ("nothing to undo", [(1, S.COMPLETED, 1, False), (2, S.SKIPPED, None, True),
-                         (3, S.COMPLETED, None, False), (4, S.COMPLETED, 2, True),
-                         (5, S.RUNNING, None, True)], ["s4"]),
-    ("failed, no own compensation", [(1, S.COMPLETED, 1, True), (2, S.FAILED, None, False)],
-     ["s1"]),
-]  # fmt: skip
+    (
+        "nothing to undo",
+        [
+            (1, S.COMPLETED, 1, False),
+            (2, S.SKIPPED, None, True),
+            (3, S.COMPLETED, None, False),
+            (4, S.COMPLETED, 2, True),
+            (5, S.RUNNING, None, True),
+        ],
+        ["s4"],
+    ),
+    (
+        "failed, no own compensation",
+        [(1, S.COMPLETED, 1, True), (2, S.FAILED, None, False)],
+        ["s1"],
+    ),
+]
 
 
-@pytest.mark.parametrize(("rows", "expected"), [(r, e) for _, r, e in PLANS],
-                         ids=[name for name, _, _ in PLANS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("rows", "expected"), [(r, e) for _, r, e in PLANS], ids=[name for name, _, _ in PLANS]
+)
 def test_the_plan_of_a_rollback_in_any_state(
     rows: list[tuple[int, StepStatus, int | None, bool]], expected: list[str]
 ) -> None:
@@ -118,8 +176,9 @@ def test_the_plan_of_a_rollback_in_any_state(
 def test_a_failure_let_through_is_not_compensated() -> None:
     # continue_on_permanent_failure: the step failed, the run went on; its own compensation
     # is not owed (composition marks its compensator so).
-    state = _state([(1, S.COMPLETED, 1, True), (2, S.FAILED, None, False),
-                    (3, S.FAILED, None, True)])  # fmt: skip
+    state = _state(
+        [(1, S.COMPLETED, 1, True), (2, S.FAILED, None, False), (3, S.FAILED, None, True)]
+    )
     state.compensators[2] = Compensator(_undo, StepOptions(), own=False)
     assert _planned(state) == ["s3", "s1"]
 
@@ -164,8 +223,7 @@ async def test_a_compensation_the_code_lost_fails_the_run_and_retry_finishes_it(
         calls.append("cancel label")
 
     def define(with_compensation: bool) -> Any:
-        reserve = create_step("reserve", lambda i: "res-1",
-                              release if with_compensation else None)  # fmt: skip
+        reserve = create_step("reserve", lambda i: "res-1", release if with_compensation else None)
         ship = create_step("ship", refuse, cancel_label)
         return create_workflow("order", lambda i: ship(reserve(i)))
 
@@ -173,8 +231,9 @@ async def test_a_compensation_the_code_lost_fails_the_run_and_retry_finishes_it(
         handle = await rt.workflows.run("order", {})
         first = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED)
     assert {s.name: s.status for s in first.steps} == {
-        "reserve": S.COMPENSATION_FAILED, "ship": S.COMPENSATED,
-    }  # fmt: skip
+        "reserve": S.COMPENSATION_FAILED,
+        "ship": S.COMPENSATED,
+    }
 
     # A deploy drops reserve's compensation; an operator retries the rollback.
     async with Runtime(db_url, workflows=[define(False)]) as rt:
@@ -187,8 +246,10 @@ async def test_a_compensation_the_code_lost_fails_the_run_and_retry_finishes_it(
     async with Runtime(db_url, workflows=[define(True)]) as rt:
         await rt.workflows.retry(handle.run_id)
         done = await wait_status(rt, handle.run_id, RunStatus.FAILED)
-    assert {s.name: s.status for s in done.steps} == {"reserve": S.COMPENSATED,
-                                                      "ship": S.COMPENSATED}  # fmt: skip
+    assert {s.name: s.status for s in done.steps} == {
+        "reserve": S.COMPENSATED,
+        "ship": S.COMPENSATED,
+    }
     assert calls == ["cancel label", "release res-1", "release res-1"]
 
 

@@ -73,8 +73,9 @@ async def seeded(rt: Runtime, clock: ManualClock) -> dict[str, list[str]]:
 
 async def test_paging_visits_every_run_once_newest_first(db_url: str) -> None:
     clock = ManualClock()
-    async with Runtime(database=db_url, workflows=[alpha, beta], clock=clock,
-                       background=False) as rt:  # fmt: skip
+    async with Runtime(
+        database=db_url, workflows=[alpha, beta], clock=clock, background=False
+    ) as rt:
         ids = await seeded(rt, clock)
         everything = (await rt.workflows.list_runs(limit=100)).runs
         assert len(everything) == 30
@@ -91,8 +92,9 @@ async def test_paging_visits_every_run_once_newest_first(db_url: str) -> None:
 
 async def test_filters_by_status_and_workflow_while_paging(db_url: str) -> None:
     clock = ManualClock()
-    async with Runtime(database=db_url, workflows=[alpha, beta], clock=clock,
-                       background=False) as rt:  # fmt: skip
+    async with Runtime(
+        database=db_url, workflows=[alpha, beta], clock=clock, background=False
+    ) as rt:
         ids = await seeded(rt, clock)
 
         canceled = [r for page in await every_page(rt, 2, status=["canceled"]) for r in page]
@@ -103,9 +105,10 @@ async def test_filters_by_status_and_workflow_while_paging(db_url: str) -> None:
         assert sorted(r.id for r in betas) == sorted(ids["beta"])
 
         pending_alpha = [
-            r for page in await every_page(rt, 4, status=[RunStatus.PENDING], workflow="alpha")
+            r
+            for page in await every_page(rt, 4, status=[RunStatus.PENDING], workflow="alpha")
             for r in page
-        ]  # fmt: skip
+        ]
         assert sorted(r.id for r in pending_alpha) == sorted(
             set(ids["alpha"]) - set(ids["canceled"])
         )
@@ -117,8 +120,7 @@ async def test_filters_by_status_and_workflow_while_paging(db_url: str) -> None:
 
 async def test_runs_started_between_pages_cause_no_gap_and_no_duplicate(db_url: str) -> None:
     clock = ManualClock()
-    async with Runtime(database=db_url, workflows=[alpha], clock=clock,
-                       background=False) as rt:  # fmt: skip
+    async with Runtime(database=db_url, workflows=[alpha], clock=clock, background=False) as rt:
         first_ids = [(await rt.workflows.run(alpha, {"n": n}, delay=60)).run_id for n in range(9)]
         page = await rt.workflows.list_runs(limit=4)
         clock.advance(1)  # started after the first page was read
@@ -136,8 +138,9 @@ async def test_runs_started_between_pages_cause_no_gap_and_no_duplicate(db_url: 
 
 async def test_a_client_pages_the_same_way(db_url: str) -> None:
     clock = ManualClock()
-    async with Runtime(database=db_url, workflows=[alpha, beta], clock=clock,
-                       background=False) as rt:  # fmt: skip
+    async with Runtime(
+        database=db_url, workflows=[alpha, beta], clock=clock, background=False
+    ) as rt:
         await seeded(rt, clock)
         expected = [r.id for r in (await rt.workflows.list_runs(limit=100)).runs]
     async with Client(db_url) as client:
@@ -174,10 +177,17 @@ def audited(style: Style, probe: Probe) -> Any:
 
         @workflow(name="audited")
         async def flow(ctx: WorkflowContext[Any]) -> str:
-            await ctx.step("flaky", probe.call, "flaky", max_retries=1, retry_interval=0.01,
-                           compensate=probe.undo)  # fmt: skip
-            return await ctx.step("broken", probe.call, "broken", max_retries=1,
-                                  retry_interval=0.01)  # fmt: skip
+            await ctx.step(
+                "flaky",
+                probe.call,
+                "flaky",
+                max_retries=1,
+                retry_interval=0.01,
+                compensate=probe.undo,
+            )
+            return await ctx.step(
+                "broken", probe.call, "broken", max_retries=1, retry_interval=0.01
+            )
 
         return flow
 
@@ -187,8 +197,9 @@ def audited(style: Style, probe: Probe) -> Any:
     async def broken(input: Any, ctx: StepContext) -> str:
         return await probe.call("broken")
 
-    flaky_step = create_step("flaky", flaky, compensate=probe.undo, max_retries=1,
-                             retry_interval=0.01)  # fmt: skip
+    flaky_step = create_step(
+        "flaky", flaky, compensate=probe.undo, max_retries=1, retry_interval=0.01
+    )
     broken_step = create_step("broken", broken, max_retries=1, retry_interval=0.01)
     return create_workflow(
         "audited", lambda input: WorkflowResponse([flaky_step(input), broken_step(input)])
@@ -210,8 +221,10 @@ async def test_get_run_shows_steps_with_attempts_errors_and_timings(
         assert (record.workflow, record.input, record.output) == ("audited", {"order": "o1"}, None)
         assert record.error is not None
         assert (record.error.step, record.error.type, record.error.message) == (
-            "broken", "RuntimeError", "broken broke",
-        )  # fmt: skip
+            "broken",
+            "RuntimeError",
+            "broken broke",
+        )
         assert record.ended_at is not None and record.ended_at >= record.created_at
         assert record.owner_id is None
 

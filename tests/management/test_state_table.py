@@ -253,8 +253,9 @@ async def test_cancel_running_compensates_after_the_running_step(db_url: str, st
         assert record.status is RunStatus.CANCELED
         assert probe.calls == ["a", "b", "undo b", "undo a"]
         assert steps_of(record) == [
-            ("a", StepStatus.COMPENSATED), ("b", StepStatus.COMPENSATED),
-        ]  # fmt: skip
+            ("a", StepStatus.COMPENSATED),
+            ("b", StepStatus.COMPENSATED),
+        ]
         with pytest.raises(RunFailed, match="canceled"):
             await handle.result(timeout=5)
 
@@ -340,8 +341,10 @@ async def test_retry_failed_reruns_from_the_first_step_without_a_valid_checkpoin
         failed = await ended(rt, handle.run_id)
         assert failed.status is RunStatus.FAILED
         assert steps_of(failed) == [
-            ("a", StepStatus.COMPENSATED), ("b", StepStatus.COMPLETED), ("c", StepStatus.FAILED),
-        ]  # fmt: skip
+            ("a", StepStatus.COMPENSATED),
+            ("b", StepStatus.COMPLETED),
+            ("c", StepStatus.FAILED),
+        ]
         assert probe.calls == ["a", "b", "c", "undo a"]
 
         record = await rt.workflows.retry(handle.run_id)
@@ -351,8 +354,10 @@ async def test_retry_failed_reruns_from_the_first_step_without_a_valid_checkpoin
         done = await rt.workflows.get_run(handle.run_id)
         assert done.status is RunStatus.COMPLETED
         assert steps_of(done) == [
-            ("a", StepStatus.COMPLETED), ("b", StepStatus.COMPLETED), ("c", StepStatus.COMPLETED),
-        ]  # fmt: skip
+            ("a", StepStatus.COMPLETED),
+            ("b", StepStatus.COMPLETED),
+            ("c", StepStatus.COMPLETED),
+        ]
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -448,8 +453,10 @@ async def test_a_terminal_run_refuses_pause_resume_and_cancel(
             assert isinstance(info.value, ValueError)
         after = await rt.workflows.get_run(run_id)
         assert (after.status, after.updated_at, steps_of(after)) == (
-            before.status, before.updated_at, steps_of(before),
-        )  # fmt: skip
+            before.status,
+            before.updated_at,
+            steps_of(before),
+        )
 
 
 async def active_run(rt: Runtime, flow: Any, probe: Probe, status: str) -> str:
@@ -499,8 +506,12 @@ async def test_retry_of_a_run_that_has_not_ended_is_refused(
 
 async def test_unknown_runs_are_reported_as_not_found(db_url: str) -> None:
     async with Runtime(database=db_url) as rt:
-        for action in (rt.workflows.pause, rt.workflows.resume, rt.workflows.cancel,
-                       rt.workflows.retry):  # fmt: skip
+        for action in (
+            rt.workflows.pause,
+            rt.workflows.resume,
+            rt.workflows.cancel,
+            rt.workflows.retry,
+        ):
             with pytest.raises(RunNotFoundError, match="run_missing"):
                 await action("run_missing")
 
@@ -570,8 +581,11 @@ async def test_sync_client_applies_the_same_table(db_url: str) -> None:
 def runtime_cli(cwd: Path, db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runtime", "--database", f"sqlite:///{db_path}", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_the_cli_applies_the_same_table_with_exit_codes(

@@ -64,8 +64,12 @@ def check(done: Outcome) -> None:
 
 
 @FAST
-@given(name=st.one_of(st.just("order.placed"), arguments), data=payloads,
-       metadata=st.none() | payloads, delay=st.none() | seconds)  # fmt: skip
+@given(
+    name=st.one_of(st.just("order.placed"), arguments),
+    data=payloads,
+    metadata=st.none() | payloads,
+    delay=st.none() | seconds,
+)
 def test_emit(project: Path, name: str, data: str, metadata: str | None, delay: str | None) -> None:
     args = ["emit", name, "--data", data]
     args += [] if metadata is None else ["--metadata", metadata]
@@ -88,10 +92,12 @@ def test_run(project: Path, workflow: str, data: str) -> None:
 
 @FAST
 @given(
-    statuses=st.lists(st.one_of(st.sampled_from([s.value for s in RunStatus]), arguments),
-                      max_size=2),
-    limit=st.none() | seconds, workflow=st.none() | arguments,
-)  # fmt: skip
+    statuses=st.lists(
+        st.one_of(st.sampled_from([s.value for s in RunStatus]), arguments), max_size=2
+    ),
+    limit=st.none() | seconds,
+    workflow=st.none() | arguments,
+)
 def test_runs_list(
     project: Path, statuses: list[str], limit: str | None, workflow: str | None
 ) -> None:

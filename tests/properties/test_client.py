@@ -70,8 +70,12 @@ def test_emit(
 
 
 @FAST
-@given(workflow=st.one_of(names, anything), input=json_ish, delay=delays,
-       key=st.one_of(st.none(), st.text(max_size=5), anything))  # fmt: skip
+@given(
+    workflow=st.one_of(names, anything),
+    input=json_ish,
+    delay=delays,
+    key=st.one_of(st.none(), st.text(max_size=5), anything),
+)
 def test_run(
     client: SyncClient, database: Path, workflow: Any, input: Any, delay: Any, key: Any
 ) -> None:
@@ -90,11 +94,16 @@ def test_run(
 
 @FAST
 @given(
-    status=st.one_of(st.none(), st.lists(st.one_of(st.sampled_from(["failed", "pending"]),
-                                                   st.text(max_size=4), anything), max_size=2)),
+    status=st.one_of(
+        st.none(),
+        st.lists(
+            st.one_of(st.sampled_from(["failed", "pending"]), st.text(max_size=4), anything),
+            max_size=2,
+        ),
+    ),
     limit=st.one_of(st.integers(min_value=-5, max_value=20_000), anything),
     workflow=st.one_of(st.none(), names, anything),
-)  # fmt: skip
+)
 def test_list_runs(client: SyncClient, status: Any, limit: Any, workflow: Any) -> None:
     try:
         page = client.list_runs(status=status, limit=limit, workflow=workflow)

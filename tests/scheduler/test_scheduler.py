@@ -412,8 +412,12 @@ async def test_a_wildcard_hour_fires_in_both_repeated_hours_through_the_schedule
         await step_through(clock, datetime(2026, 11, 1, 7, 0, tzinfo=UTC), timedelta(minutes=10))
     fired = [n.astimezone(NEW_YORK) for n, _ in await started(store, "half-hourly")]
     assert [f.strftime("%H:%M %Z") for f in fired] == [
-        "01:00 EDT", "01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST",
-    ]  # fmt: skip
+        "01:00 EDT",
+        "01:30 EDT",
+        "01:00 EST",
+        "01:30 EST",
+        "02:00 EST",
+    ]
 
 
 # -- life cycle ----------------------------------------------------------------

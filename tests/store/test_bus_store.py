@@ -428,8 +428,9 @@ async def _dead(store: SqliteStore, count: int) -> list[str]:
     await add_worker(store, "w1", T0 + timedelta(hours=1))
     ids = []
     for work in await claim(store, "w1"):
-        await store.finish_delivery(work.id, "w1", DeliveryStatus.DEAD, T0,
-                                    error=error_text("boom"))  # fmt: skip
+        await store.finish_delivery(
+            work.id, "w1", DeliveryStatus.DEAD, T0, error=error_text("boom")
+        )
         ids.append(work.id)
     return ids
 

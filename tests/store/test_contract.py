@@ -136,8 +136,9 @@ async def test_concurrent_creates_with_one_key_make_one_run(store: Store) -> Non
 
 
 async def test_the_created_record_is_what_a_read_returns(store: Store) -> None:
-    record, _ = await store.create_run(new_run(key="k", status=RunStatus.RUNNING, owner="wrk_a",
-                                               input={"deep": [1, {"x": None}]}))  # fmt: skip
+    record, _ = await store.create_run(
+        new_run(key="k", status=RunStatus.RUNNING, owner="wrk_a", input={"deep": [1, {"x": None}]})
+    )
 
     assert record == await store.get_run(record.id)
     assert record == await store.find_run(WORKFLOW, "k")
@@ -193,9 +194,14 @@ async def test_claim_run_wakes_a_sleeping_run_and_keeps_a_compensating_one(store
 
 @pytest.mark.parametrize(
     "status",
-    [RunStatus.PAUSED, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED,
-     RunStatus.COMPENSATION_FAILED],
-)  # fmt: skip
+    [
+        RunStatus.PAUSED,
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.CANCELED,
+        RunStatus.COMPENSATION_FAILED,
+    ],
+)
 async def test_claim_run_refuses_paused_and_terminal_runs(store: Store, status: RunStatus) -> None:
     run_id = await create(store, status=status)
 
@@ -219,15 +225,28 @@ async def test_checkpoint_writes_steps_and_the_run_update_together(store: Store)
         run_id,
         "wrk_a",
         [
-            step(1, "validate", output='{"ok": true}', started_at=T0, ended_at=later,
-                 completed_order=1),
-            step(2, "reserve", StepStatus.FAILED, compensate_input='["r1"]',
-                 error='{"step": "reserve", "type": "ValueError", "message": "no stock"}'),
+            step(
+                1,
+                "validate",
+                output='{"ok": true}',
+                started_at=T0,
+                ended_at=later,
+                completed_order=1,
+            ),
+            step(
+                2,
+                "reserve",
+                StepStatus.FAILED,
+                compensate_input='["r1"]',
+                error='{"step": "reserve", "type": "ValueError", "message": "no stock"}',
+            ),
         ],
-        RunUpdate(status=RunStatus.COMPENSATING,
-                  error='{"step": "reserve", "type": "ValueError", "message": "no stock"}'),
+        RunUpdate(
+            status=RunStatus.COMPENSATING,
+            error='{"step": "reserve", "type": "ValueError", "message": "no stock"}',
+        ),
         later,
-    )  # fmt: skip
+    )
 
     record = await store.get_run(run_id)
     assert record.status is RunStatus.COMPENSATING
@@ -235,8 +254,10 @@ async def test_checkpoint_writes_steps_and_the_run_update_together(store: Store)
     assert record.updated_at == later
     assert record.error is not None
     assert (record.error.step, record.error.type, record.error.message) == (
-        "reserve", "ValueError", "no stock",
-    )  # fmt: skip
+        "reserve",
+        "ValueError",
+        "no stock",
+    )
     assert [(s.seq, s.name, s.status) for s in record.steps] == [
         (1, "validate", StepStatus.COMPLETED),
         (2, "reserve", StepStatus.FAILED),
@@ -280,8 +301,11 @@ async def test_checkpoint_ends_and_releases_a_run(store: Store) -> None:
 
     record = await store.get_run(run_id)
     assert (record.status, record.owner_id, record.output, record.ended_at) == (
-        RunStatus.COMPLETED, None, {"id": "o1"}, end,
-    )  # fmt: skip
+        RunStatus.COMPLETED,
+        None,
+        {"id": "o1"},
+        end,
+    )
 
 
 async def test_checkpoint_by_a_non_owner_raises_and_writes_nothing(store: Store) -> None:
@@ -343,11 +367,16 @@ async def test_transition_applies_only_from_an_expected_status(store: Store) -> 
 async def test_transition_sets_the_owner_and_keeps_an_existing_error(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
     await store.checkpoint(
-        run_id, "wrk_a", [],
-        RunUpdate(status=RunStatus.COMPLETED,
-                  error='{"step": "s", "type": "E", "message": "kept"}', release=True),
+        run_id,
+        "wrk_a",
+        [],
+        RunUpdate(
+            status=RunStatus.COMPLETED,
+            error='{"step": "s", "type": "E", "message": "kept"}',
+            release=True,
+        ),
         T0,
-    )  # fmt: skip
+    )
 
     moved = await store.transition(
         run_id, [RunStatus.COMPLETED], RunStatus.COMPENSATING, T0, owner_id="wrk_b"
@@ -400,8 +429,9 @@ async def test_list_runs_is_newest_first_and_filters(store: Store) -> None:
     a = await create(store, created_at=T0, status=RunStatus.COMPLETED)
     b = await create(store, created_at=T0 + timedelta(seconds=1), status=RunStatus.FAILED)
     c = await create(store, created_at=T0 + timedelta(seconds=2), workflow="refund")
-    d = await create(store, created_at=T0 + timedelta(seconds=3), status=RunStatus.FAILED,
-                     workflow="refund")  # fmt: skip
+    d = await create(
+        store, created_at=T0 + timedelta(seconds=3), status=RunStatus.FAILED, workflow="refund"
+    )
 
     def ids(page: object) -> list[str]:
         return [run.id for run in page.runs]  # type: ignore[attr-defined]
@@ -474,28 +504,33 @@ async def test_recoverable_runs_are_the_due_runs_nobody_live_holds(store: Store)
         "unowned pending due": await create(store, available_at=past),
         "pending due exactly now": await create(store, available_at=now),
         "sleeping due": await create(store, status=RunStatus.SLEEPING, available_at=past),
-        "running, owner gone": await create(store, status=RunStatus.RUNNING, owner="wrk_gone",
-                                            available_at=future),
-        "running, stale heartbeat": await create(store, status=RunStatus.RUNNING,
-                                                 owner="wrk_stale"),
-        "compensating, stale": await create(store, status=RunStatus.COMPENSATING,
-                                            owner="wrk_stale"),
+        "running, owner gone": await create(
+            store, status=RunStatus.RUNNING, owner="wrk_gone", available_at=future
+        ),
+        "running, stale heartbeat": await create(
+            store, status=RunStatus.RUNNING, owner="wrk_stale"
+        ),
+        "compensating, stale": await create(
+            store, status=RunStatus.COMPENSATING, owner="wrk_stale"
+        ),
         "running, unowned": await create(store, status=RunStatus.RUNNING),
-    }  # fmt: skip
+    }
     excluded = {
         "pending not due": await create(store, available_at=future),
         "sleeping not due": await create(store, status=RunStatus.SLEEPING, available_at=future),
         "running, live owner": await create(store, status=RunStatus.RUNNING, owner="wrk_live"),
-        "compensating, live owner": await create(store, status=RunStatus.COMPENSATING,
-                                                 owner="wrk_live"),
+        "compensating, live owner": await create(
+            store, status=RunStatus.COMPENSATING, owner="wrk_live"
+        ),
         "unknown workflow": await create(store, workflow="not-known", available_at=past),
         "paused": await create(store, status=RunStatus.PAUSED, available_at=past),
         "completed": await create(store, status=RunStatus.COMPLETED, available_at=past),
         "failed": await create(store, status=RunStatus.FAILED, available_at=past),
         "canceled": await create(store, status=RunStatus.CANCELED, available_at=past),
-        "compensation_failed": await create(store, status=RunStatus.COMPENSATION_FAILED,
-                                            available_at=past),
-    }  # fmt: skip
+        "compensation_failed": await create(
+            store, status=RunStatus.COMPENSATION_FAILED, available_at=past
+        ),
+    }
 
     found = await store.recoverable_runs([WORKFLOW, "refund"], now, stale_before, 100)
 
@@ -534,8 +569,10 @@ async def test_workers_upsert_and_heartbeat(store: Store) -> None:
 
     workers = await store.list_workers()
 
-    assert [(w.id, w.host, w.pid) for w in workers] == [("wrk_a", "host-a", 1),
-                                                        ("wrk_b", "host-b", 2)]  # fmt: skip
+    assert [(w.id, w.host, w.pid) for w in workers] == [
+        ("wrk_a", "host-a", 1),
+        ("wrk_b", "host-b", 2),
+    ]
     assert [(w.started_at, w.heartbeat_at) for w in workers] == [
         (T0, later),
         (T0, later + timedelta(seconds=1)),

@@ -141,8 +141,10 @@ async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:
         await reopened.close()
 
     assert (run.status, run.output, run.input) == (
-        RunStatus.COMPLETED, {"done": True}, {"key": "kept"},
-    )  # fmt: skip
+        RunStatus.COMPLETED,
+        {"done": True},
+        {"key": "kept"},
+    )
     assert [(s.name, s.attempts, s.output) for s in run.steps] == [("first", 2, "one")]
     assert (again.id, created) == (record.id, False)
 
@@ -237,8 +239,10 @@ async def test_one_failing_write_in_a_batch_does_not_undo_the_others(
     assert outcomes == {name: (name, True) for name in good}
     assert keys == {"owned", "taken", *good}
     assert (owned_now.status, owned_now.owner_id, owned_now.steps) == (
-        RunStatus.RUNNING, "wrk_a", [],
-    )  # fmt: skip
+        RunStatus.RUNNING,
+        "wrk_a",
+        [],
+    )
 
 
 async def test_a_write_after_a_failed_batch_still_works(db_path: Path) -> None:
@@ -288,5 +292,4 @@ async def test_schema_3_marks_the_steps_written_before_that_are_owed_a_compensat
         steps = await store.load_steps("run_1")
     finally:
         await store.close()
-    assert [(s.seq, s.compensable) for s in steps] == [(1, True), (2, False), (3, True),
-                                                       (4, False)]  # fmt: skip
+    assert [(s.seq, s.compensable) for s in steps] == [(1, True), (2, False), (3, True), (4, False)]

@@ -32,10 +32,18 @@ WRITERS = 20
 
 def new_run(key: str) -> NewRun:
     return NewRun(
-        id=new_id("run"), workflow="wf", version=None, kind="composition", idempotency_key=key,
-        status=RunStatus.PENDING, input="null", owner_id=None, parent_run_id=None,
-        available_at=T0, created_at=T0,
-    )  # fmt: skip
+        id=new_id("run"),
+        workflow="wf",
+        version=None,
+        kind="composition",
+        idempotency_key=key,
+        status=RunStatus.PENDING,
+        input="null",
+        owner_id=None,
+        parent_run_id=None,
+        available_at=T0,
+        created_at=T0,
+    )
 
 
 async def within(coro: Coroutine[Any, Any, T], seconds: float = 10) -> T:

@@ -20,10 +20,18 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 def new_run(key: str, owner: str | None = None) -> NewRun:
     return NewRun(
-        id=new_id("run"), workflow="wf", version=None, kind="composition", idempotency_key=key,
-        status=RunStatus.RUNNING if owner else RunStatus.PENDING, input="null",
-        owner_id=owner, parent_run_id=None, available_at=T0, created_at=T0,
-    )  # fmt: skip
+        id=new_id("run"),
+        workflow="wf",
+        version=None,
+        kind="composition",
+        idempotency_key=key,
+        status=RunStatus.RUNNING if owner else RunStatus.PENDING,
+        input="null",
+        owner_id=owner,
+        parent_run_id=None,
+        available_at=T0,
+        created_at=T0,
+    )
 
 
 async def test_a_free_database_is_written_on_the_fast_path_and_durably(db_path: Path) -> None:
@@ -74,10 +82,12 @@ async def test_a_refused_fast_write_leaves_nothing_behind(db_path: Path) -> None
         owned, _ = await store.create_run(new_run("owned", owner="wrk_a"))
         with pytest.raises(LeaseLostError):
             await store.checkpoint(
-                owned.id, "wrk_thief",
+                owned.id,
+                "wrk_thief",
                 [StepWrite(seq=1, name="stolen", status=StepStatus.COMPLETED, attempts=1)],
-                RunUpdate(status=RunStatus.COMPLETED), T0,
-            )  # fmt: skip
+                RunUpdate(status=RunStatus.COMPLETED),
+                T0,
+            )
         run = await store.get_run(owned.id)
         assert (run.status, run.steps) == (RunStatus.RUNNING, [])
         # The fast connection is usable again: no transaction was left open.
@@ -124,8 +134,10 @@ async def test_the_change_token_moves_for_other_processes_not_for_our_own_commit
         await store.heartbeat("wrk_nobody", T0)  # ours too
         assert await store.change_token() == token
         with sqlite3.connect(db_path) as other:  # another process commits
-            other.execute("INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
-                          "VALUES ('w', 'h', 1, 'x', 'x')")  # fmt: skip
+            other.execute(
+                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
+                "VALUES ('w', 'h', 1, 'x', 'x')"
+            )
         assert await store.change_token() != token
     finally:
         await store.close()
