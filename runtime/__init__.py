@@ -2,7 +2,6 @@
 
 from runtime.client import Client, SyncClient
 from runtime.container import Container
-from runtime.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.errors import (
     ConfigError,
     DatabaseNotFoundError,
@@ -30,9 +29,7 @@ from runtime.errors import (
 )
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
-from runtime.sdk.refs import Ref
-from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
-from runtime.sdk.workflows import (
+from runtime.sdk.composition import (
     WorkflowDefinition,
     WorkflowResponse,
     WorkflowResult,
@@ -41,8 +38,9 @@ from runtime.sdk.workflows import (
     transform,
     when,
 )
-from runtime.service import Runtime, Workflows
-from runtime.specs import (
+from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
+from runtime.sdk.refs import Ref
+from runtime.sdk.specs import (
     Event,
     Job,
     JobConfig,
@@ -51,6 +49,8 @@ from runtime.specs import (
     SubscriberArgs,
     SubscriberConfig,
 )
+from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
+from runtime.service import Runtime, Workflows
 from runtime.store.base import RunPage
 
 __all__ = [

@@ -32,11 +32,11 @@ import anyio
 from anyio.abc import TaskStatus
 
 from runtime.container import Container
-from runtime.durable import DurableWorkflow, WorkflowContext, workflow
+from runtime.sdk.composition import WorkflowDefinition, create_workflow
+from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
+from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.sdk.steps import StepDefinition, create_step
-from runtime.sdk.workflows import WorkflowDefinition, create_workflow
 from runtime.service import Runtime
-from runtime.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.store.sqlite_core import baseline_commit_us
 
 STEPS = 10

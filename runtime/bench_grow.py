@@ -27,9 +27,9 @@ import anyio
 
 from runtime.bench import STEPS, _chain
 from runtime.errors import ConfigError
-from runtime.sdk.workflows import WorkflowDefinition
+from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.service import Runtime
-from runtime.specs import Subscriber, SubscriberArgs, SubscriberConfig
 
 GROWN_WORKFLOW = "history-chain"
 GROWN_EVENT = "history.finished"

@@ -61,9 +61,9 @@ from runtime.bench_grow import (
 )
 from runtime.bench_service import recovery_rate, service_figures, write_project
 from runtime.errors import StoreError
-from runtime.sdk.workflows import WorkflowDefinition
+from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.specs import SubscriberArgs
 from runtime.service import Runtime
-from runtime.specs import SubscriberArgs
 from runtime.store.base import Store
 
 FRESH_RUNS = 100

@@ -33,7 +33,7 @@ from runtime.ids import new_id
 from runtime.limits import duration, shown, text
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
-from runtime.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
+from runtime.sdk.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
 from runtime.store.base import DeliveryWork, NewEvent, Store, SubscriberRow
 from runtime.usercode import failure, is_failure
 

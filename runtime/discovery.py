@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 from runtime.config import ProjectConfig
 from runtime.container import Container
-from runtime.durable import DurableWorkflow
 from runtime.errors import ConfigError
-from runtime.sdk.workflows import WorkflowDefinition
-from runtime.specs import Job, JobConfig, Subscriber, SubscriberConfig
+from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberConfig
 from runtime.usercode import is_failure
 
 Kind = Literal["workflows", "subscribers", "jobs"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runtime.durable import version_key
 from runtime.errors import DefinitionError, UnknownWorkflowError
+from runtime.sdk.durable import version_key
 
 
 class Registry:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from runtime.engine.state import log_run_end, stored_error
+from runtime.engine.run import log_run_end, stored_error
 from runtime.errors import DefinitionError, RunFailed
 from runtime.limits import MAX_PAGE, count, duration, shown, text
 from runtime.models import RunRecord, RunStatus

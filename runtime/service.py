@@ -31,7 +31,6 @@ from runtime.config import (
 from runtime.container import Container
 from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
-from runtime.durable import DurableWorkflow
 from runtime.engine.executor import Engine
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, keep_alive
 from runtime.engine.worker import Worker
@@ -51,10 +50,11 @@ from runtime.models import RunRecord
 from runtime.pruner import Pruner, Retention
 from runtime.registry import Registry
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
-from runtime.scheduler import Scheduler
-from runtime.schedules import job_workflow, schedules_for
-from runtime.sdk.workflows import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
-from runtime.specs import Job, Subscriber
+from runtime.scheduling.entries import job_workflow, schedules_for
+from runtime.scheduling.scheduler import Scheduler
+from runtime.sdk.composition import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
+from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.specs import Job, Subscriber
 from runtime.store import open_store
 from runtime.store.base import Store
 

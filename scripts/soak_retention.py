@@ -34,7 +34,7 @@ from runtime import (
     create_workflow,
     pruner,
 )
-from runtime.specs import Subscriber
+from runtime.sdk.specs import Subscriber
 
 
 @create_step("first")

@@ -243,15 +243,15 @@ def test_a_bad_argument_exits_with_one_clear_message_and_stores_nothing(
 
 # --- project files: (files, a piece of the problem line) ---------------------------------
 
-SUB = "from runtime.specs import SubscriberConfig\nasync def handler(args): pass\n"
-JOB = "from runtime.specs import JobConfig\nasync def handler(container): pass\n"
+SUB = "from runtime.sdk.specs import SubscriberConfig\nasync def handler(args): pass\n"
+JOB = "from runtime.sdk.specs import JobConfig\nasync def handler(container): pass\n"
 WF = "from runtime import Schedule, workflow\n"
 
 PROJECTS: list[tuple[str, dict[str, Any], str]] = [
     (
         "sync subscriber handler",
         {
-            "subscribers/x.py": "from runtime.specs import "
+            "subscribers/x.py": "from runtime.sdk.specs import "
             "SubscriberConfig\ndef handler(args): pass\nconfig = SubscriberConfig(event='a.b')\n"
         },
         "x.py: 'handler' must be an async function",
@@ -259,7 +259,7 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
     (
         "no handler",
         {
-            "subscribers/x.py": "from runtime.specs import SubscriberConfig\n"
+            "subscribers/x.py": "from runtime.sdk.specs import SubscriberConfig\n"
             "config = SubscriberConfig(event='a.b')\n"
         },
         "x.py: no 'handler' defined",

@@ -18,7 +18,7 @@ from runtime import (
     create_workflow,
     workflow,
 )
-from runtime.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
+from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
 from tests.durable.support import wait_status
 
 

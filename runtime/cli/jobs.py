@@ -30,7 +30,7 @@ from runtime.discovery import Discovered
 from runtime.errors import DatabaseNotFoundError, DefinitionError
 from runtime.models import ScheduleRecord
 from runtime.registry import Registry
-from runtime.schedules import schedules_for
+from runtime.scheduling.entries import schedules_for
 from runtime.store.base import Store
 
 FIRE_TIMES = 3
@@ -105,7 +105,7 @@ def schedules_found(
 ) -> list[dict[str, Any]]:
     """Every schedule the service would run (jobs and workflows' own), as dicts.
 
-    Built by :func:`runtime.schedules.schedules_for` from the newest version of each
+    Built by :func:`runtime.scheduling.entries.schedules_for` from the newest version of each
     workflow, as ``Runtime`` builds them, so the names are the store's.
 
     Raises:

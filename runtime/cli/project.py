@@ -21,9 +21,9 @@ from runtime.cli.jobs import jobs, jobs_found
 from runtime.config import ProjectConfig, unknown_variables
 from runtime.container import Container
 from runtime.discovery import Discovered, load_setup
-from runtime.durable import DurableWorkflow, version_key
 from runtime.errors import DatabaseNotFoundError, RuntimeBaseError
-from runtime.sdk.workflows import WorkflowDefinition
+from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.durable import DurableWorkflow, version_key
 
 AnyWorkflow = WorkflowDefinition | DurableWorkflow
 

@@ -42,8 +42,8 @@ from runtime.ids import new_id
 from runtime.models import RunRecord, RunStatus, StepError, StepStatus
 from runtime.registry import Registry
 from runtime.runs import run_filter
-from runtime.schedules import job_workflow
-from runtime.sdk.workflows import WorkflowResult
+from runtime.scheduling.entries import job_workflow
+from runtime.sdk.composition import WorkflowResult
 from runtime.store.base import RunPage, Store
 
 

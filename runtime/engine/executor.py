@@ -4,13 +4,13 @@ A run's life, as the store sees it: inserted ``running`` (held by this
 worker) or ``pending`` (for the worker); one checkpoint per step, committed
 before the next step starts; on a step's permanent failure the same
 checkpoint turns the run ``compensating``, and
-:mod:`runtime.engine.compensation` undoes what was done; the last write ends
+:mod:`runtime.engine.rollback` undoes what was done; the last write ends
 it and releases it. Whatever was committed is never done again: a resumed run
 replays, taking each committed step's result from its record.
 
 The two authoring styles differ only in their driver:
-:mod:`runtime.engine.composition` walks a recorded graph,
-:mod:`runtime.engine.durable` replays a workflow function.
+:mod:`runtime.engine.graph_driver` walks a recorded graph,
+:mod:`runtime.engine.replay_driver` replays a workflow function.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ import structlog
 
 from runtime.clock import Clock
 from runtime.codec import dumps, roundtrip
-from runtime.engine import compensation, composition, durable
+from runtime.engine import graph_driver, replay_driver, rollback
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, process_alive
-from runtime.engine.state import RunState, Suspended, log_run_end, logger, step_error, stored_error
+from runtime.engine.run import RunState, Suspended, log_run_end, logger, step_error, stored_error
 from runtime.errors import LeaseLostError, RunNotFoundError, StepFailed, StoredError
 from runtime.ids import new_id
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord
 from runtime.registry import Registry
+from runtime.sdk.composition import WorkflowResult
+from runtime.sdk.specs import derived_transaction_id
 from runtime.sdk.steps import StepContext
-from runtime.sdk.workflows import WorkflowResult
-from runtime.specs import derived_transaction_id
 from runtime.store.base import NewEvent, NewRun, RunUpdate, Store
 from runtime.usercode import failure, is_failure
 
@@ -306,13 +306,13 @@ class Engine:
         )
         if workflow.kind == "durable":
             if record.status is RunStatus.COMPENSATING:
-                await durable.learn_compensations(self, state, record.input)
-                return await compensation.roll_back(self, state, final)
-            return await durable.drive(self, state, record.input)
-        composition.prepare(state, workflow, record.input)
+                await replay_driver.learn_compensations(self, state, record.input)
+                return await rollback.roll_back(self, state, final)
+            return await replay_driver.drive(self, state, record.input)
+        graph_driver.prepare(state, workflow, record.input)
         if record.status is RunStatus.COMPENSATING:
-            return await compensation.roll_back(self, state, final)
-        return await composition.forward(self, state)
+            return await rollback.roll_back(self, state, final)
+        return await graph_driver.forward(self, state)
 
     # -- what drivers call -----------------------------------------------------
 
@@ -343,7 +343,7 @@ class Engine:
             logger.info("run_canceling", run_id=state.run_id)
             if unwinding:
                 return RunStatus.COMPENSATING
-            return await compensation.roll_back(self, state, RunStatus.CANCELED)
+            return await rollback.roll_back(self, state, RunStatus.CANCELED)
         await self.store.checkpoint(
             state.run_id,
             owner,
@@ -402,7 +402,7 @@ class Engine:
                 raise
             what = f"the result of workflow {state.workflow.name!r}"
             await self.fail_run(state, failure(exc, what))
-            return await compensation.roll_back(self, state)
+            return await rollback.roll_back(self, state)
         state.control = await self.store.checkpoint(
             state.run_id, self.identity.id, (), update, self.clock.now()
         )

@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.codec import dumps
 from runtime.engine.leases import LEASE_TTL, dead_local_workers
-from runtime.engine.state import logger
+from runtime.engine.run import logger
 from runtime.errors import LeaseLostError, StoredError, StoreError, UnknownWorkflowError
 from runtime.models import RunRecord
 from runtime.retry import backoff

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 from runtime.codec import dumps
 from runtime.errors import DefinitionError
 from runtime.limits import MAX_RETRIES, count, duration, text
-from runtime.specs import check_event_name
+from runtime.sdk.specs import check_event_name
 from runtime.usercode import run_in_thread
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from runtime.clock import from_text, to_text
 from runtime.errors import StoreError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
-from runtime.specs import pattern_matches
+from runtime.sdk.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.sqlite_core import SqliteCore, _error, _json, in_chunks, newest_first
 

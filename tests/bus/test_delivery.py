@@ -25,7 +25,7 @@ from runtime import (
 )
 from runtime.bus import encode_event
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
-from runtime.specs import Subscriber, SubscriberArgs, SubscriberConfig
+from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.store.sqlite import SqliteStore
 
 Handler = Callable[[SubscriberArgs], Awaitable[None]]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from runtime.errors import DefinitionError
-from runtime.specs import SubscriberConfig, check_event_name, pattern_matches
+from runtime.sdk.specs import SubscriberConfig, check_event_name, pattern_matches
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ nightly = create_workflow("nightly", lambda: tick(), schedule="15 3 * * *")
 """
 
 GREETER = """
-from runtime.specs import SubscriberArgs, SubscriberConfig
+from runtime.sdk.specs import SubscriberArgs, SubscriberConfig
 from workflows.hello import hello
 
 async def handler(args: SubscriberArgs) -> None:
@@ -51,7 +51,7 @@ config = SubscriberConfig(event="customer.created", subscriber_id="greeter", max
 """
 
 AUDIT = """
-from runtime.specs import SubscriberArgs, SubscriberConfig
+from runtime.sdk.specs import SubscriberArgs, SubscriberConfig
 
 async def handler(args: SubscriberArgs) -> None:
     pass
@@ -60,7 +60,7 @@ config = SubscriberConfig(event=["order.*", "customer.deleted"], timeout=5)
 """
 
 REPORT_JOB = """
-from runtime.specs import JobConfig
+from runtime.sdk.specs import JobConfig
 
 async def handler(container) -> None:
     pass
@@ -69,7 +69,7 @@ config = JobConfig(name="morning-report", schedule="0 9 * * *", timezone="Americ
 """
 
 CLEANUP_JOB = """
-from runtime.specs import JobConfig
+from runtime.sdk.specs import JobConfig
 
 async def handler(container) -> None:
     pass

@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 
 from runtime.models import DeliveryStatus
+from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.service import Runtime
-from runtime.specs import Subscriber, SubscriberArgs, SubscriberConfig
 from tests.cli.conftest import cli, cli_json
 
 

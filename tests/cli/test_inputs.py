@@ -109,7 +109,7 @@ def test_a_payload_file_that_is_not_utf8_exits_2(project: Path) -> None:
         ({"runtime.toml": "concurrency = true\n"}, "'concurrency' must be an int, got True"),
         (
             {
-                "jobs/never.py": "from runtime.specs import JobConfig\n"
+                "jobs/never.py": "from runtime.sdk.specs import JobConfig\n"
                 "async def handler(container): pass\n"
                 "config = JobConfig(name='never', schedule='0 0 30 2 *')\n"
             },

@@ -13,7 +13,7 @@ from runtime.store.sqlite import SqliteStore
 from tests.cli.conftest import cli, cli_json
 
 TWICE_JOB = """
-from runtime.specs import JobConfig
+from runtime.sdk.specs import JobConfig
 
 async def handler(container) -> None:
     pass

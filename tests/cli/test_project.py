@@ -36,10 +36,10 @@ def test_check_json(project: Path) -> None:
 def test_check_reports_every_problem_on_stderr_naming_the_file(project: Path) -> None:
     (project / "workflows" / "bad.py").write_text("import nowhere_to_be_found\n")
     (project / "subscribers" / "nohandler.py").write_text(
-        "from runtime.specs import SubscriberConfig\nconfig = SubscriberConfig(event='a.b')\n"
+        "from runtime.sdk.specs import SubscriberConfig\nconfig = SubscriberConfig(event='a.b')\n"
     )
     (project / "jobs" / "badcron.py").write_text(
-        "from runtime.specs import JobConfig\n"
+        "from runtime.sdk.specs import JobConfig\n"
         "async def handler(container): pass\n"
         "config = JobConfig(name='x', schedule='61 * * * *')\n"
     )

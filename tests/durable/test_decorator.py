@@ -15,8 +15,8 @@ from runtime import (
     WorkflowContext,
     workflow,
 )
-from runtime.durable import snake_case, version_key
 from runtime.registry import Registry
+from runtime.sdk.durable import snake_case, version_key
 
 
 class ReportInput(BaseModel):

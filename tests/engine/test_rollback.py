@@ -23,8 +23,8 @@ from runtime import (
     create_workflow,
     workflow,
 )
-from runtime.engine.compensation import plan
-from runtime.engine.state import Compensator, RunState
+from runtime.engine.rollback import plan
+from runtime.engine.run import Compensator, RunState
 from runtime.models import StepRecord
 from runtime.sdk.steps import StepOptions
 from tests.regressions.support import wait_status

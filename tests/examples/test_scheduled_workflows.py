@@ -15,7 +15,7 @@ import pytest
 
 import workflows.daily_report
 from runtime import Container, RunRecord, RunStatus, Runtime
-from runtime.schedules import schedules_for
+from runtime.scheduling.entries import schedules_for
 from runtime.testing import ManualClock
 from tests.examples.running import wait_until
 from tests.examples.sonamu import runs_of, sonamu_runtime, steps_of

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from runtime.config import load_project_config
 from runtime.discovery import discover
-from runtime.schedules import schedules_for
+from runtime.scheduling.entries import schedules_for
 from tests.examples.sonamu import SONAMU_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parents[2]

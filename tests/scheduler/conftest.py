@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runtime.scheduler import Scheduler
-from runtime.schedules import ScheduleEntry, schedules_for
-from runtime.specs import Job, JobConfig
+from runtime.scheduling.entries import ScheduleEntry, schedules_for
+from runtime.scheduling.scheduler import Scheduler
+from runtime.sdk.specs import Job, JobConfig
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
 

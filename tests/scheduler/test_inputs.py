@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from runtime.specs import Schedule
+from runtime.sdk.specs import Schedule
 
 NOMINAL = datetime(2026, 3, 8, 9, 0, tzinfo=UTC)
 

@@ -10,11 +10,11 @@ import anyio
 
 from runtime.container import Container
 from runtime.models import RunStatus, StepStatus
-from runtime.schedules import JOB_FAILED, JOB_STEP, job_workflow
+from runtime.scheduling.entries import JOB_FAILED, JOB_STEP, job_workflow
+from runtime.sdk.composition import create_workflow
+from runtime.sdk.specs import Job, JobConfig
 from runtime.sdk.steps import create_step
-from runtime.sdk.workflows import create_workflow
 from runtime.service import Runtime
-from runtime.specs import Job, JobConfig
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
 from tests.scheduler.conftest import START

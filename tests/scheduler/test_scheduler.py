@@ -16,11 +16,11 @@ import pytest
 from runtime.clock import to_text
 from runtime.errors import DefinitionError
 from runtime.models import FiringOutcome, RunStatus
-from runtime.scheduler import MAX_MISSED, MAX_SLEEP, Scheduler
-from runtime.schedules import schedules_for
+from runtime.scheduling.entries import schedules_for
+from runtime.scheduling.scheduler import MAX_MISSED, MAX_SLEEP, Scheduler
+from runtime.sdk.composition import create_workflow
+from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import create_step
-from runtime.sdk.workflows import create_workflow
-from runtime.specs import Schedule
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
 from tests.scheduler.conftest import (

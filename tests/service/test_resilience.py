@@ -9,7 +9,7 @@ import pytest
 
 from runtime import Runtime, create_step, create_workflow
 from runtime.errors import StoreError
-from runtime.specs import Subscriber, SubscriberArgs, SubscriberConfig
+from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
 
 
 def refuse_once(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> list[str]:

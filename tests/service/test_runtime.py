@@ -24,7 +24,7 @@ from runtime import (
     create_workflow,
 )
 from runtime.client import Client, SyncClient
-from runtime.specs import Subscriber, SubscriberArgs, SubscriberConfig
+from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
@@ -286,7 +286,7 @@ PROJECT = {
         greeting = create_workflow("greeting", lambda input: WorkflowResponse(greet(input)))
     """,
     "subscribers/welcome.py": """
-        from runtime.specs import SubscriberConfig
+        from runtime.sdk.specs import SubscriberConfig
 
         async def handler(args):
             await args.container.resolve("workflows").run("greeting", args.event.data)
@@ -305,7 +305,7 @@ async def test_a_project_with_a_broken_subscriber_refuses_to_start(
         tmp_path,
         {
             "subscribers/broken.py": """
-                from runtime.specs import SubscriberConfig
+                from runtime.sdk.specs import SubscriberConfig
 
                 def handler(args):  # not async
                     pass
@@ -331,7 +331,7 @@ async def test_a_project_subscriber_with_a_bad_pattern_names_its_file(
         tmp_path,
         {
             "subscribers/typo.py": """
-                from runtime.specs import SubscriberConfig
+                from runtime.sdk.specs import SubscriberConfig
 
                 async def handler(args):
                     pass

@@ -10,7 +10,7 @@ import anyio
 
 from runtime import Runtime
 from runtime.models import FiringOutcome
-from runtime.specs import Job, JobConfig
+from runtime.sdk.specs import Job, JobConfig
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
 

@@ -1,7 +1,7 @@
 """The cron scheduler: each firing of a schedule starts one workflow run, exactly once.
 
-Where schedules come from: see :mod:`runtime.schedules` (jobs, and workflows
-declared with schedules, become :class:`~runtime.schedules.ScheduleEntry` objects).
+Where schedules come from: see :mod:`runtime.scheduling.entries` (jobs, and workflows
+declared with schedules, become :class:`~runtime.scheduling.entries.ScheduleEntry` objects).
 
 How a schedule behaves (DESIGN 2.5):
 
@@ -65,7 +65,7 @@ from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError, StoreError
 from runtime.ids import new_id
 from runtime.models import FiringOutcome, FiringRecord, RunStatus, ScheduleRecord
-from runtime.schedules import ScheduleEntry
+from runtime.scheduling.entries import ScheduleEntry
 from runtime.store.base import NewRun, ScheduleSpec
 from runtime.usercode import is_failure
 

@@ -18,7 +18,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from runtime.codec import dumps, loads, roundtrip
 from runtime.engine.attempts import PermanentFailure, attempt
-from runtime.engine.state import RunState, Suspended, logger
+from runtime.engine.run import RunState, Suspended, logger
 from runtime.errors import StoredError
 from runtime.models import RunStatus, StepRecord, StepStatus
 from runtime.retry import PARK_AFTER

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runtime.engine import compensation
-from runtime.engine.state import Compensator, RunState
-from runtime.engine.steps import record_failure, run_step
+from runtime.engine import rollback
+from runtime.engine.run import Compensator, RunState
+from runtime.engine.step_runner import record_failure, run_step
 from runtime.errors import NonDeterminismError, StoredError
 from runtime.models import RunStatus, StepRecord, StepStatus
+from runtime.sdk.composition import WorkflowDefinition
 from runtime.sdk.graph import ComputeNode, Node, StepNode
 from runtime.sdk.refs import INPUT, resolve
 from runtime.sdk.steps import StepContext, call_step_fn
-from runtime.sdk.workflows import WorkflowDefinition
 from runtime.store.base import RunUpdate
 from runtime.usercode import failure, is_failure
 
@@ -64,7 +64,7 @@ async def forward(engine: Engine, state: RunState) -> RunStatus:
         else:
             ok = await _parallel(engine, state, stage)
         if not ok:
-            return await compensation.roll_back(engine, state)
+            return await rollback.roll_back(engine, state)
     if state.control is not None:  # a request that came with the last step's checkpoint
         return await engine.stop_here(state)
     try:
@@ -73,7 +73,7 @@ async def forward(engine: Engine, state: RunState) -> RunStatus:
         if not is_failure(exc):
             raise
         await engine.fail_run(state, failure(exc, f"the output of workflow {workflow.name!r}"))
-        return await compensation.roll_back(engine, state)
+        return await rollback.roll_back(engine, state)
     return await engine.complete(state, output)
 
 

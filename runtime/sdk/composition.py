@@ -19,8 +19,8 @@ from runtime.limits import text
 from runtime.models import RunStatus, StepError
 from runtime.sdk.graph import Builder, Condition, Graph, current_builder
 from runtime.sdk.refs import INPUT, Ref
+from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import StepContext, StepDefinition, StepOptions, StepResponse
-from runtime.specs import Schedule
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -177,7 +177,7 @@ def create_workflow(
         name: unique among the project's workflows.
         constructor: records the steps.
         version: an optional version label.
-        schedule: a cron expression or a :class:`~runtime.specs.Schedule`; the
+        schedule: a cron expression or a :class:`~runtime.sdk.specs.Schedule`; the
             service's scheduler then starts a run at each firing (Medusa's
             scheduled workflows).
     """

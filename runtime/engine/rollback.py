@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.codec import dumps
 from runtime.engine.attempts import attempt
-from runtime.engine.state import Compensator, RunState, logger, step_error
+from runtime.engine.run import Compensator, RunState, logger, step_error
 from runtime.errors import StoredError
 from runtime.ids import new_id
 from runtime.models import RunStatus, StepRecord, StepStatus

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, TypeAdapter
 
 from runtime.codec import dumps
-from runtime.durable import DurableWorkflow, WorkflowContext
-from runtime.engine import compensation
-from runtime.engine.state import Compensator, RunState, Suspended, logger
-from runtime.engine.steps import record_failure, run_step
+from runtime.engine import rollback
+from runtime.engine.run import Compensator, RunState, Suspended, logger
+from runtime.engine.step_runner import record_failure, run_step
 from runtime.errors import DefinitionError, NonDeterminismError, StepFailed, StoredError
 from runtime.ids import new_id
 from runtime.models import RunStatus, StepStatus
+from runtime.sdk.durable import DurableWorkflow, WorkflowContext
+from runtime.sdk.specs import check_event_name
 from runtime.sdk.steps import (
     StepContext,
     StepDefinition,
@@ -42,7 +43,6 @@ from runtime.sdk.steps import (
     call_step_fn,
     run_callable,
 )
-from runtime.specs import check_event_name
 from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite
 from runtime.usercode import failure, is_failure
 
@@ -80,17 +80,17 @@ async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
         output = workflow.check_output(returned)
     except Suspended as suspended:
         if suspended.status is RunStatus.COMPENSATING:  # a cancel, obeyed between steps
-            return await compensation.roll_back(engine, state, RunStatus.CANCELED)
+            return await rollback.roll_back(engine, state, RunStatus.CANCELED)
         return suspended.status
     except BaseException as exc:
         if not is_failure(exc):  # a cancellation of ours; a sys.exit() in the code fails the run
             raise
         step = exc.step if isinstance(exc, StepFailed) else None
         await engine.fail_run(state, failure(exc, f"workflow {workflow.name!r}", step))
-        return await compensation.roll_back(engine, state)
+        return await rollback.roll_back(engine, state)
     status = await engine.complete(state, output, runner.pending_events())
     if status is RunStatus.COMPENSATING:  # a cancel that arrived with the completion
-        return await compensation.roll_back(engine, state, RunStatus.CANCELED)
+        return await rollback.roll_back(engine, state, RunStatus.CANCELED)
     return status
 
 

@@ -24,12 +24,12 @@ from pydantic import TypeAdapter, ValidationError
 from runtime import limits
 from runtime.errors import DefinitionError, InputValidationError
 from runtime.limits import shown, text
+from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import StepDefinition
-from runtime.specs import Schedule
 
 if TYPE_CHECKING:
     from runtime.container import Container
-    from runtime.sdk.workflows import WorkflowResult
+    from runtime.sdk.composition import WorkflowResult
 
 InputT = TypeVar("InputT")
 
@@ -210,7 +210,7 @@ class DurableRunnerHandle:
         self, *, input: Any = None, transaction_id: str | None = None, throw_on_error: bool = True
     ) -> WorkflowResult:
         """Run in this task, as ``create_workflow`` workflows do (see their ``run``)."""
-        from runtime.sdk.workflows import WorkflowRunner
+        from runtime.sdk.composition import WorkflowRunner
 
         return await WorkflowRunner(self.workflow, self.container).run(  # type: ignore[arg-type]
             input=input, transaction_id=transaction_id, throw_on_error=throw_on_error
@@ -270,7 +270,7 @@ def workflow(
         input: a pydantic model (or any type pydantic validates) for the input; a bad
             input is refused at start and creates no run.
         output: the same for the result; a bad result fails the run.
-        schedules: :class:`~runtime.specs.Schedule` objects (names unique per workflow).
+        schedules: :class:`~runtime.sdk.specs.Schedule` objects (names unique per workflow).
     """
 
     def build(function: WorkflowFn) -> DurableWorkflow:

@@ -18,9 +18,9 @@ from structlog.contextvars import bound_contextvars
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
+from runtime.sdk.composition import WorkflowDefinition, create_workflow
+from runtime.sdk.specs import Job, Overlap, Schedule, origin_scope
 from runtime.sdk.steps import StepContext, create_step
-from runtime.sdk.workflows import WorkflowDefinition, create_workflow
-from runtime.specs import Job, Overlap, Schedule, origin_scope
 
 JOB_STEP = "run-job"
 """The name of the one step of a job's workflow."""
@@ -114,7 +114,7 @@ def schedules_for(
     Args:
         jobs: each becomes a schedule named after the job, starting ``job-<name>``
             with input ``None``.
-        workflows: each :class:`~runtime.specs.Schedule` they declare becomes a
+        workflows: each :class:`~runtime.sdk.specs.Schedule` they declare becomes a
             schedule named ``<workflow>:<schedule name>``.
         default_timezone: for schedules that name no timezone (the project's).
 

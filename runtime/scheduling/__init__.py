@@ -1,0 +1,1 @@
+"""The cron scheduler: where schedules come from (``entries``) and the loop that fires them."""
