@@ -1,12 +1,14 @@
-"""Shared fixtures: asyncio as the anyio backend, a fresh SQLite file per test."""
+"""Shared fixtures: asyncio as the anyio backend, a fresh SQLite file per test, a runtime on it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
+
+from runtime import Runtime
 
 
 @pytest.fixture
@@ -23,6 +25,13 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def db_url(db_path: Path) -> str:
     return f"sqlite:///{db_path}"
+
+
+@pytest.fixture
+async def rt(db_url: str) -> AsyncIterator[Runtime]:
+    """A started ``Runtime`` on the test's database (a suite may override it)."""
+    async with Runtime(database=db_url) as runtime:
+        yield runtime
 
 
 @pytest.fixture(autouse=True)

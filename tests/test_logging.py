@@ -19,7 +19,7 @@ from runtime import (
     workflow,
 )
 from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
-from tests.durable.support import wait_status
+from tests.helpers.waiting import wait_status
 
 
 async def test_a_step_logs_with_its_run_workflow_and_step(db_url: str) -> None:

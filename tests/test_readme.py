@@ -18,7 +18,7 @@ import pytest
 
 from runtime import RunStatus, Runtime
 from runtime.testing import ManualClock
-from tests.durable.support import wait_status
+from tests.helpers.waiting import wait_status
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,14 +10,11 @@ from typing import Any
 import anyio
 import pytest
 
-import runtime.bus
 from runtime.models import DeliveryStatus
-from tests.bus.test_delivery import running, sub, wait_for_delivery
+from tests.helpers.definitions import running, sub
+from tests.helpers.waiting import wait_delivery
 
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime.bus, "RETRY_INTERVAL", 0.005)
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 def raise_cancelled() -> None:
@@ -59,9 +56,9 @@ async def test_a_handler_raising_a_base_exception_is_a_failed_attempt(
     subscribers = [sub("bad", bad, "thing.bad", max_attempts=2), sub("good", good, "thing.ok")]
     async with running(db_url, subscribers) as rt:
         bad_event = await rt.emit("thing.bad")
-        dead = await wait_for_delivery(rt, bad_event, "bad", DeliveryStatus.DEAD)
+        dead = await wait_delivery(rt, bad_event, "bad", [DeliveryStatus.DEAD])
         ok_event = await rt.emit("thing.ok")
-        await wait_for_delivery(rt, ok_event, "good", DeliveryStatus.DONE)
+        await wait_delivery(rt, ok_event, "good", [DeliveryStatus.DONE])
     assert calls == ["bad", "bad", "good"]
     assert dead.attempts == 2
     assert dead.error is not None
@@ -83,6 +80,6 @@ async def test_a_handler_that_swallows_its_timeout_is_a_timed_out_attempt(db_url
         db_url, [sub("stubborn", stubborn, "x.y", timeout=0.05, max_attempts=1)]
     ) as rt:
         event_id = await rt.emit("x.y")
-        dead = await wait_for_delivery(rt, event_id, "stubborn", DeliveryStatus.DEAD)
+        dead = await wait_delivery(rt, event_id, "stubborn", [DeliveryStatus.DEAD])
     assert dead.error is not None
     assert dead.error.type == "HandlerTimeoutError"

@@ -16,7 +16,7 @@ from runtime.cli.runs import current_step
 from runtime.models import RunRecord, RunStatus, StepRecord, StepStatus
 from runtime.retry import PARK_AFTER
 from tests.cli.conftest import cli, cli_json
-from tests.durable.support import wait_status
+from tests.helpers.waiting import wait_status
 
 
 def show(project: Path, run_id: str) -> list[str]:

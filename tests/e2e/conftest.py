@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import Project
+from tests.helpers.processes import Project
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import Project, wait_for
+from tests.helpers.processes import Project
+from tests.helpers.waiting import wait_until
 
 EXIT_DEADLINE = 10.0
 """Seconds for the service to notice (it looks every second) and to stop."""
@@ -40,7 +41,7 @@ async def test_the_service_stops_when_its_database_file_goes_away(
     await service.wait_ready()
     what = change(project.db)
 
-    await wait_for(lambda: service.process.poll() is not None, EXIT_DEADLINE, "it to stop")
+    await wait_until(lambda: service.process.poll() is not None, EXIT_DEADLINE, what="it to stop")
     assert service.process.returncode == 2, service.tail()
     output = service.output.read_text()
     assert "Traceback" not in output, output

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from runtime import Client
-from tests.e2e.processes import Project, wait_for
+from tests.helpers.processes import Project
 
 SUBSCRIBERS = ("welcome", "audit")
 STEPS = ("compose", "send", "archive")
@@ -61,7 +61,7 @@ async def test_events_from_other_processes_reach_the_service_which_stops_on_sigt
             page = await client.list_runs(workflow="greet", status=["completed"])
             return {run.idempotency_key for run in page.runs} == expected
 
-        await wait_for(all_completed, DELIVERY_DEADLINE, "the greet runs", service)
+        await service.wait_for(all_completed, DELIVERY_DEADLINE, "the greet runs")
         page = await client.list_runs(workflow="greet")
 
     outputs = {run.idempotency_key: run.output for run in page.runs}
@@ -95,7 +95,7 @@ async def test_a_killed_service_restarts_and_delivers_every_event_once(project: 
     def done_steps() -> int:
         return sum(1 for line in project.execution_log() if line.get("phase") == "done")
 
-    await wait_for(lambda: done_steps() >= expected_runs, DELIVERY_DEADLINE, "steps", first)
+    await first.wait_for(lambda: done_steps() >= expected_runs, DELIVERY_DEADLINE, "steps")
     first.sigkill()
 
     # What the killed process had committed: these steps must never run again.
@@ -118,7 +118,7 @@ async def test_a_killed_service_restarts_and_delivers_every_event_once(project: 
             and all(d["status"] == "done" for d in deliveries.values())
         )
 
-    await wait_for(finished, PROMPT, "the restarted service to finish", second)
+    await second.wait_for(finished, PROMPT, "the restarted service to finish")
     took = time.monotonic() - restarted
     assert took < PROMPT
 
@@ -188,13 +188,13 @@ async def test_a_failing_subscriber_goes_dead_and_its_redrive_leaves_the_others_
             return handled("always-fails") == attempts
 
         # Two attempts (max_attempts=2), a second or so apart, then dead.
-        await wait_for(lambda: dead_after(2), DELIVERY_DEADLINE, "a dead delivery", service)
+        await service.wait_for(lambda: dead_after(2), DELIVERY_DEADLINE, "a dead delivery")
 
         def good_runs_completed() -> bool:
             runs = project.runs().values()
             return len(runs) == len(SUBSCRIBERS) and all(r["status"] == "completed" for r in runs)
 
-        await wait_for(good_runs_completed, DELIVERY_DEADLINE, "the good runs", service)
+        await service.wait_for(good_runs_completed, DELIVERY_DEADLINE, "the good runs")
         failing = delivery("always-fails")
         assert failing is not None
         assert failing["attempts"] == 2
@@ -211,7 +211,7 @@ async def test_a_failing_subscriber_goes_dead_and_its_redrive_leaves_the_others_
         assert '"redriven": 1' in redrive.stdout
 
         # The redriven delivery gets two fresh attempts and dies again ...
-        await wait_for(lambda: dead_after(4), DELIVERY_DEADLINE, "the redelivery", service)
+        await service.wait_for(lambda: dead_after(4), DELIVERY_DEADLINE, "the redelivery")
         # ... and the subscribers that had succeeded were not run again.
         for good in SUBSCRIBERS:
             assert delivery(good) == {"status": "done", "attempts": 1, "error": None}

@@ -44,7 +44,7 @@ from runtime import (
     create_workflow,
     transform,
 )
-from tests.engine.crashkit import ExecutionLog
+from tests.helpers.crashkit import ExecutionLog
 
 WORKFLOW = "crash-saga"
 STEPS = ("reserve", "price", "charge", "ship")

@@ -33,7 +33,7 @@ import anyio
 from pydantic import BaseModel
 
 from runtime import Container, Runtime, WorkflowContext, workflow
-from tests.engine import crashkit
+from tests.helpers import crashkit
 
 WORKFLOW = "crash_durable"
 IDEMPOTENCY_KEY = "crash-durable-o-7"

@@ -1,7 +1,7 @@
 """A child process for the rollback crash tests: a 5-step saga whose last step fails for good.
 
 ``tests/engine/test_crash_rollback.py`` forks this app (through
-:mod:`tests.engine.forkserver`), kills it with SIGKILL at a chosen point of the rollback,
+:mod:`tests.helpers.forkserver`), kills it with SIGKILL at a chosen point of the rollback,
 and starts it again, once or several times, on the same SQLite file. The saga exists in
 both authoring styles, with the same steps and compensations:
 
@@ -66,7 +66,7 @@ from runtime import (
 from runtime.models import StepStatus
 from runtime.store.base import RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
-from tests.engine.crashkit import ExecutionLog
+from tests.helpers.crashkit import ExecutionLog
 
 COMPOSITION = "rollback-saga"
 DURABLE = "rollback_durable"

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from runtime.engine.leases import LEASE_TTL
-from tests.engine.crashkit import Child, Processes, read_log, reaping
+from tests.helpers.crashkit import Child, Processes, read_log, reaping
 
 APP = "tests.engine.crash_app"
 TRANSACTION_ID = "crash-order-o-42"

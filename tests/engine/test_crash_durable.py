@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from runtime import RunRecord, RunStatus, SyncClient
-from tests.engine.crashkit import Child, Processes, read_log, reaping
+from tests.helpers.crashkit import Child, Processes, read_log, reaping
 
 APP = "tests.engine.crash_durable_app"
 STEPS = ("reserve", "price", "charge")

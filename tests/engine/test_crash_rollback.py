@@ -21,7 +21,7 @@ last restart:
   ``permanent_failure``), the forward steps ran once, the run ended ``failed`` with the
   step's error and every step ``compensated``.
 
-Children are forked by one :mod:`tests.engine.forkserver` per module (a start costs a
+Children are forked by one :mod:`tests.helpers.forkserver` per module (a start costs a
 fork, not an interpreter and its imports). Every wait polls with a deadline.
 """
 
@@ -35,8 +35,8 @@ from typing import Any
 
 import pytest
 
-from tests.engine.crashkit import ForkedChild, ForkedProcesses, ForkServer, read_log
 from tests.engine.rollback_app import CANCEL_LABEL, CAUGHT, FAILING, REFUSED, STEPS
+from tests.helpers.crashkit import ForkedChild, ForkedProcesses, ForkServer, read_log
 
 STYLES = ("composition", "durable")
 ROLLBACK = (FAILING, *reversed(STEPS[:-1]))

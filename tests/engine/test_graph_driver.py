@@ -1,4 +1,4 @@
-"""A composition run whose recorded step was renamed by a code change fails instead of hanging."""
+"""Driving a composition workflow: parallel stages, transform and when at run time, code changes."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from runtime import (
     WorkflowResponse,
     create_step,
     create_workflow,
+    parallelize,
+    transform,
+    when,
 )
 from runtime.testing import ManualClock
-from tests.regressions.support import wait_status
+from tests.helpers.definitions import run_inline
+from tests.helpers.waiting import wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +88,7 @@ async def test_renamed_step_fails_the_run_in_the_worker(db_url: str) -> None:
     NonDeterminismError and left the run ``running`` (held) forever; now it ends ``failed``."""
     run_id = await start_and_interrupt(db_url)
     async with Runtime(db_url, workflows=[v2()], interval=0.1) as rt:
-        record = await wait_status(rt, run_id, *[s for s in RunStatus if s.terminal])
+        record = await wait_status(rt, run_id, *[s for s in RunStatus if s.terminal], timeout=2.5)
         assert_nondeterminism(record)
         assert record.owner_id is None
 
@@ -102,10 +106,146 @@ async def test_renamed_step_fails_a_run_parked_on_a_retry(db_url: str) -> None:
     v1 = create_workflow("w", lambda i: WorkflowResponse(first(i)))
     async with Runtime(db_url, workflows=[v1], interval=0.1) as rt:
         handle = await rt.workflows.run("w", {})
-        parked = await wait_status(rt, handle.run_id, RunStatus.SLEEPING)
+        parked = await wait_status(rt, handle.run_id, RunStatus.SLEEPING, timeout=2.5)
         assert [s.name for s in parked.steps] == ["reserve-v1"]
     # The new code's worker, at a time when the retry is due.
     clock = ManualClock(parked.available_at + timedelta(seconds=1))
     async with Runtime(db_url, workflows=[v2()], interval=0.1, clock=clock) as rt:
-        record = await wait_status(rt, handle.run_id, *[s for s in RunStatus if s.terminal])
+        record = await wait_status(
+            rt, handle.run_id, *[s for s in RunStatus if s.terminal], timeout=2.5
+        )
         assert_nondeterminism(record)
+
+
+async def test_parallel_steps_run_concurrently_and_feed_later_steps(rt: Runtime) -> None:
+    both_started = anyio.Event()
+    started: list[str] = []
+
+    async def meet(name: str) -> str:
+        started.append(name)
+        if len(started) == 2:
+            both_started.set()
+        await both_started.wait()  # only returns if the sibling runs at the same time
+        return name.upper()
+
+    @create_step("left")
+    async def left(input: Any) -> str:
+        return await meet("left")
+
+    @create_step("right")
+    async def right(input: Any) -> str:
+        return await meet("right")
+
+    def flow(input: Any) -> WorkflowResponse:
+        l_out, r_out = parallelize(left(input), right(input))
+        return WorkflowResponse(transform({"l": l_out, "r": r_out}, lambda v: v["l"] + v["r"]))
+
+    result = await run_inline(create_workflow("parallel-ok", flow), rt)
+
+    assert (result.status, result.result) == (RunStatus.COMPLETED, "LEFTRIGHT")
+    assert sorted(started) == ["left", "right"]
+
+
+async def test_a_failing_transform_fails_the_run_and_rolls_back(rt: Runtime) -> None:
+    log: list[str] = []
+
+    @create_step("before")
+    async def before(input: Any) -> int:
+        return 0
+
+    @before.compensate
+    async def undo_before(value: Any) -> None:
+        log.append(f"undo before {value}")
+
+    def flow(input: Any) -> WorkflowResponse:
+        out = before(input)
+        return WorkflowResponse(transform({"n": out}, lambda v: 10 // v["n"]))
+
+    result = await run_inline(create_workflow("bad-transform", flow), rt, throw_on_error=False)
+
+    assert log == ["undo before 0"]
+    assert result.status is RunStatus.FAILED
+    assert [e.type for e in result.errors] == ["ZeroDivisionError"]
+
+
+# -- transform and when at run time ---------------------------------------------------------
+
+
+async def test_transform_computes_at_run_time(rt: Runtime) -> None:
+    seen: list[Any] = []
+
+    @create_step("price")
+    async def price(input: Any) -> dict[str, Any]:
+        return {"unit": 4, "qty": input["qty"]}
+
+    @create_step("charge")
+    async def charge(input: Any) -> str:
+        seen.append(input)
+        return "charged"
+
+    def flow(input: Any) -> WorkflowResponse:
+        p = price(input)
+        total = transform(
+            {"p": p, "coupon": input["coupon"]},
+            lambda v: v["p"]["unit"] * v["p"]["qty"],
+            lambda t: {"total": t},
+        )
+        charge(total)
+        return WorkflowResponse({"total": total["total"], "status": "ok"})
+
+    result = await run_inline(create_workflow("transformed", flow), rt, {"qty": 3, "coupon": None})
+
+    assert seen == [{"total": 12}]
+    assert result.result == {"total": 12, "status": "ok"}
+
+
+async def test_when_then_runs_its_steps_only_when_the_condition_holds(rt: Runtime) -> None:
+    calls: list[str] = []
+
+    @create_step("base")
+    async def base(input: Any) -> str:
+        calls.append(f"base {input['name']}")
+        return input["name"]
+
+    @create_step("vip-gift")
+    async def vip_gift(input: Any) -> str:
+        calls.append(f"gift {input}")
+        return f"gift for {input}"
+
+    def flow(input: Any) -> WorkflowResponse:
+        name = base(input)
+        gift = when({"vip": input["vip"]}, lambda v: v["vip"]).then(lambda: vip_gift(name))
+        return WorkflowResponse({"name": name, "gift": gift})
+
+    workflow = create_workflow("branching", flow)
+
+    vip = await run_inline(workflow, rt, {"name": "ada", "vip": True})
+    plain = await run_inline(workflow, rt, {"name": "bob", "vip": False})
+
+    assert calls == ["base ada", "gift ada", "base bob"]
+    assert vip.result == {"name": "ada", "gift": "gift for ada"}
+    assert plain.result == {"name": "bob", "gift": None}
+    assert [s.name for s in (await rt.workflows.get_run(vip.run_id)).steps] == [
+        "base",
+        "vip-gift",
+    ]
+    assert [s.name for s in (await rt.workflows.get_run(plain.run_id)).steps] == ["base"]
+
+
+async def test_a_failing_transform_after_the_last_step_still_rolls_back(rt: Runtime) -> None:
+    undone: list[Any] = []
+
+    @create_step("book")
+    async def book() -> str:
+        return "booking-1"
+
+    @book.compensate
+    async def unbook(booking: str) -> None:
+        undone.append(booking)
+
+    def flow() -> Any:
+        return transform({"b": book()}, lambda d: d["b"]["missing"])  # a str has no key
+
+    result = await run_inline(create_workflow("tail-fails", flow), rt, throw_on_error=False)
+    assert result.status is RunStatus.FAILED
+    assert undone == ["booking-1"]

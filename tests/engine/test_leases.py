@@ -9,7 +9,7 @@ import pytest
 
 from runtime import RunStatus, Runtime, WorkflowResponse, create_step, create_workflow
 from runtime.engine.leases import dead_local_workers
-from tests.regressions.support import wait_status
+from tests.helpers.waiting import wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,9 @@ async def test_second_runtime_does_not_rerun_the_first_ones_step(db_url: str) ->
         with anyio.fail_after(2):
             await started.wait()
         async with Runtime(db_url, workflows=[wf], interval=0.1) as b:
-            record = await wait_status(b, handle.run_id, *[s for s in RunStatus if s.terminal])
+            record = await wait_status(
+                b, handle.run_id, *[s for s in RunStatus if s.terminal], timeout=2.5
+            )
             assert record.status is RunStatus.COMPLETED
             assert record.output == {"ok": True}
     assert calls == [1]

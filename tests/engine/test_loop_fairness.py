@@ -23,7 +23,7 @@ from runtime import (
     WorkflowContext,
     workflow,
 )
-from tests.engine.chains import chain
+from tests.helpers.definitions import chain
 
 pytestmark = pytest.mark.anyio
 

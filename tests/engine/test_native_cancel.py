@@ -24,7 +24,7 @@ from runtime import (
     Runtime,
     StepStatus,
 )
-from tests.engine.chains import chain
+from tests.helpers.definitions import chain
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from runtime.engine.rollback import plan
 from runtime.engine.run import Compensator, RunState
 from runtime.models import StepRecord
 from runtime.sdk.steps import StepOptions
-from tests.regressions.support import wait_status
+from tests.helpers.waiting import wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -229,7 +229,7 @@ async def test_a_compensation_the_code_lost_fails_the_run_and_retry_finishes_it(
 
     async with Runtime(db_url, workflows=[define(True)]) as rt:
         handle = await rt.workflows.run("order", {})
-        first = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED)
+        first = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED, timeout=2.5)
     assert {s.name: s.status for s in first.steps} == {
         "reserve": S.COMPENSATION_FAILED,
         "ship": S.COMPENSATED,
@@ -238,14 +238,14 @@ async def test_a_compensation_the_code_lost_fails_the_run_and_retry_finishes_it(
     # A deploy drops reserve's compensation; an operator retries the rollback.
     async with Runtime(db_url, workflows=[define(False)]) as rt:
         await rt.workflows.retry(handle.run_id)
-        lost = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED)
+        lost = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED, timeout=2.5)
     _check_not_found(lost, "reserve", undone="ship")
     assert "the workflow's code gives this step no compensation" in lost.steps[0].error.message
 
     # The code has it again: the retried rollback finishes.
     async with Runtime(db_url, workflows=[define(True)]) as rt:
         await rt.workflows.retry(handle.run_id)
-        done = await wait_status(rt, handle.run_id, RunStatus.FAILED)
+        done = await wait_status(rt, handle.run_id, RunStatus.FAILED, timeout=2.5)
     assert {s.name: s.status for s in done.steps} == {
         "reserve": S.COMPENSATED,
         "ship": S.COMPENSATED,
@@ -279,11 +279,11 @@ async def test_a_compensation_a_durable_replay_cannot_learn_fails_the_run(db_url
 
     async with Runtime(db_url, workflows=[v1]) as rt:
         handle = await rt.workflows.run("order", {})
-        await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED)
+        await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED, timeout=2.5)
 
     async with Runtime(db_url, workflows=[v2]) as rt:
         await rt.workflows.retry(handle.run_id)
-        lost = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED)
+        lost = await wait_status(rt, handle.run_id, RunStatus.COMPENSATION_FAILED, timeout=2.5)
     _check_not_found(lost, "reserve", undone="ship")
     message = lost.steps[0].error.message
     assert "replaying the workflow function ended before it: NonDeterminismError" in message

@@ -8,7 +8,7 @@ from typing import Any
 
 from runtime import Container, RunRecord, RunStatus, Runtime
 from runtime.clock import Clock
-from tests.examples.running import WAIT, wait_until
+from tests.helpers.waiting import WAIT, wait_until
 from workflows.backup_data import backup_data
 from workflows.cleanup_old_data import cleanup_old_data
 from workflows.daily_report import daily_report

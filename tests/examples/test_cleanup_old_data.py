@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runtime import Container, InputValidationError, Runtime
-from tests.examples.running import WAIT
 from tests.examples.sonamu import runs_of, sonamu_runtime, steps_of
+from tests.helpers.waiting import WAIT
 from workflows.cleanup_old_data import cleanup_old_data
 
 

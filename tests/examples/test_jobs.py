@@ -28,13 +28,8 @@ from jobs.collect_analytics import daily_metrics
 from runtime import Container, RunStatus, Runtime, WorkflowResult
 from runtime.models import DeliveryStatus
 from runtime.testing import ManualClock
-from tests.examples.running import (
-    QUIET_TIME,
-    job_from,
-    subscriber_from,
-    wait_delivered,
-    wait_until,
-)
+from tests.helpers.definitions import QUIET_TIME, job_from, subscriber_from
+from tests.helpers.waiting import wait_delivery, wait_until
 from workflows.hello_world import hello_world_two_steps
 from workflows.order_processing import order_processing
 from workflows.sync_brands_from_cms import sync_brands_from_cms
@@ -257,7 +252,7 @@ async def test_sync_inventory_failing_for_good_alerts_once(rt: Runtime, clock: M
         },
     }
     # ... which the job-failure-alert subscriber turns into one alert.
-    delivery = await wait_delivered(rt, event.id, "job-failure-alert")
+    delivery = await wait_delivery(rt, event.id, "job-failure-alert")
     assert delivery.status is DeliveryStatus.DONE
     assert rt.container.resolve("notifications").alerts == [
         {
@@ -324,7 +319,7 @@ async def test_an_order_the_subscriber_processed_is_not_processed_again(rt: Runt
     # canceled in between, so the job sees the order as pending again and only the
     # shared transaction id keeps it from being processed a second time.
     event_id = await rt.emit("order.placed", {"id": "order_1"})
-    await wait_delivered(rt, event_id, "order-processing")
+    await wait_delivery(rt, event_id, "order-processing")
     fulfillments = rt.container.resolve("fulfillment")
     await fulfillments.cancel_fulfillment("ful_1")
 

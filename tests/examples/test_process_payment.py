@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from runtime import Container, InputValidationError, RunFailed, RunStatus, Runtime
-from tests.examples.running import WAIT
 from tests.examples.sonamu import runs_of, sonamu_runtime, steps_of
+from tests.helpers.waiting import WAIT
 
 
 @pytest.fixture

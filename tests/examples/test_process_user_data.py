@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime import Container, RunFailed, RunStatus, Runtime
-from tests.examples.running import WAIT
 from tests.examples.sonamu import sonamu_runtime, steps_of
+from tests.helpers.waiting import WAIT
 
 TIDY = {
     1: {"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"},

@@ -9,7 +9,8 @@ from runtime.config import load_project_config
 from runtime.discovery import discover
 from runtime.models import DeliveryStatus
 from runtime.testing import ManualClock
-from tests.examples.running import QUIET_TIME, wait_delivered
+from tests.helpers.definitions import QUIET_TIME
+from tests.helpers.waiting import wait_delivery
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +63,7 @@ async def test_the_project_starts_and_delivers_an_event(db_url: str) -> None:
         assert sorted(s.id for s in rt.subscribers) == sorted(SUBSCRIBERS)
         event_id = await rt.emit("customer.created", {"first_name": "Grace"})
 
-        delivery = await wait_delivered(rt, event_id, "hello-customer")
+        delivery = await wait_delivery(rt, event_id, "hello-customer")
 
         assert delivery.status is DeliveryStatus.DONE
         page = await rt.workflows.list_runs(workflow="hello-world-two-steps")

@@ -17,8 +17,8 @@ import workflows.daily_report
 from runtime import Container, RunRecord, RunStatus, Runtime
 from runtime.scheduling.entries import schedules_for
 from runtime.testing import ManualClock
-from tests.examples.running import wait_until
 from tests.examples.sonamu import runs_of, sonamu_runtime, steps_of
+from tests.helpers.waiting import wait_until
 from workflows.backup_data import backup_data
 from workflows.cleanup_old_data import cleanup_old_data
 from workflows.daily_report import daily_report

@@ -11,7 +11,8 @@ import subscribers.customer_registered
 import subscribers.order_placed
 from runtime import Container, RunStatus, Runtime
 from runtime.models import DeliveryStatus
-from tests.examples.running import subscriber_from, wait_delivered
+from tests.helpers.definitions import subscriber_from
+from tests.helpers.waiting import wait_delivery
 from workflows.customer_registration import customer_registration
 from workflows.hello_world import hello_world_two_steps
 from workflows.order_processing import order_processing
@@ -46,7 +47,7 @@ async def rt(db_url: str, container: Container) -> AsyncIterator[Runtime]:
 async def test_customer_created_greets_the_customer(rt: Runtime) -> None:
     event_id = await rt.emit("customer.created", {"id": "cus_9", "first_name": "Ada"})
 
-    delivery = await wait_delivered(rt, event_id, "hello-customer")
+    delivery = await wait_delivery(rt, event_id, "hello-customer")
 
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.DONE, 1)
     # The run got the transaction id derived from subscriber, event and workflow,
@@ -66,7 +67,7 @@ async def test_customer_created_greets_the_customer(rt: Runtime) -> None:
 async def test_order_placed_processes_the_order(rt: Runtime) -> None:
     event_id = await rt.emit("order.placed", {"id": "order_1"})
 
-    delivery = await wait_delivered(rt, event_id, "order-processing")
+    delivery = await wait_delivery(rt, event_id, "order-processing")
 
     assert delivery.status is DeliveryStatus.DONE
     run = await rt.store.find_run("order-processing", "order-processing:order_1")
@@ -84,9 +85,9 @@ async def test_order_placed_processes_the_order(rt: Runtime) -> None:
 
 async def test_an_order_placed_twice_is_processed_once(rt: Runtime) -> None:
     first = await rt.emit("order.placed", {"id": "order_1"})
-    await wait_delivered(rt, first, "order-processing")
+    await wait_delivery(rt, first, "order-processing")
     second = await rt.emit("order.placed", {"id": "order_1"})
-    await wait_delivered(rt, second, "order-processing")
+    await wait_delivery(rt, second, "order-processing")
 
     page = await rt.workflows.list_runs(workflow="order-processing")
     assert [run.idempotency_key for run in page.runs] == ["order-processing:order_1"]
@@ -97,7 +98,7 @@ async def test_an_order_placed_twice_is_processed_once(rt: Runtime) -> None:
 async def test_an_unpaid_order_fails_its_run_but_not_the_delivery(rt: Runtime) -> None:
     event_id = await rt.emit("order.placed", {"id": "order_2"})
 
-    delivery = await wait_delivered(rt, event_id, "order-processing")
+    delivery = await wait_delivery(rt, event_id, "order-processing")
 
     # Redelivering would only find the same failed run: the delivery is done, and
     # the failed run is where an operator looks (runtime runs list --status failed).
@@ -117,7 +118,7 @@ async def test_customer_registered_registers_the_customer(rt: Runtime) -> None:
     customers = rt.container.resolve("customers")
 
     event_id = await rt.emit("customer.registered", FORM)
-    delivery = await wait_delivered(rt, event_id, "customer-registration")
+    delivery = await wait_delivery(rt, event_id, "customer-registration")
 
     assert delivery.status is DeliveryStatus.DONE
     run = await rt.store.find_run(
@@ -137,7 +138,7 @@ async def test_customer_registered_registers_the_customer(rt: Runtime) -> None:
 async def test_a_taken_email_rolls_the_registration_back(rt: Runtime) -> None:
     event_id = await rt.emit("customer.registered", {**FORM, "email": "existing@example.com"})
 
-    delivery = await wait_delivered(rt, event_id, "customer-registration")
+    delivery = await wait_delivery(rt, event_id, "customer-registration")
 
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.DONE, 1)
     run = await rt.store.find_run(

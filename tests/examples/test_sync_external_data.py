@@ -16,8 +16,9 @@ import pytest
 from runtime import Client, Container, InvalidTransitionError, RunStatus, Runtime
 from runtime.engine.leases import LEASE_TTL
 from runtime.testing import ManualClock
-from tests.examples.running import QUIET_TIME, wait_until
 from tests.examples.sonamu import sonamu_runtime, steps_of, wait_statuses
+from tests.helpers.definitions import QUIET_TIME
+from tests.helpers.waiting import wait_until
 from workflows.sync_external_data import (
     RATE_LIMIT_WINDOW,
     handle_external_api_outage,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime import Container, RunStatus, Runtime
-from tests.examples.running import WAIT
 from tests.examples.sonamu import by_recipient, sonamu_runtime, step_names
+from tests.helpers.waiting import WAIT
 from workflows.welcome_email import register, send_welcome_email, send_welcome_email_v1
 
 

@@ -156,11 +156,11 @@ def reaping(processes: Processes) -> Iterator[Processes]:
                 proc.wait(timeout=5)
 
 
-# -- forked children (tests/engine/forkserver.py) -----------------------------------
+# -- forked children (tests/helpers/forkserver.py) -----------------------------------
 
 
 class ForkServer:
-    """A :mod:`tests.engine.forkserver` process for one child app: fast starts of real processes.
+    """A :mod:`tests.helpers.forkserver` process for one child app: fast starts of real processes.
 
     Args:
         module: the child app's module (it has ``main`` and ``parse``).
@@ -168,7 +168,7 @@ class ForkServer:
 
     def __init__(self, module: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.engine.forkserver", module],
+            [sys.executable, "-m", "tests.helpers.forkserver", module],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -16,7 +16,7 @@ child starts from a clean state. Protocol, one JSON line each way:
   ``{"pid", "exit", "signal"}`` (``exit`` is ``None`` when a signal ended it);
 - end of stdin: the server SIGKILLs the children still running, reaps them, and exits.
 
-Usage: ``python -m tests.engine.forkserver MODULE`` (``tests.engine.rollback_app``).
+Usage: ``python -m tests.helpers.forkserver MODULE`` (``tests.engine.rollback_app``).
 """
 
 from __future__ import annotations

@@ -3,12 +3,11 @@
 Everything a test learns comes from files a killed process leaves behind: the
 service's JSON log (stdout and stderr, unbuffered), the execution log the
 project's steps fsync line by line, and the SQLite database, read with plain
-``SELECT``s. Every wait is a poll with a deadline.
+``SELECT``s. Every wait is a poll with a deadline (:func:`~tests.helpers.waiting.wait_until`).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -17,17 +16,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
+from tests.helpers.waiting import Condition, holds, wait_until
 
-TEMPLATE = Path(__file__).resolve().parent / "project"
-EXTRAS = Path(__file__).resolve().parent / "extras"
-
-POLL = 0.01
-"""Seconds between two looks at a file or the database."""
+E2E = Path(__file__).resolve().parents[1] / "e2e"
+TEMPLATE = E2E / "project"
+EXTRAS = E2E / "extras"
 
 READY_DEADLINE = 15.0
 """Seconds a service may take to start (importing Python and the project included)."""
@@ -206,8 +202,30 @@ class Service:
     async def wait_ready(self, timeout: float = READY_DEADLINE) -> float:
         """Wait until the service logged ``runtime_started``; returns how long it took."""
         started = time.monotonic()
-        await wait_for(lambda: self.logged("runtime_started"), timeout, "it to start", self)
+        await self.wait_for(lambda: self.logged("runtime_started"), timeout, "it to start")
         return time.monotonic() - started
+
+    async def wait_for(self, condition: Condition, timeout: float, what: str) -> None:
+        """Wait until ``condition`` holds; fail at once, with its output, if the service exits.
+
+        Raises:
+            AssertionError: the service exited meanwhile.
+            TimeoutError: ``condition`` did not hold within ``timeout`` seconds.
+        """
+
+        async def held_while_running() -> bool:
+            if await holds(condition):
+                return True
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the service exited ({self.process.returncode}) while waiting for {what}:\n"
+                    f"{self.tail()}"
+                )
+            return False
+
+        await wait_until(
+            held_while_running, timeout, what=lambda: f"{what}\nservice output:\n{self.tail()}"
+        )
 
     def sigkill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -216,7 +234,7 @@ class Service:
     async def stop(self, timeout: float = 5.0) -> int:
         """SIGTERM, then wait for the exit code (``TimeoutError`` if it takes too long)."""
         self.process.send_signal(signal.SIGTERM)
-        await wait_for(lambda: self.process.poll() is not None, timeout, "it to exit")
+        await wait_until(lambda: self.process.poll() is not None, timeout, what="it to exit")
         return self.process.returncode
 
     def tail(self, lines: int = 30) -> str:
@@ -230,35 +248,13 @@ class Emitter:
         self.process = process
         self.output = output
 
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
     async def event_ids(self, timeout: float = 15.0) -> list[str]:
         """Wait for the process to exit 0 and return the event ids, in emit order."""
-        await wait_for(lambda: self.process.poll() is not None, timeout, "the emitter to exit")
+        await wait_until(self.exited, timeout, what="the emitter to exit")
         text = self.output.read_text()
         assert self.process.returncode == 0, text
         ids: list[str] = json.loads(text.strip().splitlines()[-1])
         return ids
-
-
-async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]],
-    timeout: float,
-    what: str,
-    service: Service | None = None,
-) -> None:
-    """Poll ``condition`` until it holds; after ``timeout`` seconds fail, naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = condition()
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        if service is not None and service.process.poll() is not None:
-            raise AssertionError(
-                f"the service exited ({service.process.returncode}) while waiting for {what}:\n"
-                f"{service.tail()}"
-            )
-        if time.monotonic() > deadline:
-            detail = f"\nservice output:\n{service.tail()}" if service is not None else ""
-            raise TimeoutError(f"waited {timeout} s for {what}{detail}")
-        await anyio.sleep(POLL)

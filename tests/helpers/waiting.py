@@ -1,70 +1,133 @@
-"""Helpers for tests that run the example subscribers and jobs through a real ``Runtime``."""
+"""Waiting in tests: every wait polls the store or a file, bounded; none sleeps to let time pass.
+
+The code under test runs in the same event loop (or in another process), so a test
+waits for what a user would see: a run reaching a status, a delivery finishing.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from types import ModuleType
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
 
-from runtime import Job, Runtime, Subscriber
-from runtime.models import DeliveryRecord, DeliveryStatus
+from runtime import RunRecord, RunStatus, Runtime
+from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 
 WAIT = 5.0
-"""Seconds any wait in these tests may take at most (they take milliseconds)."""
+"""Seconds any wait may take at most by default (they take milliseconds)."""
 
 POLL = 0.005
-"""Seconds between two looks at the store while waiting."""
+"""Seconds between two looks at the store (or a file) while waiting."""
 
-QUIET_TIME = datetime(2026, 3, 10, 12, 7, 30, tzinfo=UTC)
-"""A start for a ``ManualClock`` that is minutes away from any example job's firing."""
-
-
-def subscriber_from(module: ModuleType) -> Subscriber:
-    """The subscriber a module of ``subscribers/`` defines, as discovery builds it."""
-    config = module.config
-    subscriber_id = config.subscriber_id or module.__name__.rsplit(".", 1)[-1]
-    return Subscriber(subscriber_id, module.handler, config, str(module.__file__))
-
-
-def job_from(module: ModuleType) -> Job:
-    """The job a module of ``jobs/`` defines, as discovery builds it."""
-    return Job(module.handler, module.config, str(module.__file__))
+Condition = Callable[[], Awaitable[bool] | bool]
+"""What a wait polls: a plain or an async function returning whether it holds."""
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[bool] | bool], timeout: float = WAIT
+    condition: Condition, timeout: float = WAIT, *, what: str | Callable[[], str] | None = None
 ) -> None:
-    """Poll ``condition`` every few milliseconds until it holds (``TimeoutError`` after)."""
-    with anyio.fail_after(timeout):
-        while True:
-            outcome = condition()
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
-            if outcome:
-                return
-            await anyio.sleep(POLL)
+    """Poll ``condition`` every :data:`POLL` seconds until it holds.
+
+    Args:
+        condition: a plain or async function; an exception it raises ends the wait.
+        timeout: seconds to wait at most.
+        what: names what is awaited in the ``TimeoutError`` (a function: called then).
+
+    Raises:
+        TimeoutError: ``condition`` did not hold within ``timeout`` seconds.
+    """
+    try:
+        with anyio.fail_after(timeout):
+            while not await holds(condition):  # noqa: ASYNC110 - polls, bounded by fail_after
+                await anyio.sleep(POLL)
+    except TimeoutError:
+        if what is None:
+            raise
+        described = what() if callable(what) else what
+        raise TimeoutError(f"waited {timeout} s for {described}") from None
+
+
+async def holds(condition: Condition) -> bool:
+    """Whether ``condition`` holds now (awaited when it is async)."""
+    outcome = condition()
+    if inspect.isawaitable(outcome):
+        outcome = await outcome
+    return bool(outcome)
+
+
+async def wait_status(
+    rt: Runtime, run_id: str, *statuses: RunStatus, timeout: float = WAIT
+) -> RunRecord:
+    """Wait until the run is in one of ``statuses``; return its record (with steps).
+
+    Raises:
+        AssertionError: not within ``timeout`` seconds; names the last status, owner, error.
+    """
+    seen: list[RunRecord] = []
+
+    async def reached() -> bool:
+        seen[:] = [await rt.workflows.get_run(run_id)]
+        return seen[0].status in statuses
+
+    try:
+        await wait_until(reached, timeout)
+    except TimeoutError:
+        last = seen[0] if seen else None
+        state = (last.status.value, last.owner_id, last.error) if last else None
+        wanted = [s.value for s in statuses]
+        raise AssertionError(
+            f"run {run_id} not in {wanted} after {timeout}s; (status, owner, error): {state}"
+        ) from None
+    return seen[0]
+
+
+async def deliveries_of(
+    rt: Runtime,
+    *,
+    event_id: str | None = None,
+    subscriber_id: str | None = None,
+    status: Sequence[DeliveryStatus] | None = None,
+) -> list[DeliveryRecord]:
+    """The deliveries the store holds (at most 1,000), filtered as ``list_deliveries`` filters."""
+    page = await rt.store.list_deliveries(
+        event_id=event_id, subscriber_id=subscriber_id, status=status, limit=1000
+    )
+    return list(page.items)
 
 
 async def deliveries(rt: Runtime, event_id: str) -> dict[str, DeliveryRecord]:
     """The deliveries of one event, by subscriber id."""
-    page = await rt.store.list_deliveries(event_id=event_id, limit=100)
-    return {d.subscriber_id: d for d in page.items}
+    return {d.subscriber_id: d for d in await deliveries_of(rt, event_id=event_id)}
 
 
-async def wait_delivered(rt: Runtime, event_id: str, subscriber_id: str) -> DeliveryRecord:
-    """Wait until the event's delivery to the subscriber is finished (done or dead)."""
-    finished = (DeliveryStatus.DONE, DeliveryStatus.DEAD)
+async def events_named(rt: Runtime, name: str) -> list[EventRecord]:
+    """The events of one name the store holds (at most 1,000)."""
+    return list((await rt.store.list_events(name=name, limit=1000)).items)
+
+
+FINISHED: tuple[DeliveryStatus, ...] = (DeliveryStatus.DONE, DeliveryStatus.DEAD)
+"""The statuses of a delivery that will not be attempted again (unless redriven)."""
+
+
+async def wait_delivery(
+    rt: Runtime,
+    event_id: str,
+    subscriber_id: str,
+    statuses: Iterable[DeliveryStatus] = FINISHED,
+    timeout: float = WAIT,
+) -> DeliveryRecord:
+    """Wait until the event's delivery to the subscriber is in one of ``statuses``; return it."""
+    wanted = tuple(statuses)
     found: list[DeliveryRecord] = []
 
-    async def finished_yet() -> bool:
-        delivery = (await deliveries(rt, event_id)).get(subscriber_id)
-        if delivery is not None and delivery.status in finished:
-            found.append(delivery)
-            return True
-        return False
+    async def reached() -> bool:
+        found[:] = [
+            d
+            for d in await deliveries_of(rt, event_id=event_id, subscriber_id=subscriber_id)
+            if d.status in wanted
+        ]
+        return bool(found)
 
-    await wait_until(finished_yet)
+    await wait_until(reached, timeout)
     return found[0]

@@ -16,7 +16,7 @@ from runtime import (
     create_workflow,
     workflow,
 )
-from tests.regressions.support import wait_status
+from tests.helpers.waiting import wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -83,7 +83,9 @@ async def test_cancel_during_the_last_step_is_obeyed(db_url: str, make: Any) -> 
         assert accepted.status is RunStatus.RUNNING
         assert accepted.control == "cancel"
         levers.gate.set()
-        record = await wait_status(rt, handle.run_id, *[s for s in RunStatus if s.terminal])
+        record = await wait_status(
+            rt, handle.run_id, *[s for s in RunStatus if s.terminal], timeout=2.5
+        )
         assert record.status is RunStatus.CANCELED
         # Every completed step is undone, the last one first.
         assert levers.undone == [{"last": "done"}, {"first": "done"}]

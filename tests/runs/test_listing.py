@@ -25,7 +25,7 @@ from runtime import (
     workflow,
 )
 from runtime.testing import ManualClock
-from tests.durable.support import STYLES, Probe, Style
+from tests.helpers.definitions import STYLES, Probe, Style
 
 
 @workflow

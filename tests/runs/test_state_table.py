@@ -24,7 +24,8 @@ from runtime import (
     SyncClient,
 )
 from runtime.testing import ManualClock
-from tests.durable.support import STYLES, Probe, Style, abc, wait_status, wait_until
+from tests.helpers.definitions import STYLES, Probe, Style, abc
+from tests.helpers.waiting import wait_status, wait_until
 
 TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
 LATER = 3600.0  # a delay that keeps a queued run away from the worker for the whole test

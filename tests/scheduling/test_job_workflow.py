@@ -17,7 +17,7 @@ from runtime.sdk.steps import create_step
 from runtime.service import Runtime
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
-from tests.scheduler.conftest import START
+from tests.scheduling.conftest import START
 
 
 async def test_the_job_workflow_calls_the_handler_with_the_container(db_url: str) -> None:

@@ -23,7 +23,7 @@ from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import create_step
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
-from tests.scheduler.conftest import (
+from tests.scheduling.conftest import (
     Counter,
     at,
     entries,

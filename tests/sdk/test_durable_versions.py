@@ -10,7 +10,7 @@ import anyio
 from runtime import Client, DurableWorkflow, RunStatus, Runtime, WorkflowContext, workflow
 from runtime.engine.worker import DEFER_CAP
 from runtime.testing import ManualClock
-from tests.durable.support import wait_status, wait_until
+from tests.helpers.waiting import wait_status, wait_until
 
 
 def greet(version: str | None, calls: list[str], *, nap: float | None = None) -> DurableWorkflow:

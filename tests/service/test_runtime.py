@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,7 @@ from runtime import (
 )
 from runtime.client import Client, SyncClient
 from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not await check():  # noqa: ASYNC110 - polls the store, bounded by fail_after
-            await anyio.sleep(0.01)
+from tests.helpers.waiting import wait_until
 
 
 def doubler(calls: list[Any] | None = None) -> WorkflowDefinition:

@@ -3,16 +3,14 @@ off the schedules another live process declares (DESIGN 5)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-
-import anyio
 
 from runtime import Runtime
 from runtime.models import FiringOutcome
 from runtime.sdk.specs import Job, JobConfig
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
+from tests.helpers.waiting import wait_until
 
 START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -23,12 +21,6 @@ async def _noop(container: object) -> None:
 
 def job(name: str) -> Job:
     return Job(handler=_noop, config=JobConfig(name=name, schedule="* * * * *"))
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]]) -> None:
-    with anyio.fail_after(5):
-        while not await check():  # noqa: ASYNC110 - polls the store, bounded by fail_after
-            await anyio.sleep(0.01)
 
 
 async def active(rt: Runtime) -> dict[str, bool]:

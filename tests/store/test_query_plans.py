@@ -34,8 +34,8 @@ from runtime.store.base import (
     WorkerRow,
 )
 from runtime.store.sqlite import SqliteStore
+from tests.helpers.records import T0, new_run
 from tests.store.plans import LIVE_INDEXES, add_history, capture, problems, queries
-from tests.store.test_contract import T0, new_run
 
 WORKER = WorkerRow("wrk_live", "host", 1, T0, T0, None)
 GONE = WorkerRow("wrk_gone", "host", 2, T0, T0, None)

@@ -21,7 +21,7 @@ from runtime.store.base import NewRun, RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_batch import _on_thread
 from runtime.store.sqlite_checkpoint import Checkpointer
-from tests.engine.chains import chain
+from tests.helpers.definitions import chain
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from runtime.store import sqlite_core
 from runtime.store.base import NewEvent, RunUpdate, StepWrite, SubscriberRow, WorkerRow
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_core import migrations
-from tests.store.test_contract import T0, new_run
+from tests.helpers.records import T0, new_run
 
 OWNER = "wrk_a"
 
