@@ -19,6 +19,7 @@ import anyio
 from runtime import (
     DurableWorkflow,
     Job,
+    RunStatus,
     Runtime,
     StepContext,
     StepStatus,
@@ -33,9 +34,17 @@ from runtime import (
     create_workflow,
     workflow,
 )
+from tests.helpers.waiting import wait_status
 
 Style = Literal["durable", "composition"]
 STYLES: tuple[Style, ...] = ("durable", "composition")
+
+
+LATER = 3600.0
+"""A start delay that keeps a queued run away from the worker for the whole test."""
+
+PARKED = {"max_retries": 1, "retry_interval": 600}
+"""Step options with which a failed attempt parks the run sleeping (for the whole test)."""
 
 
 class Probe:
@@ -78,6 +87,18 @@ class Probe:
         """Wait until ``name`` has been called ``times`` times (bounded by the caller)."""
         while self.calls.count(name) < times:  # noqa: ASYNC110 - bounded by the caller
             await anyio.sleep(0.002)
+
+
+async def paused_after_a(rt: Runtime, flow: Any, probe: Probe) -> str:
+    """Start ``flow`` (an :func:`abc`) and pause it after its step ``a`` completed; its run id."""
+    probe.hold("a")
+    handle = await rt.workflows.run(flow)
+    with anyio.fail_after(5):
+        await probe.entered("a")
+    await rt.workflows.pause(handle.run_id)
+    probe.release("a")
+    await wait_status(rt, handle.run_id, RunStatus.PAUSED)
+    return handle.run_id
 
 
 def abc(

@@ -82,6 +82,12 @@ async def wait_status(
     return seen[0]
 
 
+async def wait_ended(rt: Runtime, run_id: str, timeout: float = WAIT) -> RunRecord:
+    """Wait until the run ended (whatever its end); return its record with its steps."""
+    await rt.workflows.wait(run_id, timeout=timeout)
+    return await rt.workflows.get_run(run_id)
+
+
 async def deliveries_of(
     rt: Runtime,
     *,
