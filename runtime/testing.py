@@ -1,13 +1,17 @@
-"""Test helpers: ``ManualClock``, a clock whose time moves only when a test moves it."""
+"""Test helpers: ``ManualClock`` (virtual time) and ``wait_for_status`` (a run reaching a point)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["ManualClock"]
+from runtime.errors import DefinitionError
+from runtime.models import RunRecord, RunStatus
+
+__all__ = ["ManualClock", "RunReader", "wait_for_status"]
 
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -101,6 +105,50 @@ class ManualClock:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+
+
+class RunReader(Protocol):
+    """What :func:`wait_for_status` reads runs through: ``rt.workflows`` or a ``Client``."""
+
+    async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
+        """The run with its steps (see ``rt.workflows.get_run``)."""
+        ...
+
+
+POLL_INTERVAL = 0.005
+"""Seconds between two reads of the run in :func:`wait_for_status`."""
+
+
+async def wait_for_status(runs: RunReader, run_id: str, *statuses: RunStatus) -> RunRecord:
+    """Wait until the run is in one of ``statuses``; return its record, with its steps.
+
+    For a test that acts at a point of a run's life: a run parked ``sleeping`` on a
+    durable sleep before it advances a :class:`ManualClock`, a run ``running`` before it
+    pauses or cancels it. (To wait for a run to end, ``rt.workflows.wait`` is enough.)
+    It polls the store on real time, not on the runtime's clock, and for as long as it
+    takes: bound it with ``anyio.fail_after``::
+
+        handle = await rt.workflows.run(flow)
+        with anyio.fail_after(5):
+            await wait_for_status(rt.workflows, handle.run_id, RunStatus.SLEEPING)
+        clock.advance(3600)
+
+    Args:
+        runs: ``rt.workflows``, a ``Client``, or anything with their ``get_run``.
+        run_id: the run to watch.
+        statuses: the statuses to wait for (at least one).
+
+    Raises:
+        DefinitionError: no status was given.
+        RunNotFoundError: no such run.
+    """
+    if not statuses:
+        raise DefinitionError("wait_for_status needs at least one status to wait for")
+    while True:
+        record = await runs.get_run(run_id)
+        if record.status in statuses:
+            return record
+        await anyio.sleep(POLL_INTERVAL)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -1,13 +1,22 @@
-"""``runtime.testing.ManualClock``: virtual time that moves only when the test moves it."""
+"""``runtime.testing``: ``ManualClock`` (virtual time) and ``wait_for_status``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import anyio
 import pytest
 
-from runtime.testing import ManualClock
+from runtime import (
+    DefinitionError,
+    RunNotFoundError,
+    RunStatus,
+    Runtime,
+    WorkflowContext,
+    workflow,
+)
+from runtime.testing import ManualClock, wait_for_status
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -59,3 +68,38 @@ async def test_a_zero_sleep_returns_at_once_and_cancel_unparks() -> None:
             await clock.wait_sleepers(1)
             tg.cancel_scope.cancel()
     assert clock.sleepers == 0
+
+
+# -- wait_for_status ----------------------------------------------------------------------
+
+
+async def test_wait_for_status_returns_the_run_once_parked_then_the_clock_wakes_it(
+    db_url: str,
+) -> None:
+    clock = ManualClock(T0)
+
+    @workflow
+    async def napper(ctx: WorkflowContext[Any]) -> str:
+        await ctx.sleep("nap", 3600)
+        return "woke"
+
+    async with Runtime(database=db_url, workflows=[napper], clock=clock) as rt:
+        handle = await rt.workflows.run(napper)
+        with anyio.fail_after(5):
+            parked = await wait_for_status(rt.workflows, handle.run_id, RunStatus.SLEEPING)
+        assert parked.status is RunStatus.SLEEPING
+        assert parked.wake_at == T0 + timedelta(hours=1)
+        assert [s.name for s in parked.steps] == ["nap"]
+
+        clock.advance(3600)
+        with anyio.fail_after(5):
+            done = await wait_for_status(rt.workflows, handle.run_id, RunStatus.COMPLETED)
+        assert done.output == "woke"
+
+
+async def test_wait_for_status_refuses_no_status_and_an_unknown_run(db_url: str) -> None:
+    async with Runtime(database=db_url) as rt:
+        with pytest.raises(DefinitionError, match="at least one status"):
+            await wait_for_status(rt.workflows, "run_nope")
+        with pytest.raises(RunNotFoundError):
+            await wait_for_status(rt.workflows, "run_nope", RunStatus.COMPLETED)

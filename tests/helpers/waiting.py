@@ -13,6 +13,7 @@ import anyio
 
 from runtime import RunRecord, RunStatus, Runtime
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
+from runtime.testing import wait_for_status
 
 WAIT = 5.0
 """Seconds any wait may take at most by default (they take milliseconds)."""
@@ -61,25 +62,22 @@ async def wait_status(
 ) -> RunRecord:
     """Wait until the run is in one of ``statuses``; return its record (with steps).
 
+    :func:`runtime.testing.wait_for_status`, bounded, with a failure that says where the
+    run is instead.
+
     Raises:
         AssertionError: not within ``timeout`` seconds; names the last status, owner, error.
     """
-    seen: list[RunRecord] = []
-
-    async def reached() -> bool:
-        seen[:] = [await rt.workflows.get_run(run_id)]
-        return seen[0].status in statuses
-
     try:
-        await wait_until(reached, timeout)
+        with anyio.fail_after(timeout):
+            return await wait_for_status(rt.workflows, run_id, *statuses)
     except TimeoutError:
-        last = seen[0] if seen else None
-        state = (last.status.value, last.owner_id, last.error) if last else None
+        last = await rt.workflows.get_run(run_id)
+        state = (last.status.value, last.owner_id, last.error)
         wanted = [s.value for s in statuses]
         raise AssertionError(
             f"run {run_id} not in {wanted} after {timeout}s; (status, owner, error): {state}"
         ) from None
-    return seen[0]
 
 
 async def wait_ended(rt: Runtime, run_id: str, timeout: float = WAIT) -> RunRecord:
