@@ -23,13 +23,12 @@ from typing import Any
 import pytest
 
 from runtime.engine.leases import LEASE_TTL
-from tests.helpers.crashkit import Child, Processes, read_log, reaping
+from tests.helpers.crashkit import Child, Processes, read_log, reaping, wait_reached
 
 APP = "tests.engine.crash_app"
 TRANSACTION_ID = "crash-order-o-42"
 STEPS = ("reserve", "price", "charge", "ship")
 
-POLL = 0.02
 START_DEADLINE = 15.0
 """Seconds for a child to start and reach its block point (or finish, unblocked)."""
 
@@ -88,20 +87,6 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 
 
 # -- reading the evidence --------------------------------------------------------
-
-
-def wait_reached(scenario: Scenario, child: Child, point: str) -> dict[str, Any]:
-    """Poll the log until ``child`` reports it stopped at ``point``; that log line."""
-    deadline = time.monotonic() + START_DEADLINE
-    while time.monotonic() < deadline:
-        for line in read_log(scenario.log):
-            if line["event"] == "reached" and line["pid"] == child.proc.pid:
-                assert line["point"] == point
-                return line
-        if child.proc.poll() is not None:
-            pytest.fail(f"child exited ({child.proc.returncode}) before {point}:\n{child.stderr()}")
-        time.sleep(POLL)
-    pytest.fail(f"child did not reach {point} within {START_DEADLINE}s:\n{child.stderr()}")
 
 
 def stored_run(db: Path) -> dict[str, Any]:
@@ -252,7 +237,7 @@ def test_kill_after_a_checkpoint_resumes_without_repeating_steps(
     completed_reference: tuple[dict[str, Any], list[dict[str, Any]]],
 ) -> None:
     first = scenario.spawn("first", block="before:charge")
-    reached = wait_reached(scenario, first, "before:charge")
+    reached = wait_reached(scenario.log, first, "before:charge", START_DEADLINE)
     # Killed with reserve and price committed, and charge not yet begun.
     stored = stored_run(scenario.db)
     assert stored["id"] == reached["run_id"]
@@ -287,7 +272,7 @@ def test_kill_in_the_middle_of_a_step_runs_that_step_again(
     completed_reference: tuple[dict[str, Any], list[dict[str, Any]]],
 ) -> None:
     first = scenario.spawn("first", block="step:ship")
-    reached = wait_reached(scenario, first, "step:ship")
+    reached = wait_reached(scenario.log, first, "step:ship", START_DEADLINE)
     stored = stored_run(scenario.db)
     assert stored["status"] == "running"
     assert stored["steps"] == {"reserve": "completed", "price": "completed", "charge": "completed"}
@@ -325,7 +310,7 @@ def test_kill_in_the_middle_of_a_compensation_resumes_the_rollback(
     failed_reference: tuple[dict[str, Any], list[dict[str, Any]]],
 ) -> None:
     first = scenario.spawn("first", block="comp:price", fail=True)
-    reached = wait_reached(scenario, first, "comp:price")
+    reached = wait_reached(scenario.log, first, "comp:price", START_DEADLINE)
     # Killed with ship's and charge's compensations committed, price's under way.
     stored = stored_run(scenario.db)
     assert stored["status"] == "compensating"
@@ -374,7 +359,7 @@ def test_a_finished_run_is_returned_not_run_again_after_a_restart(
     # The other side of "never repeat a finished step": once recovery finished the run, a
     # later run() with the same transaction id returns it and runs nothing.
     first = scenario.spawn("first", block="step:charge")
-    reached = wait_reached(scenario, first, "step:charge")
+    reached = wait_reached(scenario.log, first, "step:charge", START_DEADLINE)
     first.kill()
     recovered, _ = restart(scenario, "wait", reached["run_id"])
     lines = len(read_log(scenario.log))

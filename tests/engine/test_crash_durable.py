@@ -29,13 +29,15 @@ from typing import Any
 import pytest
 
 from runtime import RunRecord, RunStatus, SyncClient
-from tests.helpers.crashkit import Child, Processes, read_log, reaping
+from tests.helpers.crashkit import Child, Processes, poll, read_log, reaping
 
 APP = "tests.engine.crash_durable_app"
 STEPS = ("reserve", "price", "charge")
 SLEEP = "cool_down"
 
-POLL = 0.02
+WATCH_POLL = 0.02
+"""Seconds between two looks while watching that nothing happens for a while."""
+
 START_DEADLINE = 10.0
 """Seconds for a child to start and reach the moment it is killed at (or to finish)."""
 
@@ -113,21 +115,6 @@ def executions(log: list[dict[str, Any]], name: str, event: str) -> list[int]:
     return [e["pid"] for e in log if (e.get("name"), e["event"]) == (name, event)]
 
 
-def poll(
-    what: str, condition: Callable[[], Any], child: Child, timeout: float = START_DEADLINE
-) -> Any:
-    """Poll ``condition`` until it returns something truthy (that), while ``child`` lives."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        if not child.alive():
-            pytest.fail(f"child exited ({child.proc.returncode}) before {what}:\n{child.stderr()}")
-        time.sleep(POLL)
-    pytest.fail(f"not {what} within {timeout}s:\n{child.stderr()}")
-
-
 def logged(scenario: Scenario, child: Child, event: str) -> dict[str, Any] | None:
     """The first ``event`` line ``child`` wrote, if it wrote one."""
     return next(
@@ -179,7 +166,7 @@ def comparable(run: dict[str, Any]) -> dict[str, Any]:
 def restart(scenario: Scenario, run_id: str) -> tuple[Child, float]:
     """Start the process again, in ``wait`` mode and unblocked; it and when it was ready."""
     child = scenario.spawn("restarted", mode="wait")
-    ready = poll("ready", lambda: logged(scenario, child, "ready"), child)
+    ready = poll("ready", lambda: logged(scenario, child, "ready"), child, START_DEADLINE)
     return child, ready["at"]
 
 
@@ -223,7 +210,7 @@ def test_a_run_killed_while_sleeping_sleeps_until_its_wake_up_time_then_complete
     scenario: Scenario, client: SyncClient, reference: dict[str, Any]
 ) -> None:
     first = scenario.spawn("first", nap=LONG_NAP)
-    asleep = poll("sleeping", run_in(client, RunStatus.SLEEPING), first)
+    asleep = poll("sleeping", run_in(client, RunStatus.SLEEPING), first, START_DEADLINE)
     assert steps(asleep) == {"reserve": "completed", "price": "completed", SLEEP: "running"}
     wake_at = datetime.fromisoformat(asleep.steps[2].output["wake_at"]).timestamp()
     first.kill()
@@ -238,7 +225,7 @@ def test_a_run_killed_while_sleeping_sleeps_until_its_wake_up_time_then_complete
         assert run is not None and run.status is RunStatus.SLEEPING, run
         assert executions(read_log(scenario.log), "charge", "started") == []
         watched += 1
-        time.sleep(POLL)
+        time.sleep(WATCH_POLL)
     assert watched > 0
     outcome = second.wait_outcome(RESUME_DEADLINE)
 
@@ -260,12 +247,12 @@ def test_a_run_killed_while_paused_stays_paused_until_resumed(
     scenario: Scenario, client: SyncClient, reference: dict[str, Any]
 ) -> None:
     first = scenario.spawn("first", block="step:price", release=True)
-    reached = poll("in price", lambda: logged(scenario, first, "reached"), first)
+    reached = poll("in price", lambda: logged(scenario, first, "reached"), first, START_DEADLINE)
     # Paused from another process while a step runs: the step finishes, then the run stops.
     requested = client.pause(reached["run_id"])
     assert (requested.status, requested.control) == (RunStatus.RUNNING, "pause")
     scenario.release.touch()
-    paused = poll("paused", run_in(client, RunStatus.PAUSED), first)
+    paused = poll("paused", run_in(client, RunStatus.PAUSED), first, START_DEADLINE)
     assert steps(paused) == {"reserve": "completed", "price": "completed"}
     first.kill()
 
@@ -277,7 +264,7 @@ def test_a_run_killed_while_paused_stays_paused_until_resumed(
         run = the_run(client)
         assert run is not None and run.status is RunStatus.PAUSED, run
         assert second.alive(), second.stderr()
-        time.sleep(POLL)
+        time.sleep(WATCH_POLL)
     assert len(read_log(scenario.log)) == lines, "nothing may run while the run is paused"
 
     resumed = client.resume(paused.id)
@@ -298,7 +285,7 @@ def test_a_run_killed_inside_a_step_runs_that_step_again(
     scenario: Scenario, client: SyncClient, reference: dict[str, Any]
 ) -> None:
     first = scenario.spawn("first", block="step:charge")
-    reached = poll("in charge", lambda: logged(scenario, first, "reached"), first)
+    reached = poll("in charge", lambda: logged(scenario, first, "reached"), first, START_DEADLINE)
     running = the_run(client)
     assert running is not None and running.id == reached["run_id"]
     assert running.status is RunStatus.RUNNING

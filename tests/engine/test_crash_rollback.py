@@ -28,7 +28,6 @@ fork, not an interpreter and its imports). Every wait polls with a deadline.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 import pytest
 
 from tests.engine.rollback_app import CANCEL_LABEL, CAUGHT, FAILING, REFUSED, STEPS
-from tests.helpers.crashkit import ForkedChild, ForkedProcesses, ForkServer, read_log
+from tests.helpers.crashkit import ForkedChild, ForkedProcesses, ForkServer, read_log, wait_reached
 
 STYLES = ("composition", "durable")
 ROLLBACK = (FAILING, *reversed(STEPS[:-1]))
@@ -69,8 +68,6 @@ REACH_DEADLINE = 10.0
 
 END_DEADLINE = 10.0
 """Seconds for the last child to finish the rollback (a dead lease takes 30 s to expire)."""
-
-POLL = 0.005
 
 
 def _position(point: str) -> tuple[int, int]:
@@ -125,31 +122,13 @@ def scenario(tmp_path: Path, server: ForkServer) -> Iterator[Scenario]:
         s.kill_all()
 
 
-def wait_reached(scenario: Scenario, child: ForkedChild, point: str) -> dict[str, Any]:
-    """Poll the log until ``child`` reports it stopped at ``point``; that log line."""
-    deadline = time.monotonic() + REACH_DEADLINE
-    while time.monotonic() < deadline:
-        for line in read_log(scenario.log):
-            if line["event"] == "reached" and line["pid"] == child.pid:
-                assert line["point"] == point
-                return line
-        if not child.alive():
-            log = [(e.get("kind"), e.get("name"), e["event"]) for e in read_log(scenario.log)]
-            pytest.fail(
-                f"child ended ({child.status()}) without reaching {point}; log: {log}\n"
-                f"{child.stderr()}"
-            )
-        time.sleep(POLL)
-    pytest.fail(f"child did not reach {point} within {REACH_DEADLINE}s:\n{child.stderr()}")
-
-
 def crash_through(scenario: Scenario, style: str, points: tuple[str, ...]) -> dict[str, Any]:
     """Kill the run at each of ``points`` in turn, then let a last process finish it."""
     scenario.style = style
     mode = "start"
     for number, point in enumerate(points, start=1):
         child = scenario.spawn(f"killed-{number}", mode=mode, block=point)
-        wait_reached(scenario, child, point)
+        wait_reached(scenario.log, child, point, REACH_DEADLINE)
         child.kill()
         mode = "wait"
     last = scenario.spawn("last", mode=mode)

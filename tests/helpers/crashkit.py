@@ -2,7 +2,9 @@
 
 The child apps write an :class:`ExecutionLog` (one JSON line per step execution,
 fsynced, so it survives SIGKILL); the tests start them as :class:`Child`
-processes under a :func:`reaping` scope so that no child outlives its test.
+processes under a :func:`reaping` scope so that no child outlives its test, and
+watch them with :func:`poll` and :func:`wait_reached` (the tests are synchronous: the
+processes under test run their own event loops).
 Tests that start many children fork them from a :class:`ForkServer` instead
 (:class:`ForkedChild`, :class:`ForkedProcesses`): real processes too, without an
 interpreter start and the imports each time.
@@ -17,15 +19,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+POLL = 0.005
+"""Seconds between two looks at a child's log or database while watching it."""
+
+T = TypeVar("T")
 
 
 class ExecutionLog:
@@ -86,6 +93,10 @@ class Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def ended(self) -> str:
+        """How the process ended, for a failure message."""
+        return f"exited ({self.proc.returncode})"
+
     def stderr(self) -> str:
         return self.err.read_text(encoding="utf-8", errors="replace")[-4000:]
 
@@ -105,6 +116,62 @@ class Child:
         self.proc.wait(timeout=5)
         assert self.proc.returncode == -signal.SIGKILL
         assert not self.out.exists(), "a killed child must not have written an outcome"
+
+
+class Watched(Protocol):
+    """A child process as :func:`poll` watches it: a :class:`Child` or a :class:`ForkedChild`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def alive(self) -> bool: ...
+
+    def ended(self) -> str: ...
+
+    def stderr(self) -> str: ...
+
+
+def poll(
+    what: str,
+    condition: Callable[[], T | None],
+    child: Watched,
+    timeout: float,
+    log: Path | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something truthy (that), while ``child`` lives.
+
+    Fails the test, naming ``what``, when the child ends first or ``timeout`` seconds pass;
+    with ``log``, the failure lists what the execution log holds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        if not child.alive():
+            pytest.fail(f"child {child.ended()} before {what}{_summary(log)}\n{child.stderr()}")
+        time.sleep(POLL)
+    pytest.fail(f"not {what} within {timeout}s{_summary(log)}\n{child.stderr()}")
+
+
+def wait_reached(log: Path, child: Watched, point: str, timeout: float) -> dict[str, Any]:
+    """Poll the execution log until ``child`` reports it stopped at ``point``; that line."""
+
+    def reached() -> dict[str, Any] | None:
+        for line in read_log(log):
+            if line["event"] == "reached" and line["pid"] == child.pid:
+                assert line["point"] == point
+                return line
+        return None
+
+    return poll(f"reaching {point}", reached, child, timeout, log)
+
+
+def _summary(log: Path | None) -> str:
+    if log is None:
+        return ":"
+    lines = [(e.get("kind"), e.get("name"), e["event"]) for e in read_log(log)]
+    return f"; log: {lines}"
 
 
 @dataclass
@@ -209,6 +276,10 @@ class ForkedChild:
 
     def alive(self) -> bool:
         return self.status() is None
+
+    def ended(self) -> str:
+        """How the process ended, for a failure message."""
+        return f"ended ({self.status()})"
 
     def stderr(self) -> str:
         if not self.err.exists():
