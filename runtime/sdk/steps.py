@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
 from runtime.codec import dumps
@@ -30,6 +31,22 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+
+class StepRecorder(Protocol):
+    """What a step call inside a workflow constructor records itself into.
+
+    :class:`runtime.sdk.graph.Builder` is the one implementation; the protocol lets
+    steps depend on it without importing the graph (which imports steps).
+    """
+
+    def add_step(self, step: StepDefinition, input: Any) -> Ref:
+        """Record a call of ``step`` on ``input``; return the reference to its output."""
+        ...
+
+
+RECORDER: ContextVar[StepRecorder | None] = ContextVar("runtime_workflow_builder", default=None)
+"""The recorder of the workflow constructor running now (set by ``Builder``), if any."""
 
 
 class StepResponse:
@@ -210,13 +227,10 @@ class StepDefinition:
     kind: ClassVar[str] = "step"
 
     def __call__(self, input: Any = None) -> Ref:
-        from runtime.sdk.graph import current_builder
-
-        builder = current_builder()
-        if builder is None:
+        recorder = RECORDER.get()
+        if recorder is None:
             raise_outside(self.name)
-        assert builder is not None
-        return builder.add_step(self, input)
+        return recorder.add_step(self, input)
 
     @property
     def compensate_fn(self) -> StepFn | None:
