@@ -1,6 +1,6 @@
-"""The SQLite store: runs, steps and workers here; events and schedules in their mixins.
+"""The SQLite store: runs and steps here; workers, events, schedules in their mixins.
 
-See :mod:`runtime.store.sqlite_core` for how writes are batched and committed.
+See :mod:`runtime.store.sqlite_batch` for how writes are batched and committed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from runtime.clock import from_text, to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
 from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
-from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
+from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
@@ -38,11 +38,12 @@ from runtime.store.sqlite_open import (
 from runtime.store.sqlite_queue import QueueMixin
 from runtime.store.sqlite_retention import RetentionMixin
 from runtime.store.sqlite_schedules import SchedulesMixin
+from runtime.store.sqlite_workers import WorkersMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin):
+class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin, WorkersMixin):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file
@@ -410,71 +411,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             ).fetchall()
         )
         return [_step(r) for r in rows]
-
-    # -- workers --------------------------------------------------------
-
-    async def upsert_worker(self, worker: WorkerRow) -> None:
-        params = (
-            worker.id,
-            worker.host,
-            worker.pid,
-            worker.process_start,
-            to_text(worker.started_at),
-            to_text(worker.heartbeat_at),
-        )
-        await self._write(
-            lambda db: db.execute(
-                "INSERT INTO workers (id, host, pid, process_start, started_at, heartbeat_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                params,
-            )
-        )
-
-    async def heartbeat(self, worker_id: str, now: datetime) -> bool:
-        stamp = to_text(now)
-        return await self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE workers SET heartbeat_at = ? WHERE id = ?", (stamp, worker_id)
-                ).rowcount
-                == 1
-            )
-        )
-
-    async def list_workers(self) -> list[WorkerRow]:
-        rows = await self._read(
-            lambda db: db.execute(
-                "SELECT id, host, pid, started_at, heartbeat_at, process_start FROM workers "
-                "ORDER BY id"
-            ).fetchall()
-        )
-        return [WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4]), r[5]) for r in rows]
-
-    async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
-        if not worker_ids:
-            return 0
-        marks = ", ".join("?" * len(worker_ids))
-        stamp = to_text(now)
-
-        def write(db: sqlite3.Connection) -> int:
-            released = db.execute(
-                "UPDATE runs INDEXED BY runs_owner SET owner_id = NULL, updated_at = ?, "
-                "status = CASE WHEN status = 'running' THEN 'pending' ELSE status END "
-                f"WHERE owner_id IN ({marks})",
-                (stamp, *worker_ids),
-            ).rowcount
-            # A delivery cut off by a dead or stopping worker does not count as an attempt.
-            db.execute(
-                "UPDATE deliveries INDEXED BY deliveries_running SET owner_id = NULL, "
-                "status = 'pending', updated_at = ?, attempts = MAX(attempts - 1, 0) "
-                f"WHERE status = 'running' AND owner_id IN ({marks})",
-                (stamp, *worker_ids),
-            )
-            db.execute(f"DELETE FROM workers WHERE id IN ({marks})", tuple(worker_ids))
-            return released
-
-        return await self._write(write)
 
 
 _UPSERT_STAGED = (
