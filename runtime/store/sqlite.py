@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
+from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
 from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite
@@ -23,6 +23,8 @@ from runtime.store.sqlite_core import (
     _run,
     _step,
     newest_first,
+    page_limit,
+    status_values,
 )
 from runtime.store.sqlite_open import (
     MEMORY,
@@ -70,10 +72,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
 
         Raises:
             DatabaseNotFoundError: ``create`` is false and there is no database there.
+            StoreArgumentError: ``synchronous`` is none of those.
             StoreError: the file cannot be used (see :mod:`runtime.store.sqlite_open`).
         """
         if synchronous.lower() not in ("normal", "full", "extra"):
-            raise StoreError(f"synchronous={synchronous!r}: use normal, full or extra")
+            raise StoreArgumentError(f"synchronous={synchronous!r}: use normal, full or extra")
         check_path(path, create=create)
         conn = await connect(path, create=create)
         try:
@@ -156,8 +159,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             ).fetchone()
             return row, False
 
-        row, created = await self._write(write)
-        return _run(row), created
+        row, created = await self._write(write, run_id=run.id)
+        with self._decoding("create_run", run.id):
+            return _run(row), created
 
     async def claim_run(
         self,
@@ -190,8 +194,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
 
-        row = await self._write(write)
-        return None if row is None else _run(row)
+        row = await self._write(write, run_id=run_id)
+        with self._decoding("claim_run", run_id):
+            return None if row is None else _run(row)
 
     async def transition(
         self,
@@ -228,8 +233,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
 
-        row = await self._write(write)
-        return None if row is None else _run(row)
+        row = await self._write(write, run_id=run_id)
+        with self._decoding("transition", run_id):
+            return None if row is None else _run(row)
 
     async def checkpoint(
         self,
@@ -345,7 +351,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 insert_event(db, event)
             return control
 
-        return await self._write(write)
+        return await self._write(write, run_id=run_id)
 
     async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         def read(db: sqlite3.Connection) -> tuple[Any, list[Any]]:
@@ -359,10 +365,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             )
             return row, step_rows
 
-        row, step_rows = await self._read(read)
+        row, step_rows = await self._read(read, run_id=run_id)
         if row is None:
             raise RunNotFoundError(run_id)
-        return _run(row, [_step(r) for r in step_rows])
+        with self._decoding("get_run", run_id):
+            return _run(row, [_step(r) for r in step_rows])
 
     async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
         row = await self._read(
@@ -371,7 +378,8 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 (workflow, idempotency_key),
             ).fetchone()
         )
-        return None if row is None else _run(row)
+        with self._decoding("find_run"):
+            return None if row is None else _run(row)
 
     async def list_runs(
         self,
@@ -381,8 +389,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        if limit < 1:
-            raise StoreError(f"limit must be >= 1, got {limit}")
+        page_limit(limit)
         where: list[str] = []
         params: list[Any] = []
         if workflow is not None:
@@ -391,15 +398,16 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         if cursor is not None:
             created, _, run_id = cursor.partition("|")
             if not is_id(run_id, "run") or not _is_time(created):
-                raise StoreError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
+                raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
             where.append("(created_at, id) < (?, ?)")
             params += [created, run_id]
-        statuses = [RunStatus(s).value for s in status or ()]
+        statuses = status_values(RunStatus, status)
         sql, params = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, params, statuses)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        runs = [_run(r) for r in rows[:limit]]
+        with self._decoding("list_runs"):
+            runs = [_run(r) for r in rows[:limit]]
         more = len(rows) > limit
         next_cursor = f"{rows[limit - 1][11]}|{rows[limit - 1][0]}" if more else None
         return RunPage(runs=runs, next_cursor=next_cursor)
@@ -408,9 +416,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         rows = await self._read(
             lambda db: db.execute(
                 f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
+            ).fetchall(),
+            run_id=run_id,
         )
-        return [_step(r) for r in rows]
+        with self._decoding("load_steps", run_id):
+            return [_step(r) for r in rows]
 
 
 _UPSERT_STAGED = (

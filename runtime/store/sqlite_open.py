@@ -24,9 +24,8 @@ from aiosqlite.core import _STOP_RUNNING_SENTINEL
 
 from runtime.errors import DatabaseNotFoundError, DatabaseReplacedError, StoreError
 from runtime.store import sqlite_core
-from runtime.store.sqlite_batch import _on_thread as on_thread
-from runtime.store.sqlite_batch import open_fast
 from runtime.store.sqlite_checkpoint import Checkpointer
+from runtime.store.sqlite_connection import on_thread, open_fast
 
 FileIdentity = tuple[int, int]
 """``(st_dev, st_ino)`` of a database file."""

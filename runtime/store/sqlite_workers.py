@@ -50,7 +50,10 @@ class WorkersMixin(SqliteCore):
                 "ORDER BY id"
             ).fetchall()
         )
-        return [WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4]), r[5]) for r in rows]
+        with self._decoding("list_workers"):
+            return [
+                WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4]), r[5]) for r in rows
+            ]
 
     async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
         if not worker_ids:
