@@ -141,6 +141,7 @@ class SchedulesMixin(SqliteCore):
         """
         stamp, nominal = to_text(now), to_text(nominal_at)
         planned = to_text(next_fire_at) if next_fire_at else None
+        misses = [(schedule, to_text(m), stamp) for m in missed if m < nominal_at]
 
         def move_on(db: sqlite3.Connection) -> None:
             db.execute(
@@ -181,7 +182,7 @@ class SchedulesMixin(SqliteCore):
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
                 "recorded_at) VALUES (?, ?, 'missed', NULL, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                [(schedule, to_text(m), stamp) for m in missed if m < nominal_at],
+                misses,
             )
             outcome = FiringOutcome.STARTED if run is not None else FiringOutcome.MISSED
             claimed = db.execute(

@@ -21,6 +21,7 @@ import pytest
 from runtime import (
     CorruptRecordError,
     DatabaseLockedError,
+    DatabaseReplacedError,
     InvalidTransitionError,
     LeaseLostError,
     RunStatus,
@@ -33,6 +34,7 @@ from runtime.store.base import NewEvent, RunUpdate, SubscriberRow, WorkerRow
 from runtime.store.pruning import PruneCutoffs
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_connection import on_thread
+from runtime.store.sqlite_open import opened_file
 from tests.store.test_sqlite import T0, new_run
 
 
@@ -218,3 +220,13 @@ async def test_runtimes_own_errors_pass_as_they_are(store: SqliteStore) -> None:
     await store.transition(run.id, [RunStatus.RUNNING], RunStatus.COMPLETED, T0)
     with pytest.raises(InvalidTransitionError):
         await store.control_run(run.id, "pause", T0 + timedelta(seconds=1))
+
+
+def test_a_file_gone_between_opening_and_noting_its_identity_is_a_store_error(
+    tmp_path: Path,
+) -> None:
+    """Bug: ``os.stat`` on a file deleted just after it was opened raised a bare OSError."""
+    gone = str(tmp_path / "gone.db")
+    with pytest.raises(DatabaseReplacedError, match="cannot be found any more") as caught:
+        opened_file(gone)
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
