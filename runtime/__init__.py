@@ -35,16 +35,17 @@ from runtime.errors import (
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
-    WorkflowDefinition,
+    CompositionWorkflow,
     WorkflowResponse,
-    WorkflowResult,
     create_workflow,
     parallelize,
     transform,
     when,
 )
+from runtime.sdk.definitions import WorkflowDefinition
 from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.sdk.refs import Ref
+from runtime.sdk.running import BoundWorkflow, WorkflowResult
 from runtime.sdk.specs import (
     Event,
     Job,
@@ -59,7 +60,9 @@ from runtime.service import Runtime, Workflows
 from runtime.store.base import RunPage
 
 __all__ = [
+    "BoundWorkflow",
     "Client",
+    "CompositionWorkflow",
     "ConfigError",
     "Container",
     "CorruptRecordError",

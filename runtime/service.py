@@ -52,8 +52,8 @@ from runtime.registry import Registry
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.scheduling.entries import job_workflow, schedules_for
 from runtime.scheduling.scheduler import Scheduler
-from runtime.sdk.composition import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
-from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
+from runtime.sdk.running import EXECUTOR_KEY, WorkflowResult
 from runtime.sdk.specs import Job, Subscriber
 from runtime.store import open_store
 from runtime.store.base import Store
@@ -92,7 +92,7 @@ class Workflows(RunsApi):
 
     async def run(
         self,
-        workflow: str | WorkflowDefinition | DurableWorkflow,
+        workflow: str | WorkflowDefinition,
         input: Any = None,
         *,
         version: str | None = None,
@@ -104,8 +104,8 @@ class Workflows(RunsApi):
         With an ``idempotency_key`` already used for this workflow, the handle of the
         run it started is returned and nothing new is enqueued.
         """
-        definition: WorkflowDefinition | DurableWorkflow
-        if isinstance(workflow, (WorkflowDefinition, DurableWorkflow)):
+        definition: WorkflowDefinition
+        if isinstance(workflow, DEFINITION_TYPES):
             seconds = run_options(workflow.name, version, idempotency_key, delay)
             definition = workflow
         else:
@@ -181,7 +181,7 @@ class Runtime:
         self,
         database: str = "sqlite:///runtime.db",
         *,
-        workflows: Iterable[WorkflowDefinition | DurableWorkflow] = (),
+        workflows: Iterable[WorkflowDefinition] = (),
         subscribers: Iterable[Subscriber] = (),
         jobs: Iterable[Job] = (),
         container: Container | None = None,
@@ -202,7 +202,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.registry = Registry()
         a_workflow = "a workflow (create_workflow or @workflow)"
-        kinds = (WorkflowDefinition, DurableWorkflow)
+        kinds = DEFINITION_TYPES
         workflows = listed(
             workflows, "Runtime(workflows=...)", kinds, a_workflow, error=ConfigError
         )
@@ -349,7 +349,12 @@ class Runtime:
             store = await open_store(self.database, self._base_dir)
             stack.push_async_callback(store.close)
             self._store = store
-            engine = Engine(store, self.registry, self.clock, self.identity)
+
+            def run_ended(run_id: str) -> None:
+                workflows.notify()
+                bus.poke()  # the run may have published events (staged, or job.failed)
+
+            engine = Engine(store, self.registry, self.clock, self.identity, on_run_ended=run_ended)
             self._engine = engine
             worker = Worker(engine, self.container, self.concurrency, self._interval)
             workflows = Workflows(engine, self.registry, worker if self._background else None)
@@ -363,11 +368,6 @@ class Runtime:
             )
             self._bus = bus
 
-            def run_ended(run_id: str) -> None:
-                workflows.notify()
-                bus.poke()  # the run may have published events (staged, or job.failed)
-
-            engine.on_run_ended = run_ended
             self.container.register(EXECUTOR_KEY, workflows)
             self.container.register("event_bus", bus)
             if "logger" not in self.container:
@@ -428,7 +428,7 @@ class Runtime:
         """
         grace = self.shutdown_grace if grace is None else grace
         if self._engine is not None:
-            self._engine.draining = True
+            self._engine.drain()
         for part in (self._worker, self._bus):
             if part is not None:
                 part.stop_accepting()

@@ -43,16 +43,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     2: ("registry", "store/"),
     3: ("engine/", "bus", "scheduling/", "pruner", "discovery"),
     4: ("service", "runs", "client"),
-    5: (
-        "cli/",
-        "bench",
-        "bench_grow",
-        "bench_history",
-        "bench_service",
-        "testing",
-        "__main__",
-        "__init__",
-    ),
+    5: ("cli/", "bench/", "testing", "__main__", "__init__"),
 }
 """Components by layer: a module (``clock``) or a package (``store/``, every module in it).
 ``__init__`` is the package's public surface, above everything it re-exports."""
