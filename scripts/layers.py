@@ -18,6 +18,7 @@ the contract when it imports
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -145,6 +146,28 @@ def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+def shortest_cycle(graph: Mapping[str, set[str]], tangle: list[str]) -> list[str]:
+    """One shortest import path from the first module of ``tangle`` back to it."""
+    start = tangle[0]
+    members = set(tangle)
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for node in frontier:
+            for nxt in sorted(graph[node] & members):
+                if nxt == start:  # back where it began: walk the way home backwards
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return [*reversed(path), start]
+                if nxt not in came_from:
+                    came_from[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    raise AssertionError(f"no cycle through {start}")
+
+
 def violations(
     root: Path,
     package: str = PACKAGE,
@@ -172,11 +195,11 @@ def violations(
                 problems.append(f"{at} from the higher layer {there[0]}")
             elif there[0] == where[0] and where[0] in independent:
                 problems.append(f"{at}, a sibling of layer {where[0]}, whose parts are independent")
-    for cycle in cycles(graph):
-        edges = [
-            f"{a}:{lines[a, b]} imports {b}" for a in cycle for b in sorted(graph[a]) if b in cycle
-        ]
-        problems.append(f"import cycle among {', '.join(cycle)} ({'; '.join(edges)})")
+    for tangle in cycles(graph):
+        way = shortest_cycle(graph, tangle)
+        edges = "; ".join(f"{a}:{lines[a, b]} imports {b}" for a, b in itertools.pairwise(way))
+        more = f" ({len(tangle)} modules tangled: {', '.join(tangle)})" if len(tangle) > 2 else ""
+        problems.append(f"import cycle: {edges}{more}")
     return problems
 
 

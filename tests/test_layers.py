@@ -123,9 +123,23 @@ def test_a_cycle_fails_even_inside_one_component(tmp_path: Path) -> None:
         "sub/b.py": "Y = 1\ndef f():\n    from pkg.sub import a\n",
     }
     assert _check(tmp_path, files) == [
-        "import cycle among pkg.sub.a, pkg.sub.b "
-        "(pkg.sub.a:1 imports pkg.sub.b; pkg.sub.b:3 imports pkg.sub.a)"
+        "import cycle: pkg.sub.a:1 imports pkg.sub.b; pkg.sub.b:3 imports pkg.sub.a"
     ]
+
+
+def test_a_cycle_of_many_modules_is_shown_by_its_shortest_loop(tmp_path: Path) -> None:
+    files = {
+        "left.py": "import pkg.mid\n",
+        "mid.py": "from pkg import right\n",
+        "right.py": "import pkg.low\nimport pkg.mid\n",
+        "low.py": "def f():\n    import pkg.left\n",
+    }
+    found = _check(tmp_path, files)
+    assert found[-1] == (
+        "import cycle: pkg.left:1 imports pkg.mid; pkg.mid:1 imports pkg.right; "
+        "pkg.right:1 imports pkg.low; pkg.low:2 imports pkg.left "
+        "(4 modules tangled: pkg.left, pkg.low, pkg.mid, pkg.right)"
+    )
 
 
 def test_a_module_in_no_layer_fails(tmp_path: Path) -> None:
