@@ -31,7 +31,6 @@ class RunStatus(StrEnum):
 TERMINAL = frozenset(
     {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.COMPENSATION_FAILED, RunStatus.CANCELED}
 )
-ACTIVE = frozenset(RunStatus) - TERMINAL
 
 
 class StepStatus(StrEnum):
