@@ -50,8 +50,9 @@ from runtime.sdk.specs import (
     SubscriberConfig,
 )
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
-from runtime.service import Runtime, Workflows
+from runtime.service import Runtime
 from runtime.store.base import RunPage
+from runtime.workflows_api import Workflows
 
 __all__ = [
     "Client",

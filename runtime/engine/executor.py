@@ -55,10 +55,17 @@ class Engine:
         registry: the workflows this runtime knows (runs through it register there).
         clock: time source.
         identity: this worker (the owner written on the runs it holds).
+        on_run_ended: called with the run id whenever this worker stops driving a run.
     """
 
     def __init__(
-        self, store: Store, registry: Registry, clock: Clock, identity: WorkerIdentity
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        identity: WorkerIdentity,
+        *,
+        on_run_ended: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -66,9 +73,12 @@ class Engine:
         self.identity = identity
         self._active: dict[str, anyio.Event] = {}
         self.draining = False
-        """Set on shutdown: runs the worker drives stop before their next step."""
-        self.on_run_ended: Callable[[str], None] | None = None
-        """Called with the run id whenever this worker stops driving a run."""
+        """Set by :meth:`drain`: runs the worker drives stop before their next step."""
+        self._on_run_ended = on_run_ended
+
+    def drain(self) -> None:
+        """Stop the runs the worker drives before their next step (shutdown); non-blocking."""
+        self.draining = True
 
     @property
     def active_runs(self) -> list[str]:
@@ -244,8 +254,8 @@ class Engine:
         finally:
             del self._active[run_id]
             done.set()
-            if self.on_run_ended is not None:
-                self.on_run_ended(run_id)
+            if self._on_run_ended is not None:
+                self._on_run_ended(run_id)
 
     async def _drive(
         self,
