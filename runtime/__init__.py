@@ -27,6 +27,7 @@ from runtime.errors import (
     UnknownServiceError,
     UnknownWorkflowError,
 )
+from runtime.log import configure_logging
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
@@ -106,6 +107,7 @@ __all__ = [
     "WorkflowResponse",
     "WorkflowResult",
     "Workflows",
+    "configure_logging",
     "create_step",
     "create_workflow",
     "parallelize",

@@ -46,7 +46,6 @@ from runtime.limits import (
     shown,
     text,
 )
-from runtime.log import ensure_configured
 from runtime.pruner import Pruner, Retention
 from runtime.registry import Registry
 from runtime.scheduling.entries import job_workflow, schedules_for
@@ -312,7 +311,6 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         if self._parts is not None:
             raise ConfigError("the runtime is already started; enter it once at a time")
-        ensure_configured()
         async with AsyncExitStack() as stack:
             store = await open_store(self.database, self._base_dir)
             stack.push_async_callback(store.close)
