@@ -31,16 +31,17 @@ from runtime.log import configure_logging
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
-    WorkflowDefinition,
+    CompositionWorkflow,
     WorkflowResponse,
-    WorkflowResult,
     create_workflow,
     parallelize,
     transform,
     when,
 )
+from runtime.sdk.definitions import WorkflowDefinition
 from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.sdk.refs import Ref
+from runtime.sdk.running import BoundWorkflow, WorkflowResult
 from runtime.sdk.specs import (
     Event,
     Job,
@@ -56,7 +57,9 @@ from runtime.store.base import RunPage
 from runtime.workflows_api import Workflows
 
 __all__ = [
+    "BoundWorkflow",
     "Client",
+    "CompositionWorkflow",
     "ConfigError",
     "Container",
     "DatabaseNotFoundError",

@@ -61,7 +61,7 @@ from runtime.bench_grow import (
 )
 from runtime.bench_service import recovery_rate, service_figures, write_project
 from runtime.errors import StoreError
-from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.composition import CompositionWorkflow
 from runtime.sdk.specs import SubscriberArgs
 from runtime.service import Runtime
 from runtime.store.base import Store
@@ -149,7 +149,7 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-async def _wal_bytes_per_step(path: Path, rt: Runtime, long: WorkflowDefinition) -> float:
+async def _wal_bytes_per_step(path: Path, rt: Runtime, long: CompositionWorkflow) -> float:
     """WAL bytes appended by one run of ``WAL_STEPS`` trivial steps, per step.
 
     A reader that began while the WAL was wholly copied does not hold it (it reads the

@@ -306,7 +306,7 @@ class EventBus:
 
     async def _failed(self, work: DeliveryWork, exc: BaseException, log: Any) -> None:
         error = failure(exc, f"subscriber {work.subscriber_id!r}", work.subscriber_id)
-        text = dumps(error.to_dict(), "a delivery error")
+        text = error.model_dump_json()
         now = self.clock.now()
         self.failed += 1
         if work.attempt >= work.max_attempts:

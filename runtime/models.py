@@ -33,6 +33,25 @@ TERMINAL = frozenset(
 )
 
 
+class RunKind(StrEnum):
+    """Which authoring style a run's workflow is written in, hence which driver runs it."""
+
+    COMPOSITION = "composition"
+    """``create_workflow``: a recorded graph of steps."""
+    DURABLE = "durable"
+    """``@workflow``: a function replayed over its step records."""
+    UNRESOLVED = "unresolved"
+    """Started by name alone (a client): the first worker to drive it resolves the
+    version, and with it the kind, and the run keeps them."""
+
+
+class Control(StrEnum):
+    """An operator's request to a run that a worker holds, obeyed between two steps."""
+
+    PAUSE = "pause"
+    CANCEL = "cancel"
+
+
 class StepStatus(StrEnum):
     """A step's status (DESIGN 2.1)."""
 
@@ -85,14 +104,14 @@ class RunRecord(BaseModel):
     id: str
     workflow: str
     version: str | None
-    kind: str = "composition"
+    kind: RunKind = RunKind.COMPOSITION
     status: RunStatus
     idempotency_key: str | None
     input: Any = None
     output: Any = None
     error: StepError | None = None
     rollback_status: RunStatus | None = None
-    control: str | None = None
+    control: Control | None = None
     wake_at: datetime | None = None
     owner_id: str | None = None
     parent_run_id: str | None = None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from runtime.engine.run import log_run_end, stored_error
+from runtime.engine.run import log_run_end
 from runtime.errors import DefinitionError, RunFailed
 from runtime.limits import MAX_PAGE, count, duration, shown, text
 from runtime.models import RunRecord, RunStatus
@@ -182,5 +182,5 @@ class RunHandle:
                 "(the run goes on: call result() again to wait longer)"
             ) from None
         if record.status is not RunStatus.COMPLETED:
-            raise RunFailed(record.id, record.status.value, stored_error(record.error))
+            raise RunFailed(record.id, record.status.value, record.error)
         return record.output

@@ -50,8 +50,8 @@ from runtime.pruner import Pruner, Retention
 from runtime.registry import Registry
 from runtime.scheduling.entries import job_workflow, schedules_for
 from runtime.scheduling.scheduler import Scheduler
-from runtime.sdk.composition import EXECUTOR_KEY, WorkflowDefinition
-from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
+from runtime.sdk.running import EXECUTOR_KEY
 from runtime.sdk.specs import Job, Subscriber
 from runtime.store import open_store
 from runtime.store.base import Store
@@ -142,7 +142,7 @@ class Runtime:
         self,
         database: str = "sqlite:///runtime.db",
         *,
-        workflows: Iterable[WorkflowDefinition | DurableWorkflow] = (),
+        workflows: Iterable[WorkflowDefinition] = (),
         subscribers: Iterable[Subscriber] = (),
         jobs: Iterable[Job] = (),
         container: Container | None = None,
@@ -166,7 +166,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.registry = Registry(on_register=self._workflow_known)
         a_workflow = "a workflow (create_workflow or @workflow)"
-        kinds = (WorkflowDefinition, DurableWorkflow)
+        kinds = DEFINITION_TYPES
         workflows = listed(
             workflows, "Runtime(workflows=...)", kinds, a_workflow, error=ConfigError
         )

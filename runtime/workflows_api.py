@@ -13,8 +13,8 @@ from runtime.engine.worker import Worker
 from runtime.models import RunRecord
 from runtime.registry import Registry
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
-from runtime.sdk.composition import WorkflowDefinition, WorkflowResult
-from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
+from runtime.sdk.running import WorkflowResult
 from runtime.store.base import Store
 
 
@@ -50,7 +50,7 @@ class Workflows(RunsApi):
 
     async def run(
         self,
-        workflow: str | WorkflowDefinition | DurableWorkflow,
+        workflow: str | WorkflowDefinition,
         input: Any = None,
         *,
         version: str | None = None,
@@ -62,8 +62,8 @@ class Workflows(RunsApi):
         With an ``idempotency_key`` already used for this workflow, the handle of the
         run it started is returned and nothing new is enqueued.
         """
-        definition: WorkflowDefinition | DurableWorkflow
-        if isinstance(workflow, (WorkflowDefinition, DurableWorkflow)):
+        definition: WorkflowDefinition
+        if isinstance(workflow, DEFINITION_TYPES):
             seconds = run_options(workflow.name, version, idempotency_key, delay)
             definition = workflow
         else:

@@ -43,7 +43,8 @@ from runtime.models import RunRecord, RunStatus, StepError, StepStatus
 from runtime.registry import Registry
 from runtime.runs import run_filter
 from runtime.scheduling.entries import job_workflow
-from runtime.sdk.composition import WorkflowResult
+from runtime.sdk.definitions import stored_input
+from runtime.sdk.running import WorkflowResult
 from runtime.store.base import RunPage, Store
 
 
@@ -156,12 +157,9 @@ def _checked_input(found: Discovered, workflow: str, version: str | None, payloa
     for definition in (*found.workflows, *(job_workflow(j) for j in found.jobs)):
         registry.register(definition)
     try:
-        definition = registry.resolve(workflow, version)
-        if definition.kind == "durable":
-            return definition.dump_input(definition.validate_input(payload))
+        return stored_input(registry.resolve(workflow, version), payload)
     except (InputValidationError, UnknownWorkflowError) as exc:
         fail(str(exc), EXIT_USAGE)
-    return payload
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

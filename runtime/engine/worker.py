@@ -16,21 +16,23 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
-from runtime.codec import dumps
 from runtime.engine.leases import LEASE_TTL, dead_local_workers
-from runtime.engine.run import logger
-from runtime.errors import LeaseLostError, StoredError, StoreError, UnknownWorkflowError
-from runtime.models import RunRecord
+from runtime.errors import LeaseLostError, StoreError, UnknownWorkflowError, as_record
+from runtime.models import RunKind, RunRecord, StepError
 from runtime.retry import backoff
+from runtime.sdk.definitions import WorkflowDefinition
 
 if TYPE_CHECKING:
     from runtime.container import Container
     from runtime.engine.executor import Engine
+
+logger = structlog.get_logger("runtime.engine")
 
 DEFER_CAP = 60.0
 """The longest wait between two tries of a run whose code is missing."""
@@ -162,7 +164,7 @@ class Worker:
             try:
                 workflow = (
                     engine.registry.resolve(record.workflow, record.version)
-                    if record.kind == "unresolved"
+                    if record.kind is RunKind.UNRESOLVED
                     else engine.registry.get(record.workflow, record.version)
                 )
             except UnknownWorkflowError as exc:
@@ -174,7 +176,7 @@ class Worker:
             started += 1
         return started
 
-    async def _defer(self, record: RunRecord, error: StoredError, owner: str | None) -> datetime:
+    async def _defer(self, record: RunRecord, error: StepError, owner: str | None) -> datetime:
         """Put a run this worker cannot drive now back, with the reason on the run.
 
         It is tried again with backoff (capped at a minute), by this worker or another.
@@ -183,13 +185,13 @@ class Worker:
         failures = self._deferred.get(record.id, (0, engine.clock.now()))[0] + 1
         due = engine.clock.now() + timedelta(seconds=backoff(failures, 1.0, DEFER_CAP))
         self._deferred[record.id] = (failures, due)
-        await engine.store.defer_run(record.id, owner, dumps(error.to_dict(), "an error"), due)
+        await engine.store.defer_run(record.id, owner, error.model_dump_json(), due)
         return due
 
     async def _wait_for_code(self, record: RunRecord, exc: UnknownWorkflowError) -> None:
         """A run whose code (or version) is not here waits; it is never run on other code."""
         message = f"{exc}; the run waits for this code to be deployed and then continues"
-        error = StoredError("UnknownWorkflowError", message, None, None)
+        error = StepError(step=None, type="UnknownWorkflowError", message=message)
         due = await self._defer(record, error, record.owner_id)
         logger.warning(
             "run_waits_for_code",
@@ -199,7 +201,7 @@ class Worker:
             retry_at=due.isoformat(),
         )
 
-    async def _drive(self, workflow: Any, record: RunRecord) -> None:
+    async def _drive(self, workflow: WorkflowDefinition, record: RunRecord) -> None:
         log = logger.bind(run_id=record.id, workflow=record.workflow)
         try:
             result = await self.engine.resume(workflow, self.container, record, interruptible=True)
@@ -212,7 +214,7 @@ class Worker:
             log.exception("run_drive_failed")
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._defer(record, StoredError.from_exception(exc), None)
+                    await self._defer(record, as_record(exc), None)
                 except Exception:
                     log.exception("run_defer_failed")
             return

@@ -18,7 +18,7 @@ from structlog.contextvars import bound_contextvars
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
-from runtime.sdk.composition import WorkflowDefinition, create_workflow
+from runtime.sdk.composition import CompositionWorkflow, create_workflow
 from runtime.sdk.specs import Job, Overlap, Schedule, origin_scope
 from runtime.sdk.steps import StepContext, create_step
 
@@ -29,7 +29,7 @@ JOB_FAILED = "job.failed"
 """The event a job's run publishes when it fails for good."""
 
 
-def job_workflow(job: Job) -> WorkflowDefinition:
+def job_workflow(job: Job) -> CompositionWorkflow:
     """The workflow whose runs are a job's firings: ``job-<name>``, one step.
 
     The step calls ``job.handler(container)``, retried per the job's

@@ -17,7 +17,7 @@ import aiosqlite
 
 from runtime.clock import from_text
 from runtime.errors import SchemaVersionError, StoreError
-from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.models import Control, RunKind, RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.store import sqlite_checkpoint
 from runtime.store.sqlite_batch import GroupCommit, _on_thread, _store_error
 from runtime.store.sqlite_checkpoint import Checkpointer
@@ -260,9 +260,9 @@ def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord
         updated_at=from_text(row[12]),
         ended_at=from_text(row[13]) if row[13] else None,
         rollback_status=RunStatus(row[14]) if row[14] else None,
-        control=row[15],
+        control=None if row[15] is None else Control(row[15]),
         wake_at=from_text(row[16]) if row[16] else None,
-        kind=row[17],
+        kind=RunKind(row[17]),
         steps=steps or [],
     )
 

@@ -19,7 +19,7 @@ from runtime import (
     create_workflow,
 )
 from runtime.engine.worker import Worker
-from runtime.sdk.composition import EXECUTOR_KEY
+from runtime.sdk.running import EXECUTOR_KEY
 from runtime.service import BUS_KEY
 
 PARTS = ("store", "workflows", "bus", "worker", "scheduler", "pruner")
