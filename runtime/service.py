@@ -136,6 +136,9 @@ class Runtime:
         retention, failed_retention: how long ended history is kept (seconds, a
             ``timedelta`` or ``"30d"``; 0 keeps it forever): see ``docs/retention.md``.
             With either on, a background runtime prunes every few minutes.
+        setup: a project's setup hook, called with the container on every entry,
+            before any loop starts (:meth:`from_project` loads it from ``runtime.toml``).
+        config: the project's settings, kept as :attr:`config` (:meth:`from_project`).
     """
 
     def __init__(
@@ -155,6 +158,8 @@ class Runtime:
         interval: float = 1.0,
         retention: float | timedelta | str = DEFAULT_RETENTION,
         failed_retention: float | timedelta | str = 0.0,
+        setup: SetupHook | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
         self._stack: AsyncExitStack | None = None
         self._parts: Parts | None = None
@@ -206,8 +211,9 @@ class Runtime:
         self._base_dir = folder_arg(base_dir, "Runtime(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
-        self._setup: SetupHook | None = None
-        self.config: ProjectConfig | None = None
+        self._setup = setup
+        self.config = config
+        """The project's settings, when the runtime was made from a project."""
 
     @classmethod
     def from_project(cls, root: Path | str = ".", **options: Any) -> Runtime:
@@ -231,16 +237,15 @@ class Runtime:
         }
         settings.update(options)
         database = settings.pop("database", None) or config.database
-        runtime = cls(
+        return cls(
             database,
             workflows=found.workflows,
             subscribers=found.subscribers,
             jobs=found.jobs,
+            setup=load_setup(config),
+            config=config,
             **settings,
         )
-        runtime._setup = load_setup(config)
-        runtime.config = config
-        return runtime
 
     # -- the parts, once started ----------------------------------------------
 
