@@ -52,6 +52,24 @@ class Control(StrEnum):
     CANCEL = "cancel"
 
 
+class RunAction(StrEnum):
+    """What an operator can do to a run (the state table of DESIGN 2.1)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+
+
+class Overlap(StrEnum):
+    """What a schedule's firing does while the run of its previous firing is still active."""
+
+    SKIP = "skip"
+    """Start nothing; the firing is recorded ``skipped_overlap``."""
+    ALLOW = "allow"
+    """Start a run anyway."""
+
+
 class StepStatus(StrEnum):
     """A step's status (DESIGN 2.1)."""
 
@@ -187,7 +205,7 @@ class ScheduleRecord(BaseModel):
     next_fire_at: datetime | None
     executions: int
     max_executions: int | None
-    overlap: str
+    overlap: Overlap
     catchup_window: float
     active: bool
     last_run_id: str | None

@@ -39,7 +39,7 @@ from runtime.errors import (
     UnknownWorkflowError,
 )
 from runtime.ids import new_id
-from runtime.models import RunRecord, RunStatus, StepError, StepStatus
+from runtime.models import RunAction, RunRecord, RunStatus, StepError, StepStatus
 from runtime.registry import Registry
 from runtime.runs import run_filter
 from runtime.scheduling.entries import job_workflow
@@ -434,8 +434,8 @@ def _doing(current: dict[str, Any]) -> str:
     return f"{step} {current['state']}{since}"
 
 
-def _control_command(action: str, summary: str) -> click.Command:
-    @click.command(action, help=summary)
+def _control_command(action: RunAction, summary: str) -> click.Command:
+    @click.command(action.value, help=summary)
     @click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...", type=Text())
     @json_option
     @pass_context
@@ -482,9 +482,9 @@ def _control_command(action: str, summary: str) -> click.Command:
 
 
 for _action, _summary in (
-    ("pause", "Pause runs (pending, running or sleeping); a running step finishes first."),
-    ("resume", "Resume paused runs (due now; a durable sleep keeps its wake-up time)."),
-    ("cancel", "Cancel runs; their completed steps are compensated by a worker."),
-    ("retry", "Retry failed, compensation_failed or canceled runs from where they failed."),
+    (RunAction.PAUSE, "Pause runs (pending, running or sleeping); a running step finishes first."),
+    (RunAction.RESUME, "Resume paused runs (due now; a durable sleep keeps its wake-up time)."),
+    (RunAction.CANCEL, "Cancel runs; their completed steps are compensated by a worker."),
+    (RunAction.RETRY, "Retry failed, compensation_failed or canceled runs from where they failed."),
 ):
     runs.add_command(_control_command(_action, _summary))

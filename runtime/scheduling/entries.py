@@ -18,8 +18,9 @@ from structlog.contextvars import bound_contextvars
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
+from runtime.models import Overlap
 from runtime.sdk.composition import CompositionWorkflow, create_workflow
-from runtime.sdk.specs import Job, Overlap, Schedule, origin_scope
+from runtime.sdk.specs import Job, Schedule, origin_scope
 from runtime.sdk.steps import StepContext, create_step
 
 JOB_STEP = "run-job"
@@ -87,7 +88,7 @@ class ScheduleEntry:
     cron: CronSchedule
     input: Callable[[datetime], Any] = _no_input
     max_executions: int | None = None
-    overlap: Overlap = "skip"
+    overlap: Overlap = Overlap.SKIP
     catchup_window: float = 3600.0
     version: str | None = None
     kind: str = "composition"
@@ -141,7 +142,7 @@ def schedules_for(
                 workflow=f"job-{job.name}",
                 cron=CronSchedule(config.schedule, config.timezone or default_timezone),
                 max_executions=config.number_of_executions,
-                overlap=config.overlap,
+                overlap=Overlap(config.overlap),
                 catchup_window=config.catchup_window,
                 origin=f"job {job.name!r} ({job.source})",
             )
@@ -155,7 +156,7 @@ def schedules_for(
                     cron=CronSchedule(schedule.cron, schedule.timezone or default_timezone),
                     input=schedule.input_now,
                     max_executions=schedule.number_of_executions,
-                    overlap=schedule.overlap,
+                    overlap=Overlap(schedule.overlap),
                     catchup_window=schedule.catchup_window,
                     version=getattr(workflow, "version", None),
                     kind=getattr(workflow, "kind", "composition"),

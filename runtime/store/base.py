@@ -16,6 +16,8 @@ from runtime.models import (
     DeliveryStatus,
     EventRecord,
     FiringRecord,
+    Overlap,
+    RunAction,
     RunRecord,
     RunStatus,
     ScheduleRecord,
@@ -164,7 +166,7 @@ class ScheduleSpec:
     expression: str
     timezone: str
     max_executions: int | None
-    overlap: str
+    overlap: Overlap
     catchup_window: float
     next_fire_at: datetime | None
 
@@ -249,7 +251,7 @@ class Store(Protocol):
         """
         raise NotImplementedError  # protocol
 
-    async def control_run(self, run_id: str, action: str, now: datetime) -> RunRecord:
+    async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         """Apply an operator's ``pause``, ``resume``, ``cancel`` or ``retry`` atomically.
 
         The state table of DESIGN 2.1: see :mod:`runtime.engine.management`.

@@ -9,7 +9,7 @@ from typing import Any
 
 from runtime.clock import to_text
 from runtime.errors import InvalidTransitionError, RunNotFoundError
-from runtime.models import RunRecord
+from runtime.models import RunAction, RunRecord
 from runtime.store.sqlite_core import _RUN_COLUMNS, SqliteCore, _run
 
 _TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
@@ -20,11 +20,9 @@ _RESET = ("failed", "compensating", "compensated", "compensation_failed", "runni
 class ControlMixin(SqliteCore):
     """``control_run`` and ``defer_run`` (see :class:`runtime.store.base.Store`)."""
 
-    async def control_run(self, run_id: str, action: str, now: datetime) -> RunRecord:
+    async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         stamp = to_text(now)
-        apply = _ACTIONS.get(action)
-        if apply is None:
-            raise ValueError(f"unknown action {action!r}")
+        apply = _ACTIONS[action]
 
         def write(db: sqlite3.Connection) -> Any:
             row = db.execute(

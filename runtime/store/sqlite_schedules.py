@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.models import FiringOutcome, FiringRecord, ScheduleRecord
+from runtime.models import FiringOutcome, FiringRecord, Overlap, ScheduleRecord
 from runtime.store.base import NewRun, ScheduleSpec
 from runtime.store.sqlite_core import SqliteCore
 
@@ -194,7 +194,7 @@ class SchedulesMixin(SqliteCore):
                 move_on(db)
                 return record(FiringOutcome.MISSED, None)
             busy = False
-            if overlap == "skip" and last_run_id is not None:
+            if overlap == Overlap.SKIP and last_run_id is not None:
                 status = db.execute(
                     "SELECT status FROM runs WHERE id = ?", (last_run_id,)
                 ).fetchone()
@@ -268,7 +268,7 @@ def _schedule(row: Sequence[Any]) -> ScheduleRecord:
         next_fire_at=from_text(row[4]) if row[4] else None,
         executions=row[5],
         max_executions=row[6],
-        overlap=row[7],
+        overlap=Overlap(row[7]),
         catchup_window=row[8],
         active=bool(row[9]),
         last_run_id=row[10],
