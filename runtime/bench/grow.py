@@ -25,7 +25,7 @@ from pathlib import Path
 
 import anyio
 
-from runtime.bench import STEPS, _chain
+from runtime.bench.figures import STEPS, _chain
 from runtime.errors import ConfigError
 from runtime.sdk.composition import CompositionWorkflow
 from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
