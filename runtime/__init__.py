@@ -32,6 +32,7 @@ from runtime.errors import (
     UnknownServiceError,
     UnknownWorkflowError,
 )
+from runtime.log import configure_logging
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
@@ -56,8 +57,9 @@ from runtime.sdk.specs import (
     SubscriberConfig,
 )
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
-from runtime.service import Runtime, Workflows
+from runtime.service import Runtime
 from runtime.store.base import RunPage
+from runtime.workflows_api import Workflows
 
 __all__ = [
     "BoundWorkflow",
@@ -118,6 +120,7 @@ __all__ = [
     "WorkflowResponse",
     "WorkflowResult",
     "Workflows",
+    "configure_logging",
     "create_step",
     "create_workflow",
     "parallelize",

@@ -7,7 +7,7 @@ the contract when it imports
 
 - from a higher layer (``store`` importing ``engine``);
 - from a sibling component of a layer whose components are independent of one another
-  (layer 3: ``engine/``, ``bus``, ``scheduling/``, ``pruner``, ``discovery``);
+  (layer 3: ``engine/``, ``bus``, ``scheduling/``, ``pruner``, ``watch``, ``discovery``);
 - in a cycle: an import cycle among runtime's modules fails whatever the layers say,
   inside one component too.
 
@@ -42,8 +42,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
     ),
     1: ("sdk/", "container"),
     2: ("registry", "store/"),
-    3: ("engine/", "bus", "scheduling/", "pruner", "discovery"),
-    4: ("service", "runs", "client"),
+    3: ("engine/", "bus", "scheduling/", "pruner", "watch", "discovery"),
+    4: ("service", "workflows_api", "runs", "client"),
     5: ("cli/", "bench/", "testing", "__main__", "__init__"),
 }
 """Components by layer: a module (``clock``) or a package (``store/``, every module in it).

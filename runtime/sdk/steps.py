@@ -246,13 +246,17 @@ class StepDefinition:
         return fn
 
     def with_options(self, *, name: str | None = None, **options: Any) -> StepDefinition:
-        """A copy with another name and/or other options (same functions)."""
+        """A copy with another name and/or other options (same functions).
+
+        The copy has the compensation the step has now; one attached to either
+        afterwards belongs to that one only.
+        """
         merged = dataclasses.asdict(self.options) | _options(options)
         return StepDefinition(
             name=_check_name(name or self.name),
             invoke=self.invoke,
             options=StepOptions(**merged),
-            compensation=self.compensation,
+            compensation=list(self.compensation),
         )
 
 
@@ -290,7 +294,9 @@ _CTX_NAMES = ("ctx", "context")
 def arity(fn: StepFn) -> int:
     """Which of (input, ctx) a step function takes: 0, 1 (input), 2 (both) or CTX_ONLY.
 
-    A function of one parameter gets the context, not the input, when that
+    Only parameters without a default count: ``lambda x, i=i: ...`` (a loop's
+    variable bound at definition) takes the input alone, and keeps its ``i``. A
+    function of one such parameter gets the context, not the input, when that
     parameter is named ``ctx``/``context`` or annotated ``StepContext``.
     """
     try:
@@ -299,7 +305,11 @@ def arity(fn: StepFn) -> int:
         return 2
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return 2
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
     if len(positional) == 1:
         only = positional[0]
         annotation = only.annotation
