@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from runtime.models import (
+    Control,
     DeliveryStatus,
     EventRecord,
     FiringRecord,
@@ -243,10 +244,10 @@ class Store(PruneStore, Protocol):
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> str | None:
+    ) -> Control | None:
         """Write step outcomes and the run's progress in one transaction.
 
-        Returns an operator's pending request for the run (``"pause"``, ``"cancel"``),
+        Returns an operator's pending request for the run (pause, cancel),
         which the driver obeys before its next step, or ``None``.
 
         Raises:

@@ -13,7 +13,7 @@ from typing import Any
 from runtime.clock import from_text, to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
 from runtime.ids import is_id
-from runtime.models import RunRecord, RunStatus, StepRecord
+from runtime.models import Control, RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
@@ -244,7 +244,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> str | None:
+    ) -> Control | None:
         sets = ["updated_at = ?"]
         params: list[Any] = [to_text(now)]
         if update.status is not None:
@@ -306,7 +306,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             for idx, e in enumerate(s.events)
         ]
 
-        def write(db: sqlite3.Connection) -> str | None:
+        def write(db: sqlite3.Connection) -> Control | None:
             if update.is_progress_only:
                 # The run row is read, not rewritten: its updated_at moves when the run
                 # itself changes, not at every step (a step's own times say when it ran).
@@ -319,7 +319,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                     db.executemany(_UPSERT_STEP, rows)
                 if staged:
                     db.executemany(_UPSERT_STAGED, staged)
-                return row[1]  # type: ignore[no-any-return]
+                return None if row[1] is None else Control(row[1])
             control = None
             if db.execute(free, params).rowcount != 1:
                 row = db.execute(
@@ -329,7 +329,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
                 folded = update.only_if_unrequested
-                control = None if update.release and not folded else row[1]
+                control = None if update.release and not folded else Control(row[1])
                 db.execute(held, held_params)
                 if folded:
                     # Only the steps: the run's own change (its completion) waits for the
