@@ -4,6 +4,8 @@ from runtime.client import Client, SyncClient
 from runtime.container import Container
 from runtime.errors import (
     ConfigError,
+    CorruptRecordError,
+    DatabaseLockedError,
     DatabaseNotFoundError,
     DatabaseReplacedError,
     DefinitionError,
@@ -23,10 +25,14 @@ from runtime.errors import (
     StepFailed,
     StepOutsideWorkflowError,
     StepTimeoutError,
+    StoreArgumentError,
+    StoreClosedError,
     StoreError,
+    StoreOperationError,
     UnknownServiceError,
     UnknownWorkflowError,
 )
+from runtime.log import configure_logging
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
@@ -51,8 +57,9 @@ from runtime.sdk.specs import (
     SubscriberConfig,
 )
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
-from runtime.service import Runtime, Workflows
+from runtime.service import Runtime
 from runtime.store.base import RunPage
+from runtime.workflows_api import Workflows
 
 __all__ = [
     "BoundWorkflow",
@@ -60,6 +67,8 @@ __all__ = [
     "CompositionWorkflow",
     "ConfigError",
     "Container",
+    "CorruptRecordError",
+    "DatabaseLockedError",
     "DatabaseNotFoundError",
     "DatabaseReplacedError",
     "DefinitionError",
@@ -96,7 +105,10 @@ __all__ = [
     "StepResponse",
     "StepStatus",
     "StepTimeoutError",
+    "StoreArgumentError",
+    "StoreClosedError",
     "StoreError",
+    "StoreOperationError",
     "Subscriber",
     "SubscriberArgs",
     "SubscriberConfig",
@@ -108,6 +120,7 @@ __all__ = [
     "WorkflowResponse",
     "WorkflowResult",
     "Workflows",
+    "configure_logging",
     "create_step",
     "create_workflow",
     "parallelize",

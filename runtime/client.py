@@ -46,6 +46,7 @@ class Client(RunsApi):
     Args:
         database: the same URL the service uses.
         base_dir: where a relative SQLite path starts (the working directory by default).
+        clock: time source (tests inject one).
     """
 
     def __init__(

@@ -26,7 +26,12 @@ builtin so ``except LookupError`` and friends keep working::
         ├── SchemaVersionError                  the file has a newer schema than this code
         ├── DatabaseNotFoundError (LookupError) a read found no database at the path
         ├── DatabaseReplacedError               the open file was deleted or replaced
-        └── LeaseLostError                      another worker took the run over
+        ├── LeaseLostError                      another worker took the run over
+        ├── StoreArgumentError (ValueError)     a bad limit, cursor, status or action
+        └── StoreOperationError                 the connection or the file failed (disk I/O...)
+            ├── StoreClosedError                the store was used after close()
+            ├── DatabaseLockedError (TimeoutError)  locked by another past the busy timeout
+            └── CorruptRecordError (ValueError)     a stored row that cannot be decoded
 
 Errors that cross a process boundary are stored as data, never pickled: one record,
 :class:`runtime.models.StepError` (step, type, message, traceback text), made from an
@@ -242,6 +247,47 @@ class LeaseLostError(StoreError):
         self.run_id = run_id
         self.owner_id = owner_id
         super().__init__(f"run {run_id} is no longer held by worker {owner_id}")
+
+
+class StoreArgumentError(StoreError, ValueError):
+    """A store method was given an argument it cannot use (a bad limit, cursor or action)."""
+
+
+class StoreOperationError(StoreError):
+    """An operation of the store failed in the layer below it: the connection or the file.
+
+    Raised for every exception of the SQLite driver (a disk I/O error, a read-only
+    file, a constraint), which is kept as ``__cause__``.
+
+    Attributes:
+        operation: the store method that failed (``checkpoint``, ``get_run``...).
+        path: the database file.
+        run_id: the run it was about, when there is one.
+        detail: what went wrong.
+    """
+
+    def __init__(self, operation: str, path: str, detail: str, run_id: str | None = None) -> None:
+        self.operation = operation
+        self.path = path
+        self.detail = detail
+        self.run_id = run_id
+        about = f" (run {run_id})" if run_id else ""
+        super().__init__(f"{operation} on the database {path}{about}: {detail}")
+
+
+class StoreClosedError(StoreOperationError):
+    """The store was used after it was closed."""
+
+    def __init__(self, operation: str, path: str, run_id: str | None = None) -> None:
+        super().__init__(operation, path, "the store is closed", run_id)
+
+
+class DatabaseLockedError(StoreOperationError, TimeoutError):
+    """Another connection held the database's lock past the busy timeout."""
+
+
+class CorruptRecordError(StoreOperationError, ValueError):
+    """A row read from the database cannot be decoded (bad JSON, an unknown status...)."""
 
 
 def as_record(exc: BaseException, step: str | None = None) -> StepError:

@@ -16,11 +16,15 @@ class Registry:
     through the runtime's container; recovery resumes runs of known workflows
     only. Registering a second, different definition under a (name, version)
     already taken is an error: two workflows cannot share a name.
+
+    Args:
+        on_register: called (synchronously) whenever a workflow becomes known, so a
+            worker can pick up the runs that waited for its code at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_register: Callable[[], None] | None = None) -> None:
         self._by_name: dict[str, dict[str | None, WorkflowDefinition]] = {}
-        self._listeners: list[Callable[[], None]] = []
+        self._on_register = on_register
 
     def register(self, workflow: WorkflowDefinition) -> None:
         """Make ``workflow`` known."""
@@ -32,8 +36,8 @@ class Registry:
             label = workflow.name + (f" {workflow.version}" if workflow.version else "")
             raise DefinitionError(f"two different workflows are named {label!r}")
         versions[workflow.version] = workflow
-        for listener in self._listeners:
-            listener()
+        if self._on_register is not None:
+            self._on_register()
 
     def ensure(self, workflow: WorkflowDefinition) -> None:
         """Register ``workflow`` unless that very definition is already known."""
@@ -73,7 +77,3 @@ class Registry:
     def names(self) -> list[str]:
         """Every known workflow name, sorted."""
         return sorted(self._by_name)
-
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` whenever a workflow is registered."""
-        self._listeners.append(listener)

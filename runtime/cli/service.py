@@ -20,7 +20,7 @@ from runtime.cli.common import (
     table,
 )
 from runtime.errors import ConfigError, RuntimeBaseError
-from runtime.log import configure
+from runtime.log import configure_logging
 
 IDLE_SECONDS = 5.0
 """``--idle-seconds`` when not given."""
@@ -37,7 +37,7 @@ def start(ctx: Context) -> None:
 
     config = ctx.config()
     try:
-        configure(
+        configure_logging(
             ctx.log_format or config.log_format,  # type: ignore[arg-type]
             (ctx.log_level or config.log_level).lower(),
         )

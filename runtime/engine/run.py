@@ -198,8 +198,9 @@ class Run:
         change = update.update if isinstance(update, Completion) else update
         writes = () if write is None else (write,)
         host = self._host
-        control = await host.store.checkpoint(self.id, host.owner_id, writes, change, self.now())
-        self.control = None if control is None else Control(control)
+        self.control = await host.store.checkpoint(
+            self.id, host.owner_id, writes, change, self.now()
+        )
         if write is not None:
             self.records[write.seq] = StepRecord.model_construct(
                 run_id=self.id,

@@ -13,6 +13,7 @@ gone, which releases their runs at once: a process restarted after a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -40,6 +41,21 @@ REAP_INTERVAL = 5.0
 """Seconds between checks for dead workers on this host (also done at start)."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerStatistics:
+    """What a worker did since it was created, and what it does now.
+
+    Attributes:
+        resumed: runs it drove to an end (or to a stop: paused, sleeping, parked).
+        in_flight: runs it is driving now.
+        concurrency: runs it drives at once, at most.
+    """
+
+    resumed: int
+    in_flight: int
+    concurrency: int
+
+
 class Worker:
     """The run queue consumer (and recovery) of one runtime.
 
@@ -60,7 +76,7 @@ class Worker:
         self.resumed = 0
         self._in_flight: set[str] = set()
         self._wake = anyio.Event()
-        self._accepting = True
+        self._draining = False
         self._last_reap = float("-inf")
         self._deferred: dict[str, tuple[int, datetime]] = {}
 
@@ -68,9 +84,9 @@ class Worker:
         """Scan now rather than at the next interval."""
         self._wake.set()
 
-    def stop_accepting(self) -> None:
-        """Take no new runs (shutdown); runs being driven go on."""
-        self._accepting = False
+    def drain(self) -> None:
+        """Take no new runs (shutdown); runs being driven go on. Non-blocking."""
+        self._draining = True
         self._wake.set()
 
     @property
@@ -78,13 +94,11 @@ class Worker:
         """Runs this worker is driving now."""
         return len(self._in_flight)
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> WorkerStatistics:
         """Counters for operators: runs driven to an end, runs in flight, the limit."""
-        return {
-            "resumed": self.resumed,
-            "in_flight": self.in_flight,
-            "concurrency": self.concurrency,
-        }
+        return WorkerStatistics(
+            resumed=self.resumed, in_flight=self.in_flight, concurrency=self.concurrency
+        )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Scan until cancelled; ``started`` once the first scan launched its runs."""
@@ -99,7 +113,7 @@ class Worker:
                 with anyio.move_on_after(timeout):
                     await self._wake.wait()
                 self._wake = anyio.Event()
-                if self._accepting:
+                if not self._draining:
                     try:
                         await self.scan(tg)
                     except StoreError:
@@ -109,7 +123,7 @@ class Worker:
 
     async def _until_due(self) -> float:
         """Seconds to wait: until the next delayed or sleeping run is due, at most ``interval``."""
-        if len(self._in_flight) >= self.concurrency or not self._accepting:
+        if len(self._in_flight) >= self.concurrency or self._draining:
             return self.interval
         due = await self.engine.store.next_run_due(self.engine.registry.names())
         if due is None:
@@ -134,7 +148,7 @@ class Worker:
                 except UnknownWorkflowError as exc:
                     await self._wait_for_code(record, exc)
         room = self.concurrency - len(self._in_flight)
-        if room <= 0 or not self._accepting:
+        if room <= 0 or self._draining:
             return 0
         runs = await store.recoverable_runs(
             engine.registry.names(), now, now - timedelta(seconds=LEASE_TTL), room + 10

@@ -16,8 +16,12 @@ from runtime.models import RunStatus, StepError
 if TYPE_CHECKING:
     from runtime.container import Container
 
-EXECUTOR_KEY = "workflows"
-"""The container name under which a runtime registers its workflow executor."""
+EXECUTOR_KEY = "runtime.workflows"
+"""The container name under which a runtime registers its workflow executor.
+
+Namespaced, so an application's own service named ``workflows`` cannot hide the
+runtime from ``wf(container).run()`` (the runtime also registers ``workflows`` when
+the application has not taken that name)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

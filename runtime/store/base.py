@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from runtime.models import (
+    Control,
     DeliveryStatus,
     EventRecord,
     FiringRecord,
@@ -24,7 +25,7 @@ from runtime.models import (
     StepRecord,
     StepStatus,
 )
-from runtime.store.pruning import PRUNE_BATCH, PruneBatch, PruneCursor, PruneCutoffs
+from runtime.store.pruning import PruneStore
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -187,8 +188,11 @@ class RunPage:
     next_cursor: str | None
 
 
-class Store(Protocol):
-    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``."""
+class Store(PruneStore, Protocol):
+    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``.
+
+    Retention's part, ``prune``, is declared with its records in ``store/pruning.py``.
+    """
 
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Insert ``run``; with an idempotency key already used, return that run instead.
@@ -240,10 +244,10 @@ class Store(Protocol):
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> str | None:
+    ) -> Control | None:
         """Write step outcomes and the run's progress in one transaction.
 
-        Returns an operator's pending request for the run (``"pause"``, ``"cancel"``),
+        Returns an operator's pending request for the run (pause, cancel),
         which the driver obeys before its next step, or ``None``.
 
         Raises:
@@ -469,26 +473,6 @@ class Store(Protocol):
 
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         """The latest firings of a schedule, newest first."""
-        raise NotImplementedError  # protocol
-
-    # -- retention --------------------------------------------------------
-
-    async def prune(
-        self,
-        cutoffs: PruneCutoffs,
-        *,
-        limit: int = PRUNE_BATCH,
-        after: PruneCursor | None = None,
-        dry_run: bool = False,
-    ) -> PruneBatch:
-        """Remove one batch of what retention allows, in one short write transaction.
-
-        At most ``limit`` runs (each with its steps and staged events), ``limit`` events
-        (each with its deliveries) and ``limit`` schedule firings are read and, where
-        the rules allow, removed. Call again with the returned cursor while ``more`` is
-        true. With ``dry_run`` the batch is counted and nothing is removed (a read).
-        The rules are in ``docs/retention.md``.
-        """
         raise NotImplementedError  # protocol
 
     async def check_file(self) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.errors import InvalidTransitionError, RunNotFoundError
+from runtime.errors import InvalidTransitionError, RunNotFoundError, StoreArgumentError
 from runtime.models import RunAction, RunRecord
 from runtime.store.sqlite_core import _RUN_COLUMNS, SqliteCore, _run
 
@@ -22,7 +22,9 @@ class ControlMixin(SqliteCore):
 
     async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         stamp = to_text(now)
-        apply = _ACTIONS[action]
+        apply = _ACTIONS.get(action)
+        if apply is None:
+            raise StoreArgumentError(f"unknown action {action!r}; known: {', '.join(_ACTIONS)}")
 
         def write(db: sqlite3.Connection) -> Any:
             row = db.execute(
@@ -33,7 +35,9 @@ class ControlMixin(SqliteCore):
             apply(db, run_id, stamp, *row)
             return db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
 
-        return _run(await self._write(write))
+        row = await self._write(write, run_id=run_id)
+        with self._decoding("control_run", run_id):
+            return _run(row)
 
     async def defer_run(
         self, run_id: str, expected_owner: str | None, error: str | None, available_at: datetime
@@ -53,7 +57,7 @@ class ControlMixin(SqliteCore):
                 == 1
             )
 
-        return await self._write(write)
+        return await self._write(write, run_id=run_id)
 
 
 def _refuse(run_id: str, action: str, status: str, why: str = "") -> InvalidTransitionError:
