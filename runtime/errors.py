@@ -290,14 +290,34 @@ class CorruptRecordError(StoreOperationError, ValueError):
     """A row read from the database cannot be decoded (bad JSON, an unknown status...)."""
 
 
-def as_record(exc: BaseException, step: str | None = None) -> StepError:
+def as_record(
+    exc: BaseException, step: str | None = None, *, message: str | None = None
+) -> StepError:
     """``exc`` as data, to store and show: its type (the original one, for a
-    :class:`StepFailed`), message and traceback text, and the step it came from."""
+    :class:`StepFailed`), message (``message`` when given) and traceback text, and the
+    step it came from.
+
+    Text that JSON cannot carry (a lone surrogate, from bytes decoded with
+    ``surrogateescape``) is escaped, so that the record can always be stored.
+    """
     if isinstance(exc, StepFailed):
-        return StepError(
-            step=step or exc.step, type=exc.error_type, message=exc.message, traceback=_format(exc)
-        )
-    return StepError(step=step, type=type(exc).__name__, message=str(exc), traceback=_format(exc))
+        kind, text, step = exc.error_type, exc.message, step or exc.step
+    else:
+        kind, text = type(exc).__name__, str(exc)
+    return StepError(
+        step=step,
+        type=kind,
+        message=_storable(text if message is None else message),
+        traceback=_storable(_format(exc)),
+    )
+
+
+def _storable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 # -- control signals ----------------------------------------------------------------------

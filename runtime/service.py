@@ -314,8 +314,17 @@ class Runtime:
     # -- life cycle ---------------------------------------------------------------
 
     async def __aenter__(self) -> Runtime:
-        if self._parts is not None:
+        if self._stack is not None:
             raise ConfigError("the runtime is already started; enter it once at a time")
+        # Claimed before the first await: a second task entering meanwhile is refused too.
+        self._stack = AsyncExitStack()
+        try:
+            return await self._enter()
+        except BaseException:
+            self._stack = None
+            raise
+
+    async def _enter(self) -> Runtime:
         async with AsyncExitStack() as stack:
             store = await open_store(self.database, self._base_dir)
             stack.push_async_callback(store.close)

@@ -93,9 +93,8 @@ def from_a_signal(exc: BaseException) -> bool:
 
 def failure(exc: BaseException, what: str, step: str | None = None) -> StepError:
     """The error record for a failure of user code; ``what`` names the code ("step 'x'")."""
-    record = as_record(exc, step)
     if isinstance(exc, Exception):
-        return record
+        return as_record(exc, step)
     # str(KeyboardInterrupt()) is empty and str(SystemExit(3)) is "3": say what happened.
     where = f"raised by the code of {what}"
     if isinstance(exc, SystemExit):
@@ -104,7 +103,7 @@ def failure(exc: BaseException, what: str, step: str | None = None) -> StepError
         message = f"{where}, which was not being cancelled"
     else:
         message = f"{exc} ({where})" if str(exc) else where
-    return record.model_copy(update={"message": message})
+    return as_record(exc, step, message=message)
 
 
 async def run_in_thread(fn: Callable[[], Any]) -> Any:

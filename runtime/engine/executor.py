@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
 import anyio.lowlevel
@@ -319,16 +319,17 @@ class Engine:
         final = record.rollback_status or (
             RunStatus.CANCELED if record.control is Control.CANCEL else RunStatus.FAILED
         )
-        status = RunStatus.COMPENSATING
         match run.workflow:
             case DurableWorkflow() as workflow if rolling_back:
                 await replay_driver.learn_compensations(run, workflow)
+                status = RunStatus.COMPENSATING
             case DurableWorkflow() as workflow:
                 status = await replay_driver.drive(run, workflow)
             case CompositionWorkflow() as workflow:
                 driver = GraphDriver(run, workflow)
-                if not rolling_back:
-                    status = await driver.forward()
+                status = RunStatus.COMPENSATING if rolling_back else await driver.forward()
+            case _:
+                assert_never(run.workflow)
         if status is RunStatus.COMPENSATING:
             return await rollback.roll_back(run, final)
         return status

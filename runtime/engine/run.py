@@ -95,6 +95,9 @@ class Run:
         replay_stopped: where and why a durable run's read-only replay ended early
             (the last step it reached; the reason the rollback gives for a later step's
             compensation, which the replay could not learn).
+        input: its input, as stored.
+        version: the version it started with (it keeps it for its whole life).
+        completed: the run completed in the last checkpoint (``output`` is its output).
         output: the run's output, once it completed.
     """
 

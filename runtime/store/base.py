@@ -258,7 +258,7 @@ class Store(PruneStore, Protocol):
     async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         """Apply an operator's ``pause``, ``resume``, ``cancel`` or ``retry`` atomically.
 
-        The state table of DESIGN 2.1: see :mod:`runtime.engine.management`.
+        The state table of DESIGN 2.1: see :mod:`runtime.store.sqlite_control`.
 
         Raises:
             RunNotFoundError: no such run.
