@@ -115,3 +115,21 @@ async def test_pydantic_model_outputs_round_trip_as_dicts(rt: Runtime) -> None:
     record = await rt.workflows.get_run(result.run_id)
     assert record.steps[0].output == {"id": "o1", "total": 3, "tags": ["x"]}
     assert record.output == result.result
+
+
+async def test_an_error_message_json_cannot_carry_is_stored_escaped(rt: Runtime) -> None:
+    """Bug: a step failing with a lone surrogate in its message (bytes decoded with
+    ``surrogateescape``) made the failure's own checkpoint raise, and the run was handed
+    back and retried for ever. Its error is stored with the character escaped."""
+    bad_text = b"caf\xe9".decode("utf-8", "surrogateescape")
+
+    @create_step("decode")
+    async def decode(input: Any) -> None:
+        raise ValueError(f"cannot read {bad_text}")
+
+    wf = create_workflow("surrogate", lambda input: WorkflowResponse(decode(input)))
+    result = await wf(rt.container).run(input=None, throw_on_error=False)
+    assert result.status is RunStatus.FAILED
+    assert result.errors[0].message == "cannot read caf\\udce9"
+    stored = await rt.workflows.get_run(result.run_id)
+    assert stored.error is not None and stored.error.message == "cannot read caf\\udce9"

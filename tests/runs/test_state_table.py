@@ -379,3 +379,36 @@ async def test_cancel_during_the_last_step_is_obeyed(db_url: str, make: Any) -> 
         assert record.status is RunStatus.CANCELED
         # Every completed step is undone, the last one first.
         assert levers.undone == [{"last": "done"}, {"first": "done"}]
+
+
+async def test_a_failure_outside_a_step_with_a_cancel_pending_ends_canceled(db_url: str) -> None:
+    """A cancel that lands after the last step, before the workflow's code fails between
+    steps, is obeyed as it is when a step fails: the run is compensated and ends canceled
+    (with the failure as its error)."""
+    reached, go = anyio.Event(), anyio.Event()
+    undone: list[str] = []
+
+    async def a() -> str:
+        return "a"
+
+    async def undo(_: Any) -> None:
+        undone.append("a")
+
+    @workflow(name="race")
+    async def race(ctx: WorkflowContext[Any]) -> None:
+        await ctx.step("a", a, compensate=undo)
+        reached.set()
+        await go.wait()
+        raise ValueError("boom outside a step")
+
+    async with Runtime(database=db_url, workflows=[race]) as rt:
+        handle = await rt.workflows.run("race")
+        with anyio.fail_after(5):
+            await reached.wait()
+            await rt.workflows.cancel(handle.run_id)
+            go.set()
+            record = await rt.workflows.wait(handle.run_id)
+    assert record.status is RunStatus.CANCELED
+    assert undone == ["a"]
+    assert record.error is not None
+    assert (record.error.type, record.error.message) == ("ValueError", "boom outside a step")

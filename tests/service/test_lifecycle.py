@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import anyio
 import pytest
 
 from runtime import (
@@ -21,6 +22,7 @@ from runtime import (
 from runtime.engine.worker import Worker
 from runtime.sdk.running import EXECUTOR_KEY
 from runtime.service import BUS_KEY
+from tests.helpers.waiting import wait_until
 
 PARTS = ("store", "workflows", "bus", "worker", "scheduler", "pruner")
 
@@ -125,3 +127,30 @@ async def test_every_part_reports_statistics_as_a_frozen_dataclass(db_url: str) 
                 setattr(stats, first, 0)
         assert rt.worker.statistics().concurrency == rt.concurrency
         assert rt.bus.statistics().dead == 0
+
+
+async def test_two_tasks_entering_one_runtime_at_once_start_it_once(db_url: str) -> None:
+    """Bug: a second task entering while the first was still opening the store passed
+    the check (the parts were set only after that await) and started it twice."""
+    runtime = Runtime(db_url)
+    outcomes: list[str] = []
+    done = anyio.Event()
+
+    async def enter() -> None:
+        try:
+            async with runtime:
+                outcomes.append("entered")
+                await done.wait()
+        except ConfigError as exc:
+            outcomes.append(f"refused: {exc}")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(enter)
+            tg.start_soon(enter)
+            await wait_until(lambda: len(outcomes) == 2)
+            done.set()
+    assert sorted(outcomes) == [
+        "entered",
+        "refused: the runtime is already started; enter it once at a time",
+    ]
