@@ -84,7 +84,7 @@ WAREHOUSE = [
     {"sku": "PANTS-L", "quantity": 1, "location_id": "warehouse_1"},
 ]
 BRANDS = [{"id": "brand_1", "name": "Acme"}]
-CMS_BRANDS = [
+CMS_BRANDS: list[dict[str, Any]] = [
     # Already in the store as brand_1: the sync renames it.
     {"id": "cms_brand_1", "name": "Acme Apparel", "external_id": "brand_1"},
     # Not in the store yet: the sync creates it.
