@@ -4,6 +4,8 @@ from runtime.client import Client, SyncClient
 from runtime.container import Container
 from runtime.errors import (
     ConfigError,
+    CorruptRecordError,
+    DatabaseLockedError,
     DatabaseNotFoundError,
     DatabaseReplacedError,
     DefinitionError,
@@ -23,23 +25,28 @@ from runtime.errors import (
     StepFailed,
     StepOutsideWorkflowError,
     StepTimeoutError,
+    StoreArgumentError,
+    StoreClosedError,
     StoreError,
+    StoreOperationError,
     UnknownServiceError,
     UnknownWorkflowError,
 )
+from runtime.log import configure_logging
 from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
-    WorkflowDefinition,
+    CompositionWorkflow,
     WorkflowResponse,
-    WorkflowResult,
     create_workflow,
     parallelize,
     transform,
     when,
 )
+from runtime.sdk.definitions import WorkflowDefinition
 from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.sdk.refs import Ref
+from runtime.sdk.running import BoundWorkflow, WorkflowResult
 from runtime.sdk.specs import (
     Event,
     Job,
@@ -50,13 +57,18 @@ from runtime.sdk.specs import (
     SubscriberConfig,
 )
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
-from runtime.service import Runtime, Workflows
+from runtime.service import Runtime
 from runtime.store.base import RunPage
+from runtime.workflows_api import Workflows
 
 __all__ = [
+    "BoundWorkflow",
     "Client",
+    "CompositionWorkflow",
     "ConfigError",
     "Container",
+    "CorruptRecordError",
+    "DatabaseLockedError",
     "DatabaseNotFoundError",
     "DatabaseReplacedError",
     "DefinitionError",
@@ -93,7 +105,10 @@ __all__ = [
     "StepResponse",
     "StepStatus",
     "StepTimeoutError",
+    "StoreArgumentError",
+    "StoreClosedError",
     "StoreError",
+    "StoreOperationError",
     "Subscriber",
     "SubscriberArgs",
     "SubscriberConfig",
@@ -105,6 +120,7 @@ __all__ = [
     "WorkflowResponse",
     "WorkflowResult",
     "Workflows",
+    "configure_logging",
     "create_step",
     "create_workflow",
     "parallelize",

@@ -16,7 +16,8 @@ run it started the first time instead of starting a second one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,23 @@ def encode_event(
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """What an event bus delivered since it was created, and what it handles now.
+
+    Attributes:
+        delivered: deliveries its handlers completed.
+        failed: attempts that failed (each retry counts).
+        dead: deliveries that failed their last attempt.
+        in_flight: deliveries being handled now.
+    """
+
+    delivered: int
+    failed: int
+    dead: int
+    in_flight: int
+
+
 class EventBus:
     """Emits events and delivers them to this runtime's subscribers.
 
@@ -95,6 +113,7 @@ class EventBus:
         subscribers: the subscribers this runtime runs.
         container: what handlers receive.
         concurrency: deliveries handled at once, at most.
+        interval: seconds between scans when nothing wakes the dispatcher.
     """
 
     def __init__(
@@ -118,12 +137,11 @@ class EventBus:
         if len(self.subscribers) != len(subscribers):
             raise DefinitionError("two subscribers share one subscriber_id")
         self._wake = anyio.Event()
-        self._accepting = True
+        self._draining = False
         self._in_flight = 0
         self.delivered = 0
         self.failed = 0
         self.dead = 0
-        self.on_delivered: Callable[[DeliveryWork], None] | None = None
 
     # -- emitting ------------------------------------------------------------
 
@@ -160,9 +178,9 @@ class EventBus:
         """Look for work now (an event was committed by this or another process)."""
         self._wake.set()
 
-    def stop_accepting(self) -> None:
-        """Claim no new deliveries (shutdown); handlers running go on."""
-        self._accepting = False
+    def drain(self) -> None:
+        """Claim no new deliveries (shutdown); handlers running go on. Non-blocking."""
+        self._draining = True
         self._wake.set()
 
     @property
@@ -170,14 +188,11 @@ class EventBus:
         """Deliveries being handled now."""
         return self._in_flight
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> BusStatistics:
         """Counters for operators."""
-        return {
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "dead": self.dead,
-            "in_flight": self._in_flight,
-        }
+        return BusStatistics(
+            delivered=self.delivered, failed=self.failed, dead=self.dead, in_flight=self._in_flight
+        )
 
     # -- dispatching -----------------------------------------------------------
 
@@ -201,7 +216,7 @@ class EventBus:
             while True:
                 self._wake = anyio.Event()
                 try:
-                    worked = await self.dispatch(tg) if self._accepting else False
+                    worked = False if self._draining else await self.dispatch(tg)
                     if worked:
                         continue
                     timeout = await self._until_due()
@@ -285,15 +300,13 @@ class EventBus:
                 return
             await self._finish(work, DeliveryStatus.DONE)
             self.delivered += 1
-            if self.on_delivered is not None:
-                self.on_delivered(work)
         finally:
             self._in_flight -= 1
             self._wake.set()
 
     async def _failed(self, work: DeliveryWork, exc: BaseException, log: Any) -> None:
         error = failure(exc, f"subscriber {work.subscriber_id!r}", work.subscriber_id)
-        text = dumps(error.to_dict(), "a delivery error")
+        text = error.model_dump_json()
         now = self.clock.now()
         self.failed += 1
         if work.attempt >= work.max_attempts:

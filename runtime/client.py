@@ -31,7 +31,7 @@ from runtime.config import parse_database_url
 from runtime.engine.executor import pending_run
 from runtime.errors import ConfigError
 from runtime.limits import folder_arg, text
-from runtime.models import RunRecord, RunStatus
+from runtime.models import RunKind, RunRecord, RunStatus
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.store import open_store
 from runtime.store.base import RunPage, Store
@@ -46,6 +46,7 @@ class Client(RunsApi):
     Args:
         database: the same URL the service uses.
         base_dir: where a relative SQLite path starts (the working directory by default).
+        clock: time source (tests inject one).
     """
 
     def __init__(
@@ -128,7 +129,7 @@ class Client(RunsApi):
             workflow,
             input,
             version=version,
-            kind="unresolved",
+            kind=RunKind.UNRESOLVED,
             idempotency_key=idempotency_key,
             now=now,
             delay=seconds,

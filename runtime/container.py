@@ -37,6 +37,15 @@ class Container:
         self._values.pop(name, None)
         self._factories[name] = factory
 
+    def unregister(self, name: str, value: Any) -> None:
+        """Remove ``name`` if it still holds ``value``; a replacement registered since stays.
+
+        A runtime removes the services it registered when it exits this way, so a
+        container outlives a runtime without holding its closed parts.
+        """
+        if self._values.get(name) is value:
+            del self._values[name]
+
     def resolve(self, name: str) -> Any:
         """The service registered under ``name``."""
         try:

@@ -27,8 +27,7 @@ from typing import Any, Literal
 from runtime.config import ProjectConfig
 from runtime.container import Container
 from runtime.errors import ConfigError
-from runtime.sdk.composition import WorkflowDefinition
-from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
 from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberConfig
 from runtime.usercode import is_failure
 
@@ -52,7 +51,7 @@ class Discovered:
         problems: one line per problem, each naming its file.
     """
 
-    workflows: list[WorkflowDefinition | DurableWorkflow] = dataclasses.field(default_factory=list)
+    workflows: list[WorkflowDefinition] = dataclasses.field(default_factory=list)
     subscribers: list[Subscriber] = dataclasses.field(default_factory=list)
     jobs: list[Job] = dataclasses.field(default_factory=list)
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -170,7 +169,7 @@ def _line(exc: BaseException, path: Path) -> str:
 
 def _collect_workflows(found: Discovered, module: ModuleType, path: Path) -> None:
     for value in vars(module).values():
-        if not isinstance(value, (WorkflowDefinition, DurableWorkflow)):
+        if not isinstance(value, DEFINITION_TYPES):
             continue
         key = f"workflow:{value.name}@{value.version}"
         existing = found.sources.get(key)

@@ -26,10 +26,28 @@ builtin so ``except LookupError`` and friends keep working::
         ├── SchemaVersionError                  the file has a newer schema than this code
         ├── DatabaseNotFoundError (LookupError) a read found no database at the path
         ├── DatabaseReplacedError               the open file was deleted or replaced
-        └── LeaseLostError                      another worker took the run over
+        ├── LeaseLostError                      another worker took the run over
+        ├── StoreArgumentError (ValueError)     a bad limit, cursor, status or action
+        └── StoreOperationError                 the connection or the file failed (disk I/O...)
+            ├── StoreClosedError                the store was used after close()
+            ├── DatabaseLockedError (TimeoutError)  locked by another past the busy timeout
+            └── CorruptRecordError (ValueError)     a stored row that cannot be decoded
 
-Errors that cross a process boundary are stored as data (:class:`StoredError`:
-type, message, traceback text), never pickled.
+Errors that cross a process boundary are stored as data, never pickled: one record,
+:class:`runtime.models.StepError` (step, type, message, traceback text), made from an
+exception by :func:`as_record`.
+
+Control signals are not errors: the engine raises them to unwind its own frames, and
+none escapes it::
+
+    BaseException
+    ├── Suspended          the run stops here (sleep, parked retry, pause, shutdown, cancel)
+    └── ReplayEnded        a read-only replay reached a step with no record
+    Exception
+    └── PermanentFailure   a step returned ``StepResponse.permanent_failure``
+
+The first two are BaseExceptions so that ``except Exception`` in a workflow's own code
+cannot swallow them.
 """
 
 from __future__ import annotations
@@ -37,6 +55,8 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from typing import Any
+
+from runtime.models import RunStatus, StepError
 
 
 class RuntimeBaseError(Exception):
@@ -162,7 +182,7 @@ class RunFailed(RuntimeBaseError):
         error: the stored error that ended it, if any.
     """
 
-    def __init__(self, run_id: str, status: str, error: StoredError | None) -> None:
+    def __init__(self, run_id: str, status: str, error: StepError | None) -> None:
         self.run_id = run_id
         self.status = status
         self.error = error
@@ -229,57 +249,109 @@ class LeaseLostError(StoreError):
         super().__init__(f"run {run_id} is no longer held by worker {owner_id}")
 
 
-class StoredError:
-    """An error as data: what is written to the store and shown to operators.
+class StoreArgumentError(StoreError, ValueError):
+    """A store method was given an argument it cannot use (a bad limit, cursor or action)."""
+
+
+class StoreOperationError(StoreError):
+    """An operation of the store failed in the layer below it: the connection or the file.
+
+    Raised for every exception of the SQLite driver (a disk I/O error, a read-only
+    file, a constraint), which is kept as ``__cause__``.
 
     Attributes:
-        type: the exception's class name.
-        message: ``str(exc)``.
-        traceback: formatted traceback text, or ``None``.
-        step: the step it came from, if any.
+        operation: the store method that failed (``checkpoint``, ``get_run``...).
+        path: the database file.
+        run_id: the run it was about, when there is one.
+        detail: what went wrong.
     """
 
-    __slots__ = ("message", "step", "traceback", "type")
+    def __init__(self, operation: str, path: str, detail: str, run_id: str | None = None) -> None:
+        self.operation = operation
+        self.path = path
+        self.detail = detail
+        self.run_id = run_id
+        about = f" (run {run_id})" if run_id else ""
+        super().__init__(f"{operation} on the database {path}{about}: {detail}")
 
-    def __init__(
-        self, type: str, message: str, traceback: str | None = None, step: str | None = None
-    ) -> None:
-        self.type = type
+
+class StoreClosedError(StoreOperationError):
+    """The store was used after it was closed."""
+
+    def __init__(self, operation: str, path: str, run_id: str | None = None) -> None:
+        super().__init__(operation, path, "the store is closed", run_id)
+
+
+class DatabaseLockedError(StoreOperationError, TimeoutError):
+    """Another connection held the database's lock past the busy timeout."""
+
+
+class CorruptRecordError(StoreOperationError, ValueError):
+    """A row read from the database cannot be decoded (bad JSON, an unknown status...)."""
+
+
+def as_record(
+    exc: BaseException, step: str | None = None, *, message: str | None = None
+) -> StepError:
+    """``exc`` as data, to store and show: its type (the original one, for a
+    :class:`StepFailed`), message (``message`` when given) and traceback text, and the
+    step it came from.
+
+    Text that JSON cannot carry (a lone surrogate, from bytes decoded with
+    ``surrogateescape``) is escaped, so that the record can always be stored.
+    """
+    if isinstance(exc, StepFailed):
+        kind, text, step = exc.error_type, exc.message, step or exc.step
+    else:
+        kind, text = type(exc).__name__, str(exc)
+    return StepError(
+        step=step,
+        type=kind,
+        message=_storable(text if message is None else message),
+        traceback=_storable(_format(exc)),
+    )
+
+
+def _storable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+# -- control signals ----------------------------------------------------------------------
+
+
+class Suspended(BaseException):
+    """Unwinds a driver (and a durable workflow's own code) when the run stops here.
+
+    A BaseException so that ``except Exception`` in user code cannot swallow it.
+    ``status`` is what the run is left in: sleeping (a durable sleep or a parked
+    retry), paused, pending (shutdown), or compensating (a cancel).
+    """
+
+    def __init__(self, status: RunStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
+class ReplayEnded(BaseException):
+    """A read-only replay (learning a rollback's compensations) reached a step with no
+    record: there is nothing more to learn."""
+
+
+class PermanentFailure(Exception):
+    """A step returned ``StepResponse.permanent_failure``: no retry, the step failed."""
+
+    def __init__(self, message: str, compensate_input: Any) -> None:
+        super().__init__(message)
         self.message = message
-        self.traceback = traceback
-        self.step = step
+        self.compensate_input = compensate_input
 
-    @classmethod
-    def from_exception(cls, exc: BaseException, step: str | None = None) -> StoredError:
-        """Capture ``exc`` (its original type if it is a :class:`StepFailed`)."""
-        if isinstance(exc, StepFailed):
-            return cls(exc.error_type, exc.message, _format(exc), step or exc.step)
-        return cls(type(exc).__name__, str(exc), _format(exc), step)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in the database."""
-        return {
-            "type": self.type,
-            "message": self.message,
-            "traceback": self.traceback,
-            "step": self.step,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StoredError:
-        """Inverse of :meth:`to_dict`."""
-        return cls(data["type"], data["message"], data.get("traceback"), data.get("step"))
-
-    def __repr__(self) -> str:
-        return f"StoredError(type={self.type!r}, message={self.message!r}, step={self.step!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, StoredError):
-            return NotImplemented
-        return (self.type, self.message, self.step) == (other.type, other.message, other.step)
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.message, self.step))
+    def record(self, step: str) -> StepError:
+        """The failure as data."""
+        return StepError(step=step, type="PermanentFailure", message=self.message)
 
 
 def _format(exc: BaseException) -> str:

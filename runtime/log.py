@@ -1,4 +1,10 @@
-"""structlog set-up: console lines on a terminal, JSON lines otherwise."""
+"""structlog set-up: console lines on a terminal, JSON lines otherwise.
+
+The runtime never configures structlog by itself: configuration is global, and an
+application that embeds a ``Runtime`` owns it. The CLI calls :func:`configure_logging`
+at its entry point; an application calls it once at start-up, or configures
+structlog its own way (the runtime's lines then follow the application's set-up).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ import structlog
 LogFormat = Literal["auto", "console", "json"]
 
 
-def configure(format: LogFormat = "auto", level: str = "info") -> None:
-    """Configure structlog once, at the entry point (CLI or ``Runtime``).
+def configure_logging(format: LogFormat = "auto", level: str = "info") -> None:
+    """Configure structlog once, at the entry point (the CLI, or an embedding application).
 
     Args:
         format: ``console`` for people, ``json`` for log shippers, ``auto`` picks
@@ -42,9 +48,3 @@ def configure(format: LogFormat = "auto", level: str = "info") -> None:
         # would ignore a later configuration (an application's, or a test's capture_logs).
         cache_logger_on_first_use=False,
     )
-
-
-def ensure_configured() -> None:
-    """Configure with defaults unless the application already configured structlog."""
-    if not structlog.is_configured():
-        configure()

@@ -31,7 +31,43 @@ class RunStatus(StrEnum):
 TERMINAL = frozenset(
     {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.COMPENSATION_FAILED, RunStatus.CANCELED}
 )
-ACTIVE = frozenset(RunStatus) - TERMINAL
+
+
+class RunKind(StrEnum):
+    """Which authoring style a run's workflow is written in, hence which driver runs it."""
+
+    COMPOSITION = "composition"
+    """``create_workflow``: a recorded graph of steps."""
+    DURABLE = "durable"
+    """``@workflow``: a function replayed over its step records."""
+    UNRESOLVED = "unresolved"
+    """Started by name alone (a client): the first worker to drive it resolves the
+    version, and with it the kind, and the run keeps them."""
+
+
+class Control(StrEnum):
+    """An operator's request to a run that a worker holds, obeyed between two steps."""
+
+    PAUSE = "pause"
+    CANCEL = "cancel"
+
+
+class RunAction(StrEnum):
+    """What an operator can do to a run (the state table of DESIGN 2.1)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+
+
+class Overlap(StrEnum):
+    """What a schedule's firing does while the run of its previous firing is still active."""
+
+    SKIP = "skip"
+    """Start nothing; the firing is recorded ``skipped_overlap``."""
+    ALLOW = "allow"
+    """Start a run anyway."""
 
 
 class StepStatus(StrEnum):
@@ -86,14 +122,14 @@ class RunRecord(BaseModel):
     id: str
     workflow: str
     version: str | None
-    kind: str = "composition"
+    kind: RunKind = RunKind.COMPOSITION
     status: RunStatus
     idempotency_key: str | None
     input: Any = None
     output: Any = None
     error: StepError | None = None
     rollback_status: RunStatus | None = None
-    control: str | None = None
+    control: Control | None = None
     wake_at: datetime | None = None
     owner_id: str | None = None
     parent_run_id: str | None = None
@@ -169,7 +205,7 @@ class ScheduleRecord(BaseModel):
     next_fire_at: datetime | None
     executions: int
     max_executions: int | None
-    overlap: str
+    overlap: Overlap
     catchup_window: float
     active: bool
     last_run_id: str | None

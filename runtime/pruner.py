@@ -121,7 +121,7 @@ class Pruner:
         self._clock = clock
         self.retention = retention
         self._interval = interval
-        self._stopped = False
+        self._draining = False
         self.rounds = 0
         """Rounds finished (failed ones included)."""
         self.failures = 0
@@ -131,22 +131,25 @@ class Pruner:
         self._round_ended = anyio.Event()
         self._exited = anyio.Event()
 
-    def stop(self) -> None:
-        """Start no new round (a graceful shutdown); a batch in flight still commits."""
-        self._stopped = True
+    def drain(self) -> None:
+        """Start no new round (a graceful shutdown); a batch in flight still commits.
+
+        Non-blocking: :meth:`wait_stopped` waits for the loop to return.
+        """
+        self._draining = True
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Prune every ``interval`` until stopped or cancelled.
+        """Prune every ``interval`` until drained or cancelled.
 
         A store error is logged and the round is tried again at the next interval.
         """
         task_status.started()
         wait = FIRST_ROUND_AFTER
         interval = PRUNE_INTERVAL if self._interval is None else self._interval
-        while not self._stopped:
+        while not self._draining:
             await self._clock.sleep(wait)
             wait = interval
-            if self._stopped:
+            if self._draining:
                 break
             try:
                 await self.prune_once()
@@ -178,5 +181,5 @@ class Pruner:
             await ended.wait()
 
     async def wait_stopped(self) -> None:
-        """Wait until the loop has seen :meth:`stop` and returned."""
+        """Wait until the loop has seen :meth:`drain` and returned."""
         await self._exited.wait()

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from runtime.engine.run import log_run_end, stored_error
+from runtime.engine.run import log_run_end
 from runtime.errors import DefinitionError, RunFailed
 from runtime.limits import MAX_PAGE, count, duration, shown, text
-from runtime.models import RunRecord, RunStatus
+from runtime.models import RunAction, RunRecord, RunStatus
 from runtime.store.base import RunPage, Store
 
 
@@ -125,25 +125,25 @@ class RunsApi:
 
     async def pause(self, run_id: str) -> RunRecord:
         """Pause a pending, running or sleeping run (a running step finishes first)."""
-        return await self._control(run_id, "pause")
+        return await self._control(run_id, RunAction.PAUSE)
 
     async def resume(self, run_id: str) -> RunRecord:
         """Resume a paused run: due now (a durable sleep keeps its wake-up time)."""
-        return await self._control(run_id, "resume")
+        return await self._control(run_id, RunAction.RESUME)
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run that has not ended; its completed steps are compensated."""
-        return await self._control(run_id, "cancel")
+        return await self._control(run_id, RunAction.CANCEL)
 
     async def retry(self, run_id: str) -> RunRecord:
         """Run a failed, compensation_failed or canceled run again from where it failed."""
-        return await self._control(run_id, "retry")
+        return await self._control(run_id, RunAction.RETRY)
 
-    async def _control(self, run_id: str, action: str) -> RunRecord:
+    async def _control(self, run_id: str, action: RunAction) -> RunRecord:
         store = await self._open_store()
         record = await store.control_run(run_id_arg(run_id), action, self._now())
         self._changed()
-        if action == "cancel":
+        if action is RunAction.CANCEL:
             # Nothing to undo: the run ended here, not in a worker, so this is its last line.
             log_run_end(record.id, record.workflow, record.status, record.error)
         return record
@@ -182,5 +182,5 @@ class RunHandle:
                 "(the run goes on: call result() again to wait longer)"
             ) from None
         if record.status is not RunStatus.COMPLETED:
-            raise RunFailed(record.id, record.status.value, stored_error(record.error))
+            raise RunFailed(record.id, record.status.value, record.error)
         return record.output

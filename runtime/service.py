@@ -9,12 +9,13 @@ waiting for their next scan.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -34,7 +35,7 @@ from runtime.discovery import SetupHook, discover, load_setup
 from runtime.engine.executor import Engine
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, keep_alive
 from runtime.engine.worker import Worker
-from runtime.errors import ConfigError, DatabaseReplacedError, DefinitionError, StoreError
+from runtime.errors import ConfigError, DefinitionError
 from runtime.limits import (
     MAX_CONCURRENCY,
     MAX_SHUTDOWN_GRACE,
@@ -45,109 +46,69 @@ from runtime.limits import (
     shown,
     text,
 )
-from runtime.log import ensure_configured
-from runtime.models import RunRecord
 from runtime.pruner import Pruner, Retention
 from runtime.registry import Registry
-from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.scheduling.entries import job_workflow, schedules_for
 from runtime.scheduling.scheduler import Scheduler
-from runtime.sdk.composition import EXECUTOR_KEY, WorkflowDefinition, WorkflowResult
-from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
+from runtime.sdk.running import EXECUTOR_KEY
 from runtime.sdk.specs import Job, Subscriber
 from runtime.store import open_store
 from runtime.store.base import Store
+from runtime.watch import guard_file, watch_commits
+from runtime.workflows_api import Workflows
 
 logger = structlog.get_logger("runtime")
 
-WATCH_INTERVAL = 0.02
-"""Seconds between checks for commits by other processes (one cheap PRAGMA read)."""
+SERVICE_PREFIX = "runtime."
+"""The runtime's own container names start with it (``EXECUTOR_KEY`` among them)."""
 
-FILE_CHECK_INTERVAL = 1.0
-"""Seconds between checks that the database file is still the one this process opened."""
+BUS_KEY = "runtime.event_bus"
+"""The container name of a started runtime's :class:`EventBus`."""
+
+LOGGER_KEY = "runtime.logger"
+"""The container name of the runtime's structlog logger."""
 
 
-class Workflows(RunsApi):
-    """The runtime's workflow API, registered in the container as ``workflows``.
+class Drainable(Protocol):
+    """A part that can stop taking new work without waiting (see :meth:`Runtime.drain`)."""
 
-    ``wf(container).run()`` executes through it; ``run`` starts background runs;
-    ``get_run``/``list_runs`` read them; ``pause``/``resume``/``cancel``/``retry``
-    manage them.
+    def drain(self) -> None:
+        """Take no new work; what runs goes on."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Parts:
+    """What a started runtime runs: built on entry, dropped on exit.
+
+    Attributes:
+        store: the open store.
+        engine: drives runs (the worker's and ``wf(container).run()`` callers').
+        workflows: the workflow API (``rt.workflows``).
+        bus: the event bus (emitting always; delivering in a background runtime).
+        worker: the run queue consumer; ``None`` unless the runtime runs in the background.
+        scheduler: fires cron schedules; ``None`` unless in the background.
+        pruner: the retention loop; ``None`` unless in the background with retention on.
     """
 
-    def __init__(self, engine: Engine, registry: Registry, worker: Worker | None) -> None:
-        self._engine = engine
-        self._registry = registry
-        self._worker = worker
-        self._ended = anyio.Event()
+    store: Store
+    engine: Engine
+    workflows: Workflows
+    bus: EventBus
+    worker: Worker | None
+    scheduler: Scheduler | None
+    pruner: Pruner | None
 
-    async def run_inline(
-        self,
-        workflow: WorkflowDefinition,
-        container: Container,
-        input: Any,
-        transaction_id: str | None,
-    ) -> WorkflowResult:
-        return await self._engine.run_inline(workflow, container, input, transaction_id)
-
-    async def run(
-        self,
-        workflow: str | WorkflowDefinition | DurableWorkflow,
-        input: Any = None,
-        *,
-        version: str | None = None,
-        idempotency_key: str | None = None,
-        delay: float | timedelta = 0.0,
-    ) -> RunHandle:
-        """Enqueue a run and return at once; the worker executes it.
-
-        With an ``idempotency_key`` already used for this workflow, the handle of the
-        run it started is returned and nothing new is enqueued.
-        """
-        definition: WorkflowDefinition | DurableWorkflow
-        if isinstance(workflow, (WorkflowDefinition, DurableWorkflow)):
-            seconds = run_options(workflow.name, version, idempotency_key, delay)
-            definition = workflow
-        else:
-            seconds = run_options(workflow, version, idempotency_key, delay)
-            definition = self._registry.resolve(workflow, version)
-        record, _ = await self._engine.enqueue(
-            definition, input, idempotency_key=idempotency_key, delay=seconds
-        )
-        if self._worker is not None:
-            self._worker.poke()
-        return RunHandle(record.id, self)
-
-    def names(self) -> list[str]:
-        """The workflows this runtime knows."""
-        return self._registry.names()
-
-    async def _open_store(self) -> Store:
-        return self._engine.store
-
-    def _now(self) -> datetime:
-        return self._engine.clock.now()
-
-    def _changed(self) -> None:
-        if self._worker is not None:
-            self._worker.poke()
-
-    def notify(self) -> None:
-        """Something may have ended (a run here, or a commit elsewhere): wake waiters."""
-        self._ended.set()
-        self._ended = anyio.Event()
-
-    async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
-        """Wait until a run is terminal and return it (woken by commits, not a slow poll)."""
-        timeout = wait_timeout(timeout)
-        with anyio.fail_after(timeout):
-            while True:
-                ended = self._ended
-                record = await self.get_run(run_id, steps=False)
-                if record.status.terminal:
-                    return record
-                with anyio.move_on_after(0.25):
-                    await ended.wait()
+    def drainable(self) -> list[Drainable]:
+        """Every part that takes work, in the order a shutdown stops their intake."""
+        parts: list[Drainable | None] = [
+            self.engine,
+            self.worker,
+            self.bus,
+            self.scheduler,
+            self.pruner,
+        ]
+        return [part for part in parts if part is not None]
 
 
 class Runtime:
@@ -175,13 +136,16 @@ class Runtime:
         retention, failed_retention: how long ended history is kept (seconds, a
             ``timedelta`` or ``"30d"``; 0 keeps it forever): see ``docs/retention.md``.
             With either on, a background runtime prunes every few minutes.
+        setup: a project's setup hook, called with the container on every entry,
+            before any loop starts (:meth:`from_project` loads it from ``runtime.toml``).
+        config: the project's settings, kept as :attr:`config` (:meth:`from_project`).
     """
 
     def __init__(
         self,
         database: str = "sqlite:///runtime.db",
         *,
-        workflows: Iterable[WorkflowDefinition | DurableWorkflow] = (),
+        workflows: Iterable[WorkflowDefinition] = (),
         subscribers: Iterable[Subscriber] = (),
         jobs: Iterable[Job] = (),
         container: Container | None = None,
@@ -194,15 +158,20 @@ class Runtime:
         interval: float = 1.0,
         retention: float | timedelta | str = DEFAULT_RETENTION,
         failed_retention: float | timedelta | str = 0.0,
+        setup: SetupHook | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
+        self._stack: AsyncExitStack | None = None
+        self._parts: Parts | None = None
+        """The started parts; set on entry, cleared on exit."""
         self.database = text(database, "Runtime(database=...)", error=ConfigError)
         if container is not None and not isinstance(container, Container):
             raise ConfigError(f"Runtime(container=...) must be a Container, got {shown(container)}")
         self.container = container if container is not None else Container()
         self.clock = clock or SystemClock()
-        self.registry = Registry()
+        self.registry = Registry(on_register=self._workflow_known)
         a_workflow = "a workflow (create_workflow or @workflow)"
-        kinds = (WorkflowDefinition, DurableWorkflow)
+        kinds = DEFINITION_TYPES
         workflows = listed(
             workflows, "Runtime(workflows=...)", kinds, a_workflow, error=ConfigError
         )
@@ -242,16 +211,9 @@ class Runtime:
         self._base_dir = folder_arg(base_dir, "Runtime(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
-        self._stack: AsyncExitStack | None = None
-        self._store: Store | None = None
-        self._engine: Engine | None = None
-        self._worker: Worker | None = None
-        self._bus: EventBus | None = None
-        self._scheduler: Scheduler | None = None
-        self.pruner: Pruner | None = None
-        """The retention loop, once started (a background runtime with retention on)."""
-        self._setup: SetupHook | None = None
-        self.config: ProjectConfig | None = None
+        self._setup = setup
+        self.config = config
+        """The project's settings, when the runtime was made from a project."""
 
     @classmethod
     def from_project(cls, root: Path | str = ".", **options: Any) -> Runtime:
@@ -275,57 +237,65 @@ class Runtime:
         }
         settings.update(options)
         database = settings.pop("database", None) or config.database
-        runtime = cls(
+        return cls(
             database,
             workflows=found.workflows,
             subscribers=found.subscribers,
             jobs=found.jobs,
+            setup=load_setup(config),
+            config=config,
             **settings,
         )
-        runtime._setup = load_setup(config)
-        runtime.config = config
-        return runtime
 
     # -- the parts, once started ----------------------------------------------
+
+    def _started(self, background: bool = False) -> Parts:
+        parts = self._parts
+        if parts is None or (background and parts.worker is None):
+            detail = ", or runs with background=False" if background else ""
+            raise ConfigError(
+                f"the runtime is not started{detail}: use it as 'async with Runtime(...)'"
+            )
+        return parts
 
     @property
     def store(self) -> Store:
         """The open store (only inside ``async with``)."""
-        if self._store is None:
-            raise ConfigError("the runtime is not started: use it as 'async with Runtime(...)'")
-        return self._store
+        return self._started().store
 
     @property
     def workflows(self) -> Workflows:
-        """Run and read workflows."""
-        api: Workflows = self.container.resolve(EXECUTOR_KEY)
-        return api
+        """Run and read workflows (only inside ``async with``)."""
+        return self._started().workflows
 
     @property
     def worker(self) -> Worker:
         """The run queue consumer (and recovery)."""
-        if self._worker is None:
-            raise ConfigError("the runtime is not started, or runs with background=False")
-        return self._worker
+        worker = self._started(background=True).worker
+        assert worker is not None  # _started checked it
+        return worker
 
     @property
     def active_runs(self) -> list[str]:
         """Ids of the runs this process is driving now (the worker's and ``run()`` callers')."""
-        return self._engine.active_runs if self._engine is not None else []
+        return self._parts.engine.active_runs if self._parts is not None else []
 
     @property
     def bus(self) -> EventBus:
-        """The event bus."""
-        if self._bus is None:
-            raise ConfigError("the runtime is not started: use it as 'async with Runtime(...)'")
-        return self._bus
+        """The event bus (only inside ``async with``)."""
+        return self._started().bus
 
     @property
     def scheduler(self) -> Scheduler:
         """The cron scheduler."""
-        if self._scheduler is None:
-            raise ConfigError("the runtime is not started, or runs with background=False")
-        return self._scheduler
+        scheduler = self._started(background=True).scheduler
+        assert scheduler is not None  # a background runtime always has one
+        return scheduler
+
+    @property
+    def pruner(self) -> Pruner | None:
+        """The retention loop (``None`` unless in the background with retention on)."""
+        return self._started().pruner
 
     async def emit(
         self,
@@ -344,62 +314,41 @@ class Runtime:
     # -- life cycle ---------------------------------------------------------------
 
     async def __aenter__(self) -> Runtime:
-        ensure_configured()
+        if self._stack is not None:
+            raise ConfigError("the runtime is already started; enter it once at a time")
+        # Claimed before the first await: a second task entering meanwhile is refused too.
+        self._stack = AsyncExitStack()
+        try:
+            return await self._enter()
+        except BaseException:
+            self._stack = None
+            raise
+
+    async def _enter(self) -> Runtime:
         async with AsyncExitStack() as stack:
             store = await open_store(self.database, self._base_dir)
             stack.push_async_callback(store.close)
-            self._store = store
-            engine = Engine(store, self.registry, self.clock, self.identity)
-            self._engine = engine
-            worker = Worker(engine, self.container, self.concurrency, self._interval)
-            workflows = Workflows(engine, self.registry, worker if self._background else None)
-            bus = EventBus(
-                store,
-                self.clock,
-                self.identity.id,
-                self.subscribers,
-                self.container,
-                interval=self._interval,
-            )
-            self._bus = bus
-
-            def run_ended(run_id: str) -> None:
-                workflows.notify()
-                bus.poke()  # the run may have published events (staged, or job.failed)
-
-            engine.on_run_ended = run_ended
-            self.container.register(EXECUTOR_KEY, workflows)
-            self.container.register("event_bus", bus)
-            if "logger" not in self.container:
-                self.container.register("logger", logger)
+            parts = self._build_parts(store)
+            self._parts = parts
+            # Runs last but one on exit: after the loops ended, before the store closes.
+            stack.callback(self._forget_parts)
+            self._register_services(parts, stack)
             if self._setup is not None:
                 await self._setup(self.container)
             await store.upsert_worker(self.identity.row(self.clock.now()))
-            stack.push_async_callback(self._release)
+            stack.push_async_callback(self._release, store)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             await tg.start(keep_alive, store, self.identity, self.clock)
-            await tg.start(self._guard_file)
-            if self._background:
-                await bus.register()
-                self._worker = worker
-                self.registry.on_change(worker.poke)
-                scheduler = Scheduler(
-                    store,
-                    self.clock,
-                    self.schedules,
-                    on_started=worker.poke,
-                    worker_id=self.identity.id,
-                    worker_ttl=LEASE_TTL,
-                )
-                self._scheduler = scheduler
-                await tg.start(worker.run)
-                await tg.start(bus.run)
-                await tg.start(scheduler.run)
-                await tg.start(self._watch, workflows)
-                if self.retention.enabled:
-                    self.pruner = Pruner(store, self.clock, self.retention)
-                    await tg.start(self.pruner.run)
+            await tg.start(guard_file, store, self.clock)
+            if parts.worker is not None and parts.scheduler is not None:
+                await parts.bus.register()
+                await tg.start(parts.worker.run)
+                await tg.start(parts.bus.run)
+                await tg.start(parts.scheduler.run)
+                await tg.start(watch_commits, store, self._committed_elsewhere)
+                if parts.pruner is not None:
+                    await tg.start(parts.pruner.run)
             # Counted as `runtime workflows list` counts: each version, jobs' workflows not.
             defined = sum(len(self.registry.versions(n)) for n in self.registry.names())
             defined -= len(self.jobs)
@@ -418,33 +367,101 @@ class Runtime:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
-        self._store = None
+
+    def _build_parts(self, store: Store) -> Parts:
+        """The parts of this runtime on ``store``, built (nothing runs yet)."""
+        engine = Engine(
+            store, self.registry, self.clock, self.identity, on_run_ended=self._run_ended
+        )
+        bus = EventBus(
+            store,
+            self.clock,
+            self.identity.id,
+            self.subscribers,
+            self.container,
+            interval=self._interval,
+        )
+        if not self._background:
+            workflows = Workflows(engine, self.registry, None)
+            return Parts(store, engine, workflows, bus, None, None, None)
+        worker = Worker(engine, self.container, self.concurrency, self._interval)
+        scheduler = Scheduler(
+            store,
+            self.clock,
+            self.schedules,
+            on_started=worker.poke,
+            worker_id=self.identity.id,
+            worker_ttl=LEASE_TTL,
+        )
+        pruner = Pruner(store, self.clock, self.retention) if self.retention.enabled else None
+        workflows = Workflows(engine, self.registry, worker)
+        return Parts(store, engine, workflows, bus, worker, scheduler, pruner)
+
+    def _forget_parts(self) -> None:
+        self._parts = None
+
+    def _register_services(self, parts: Parts, stack: AsyncExitStack) -> None:
+        """Put the runtime's services in the container, and take them out again on exit.
+
+        Each goes under ``runtime.<name>``, which is the runtime's own (``wf(container)
+        .run()`` finds the runtime under ``runtime.workflows``), and under the plain
+        name too unless the application registered that name itself: the
+        application's service wins, and its steps reach ours under ``runtime.<name>``.
+        """
+        services = {EXECUTOR_KEY: parts.workflows, BUS_KEY: parts.bus, LOGGER_KEY: logger}
+        for own, service in services.items():
+            plain = own.removeprefix(SERVICE_PREFIX)
+            keys = [own] if plain in self.container else [own, plain]
+            for key in keys:
+                self.container.register(key, service)
+                stack.callback(self.container.unregister, key, service)
+
+    def _run_ended(self, run_id: str) -> None:
+        """The engine stopped driving a run: wake waiters, and the dispatcher (the run
+        may have published events, staged or ``job.failed``)."""
+        parts = self._parts
+        if parts is not None:
+            parts.workflows.notify()
+            parts.bus.poke()
+
+    def _workflow_known(self) -> None:
+        """A workflow was registered: runs that waited for its code may go now."""
+        parts = self._parts
+        if parts is not None and parts.worker is not None:
+            parts.worker.poke()
+
+    def _committed_elsewhere(self) -> None:
+        """Another process committed (a Client's emit or run): every loop looks again."""
+        parts = self._parts
+        if parts is not None:
+            parts.bus.poke()
+            if parts.worker is not None:
+                parts.worker.poke()
+            parts.workflows.notify()
 
     async def drain(self, grace: float | None = None) -> bool:
         """Stop taking work and let what runs finish its current step; True if all did.
 
-        Runs driven by the worker stop before their next step and go back to the queue;
-        handlers and steps already running get ``grace`` seconds to finish.
+        Every part stops its intake (:meth:`Parts.drainable`): runs driven by the worker
+        stop before their next step and go back to the queue; handlers and steps
+        already running get ``grace`` seconds to finish.
         """
         grace = self.shutdown_grace if grace is None else grace
-        if self._engine is not None:
-            self._engine.draining = True
-        for part in (self._worker, self._bus):
-            if part is not None:
-                part.stop_accepting()
-        for stoppable in (self._scheduler, self.pruner):
-            if stoppable is not None:
-                stoppable.stop()
+        parts = self._parts
+        if parts is None:
+            return True
+        for part in parts.drainable():
+            part.drain()
         with anyio.move_on_after(grace):
-            while self._busy():  # noqa: ASYNC110 - two counters, bounded by the grace period
+            while self._busy(parts):  # noqa: ASYNC110 - two counters, bounded by the grace period
                 await anyio.sleep(0.01)
             return True
-        logger.warning("shutdown_grace_expired", grace_s=grace, still_running=self._busy())
+        logger.warning("shutdown_grace_expired", grace_s=grace, still_running=self._busy(parts))
         return False
 
-    def _busy(self) -> int:
-        deliveries = self._bus.in_flight if self._bus is not None else 0
-        return len(self.active_runs) + deliveries
+    @staticmethod
+    def _busy(parts: Parts) -> int:
+        return len(parts.engine.active_runs) + parts.bus.in_flight
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully (``runtime start``)."""
@@ -457,46 +474,7 @@ class Runtime:
                 await self.drain()
         logger.info("runtime_stopped", worker=self.identity.id)
 
-    async def _release(self) -> None:
+    async def _release(self, store: Store) -> None:
         """Forget this worker; the runs it still holds go back to the queue."""
         with anyio.CancelScope(shield=True):
-            await self.store.remove_workers([self.identity.id], self.clock.now())
-
-    async def _guard_file(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Stop the runtime when its database file is deleted or replaced under it.
-
-        Its connections would go on writing to the old file, which no other process
-        (a client, the CLI, the next start) can see: every commit from then on is lost.
-        """
-        store = self.store
-        task_status.started()
-        while True:
-            await self.clock.sleep(FILE_CHECK_INTERVAL)
-            try:
-                # One stat() of the file, on the loop: microseconds on a local disk, and the
-                # file is local (SQLite's WAL mode does not work over a network file system).
-                await store.check_file()
-            except DatabaseReplacedError as exc:
-                logger.error("database_file_lost", path=exc.path, error=str(exc))
-                raise
-
-    async def _watch(
-        self, workflows: Workflows, *, task_status: Any = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Wake the loops when another process commits (a Client's emit or run)."""
-        store = self.store
-        last = await store.change_token()
-        task_status.started()
-        while True:
-            # Real time, not the injected clock: this polls the database file itself.
-            await anyio.sleep(WATCH_INTERVAL)
-            try:
-                token = await store.change_token()
-            except StoreError:
-                logger.exception("watch_failed")
-                continue
-            if token != last:
-                last = token
-                self.bus.poke()
-                self.worker.poke()
-                workflows.notify()
+            await store.remove_workers([self.identity.id], self.clock.now())

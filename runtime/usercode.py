@@ -31,7 +31,8 @@ from typing import Any
 import anyio
 from anyio.lowlevel import RunVar
 
-from runtime.errors import StoredError
+from runtime.errors import as_record
+from runtime.models import StepError
 
 
 def being_cancelled() -> bool:
@@ -90,20 +91,19 @@ def from_a_signal(exc: BaseException) -> bool:
     return at not in _RAISES
 
 
-def failure(exc: BaseException, what: str, step: str | None = None) -> StoredError:
-    """The stored error for a failure of user code; ``what`` names the code ("step 'x'")."""
-    stored = StoredError.from_exception(exc, step)
+def failure(exc: BaseException, what: str, step: str | None = None) -> StepError:
+    """The error record for a failure of user code; ``what`` names the code ("step 'x'")."""
     if isinstance(exc, Exception):
-        return stored
+        return as_record(exc, step)
     # str(KeyboardInterrupt()) is empty and str(SystemExit(3)) is "3": say what happened.
     where = f"raised by the code of {what}"
     if isinstance(exc, SystemExit):
-        stored.message = f"sys.exit({exc.code!r}) in the code of {what}"
+        message = f"sys.exit({exc.code!r}) in the code of {what}"
     elif isinstance(exc, asyncio.CancelledError):
-        stored.message = f"{where}, which was not being cancelled"
+        message = f"{where}, which was not being cancelled"
     else:
-        stored.message = f"{exc} ({where})" if str(exc) else where
-    return stored
+        message = f"{exc} ({where})" if str(exc) else where
+    return as_record(exc, step, message=message)
 
 
 async def run_in_thread(fn: Callable[[], Any]) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import anyio
 
-from runtime.bench import STEPS, _chain, _concurrent, _InFlight, _sequential, measure
+from runtime.bench.figures import STEPS, _chain, _concurrent, _InFlight, _sequential, measure
 from runtime.service import Runtime
 
 FIGURES = (

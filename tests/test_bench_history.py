@@ -11,8 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runtime.bench_grow import GROWN_EVENT, GROWN_WORKFLOW, count_grown, exclusive, grow
-from runtime.bench_history import BARS, FIGURES
+from runtime.bench.grow import GROWN_EVENT, GROWN_WORKFLOW, count_grown, exclusive, grow
+from runtime.bench.history import BARS, FIGURES
 
 GROWN = 200
 

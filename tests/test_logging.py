@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ from runtime import (
     RunStatus,
     Runtime,
     WorkflowContext,
+    configure_logging,
     create_step,
     create_workflow,
     workflow,
@@ -231,3 +233,24 @@ async def test_the_start_up_line_counts_workflows_as_workflows_list_does(db_url:
             pass
     (started,) = [e for e in logs if e["event"] == "runtime_started"]
     assert (started["workflows"], started["jobs"]) == (3, 2)
+
+
+# -- who configures structlog -------------------------------------------------------------
+
+
+async def test_a_runtime_leaves_the_logging_set_up_to_the_application(db_url: str) -> None:
+    """Bug: entering a Runtime configured structlog for the whole process, so an
+    application that embeds it and configures structlog later, or not at all, got the
+    runtime's choice instead of its own."""
+    structlog.reset_defaults()
+    async with Runtime(database=db_url):
+        assert not structlog.is_configured()
+
+
+def test_configure_logging_writes_json_lines_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "info")
+    structlog.get_logger("app").info("app_started", port=8000)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = json.loads(captured.err)
+    assert (line["event"], line["port"], line["level"]) == ("app_started", 8000, "info")

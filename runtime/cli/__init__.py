@@ -28,7 +28,7 @@ from runtime.cli.runs import run, runs
 from runtime.cli.service import bench, start
 from runtime.config import parse_database_url
 from runtime.errors import ConfigError
-from runtime.log import configure
+from runtime.log import configure_logging
 
 __all__ = ["main"]
 
@@ -68,7 +68,7 @@ def main(
 ) -> None:
     """runtime: durable saga workflows, events and cron jobs for asyncio backends."""
     try:
-        configure(log_format or "auto", (log_level or "warning").lower())  # type: ignore[arg-type]
+        configure_logging(log_format or "auto", (log_level or "warning").lower())  # type: ignore[arg-type]
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     if not project.is_dir():

@@ -22,15 +22,14 @@ from runtime.config import ProjectConfig, unknown_variables
 from runtime.container import Container
 from runtime.discovery import Discovered, load_setup
 from runtime.errors import DatabaseNotFoundError, RuntimeBaseError
-from runtime.sdk.composition import WorkflowDefinition
-from runtime.sdk.durable import DurableWorkflow, version_key
-
-AnyWorkflow = WorkflowDefinition | DurableWorkflow
+from runtime.sdk.composition import CompositionWorkflow
+from runtime.sdk.definitions import WorkflowDefinition
+from runtime.sdk.durable import version_key
 
 __all__ = ["check", "jobs", "subscribers", "workflows"]
 
 
-def _schedules(workflow: AnyWorkflow, config: ProjectConfig) -> list[dict[str, str]]:
+def _schedules(workflow: WorkflowDefinition, config: ProjectConfig) -> list[dict[str, str]]:
     return [
         {"name": s.name, "cron": s.cron, "timezone": s.timezone or config.timezone}
         for s in workflow.schedules
@@ -43,7 +42,7 @@ def _workflows_found(config: ProjectConfig, found: Discovered) -> list[dict[str,
             "name": w.name,
             "version": w.version,
             "style": w.kind,
-            "steps": len(w.graph.steps) if isinstance(w, WorkflowDefinition) else None,
+            "steps": len(w.graph.steps) if isinstance(w, CompositionWorkflow) else None,
             "schedules": _schedules(w, config),
             "file": found.source_of(f"workflow:{w.name}@{w.version}"),
         }

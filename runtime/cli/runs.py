@@ -39,11 +39,12 @@ from runtime.errors import (
     UnknownWorkflowError,
 )
 from runtime.ids import new_id
-from runtime.models import RunRecord, RunStatus, StepError, StepStatus
+from runtime.models import RunAction, RunRecord, RunStatus, StepError, StepStatus
 from runtime.registry import Registry
 from runtime.runs import run_filter
 from runtime.scheduling.entries import job_workflow
-from runtime.sdk.composition import WorkflowResult
+from runtime.sdk.definitions import stored_input
+from runtime.sdk.running import WorkflowResult
 from runtime.store.base import RunPage, Store
 
 
@@ -156,12 +157,9 @@ def _checked_input(found: Discovered, workflow: str, version: str | None, payloa
     for definition in (*found.workflows, *(job_workflow(j) for j in found.jobs)):
         registry.register(definition)
     try:
-        definition = registry.resolve(workflow, version)
-        if definition.kind == "durable":
-            return definition.dump_input(definition.validate_input(payload))
+        return stored_input(registry.resolve(workflow, version), payload)
     except (InputValidationError, UnknownWorkflowError) as exc:
         fail(str(exc), EXIT_USAGE)
-    return payload
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -436,8 +434,8 @@ def _doing(current: dict[str, Any]) -> str:
     return f"{step} {current['state']}{since}"
 
 
-def _control_command(action: str, summary: str) -> click.Command:
-    @click.command(action, help=summary)
+def _control_command(action: RunAction, summary: str) -> click.Command:
+    @click.command(action.value, help=summary)
     @click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...", type=Text())
     @json_option
     @pass_context
@@ -484,9 +482,9 @@ def _control_command(action: str, summary: str) -> click.Command:
 
 
 for _action, _summary in (
-    ("pause", "Pause runs (pending, running or sleeping); a running step finishes first."),
-    ("resume", "Resume paused runs (due now; a durable sleep keeps its wake-up time)."),
-    ("cancel", "Cancel runs; their completed steps are compensated by a worker."),
-    ("retry", "Retry failed, compensation_failed or canceled runs from where they failed."),
+    (RunAction.PAUSE, "Pause runs (pending, running or sleeping); a running step finishes first."),
+    (RunAction.RESUME, "Resume paused runs (due now; a durable sleep keeps its wake-up time)."),
+    (RunAction.CANCEL, "Cancel runs; their completed steps are compensated by a worker."),
+    (RunAction.RETRY, "Retry failed, compensation_failed or canceled runs from where they failed."),
 ):
     runs.add_command(_control_command(_action, _summary))

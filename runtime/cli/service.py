@@ -20,7 +20,7 @@ from runtime.cli.common import (
     table,
 )
 from runtime.errors import ConfigError, RuntimeBaseError
-from runtime.log import configure
+from runtime.log import configure_logging
 
 IDLE_SECONDS = 5.0
 """``--idle-seconds`` when not given."""
@@ -37,7 +37,7 @@ def start(ctx: Context) -> None:
 
     config = ctx.config()
     try:
-        configure(
+        configure_logging(
             ctx.log_format or config.log_format,  # type: ignore[arg-type]
             (ctx.log_level or config.log_level).lower(),
         )
@@ -101,7 +101,7 @@ def bench(
         fail("--history-db: only with --history N", EXIT_USAGE)
     if idle_seconds is not None:
         fail("--idle-seconds: only with --history N", EXIT_USAGE)
-    from runtime.bench import measure
+    from runtime.bench.figures import measure
 
     samples = [anyio.run(lambda: measure(fast_path=fast_path)) for _ in range(repeat)]
     figures = {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
@@ -121,7 +121,7 @@ def _history(
     history_db: Path | None,
     idle_seconds: float,
 ) -> None:
-    from runtime.bench_history import history, render
+    from runtime.bench.history import history, render
 
     if not fast_path:
         fail(

@@ -8,12 +8,13 @@ from typing import Any
 
 import anyio
 
-from runtime.errors import SerializationError, StepTimeoutError, StoredError
+from runtime.errors import PermanentFailure, SerializationError, StepTimeoutError, as_record
+from runtime.models import StepError
 from runtime.retry import backoff
 from runtime.sdk.steps import StepOptions
 from runtime.usercode import failure, is_failure
 
-RetryWait = Callable[[int, StoredError, float], Awaitable[None]]
+RetryWait = Callable[[int, StepError, float], Awaitable[None]]
 """Waits out the delay before the next attempt: (failures so far, last error, seconds).
 
 The executor records the failed attempt and, for a long delay, parks the run.
@@ -32,7 +33,7 @@ class Attempted:
     ok: bool
     value: Any
     attempts: int
-    error: StoredError | None = None
+    error: StepError | None = None
     exception: BaseException | None = None
 
 
@@ -75,9 +76,9 @@ async def attempt(
                     )
             return Attempted(True, accept(returned), number)
         except PermanentFailure as exc:
-            return Attempted(False, exc.compensate_input, number, exc.stored(name), exc)
+            return Attempted(False, exc.compensate_input, number, exc.record(name), exc)
         except SerializationError as exc:
-            return Attempted(False, None, number, StoredError.from_exception(exc, name), exc)
+            return Attempted(False, None, number, as_record(exc, name), exc)
         except BaseException as exc:
             # A CancelledError of the step's own (not a cancellation of ours), sys.exit()
             # or KeyboardInterrupt in the step fail the attempt; they must not unwind the
@@ -90,15 +91,3 @@ async def attempt(
         if failures > options.max_retries:
             return Attempted(False, None, failures, stored, error)
         await wait(failures, stored, backoff(failures, options.retry_interval))
-
-
-class PermanentFailure(Exception):
-    """Raised by an ``accept`` function for ``StepResponse.permanent_failure``."""
-
-    def __init__(self, message: str, compensate_input: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.compensate_input = compensate_input
-
-    def stored(self, step: str) -> StoredError:
-        return StoredError("PermanentFailure", self.message, None, step)

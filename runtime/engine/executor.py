@@ -3,14 +3,16 @@
 A run's life, as the store sees it: inserted ``running`` (held by this
 worker) or ``pending`` (for the worker); one checkpoint per step, committed
 before the next step starts; on a step's permanent failure the same
-checkpoint turns the run ``compensating``, and
-:mod:`runtime.engine.rollback` undoes what was done; the last write ends
-it and releases it. Whatever was committed is never done again: a resumed run
-replays, taking each committed step's result from its record.
+checkpoint turns the run ``compensating``, and :mod:`runtime.engine.rollback`
+undoes what was done; the last write ends it and releases it. Whatever was
+committed is never done again: a resumed run replays, taking each committed
+step's result from its record.
 
-The two authoring styles differ only in their driver:
-:mod:`runtime.engine.graph_driver` walks a recorded graph,
-:mod:`runtime.engine.replay_driver` replays a workflow function.
+The two authoring styles differ only in their driver, chosen by the
+workflow's class: :mod:`runtime.engine.graph_driver` walks a recorded graph,
+:mod:`runtime.engine.replay_driver` replays a workflow function. Both work on
+a :class:`~runtime.engine.run.Run` and return the status they leave it in;
+``compensating`` means it must roll back, which is done here.
 """
 
 from __future__ import annotations
@@ -18,33 +20,35 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
 import anyio.lowlevel
 import structlog
 
 from runtime.clock import Clock
-from runtime.codec import dumps, roundtrip
-from runtime.engine import graph_driver, replay_driver, rollback
+from runtime.codec import dumps
+from runtime.engine import replay_driver, rollback
+from runtime.engine.graph_driver import GraphDriver
 from runtime.engine.leases import LEASE_TTL, WorkerIdentity, process_alive
-from runtime.engine.run import RunState, Suspended, log_run_end, logger, step_error, stored_error
-from runtime.errors import LeaseLostError, RunNotFoundError, StepFailed, StoredError
+from runtime.engine.run import Run, log_run_end, logger
+from runtime.errors import LeaseLostError, RunNotFoundError, StepFailed, Suspended
 from runtime.ids import new_id
-from runtime.models import RunRecord, RunStatus, StepError, StepRecord
+from runtime.models import Control, RunKind, RunRecord, RunStatus, StepError, StepRecord
 from runtime.registry import Registry
-from runtime.sdk.composition import WorkflowResult
+from runtime.sdk.composition import CompositionWorkflow
+from runtime.sdk.definitions import WorkflowDefinition, stored_input
+from runtime.sdk.durable import DurableWorkflow
+from runtime.sdk.running import WorkflowResult
 from runtime.sdk.specs import derived_transaction_id
 from runtime.sdk.steps import StepContext
-from runtime.store.base import NewEvent, NewRun, RunUpdate, Store
-from runtime.usercode import failure, is_failure
+from runtime.store.base import NewRun, Store
 
 if TYPE_CHECKING:
     from runtime.container import Container
 
 JOIN_POLL_MIN = 0.05
 JOIN_POLL_MAX = 1.0
-CANCELED = StoredError("Canceled", "canceled by an operator")
 
 
 class Engine:
@@ -55,20 +59,40 @@ class Engine:
         registry: the workflows this runtime knows (runs through it register there).
         clock: time source.
         identity: this worker (the owner written on the runs it holds).
+        on_run_ended: called with the run id whenever this worker stops driving a run
+            (it may have ended, and published events).
     """
 
     def __init__(
-        self, store: Store, registry: Registry, clock: Clock, identity: WorkerIdentity
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        identity: WorkerIdentity,
+        *,
+        on_run_ended: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         self.identity = identity
+        self._on_run_ended = on_run_ended
         self._active: dict[str, anyio.Event] = {}
-        self.draining = False
-        """Set on shutdown: runs the worker drives stop before their next step."""
-        self.on_run_ended: Callable[[str], None] | None = None
-        """Called with the run id whenever this worker stops driving a run."""
+        self._draining = False
+
+    @property
+    def owner_id(self) -> str:
+        """This worker's id: the owner of the runs it holds."""
+        return self.identity.id
+
+    @property
+    def draining(self) -> bool:
+        """Shutting down: runs the worker drives stop before their next step."""
+        return self._draining
+
+    def drain(self) -> None:
+        """Stop the runs the worker drives before their next step (they go back to the queue)."""
+        self._draining = True
 
     @property
     def active_runs(self) -> list[str]:
@@ -77,20 +101,9 @@ class Engine:
 
     # -- starting runs ----------------------------------------------------------
 
-    @staticmethod
-    def _input_value(workflow: Any, input: Any) -> Any:
-        """The input as stored: validated against a durable workflow's schema, in JSON form.
-
-        Raises:
-            InputValidationError: before any run exists.
-        """
-        if workflow.kind == "durable":
-            return workflow.dump_input(workflow.validate_input(input))
-        return input
-
     async def run_inline(
         self,
-        workflow: Any,
+        workflow: WorkflowDefinition,
         container: Container,
         input: Any,
         transaction_id: str | None,
@@ -105,7 +118,7 @@ class Engine:
         if transaction_id is None:
             transaction_id = derived_transaction_id(workflow.name)
         input_text = dumps(
-            self._input_value(workflow, input), f"the input of workflow {workflow.name!r}"
+            stored_input(workflow, input), f"the input of workflow {workflow.name!r}"
         )
         now = self.clock.now()
         record, created = await self.store.create_run(
@@ -132,7 +145,7 @@ class Engine:
 
     async def enqueue(
         self,
-        workflow: Any,
+        workflow: WorkflowDefinition,
         input: Any,
         *,
         idempotency_key: str | None = None,
@@ -148,7 +161,7 @@ class Engine:
             idempotency_key = derived_transaction_id(workflow.name)
         run = pending_run(
             workflow.name,
-            self._input_value(workflow, input),
+            stored_input(workflow, input),
             version=workflow.version,
             kind=workflow.kind,
             idempotency_key=idempotency_key,
@@ -160,7 +173,7 @@ class Engine:
 
     async def resume(
         self,
-        workflow: Any,
+        workflow: WorkflowDefinition,
         container: Container,
         record: RunRecord,
         *,
@@ -174,7 +187,7 @@ class Engine:
         """
         if record.id in self._active:
             return None
-        pin = (workflow.version, workflow.kind) if record.kind == "unresolved" else None
+        pin = (workflow.version, workflow.kind) if record.kind is RunKind.UNRESOLVED else None
         # Marked active before the claim is awaited, so that no other task of this
         # process can see the run owned by us yet undriven and take it a second time.
         with self._activity(record.id):
@@ -186,7 +199,9 @@ class Engine:
             steps = await self.store.load_steps(record.id)
             return await self._drive(workflow, container, claimed, steps, interruptible)
 
-    async def _join(self, workflow: Any, container: Container, record: RunRecord) -> WorkflowResult:
+    async def _join(
+        self, workflow: WorkflowDefinition, container: Container, record: RunRecord
+    ) -> WorkflowResult:
         """Wait for, take over when due, or read a run that already exists."""
         poll = JOIN_POLL_MIN
         while True:
@@ -226,7 +241,11 @@ class Engine:
     # -- driving a run ----------------------------------------------------------
 
     async def drive(
-        self, workflow: Any, container: Container, record: RunRecord, steps: list[StepRecord]
+        self,
+        workflow: WorkflowDefinition,
+        container: Container,
+        record: RunRecord,
+        steps: list[StepRecord],
     ) -> WorkflowResult:
         """Drive a run this worker holds until it ends (or stops: paused, parked)."""
         with self._activity(record.id):
@@ -244,34 +263,24 @@ class Engine:
         finally:
             del self._active[run_id]
             done.set()
-            if self.on_run_ended is not None:
-                self.on_run_ended(run_id)
+            if self._on_run_ended is not None:
+                self._on_run_ended(run_id)
 
     async def _drive(
         self,
-        workflow: Any,
+        workflow: WorkflowDefinition,
         container: Container,
         record: RunRecord,
         steps: list[StepRecord],
         interruptible: bool = False,
     ) -> WorkflowResult:
-        state = RunState(
-            run_id=record.id,
-            workflow=workflow,
-            container=container,
-            records={s.seq: s for s in steps},
-            next_order=max((s.completed_order or 0 for s in steps), default=0) + 1,
-            version=record.version,
-            error=stored_error(record.error),
-            control=record.control,
-            interruptible=interruptible,
-        )
+        run = Run(self, workflow, container, record, steps, interruptible=interruptible)
         log = logger.bind(run_id=record.id, workflow=workflow.name)
         try:
             # Every log line written while the run is driven (the user's own structlog
             # loggers included) carries the run and the workflow.
             with structlog.contextvars.bound_contextvars(run_id=record.id, workflow=workflow.name):
-                status = await self._run(state, record)
+                status = await self._run(run, record)
         except Suspended as suspended:
             status = suspended.status
         except LeaseLostError:
@@ -280,148 +289,52 @@ class Engine:
         except BaseException:
             # Cut off (the caller's task cancelled, a handler's timeout, a bug): hand the
             # run back, so that it is resumed rather than held by a live worker forever.
-            await self._hand_back(state)
+            await self._hand_back(run)
             raise
         log.debug("run_driven", status=status.value)
-        error = step_error(state.error)
-        log_run_end(record.id, workflow.name, status, error, state.records.values())
-        return self.result_of_state(state, status)
+        log_run_end(record.id, workflow.name, status, run.error, run.records.values())
+        return WorkflowResult(
+            result=run.output if status is RunStatus.COMPLETED else None,
+            run_id=run.id,
+            status=status,
+            errors=_errors(list(run.records.values()), run.error),
+        )
 
-    async def _hand_back(self, state: RunState) -> None:
+    async def _hand_back(self, run: Run) -> None:
         """Release a run whose driving was cut off: ``pending`` (or still compensating)."""
         now = self.clock.now()
         with anyio.CancelScope(shield=True):
             try:
-                released = await self.store.defer_run(state.run_id, self.identity.id, None, now)
+                released = await self.store.defer_run(run.id, self.identity.id, None, now)
             except Exception:  # the store itself may be what failed; the lease then expires
-                logger.exception("run_release_failed", run_id=state.run_id)
+                logger.exception("run_release_failed", run_id=run.id)
                 return
         if released:
-            logger.info("run_released", run_id=state.run_id, reason="interrupted")
+            logger.info("run_released", run_id=run.id, reason="interrupted")
 
-    async def _run(self, state: RunState, record: RunRecord) -> RunStatus:
-        workflow = state.workflow
+    async def _run(self, run: Run, record: RunRecord) -> RunStatus:
+        """Drive forward (or, for a run found ``compensating``, learn its compensations);
+        roll back when that leaves the run ``compensating``."""
+        rolling_back = record.status is RunStatus.COMPENSATING
         final = record.rollback_status or (
-            RunStatus.CANCELED if record.control == "cancel" else RunStatus.FAILED
+            RunStatus.CANCELED if record.control is Control.CANCEL else RunStatus.FAILED
         )
-        if workflow.kind == "durable":
-            if record.status is RunStatus.COMPENSATING:
-                await replay_driver.learn_compensations(self, state, record.input)
-                return await rollback.roll_back(self, state, final)
-            return await replay_driver.drive(self, state, record.input)
-        graph_driver.prepare(state, workflow, record.input)
-        if record.status is RunStatus.COMPENSATING:
-            return await rollback.roll_back(self, state, final)
-        return await graph_driver.forward(self, state)
-
-    # -- what drivers call -----------------------------------------------------
-
-    async def stop_here(self, state: RunState, *, unwinding: bool = False) -> RunStatus:
-        """Obey an operator's request (or a shutdown) between two steps.
-
-        ``pause``: the run is paused and released. ``cancel``: it rolls back and ends
-        canceled (``unwinding`` drivers roll back after unwinding their own code).
-        A shutdown hands the run back to the queue as ``pending``.
-        """
-        now = self.clock.now()
-        owner = self.identity.id
-        if state.control == "pause":
-            await self.store.checkpoint(
-                state.run_id, owner, (), RunUpdate(status=RunStatus.PAUSED, release=True), now
-            )
-            logger.info("run_paused", run_id=state.run_id)
-            return RunStatus.PAUSED
-        if state.control == "cancel":
-            if state.error is None:
-                state.error = CANCELED
-            update = RunUpdate(
-                status=RunStatus.COMPENSATING,
-                rollback_status=RunStatus.CANCELED,
-                error=dumps(state.error.to_dict(), "an error"),
-            )
-            await self.store.checkpoint(state.run_id, owner, (), update, now)
-            logger.info("run_canceling", run_id=state.run_id)
-            if unwinding:
-                return RunStatus.COMPENSATING
-            return await rollback.roll_back(self, state, RunStatus.CANCELED)
-        await self.store.checkpoint(
-            state.run_id,
-            owner,
-            (),
-            RunUpdate(status=RunStatus.PENDING, available_at=now, release=True),
-            now,
-        )
-        logger.info("run_released", run_id=state.run_id, reason="shutdown")
-        return RunStatus.PENDING
-
-    async def fail_run(self, state: RunState, error: StoredError) -> bool:
-        """Something other than a step's own failure ends the run: roll back from here."""
-        if state.error is None:
-            state.error = error
-        await self.store.checkpoint(
-            state.run_id,
-            self.identity.id,
-            (),
-            RunUpdate(status=RunStatus.COMPENSATING, error=dumps(error.to_dict(), "an error")),
-            self.clock.now(),
-        )
-        return False
-
-    def completion(
-        self, state: RunState, output: Any, events: tuple[NewEvent, ...] = ()
-    ) -> tuple[RunUpdate, Any]:
-        """The update that ends a run ``completed`` with ``output``, and the stored value.
-
-        Raises:
-            SerializationError: the output cannot be stored.
-        """
-        text = dumps(output, f"the result of workflow {state.workflow.name!r}")
-        update = RunUpdate(
-            status=RunStatus.COMPLETED,
-            output=text,
-            ended_at=self.clock.now(),
-            release=True,
-            clear_wake=True,
-            publish_staged=True,
-            events=events,
-            only_if_unrequested=True,
-        )
-        return update, roundtrip(output, text)
-
-    async def complete(
-        self, state: RunState, output: Any, events: tuple[NewEvent, ...] = ()
-    ) -> RunStatus:
-        """End the run ``completed`` with ``output``; its staged events are published.
-
-        An operator's request that arrived meanwhile is obeyed instead.
-        """
-        try:
-            update, value = self.completion(state, output, events)
-        except BaseException as exc:  # a serializer of the user's model may be what raised
-            if not is_failure(exc):
-                raise
-            what = f"the result of workflow {state.workflow.name!r}"
-            await self.fail_run(state, failure(exc, what))
-            return await rollback.roll_back(self, state)
-        state.control = await self.store.checkpoint(
-            state.run_id, self.identity.id, (), update, self.clock.now()
-        )
-        if state.control is not None:
-            return await self.stop_here(state, unwinding=state.workflow.kind == "durable")
-        state.values["$output"] = value
-        return RunStatus.COMPLETED
+        match run.workflow:
+            case DurableWorkflow() as workflow if rolling_back:
+                await replay_driver.learn_compensations(run, workflow)
+                status = RunStatus.COMPENSATING
+            case DurableWorkflow() as workflow:
+                status = await replay_driver.drive(run, workflow)
+            case CompositionWorkflow() as workflow:
+                driver = GraphDriver(run, workflow)
+                status = RunStatus.COMPENSATING if rolling_back else await driver.forward()
+            case _:
+                assert_never(run.workflow)
+        if status is RunStatus.COMPENSATING:
+            return await rollback.roll_back(run, final)
+        return status
 
     # -- results --------------------------------------------------------------------
-
-    def result_of_state(self, state: RunState, status: RunStatus) -> WorkflowResult:
-        """The result of a run this worker just drove."""
-        output = state.values.get("$output") if status is RunStatus.COMPLETED else None
-        return WorkflowResult(
-            result=output,
-            run_id=state.run_id,
-            status=status,
-            errors=_errors(list(state.records.values()), step_error(state.error)),
-        )
 
     def result_of(self, record: RunRecord, steps: list[StepRecord]) -> WorkflowResult:
         """The result of a run as stored."""
@@ -434,7 +347,9 @@ class Engine:
 
     # -- hooks for steps (EngineHooks) --------------------------------------------
 
-    async def run_child(self, ctx: StepContext, workflow: Any, input: Any) -> tuple[str, Any]:
+    async def run_child(
+        self, ctx: StepContext, workflow: WorkflowDefinition, input: Any
+    ) -> tuple[str, Any]:
         """``run_as_step``: run ``workflow`` as a child of the step's run, keyed by the step.
 
         The child's transaction id is the step's idempotency key, so a resumed parent
@@ -498,7 +413,7 @@ def pending_run(
     input: Any,
     *,
     version: str | None,
-    kind: str,
+    kind: RunKind,
     idempotency_key: str | None,
     now: datetime,
     delay: float = 0.0,

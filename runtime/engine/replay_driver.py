@@ -14,6 +14,9 @@ rollback did to it already: a step that completed returns its stored result
 (``compensating`` or ``compensated`` since), one that failed raises its
 failure again, so the function takes the path it took, however many times
 the rollback was interrupted before.
+
+The driver returns the status the run is left in; ``compensating`` means the
+run must roll back, which the executor does.
 """
 
 from __future__ import annotations
@@ -22,15 +25,14 @@ import functools
 import inspect
 import typing
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
 from runtime.codec import dumps
-from runtime.engine import rollback
-from runtime.engine.run import Compensator, RunState, Suspended, logger
+from runtime.engine.run import Compensator, Run, logger
 from runtime.engine.step_runner import record_failure, run_step
-from runtime.errors import DefinitionError, NonDeterminismError, StepFailed, StoredError
+from runtime.errors import DefinitionError, NonDeterminismError, ReplayEnded, StepFailed, Suspended
 from runtime.ids import new_id
 from runtime.models import RunStatus, StepStatus
 from runtime.sdk.durable import DurableWorkflow, WorkflowContext
@@ -46,67 +48,40 @@ from runtime.sdk.steps import (
 from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite
 from runtime.usercode import failure, is_failure
 
-if TYPE_CHECKING:
-    from runtime.engine.executor import Engine
 
-
-class _ReplayEnded(BaseException):
-    """A read-only replay reached a step with no record: there is nothing more to learn."""
-
-
-def _context(state: RunState, input: Any, runner: _Runner) -> WorkflowContext[Any]:
-    workflow: DurableWorkflow = state.workflow
-    return WorkflowContext(
-        input=workflow.validate_input(input),
-        run_id=state.run_id,
-        workflow=workflow.name,
-        version=state.version,
-        logger=logger.bind(run_id=state.run_id, workflow=workflow.name),
-        container=state.container,
-        runner=runner,
-    )
-
-
-async def drive(engine: Engine, state: RunState, input: Any) -> RunStatus:
-    """Drive a durable run until it ends, parks, pauses or is released."""
-    workflow: DurableWorkflow = state.workflow
-    runner = _Runner(engine, state, replay_only=False)
+async def drive(run: Run, workflow: DurableWorkflow) -> RunStatus:
+    """Drive a durable run until it ends, parks, pauses, is released or must roll back."""
+    replay = Replay(run, replay_only=False)
     try:
         # Inside the try: an input that no longer validates (a scheduled input, a client's)
         # fails the run with the reason instead of stopping the worker.
-        returned = await workflow.fn(_context(state, input, runner))
-        if state.control is not None:  # a request that came with the last checkpoint
-            raise Suspended(await engine.stop_here(state, unwinding=True))
+        returned = await workflow.fn(replay.context(workflow))
+        if run.control is not None:  # a request that came with the last checkpoint
+            raise Suspended(await run.stop_here())
         output = workflow.check_output(returned)
     except Suspended as suspended:
-        if suspended.status is RunStatus.COMPENSATING:  # a cancel, obeyed between steps
-            return await rollback.roll_back(engine, state, RunStatus.CANCELED)
         return suspended.status
     except BaseException as exc:
         if not is_failure(exc):  # a cancellation of ours; a sys.exit() in the code fails the run
             raise
         step = exc.step if isinstance(exc, StepFailed) else None
-        await engine.fail_run(state, failure(exc, f"workflow {workflow.name!r}", step))
-        return await rollback.roll_back(engine, state)
-    status = await engine.complete(state, output, runner.pending_events())
-    if status is RunStatus.COMPENSATING:  # a cancel that arrived with the completion
-        return await rollback.roll_back(engine, state, RunStatus.CANCELED)
-    return status
+        return await run.fail(failure(exc, f"workflow {workflow.name!r}", step))
+    return await run.complete(output, replay.pending_events())
 
 
-async def learn_compensations(engine: Engine, state: RunState, input: Any) -> None:
+async def learn_compensations(run: Run, workflow: DurableWorkflow) -> None:
     """Replay a ``compensating`` run's function over its records to find its compensations.
 
     Nothing runs: a step with a record returns (or raises) what it did; the first
     step without one ends the replay.
     """
-    runner = _Runner(engine, state, replay_only=True)
+    replay = Replay(run, replay_only=True)
     try:
-        await state.workflow.fn(_context(state, input, runner))
-    except _ReplayEnded:
+        await workflow.fn(replay.context(workflow))
+    except ReplayEnded:
         # The first step with no finished record: the run never went further.
-        why = f"replaying the workflow function ended at step {runner.seq}, which never finished"
-        state.replay_stopped = (runner.seq - 1, why)
+        why = f"replaying the workflow function ended at step {replay.seq}, which never finished"
+        run.replay_stopped = (replay.seq - 1, why)
     except BaseException as exc:
         # The step failure that failed the run, or the function failing outside a step as
         # it did then (a sys.exit() included, as drive() counts it); or the code changed.
@@ -114,48 +89,59 @@ async def learn_compensations(engine: Engine, state: RunState, input: Any) -> No
         # by the rollback.
         if not is_failure(exc):  # a cancellation of ours
             raise
-        reached = runner.seq - 1 if isinstance(exc, NonDeterminismError) else runner.seq
-        error = failure(exc, f"workflow {state.workflow.name!r}")
+        reached = replay.seq - 1 if isinstance(exc, NonDeterminismError) else replay.seq
+        error = failure(exc, f"workflow {workflow.name!r}")
         why = f"replaying the workflow function ended before it: {error.type}: {error.message}"
-        state.replay_stopped = (reached, why)
+        run.replay_stopped = (reached, why)
         if not isinstance(exc, StepFailed):
-            logger.warning("replay_for_rollback_stopped", run_id=state.run_id, exc_info=True)
+            logger.warning("replay_for_rollback_stopped", run_id=run.id, exc_info=True)
 
 
-class _Runner:
-    """The engine side of a :class:`WorkflowContext`."""
+class Replay:
+    """The engine side of a :class:`WorkflowContext` (its ``DurableSteps``): each
+    ``ctx.step`` takes the next sequence number and returns its record's result, or runs."""
 
-    def __init__(self, engine: Engine, state: RunState, *, replay_only: bool) -> None:
-        self.engine = engine
-        self.state = state
+    def __init__(self, run: Run, *, replay_only: bool) -> None:
+        self.run = run
         self.replay_only = replay_only
         self.seq = 0
         self.events: list[tuple[str, str, str]] = []
 
+    def context(self, workflow: DurableWorkflow) -> WorkflowContext[Any]:
+        """The ``ctx`` the workflow function is called with (its input validated)."""
+        run = self.run
+        return WorkflowContext(
+            input=workflow.validate_input(run.input),
+            run_id=run.id,
+            workflow=workflow.name,
+            version=run.version,
+            logger=logger.bind(run_id=run.id, workflow=workflow.name),
+            container=run.container,
+            runner=self,
+        )
+
     def _next(self, name: str) -> int:
         self.seq += 1
-        record = self.state.records.get(self.seq)
+        record = self.run.records.get(self.seq)
         if record is not None and record.name != name:
-            raise NonDeterminismError(self.state.run_id, self.seq, record.name, name)
+            raise NonDeterminismError(self.run.id, self.seq, record.name, name)
         return self.seq
 
-    async def _checkpoint_point(self) -> None:
+    async def _stop_point(self) -> None:
         """Before new work: obey an operator's request, or a shutdown."""
-        state, engine = self.state, self.engine
-        if state.control is not None or (state.interruptible and engine.draining):
-            status = await engine.stop_here(state, unwinding=True)
-            raise Suspended(status)
+        if self.run.should_stop():
+            raise Suspended(await self.run.stop_here())
 
     async def step(
         self, name: str, call: Any, options: dict[str, Any], definition: StepDefinition | None
     ) -> Any:
-        state = self.state
+        run = self.run
         seq = self._next(name)
         step_options, compensate, invoke = _plan(name, call, options, definition)
         if compensate is not None:
-            state.compensators[seq] = Compensator(compensate, step_options)
+            run.compensators[seq] = Compensator(compensate, step_options)
         adapter = _result_adapter(call.func if definition is None else None)
-        record = state.records.get(seq)
+        record = run.records.get(seq)
         if record is not None:
             completed = record.status is StepStatus.COMPLETED or (
                 record.completed_order is not None and record.status in _ROLLED_BACK
@@ -170,21 +156,20 @@ class _Runner:
                     name,
                     error.type if error else "Error",
                     error.message if error else "failed",
-                    state.run_id,
+                    run.id,
                 )
         if self.replay_only:
-            raise _ReplayEnded
-        await self._checkpoint_point()
+            raise ReplayEnded
+        await self._stop_point()
         result = await run_step(
-            self.engine,
-            state,
+            run,
             seq=seq,
             name=name,
             invoke=invoke,
             options=step_options,
             compensable=compensate is not None,
             record=record,
-            may_park=state.interruptible,
+            may_park=run.interruptible,
             extra_events=self._staged(),
         )
         if result.ok:
@@ -192,60 +177,54 @@ class _Runner:
             return _revive(adapter, result.output)
         # A failed step keeps no events: those staged before it wait for the next checkpoint.
         await record_failure(
-            self.engine,
-            state,
-            seq,
-            name,
-            result,
-            StepStatus.FAILED,
-            compensable=compensate is not None,
+            run, seq, name, result, StepStatus.FAILED, compensable=compensate is not None
         )
-        failure = result.error or StoredError("Error", "failed", None, name)
-        raise StepFailed(name, failure.type, failure.message, state.run_id) from result.exception
+        error_type = result.error.type if result.error is not None else "Error"
+        message = result.error.message if result.error is not None else "failed"
+        raise StepFailed(name, error_type, message, run.id) from result.exception
 
     async def sleep(self, name: str, seconds: float) -> None:
-        state, engine = self.state, self.engine
+        run = self.run
         seq = self._next(name)
-        record = state.records.get(seq)
+        record = run.records.get(seq)
         if record is not None and record.status is StepStatus.COMPLETED:
             self.events.clear()  # staged before this sleep: stored with its record
             return
         if self.replay_only:
-            raise _ReplayEnded
-        now = engine.clock.now()
+            raise ReplayEnded
+        now = run.now()
         if record is None:
-            await self._checkpoint_point()
+            await self._stop_point()
             wake = now + timedelta(seconds=max(seconds, 0.0))
         else:
             wake = _wake_of(record.output) or now
+        wake_at = {"wake_at": wake.isoformat()}
+        started = record.started_at if record else now
         if wake <= now:
             write = StepWrite(
                 seq=seq,
                 name=name,
                 status=StepStatus.COMPLETED,
                 attempts=1,
-                output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
-                started_at=record.started_at if record else now,
+                output=dumps(wake_at, "a sleep"),
+                started_at=started,
                 ended_at=now,
                 events=self._take_events(),
             )
-            state.control = await engine.store.checkpoint(
-                state.run_id, engine.identity.id, (write,), RunUpdate(clear_wake=True), now
-            )
-            state.record(write, {"wake_at": wake.isoformat()})
+            await run.checkpoint(write, RunUpdate(clear_wake=True), output=wake_at)
             return
         write = StepWrite(
             seq=seq,
             name=name,
             status=StepStatus.RUNNING,
             attempts=1,
-            output=dumps({"wake_at": wake.isoformat()}, "a sleep"),
-            started_at=record.started_at if record else now,
+            output=dumps(wake_at, "a sleep"),
+            started_at=started,
             events=self._take_events(),
         )
         update = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake, release=True)
-        await engine.store.checkpoint(state.run_id, engine.identity.id, (write,), update, now)
-        logger.info("run_sleeping", run_id=state.run_id, step=name, wake_at=wake.isoformat())
+        await run.checkpoint(write, update, output=wake_at)
+        logger.info("run_sleeping", run_id=run.id, step=name, wake_at=wake.isoformat())
         raise Suspended(RunStatus.SLEEPING)
 
     def emit(self, name: str, data: Any, metadata: dict[str, Any] | None) -> None:
@@ -274,7 +253,7 @@ class _Runner:
 
     def pending_events(self) -> tuple[NewEvent, ...]:
         """Events staged after the last step: published with the completion."""
-        now = self.engine.clock.now()
+        now = self.run.now()
         return tuple(
             NewEvent(
                 id=new_id("evt"),
@@ -283,7 +262,7 @@ class _Runner:
                 metadata=e.metadata,
                 occurred_at=now,
                 available_at=now,
-                source_run_id=self.state.run_id,
+                source_run_id=self.run.id,
             )
             for e in self._take_events()
         )

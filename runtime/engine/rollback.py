@@ -28,26 +28,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runtime.codec import dumps
 from runtime.engine.attempts import attempt
-from runtime.engine.run import Compensator, RunState, logger, step_error
-from runtime.errors import StoredError
+from runtime.engine.run import Compensator, Run, logger
 from runtime.ids import new_id
-from runtime.models import RunStatus, StepRecord, StepStatus
-from runtime.sdk.steps import StepContext, call_step_fn
+from runtime.models import Control, RunStatus, StepError, StepRecord, StepStatus
+from runtime.sdk.steps import call_step_fn
 from runtime.store.base import NewEvent, RunUpdate, StepWrite
-
-if TYPE_CHECKING:
-    from runtime.engine.executor import Engine
-
 
 Planned = tuple[Compensator | None, StepRecord]
 """A compensation to run for a step; ``None``: the step is owed one that cannot be found."""
 
 
-def plan(state: RunState) -> list[Planned]:
+def plan(run: Run) -> list[Planned]:
     """The compensations still to run, in the order they must run.
 
     A step failed itself when it has no completion order: its own compensation runs
@@ -56,11 +51,11 @@ def plan(state: RunState) -> list[Planned]:
     """
     own: list[Planned] = []
     done: list[Planned] = []
-    for record in state.records.values():
+    for record in run.records.values():
         failed_itself = record.completed_order is None
         if record.status not in (_FAILED if failed_itself else _COMPLETED):
             continue  # compensated already, skipped, running, or a durable sleep
-        compensator = state.compensators.get(record.seq)
+        compensator = run.compensators.get(record.seq)
         if compensator is None:
             # A step marked compensating (or failed compensating) had a compensation.
             if not (record.compensable or record.status in _UNDER_WAY):
@@ -84,17 +79,19 @@ _COMPLETED = (StepStatus.COMPLETED, *_UNDER_WAY)
 """The statuses of a completed step that still needs its compensation."""
 
 
-async def roll_back(
-    engine: Engine, state: RunState, final: RunStatus = RunStatus.FAILED
-) -> RunStatus:
-    """Run the pending compensations of a ``compensating`` run and end it."""
-    if state.control == "cancel":
+async def roll_back(run: Run, final: RunStatus = RunStatus.FAILED) -> RunStatus:
+    """Run the pending compensations of a ``compensating`` run and end it.
+
+    ``final`` is the status the run ends in when every compensation ran: ``failed``,
+    or ``canceled`` for an operator's cancel (also when one is seen now).
+    """
+    if run.control is Control.CANCEL:
         final = RunStatus.CANCELED
-    for compensator, record in plan(state):
+    for compensator, record in plan(run):
         if compensator is None:
-            error: StoredError | None = await _not_found(engine, state, record)
+            error: StepError | None = await _not_found(run, record)
         else:
-            error = await _compensate(engine, state, compensator, record)
+            error = await _compensate(run, compensator, record)
         if error is not None:
             final = RunStatus.COMPENSATION_FAILED
             break
@@ -102,34 +99,31 @@ async def roll_back(
         # An operator may have canceled the run while it was rolling back: it ends
         # canceled. (The store applies the same rule in the final write, for a cancel
         # that lands between this read and that write.)
-        current = await engine.store.get_run(state.run_id, steps=False)
-        final = current.rollback_status or final
-    now = engine.clock.now()
+        final = await run.requested_rollback_status() or final
+    now = run.now()
     update = RunUpdate(
         status=final,
         rollback_wins=final is not RunStatus.COMPENSATION_FAILED,
         ended_at=now,
         release=True,
         drop_staged=True,
-        events=_failure_events(state, final, now),
+        events=_failure_events(run, final, now),
     )
-    await engine.store.checkpoint(state.run_id, engine.identity.id, (), update, now)
+    await run.checkpoint(update=update)
     return final
 
 
-def _failure_events(state: RunState, final: RunStatus, now: datetime) -> tuple[NewEvent, ...]:
+def _failure_events(run: Run, final: RunStatus, now: datetime) -> tuple[NewEvent, ...]:
     """The workflow's failure event (``job.failed`` for jobs), when the run did not succeed."""
-    declared = state.workflow.failure_event
+    declared = run.workflow.failure_event
     if declared is None or final is RunStatus.CANCELED:
         return ()
     name, extra = declared
-    error = state.error.to_dict() if state.error is not None else None
-    if error is not None:
-        error.pop("traceback", None)
+    error = None if run.error is None else run.error.model_dump(exclude={"traceback"})
     data = {
         **extra,
-        "run_id": state.run_id,
-        "workflow": state.workflow.name,
+        "run_id": run.id,
+        "workflow": run.workflow.name,
         "status": final.value,
         "error": error,
     }
@@ -141,7 +135,7 @@ def _failure_events(state: RunState, final: RunStatus, now: datetime) -> tuple[N
             metadata="{}",
             occurred_at=now,
             available_at=now,
-            source_run_id=state.run_id,
+            source_run_id=run.id,
         ),
     )
 
@@ -163,63 +157,41 @@ def _marking(record: StepRecord, status: StepStatus) -> StepWrite:
     )
 
 
-async def _not_found(engine: Engine, state: RunState, record: StepRecord) -> StoredError:
+async def _not_found(run: Run, record: StepRecord) -> StepError:
     """A step is owed a compensation nobody can find: it is marked failed, with why."""
     why = "the workflow's code gives this step no compensation"
-    if state.replay_stopped is not None and record.seq > state.replay_stopped[0]:
-        why = state.replay_stopped[1]
-    error = StoredError(
-        "CompensationNotFound",
-        f"the compensation of step {record.name!r} of run {state.run_id} cannot be found: "
+    if run.replay_stopped is not None and record.seq > run.replay_stopped[0]:
+        why = run.replay_stopped[1]
+    error = StepError(
+        step=record.name,
+        type="CompensationNotFound",
+        message=f"the compensation of step {record.name!r} of run {run.id} cannot be found: "
         f"{why}; the step is not undone",
-        None,
-        record.name,
     )
-    logger.error("compensation_not_found", run_id=state.run_id, step=record.name, reason=why)
-    write = dataclasses.replace(
-        _marking(record, StepStatus.COMPENSATION_FAILED),
-        error=dumps(error.to_dict(), "a compensation error"),
-    )
-    owner, now = engine.identity.id, engine.clock.now()
-    await engine.store.checkpoint(state.run_id, owner, (write,), _KEEP, now)
-    state.records[record.seq] = record.model_copy(
-        update={"status": StepStatus.COMPENSATION_FAILED, "error": step_error(error)}
-    )
+    logger.error("compensation_not_found", run_id=run.id, step=record.name, reason=why)
+    await _mark(run, record, StepStatus.COMPENSATION_FAILED, error)
     return error
 
 
-async def _compensate(
-    engine: Engine, state: RunState, compensator: Compensator, record: StepRecord
-) -> StoredError | None:
+async def _compensate(run: Run, compensator: Compensator, record: StepRecord) -> StepError | None:
     """Run one compensation, checkpointed before and after; its error if it failed for good."""
-    store, owner = engine.store, engine.identity.id
-    marking = _marking(record, StepStatus.COMPENSATING)
-    await store.checkpoint(state.run_id, owner, (marking,), _KEEP, engine.clock.now())
+    await _mark(run, record, StepStatus.COMPENSATING)
     compensate = compensator.fn
 
     def call(number: int) -> Awaitable[Any]:
-        ctx = StepContext(
-            container=state.container,
-            run_id=state.run_id,
-            workflow=state.workflow.name,
-            step=record.name,
-            seq=record.seq,
-            attempt=number,
-            logger=logger,
-            hooks=engine,
-        )
+        ctx = run.step_context(record.name, record.seq, number)
         return call_step_fn(compensate, record.compensate_input, ctx)
 
-    async def wait(failures: int, error: StoredError, delay: float) -> None:
+    async def wait(failures: int, error: StepError, delay: float) -> None:
         logger.info(
             "compensation_retry_scheduled",
-            run_id=state.run_id,
+            run_id=run.id,
             step=record.name,
             failures=failures,
             delay_s=round(delay, 3),
             error=error.message,
         )
-        await engine.clock.sleep(delay)
+        await run.sleep(delay)
 
     outcome = await attempt(
         call,
@@ -229,28 +201,30 @@ async def _compensate(
         wait=wait,
         prior_failures=0,
     )
-    now = engine.clock.now()
     if outcome.ok:
-        write = dataclasses.replace(marking, status=StepStatus.COMPENSATED)
-        await store.checkpoint(state.run_id, owner, (write,), _KEEP, now)
-        state.records[record.seq] = record.model_copy(update={"status": StepStatus.COMPENSATED})
+        await _mark(run, record, StepStatus.COMPENSATED)
         return None
-    error = outcome.error or StoredError(
-        "CompensationFailed", "compensation failed", None, record.name
+    error = outcome.error or StepError(
+        step=record.name, type="CompensationFailed", message="compensation failed"
     )
-    write = dataclasses.replace(
-        marking,
-        status=StepStatus.COMPENSATION_FAILED,
-        error=dumps(error.to_dict(), "a compensation error"),
-    )
-    await store.checkpoint(state.run_id, owner, (write,), _KEEP, now)
-    state.records[record.seq] = record.model_copy(
-        update={"status": StepStatus.COMPENSATION_FAILED, "error": step_error(error)}
-    )
+    await _mark(run, record, StepStatus.COMPENSATION_FAILED, error)
     return error
 
 
-_KEEP = RunUpdate()
+async def _mark(
+    run: Run, record: StepRecord, status: StepStatus, error: StepError | None = None
+) -> None:
+    """Checkpoint the step's record with a new status (and the compensation's error).
+
+    Everything else is kept, its completion order first (see the module's docstring).
+    """
+    write = _marking(record, status)
+    if error is not None:
+        write = dataclasses.replace(write, error=error.model_dump_json())
+    kept = record.error if error is None else error
+    await run.checkpoint(
+        write, output=record.output, compensate_input=record.compensate_input, error=kept
+    )
 
 
 def _text(value: object) -> str | None:

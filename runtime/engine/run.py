@@ -1,22 +1,60 @@
-"""A run in flight: what the drivers, the step runner and the rollback share about it."""
+"""A run this worker drives: its step records, the operator's request, and its checkpoints.
+
+:class:`Run` is the one object the drivers (:mod:`~runtime.engine.graph_driver`,
+:mod:`~runtime.engine.replay_driver`), the step runner and the rollback share
+about a run. Every write they make goes through :meth:`Run.checkpoint`, which
+commits it and then keeps, in one place, what the commit means in memory: the
+operator's request read back in the same transaction, the step's record, and
+whether the run just completed. The run reaches the engine that drives it only
+through the narrow :class:`Host` protocol, so nothing here imports the executor.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from runtime.errors import StoredError
-from runtime.models import RunStatus, StepError, StepRecord, StepStatus
-from runtime.sdk.steps import StepFn, StepOptions
-from runtime.store.base import StepWrite
+from runtime.clock import Clock
+from runtime.codec import dumps, roundtrip
+from runtime.models import Control, RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.sdk.definitions import WorkflowDefinition
+from runtime.sdk.steps import EngineHooks, StepContext, StepFn, StepOptions
+from runtime.store.base import NewEvent, RunUpdate, StepWrite, Store
+from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
     from runtime.container import Container
 
 logger = structlog.get_logger("runtime.engine")
+
+UNCHANGED = RunUpdate()
+"""A checkpoint that records steps and leaves the run's own row as it is."""
+
+CANCELED = StepError(step=None, type="Canceled", message="canceled by an operator")
+
+
+class Host(EngineHooks, Protocol):
+    """What a run needs of the engine driving it (implemented by ``Engine``)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def owner_id(self) -> str:
+        """This worker: the owner every checkpoint is made as."""
+        ...
+
+    @property
+    def draining(self) -> bool:
+        """The engine is shutting down: runs the worker drives stop before their next step."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,82 +70,238 @@ class Compensator:
     own: bool = True
 
 
-@dataclasses.dataclass(slots=True)
-class RunState:
-    """A run being driven by this worker: its step records and what it learned so far."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completion:
+    """The update that ends a run ``completed``, and its output as a caller sees it."""
 
-    run_id: str
-    workflow: Any
-    container: Container
-    records: dict[int, StepRecord]
-    next_order: int
-    version: str | None = None
-    error: StoredError | None = None
-    control: str | None = None
-    """An operator's request seen at the last checkpoint: ``pause`` or ``cancel``."""
-    interruptible: bool = False
-    """Driven by the worker: stop before the next step when the engine drains, and park
-    long retry waits (a run driven by ``run()`` in a caller's task waits in memory)."""
-    finished: bool = False
-    """The run was completed in the same transaction as its last step's checkpoint."""
-    values: dict[str, Any] = dataclasses.field(default_factory=dict)
-    compensators: dict[int, Compensator] = dataclasses.field(default_factory=dict)
-    replay_stopped: tuple[int, str] | None = None
-    """Where and why a durable run's read-only replay (learning its compensations) ended,
-    when it ended early: the last step it reached, and the reason the rollback gives for
-    the compensation of a later step, which the replay could not learn."""
-
-    def record(
-        self,
-        write: StepWrite,
-        output: Any = None,
-        compensate_input: Any = None,
-        error: StoredError | None = None,
-    ) -> None:
-        """Keep in memory what a checkpoint just wrote (already valid: not validated again)."""
-        self.records[write.seq] = StepRecord.model_construct(
-            run_id=self.run_id,
-            seq=write.seq,
-            name=write.name,
-            status=write.status,
-            attempts=write.attempts,
-            output=output,
-            compensate_input=compensate_input,
-            error=step_error(error),
-            started_at=write.started_at,
-            ended_at=write.ended_at,
-            completed_order=write.completed_order,
-            compensable=write.compensable,
-        )
+    update: RunUpdate
+    output: Any
 
 
-class Suspended(BaseException):
-    """Unwinds a driver (and a durable workflow's own code) when the run stops here.
+class Run:
+    """A run held by this worker, while it is driven.
 
-    A BaseException so that ``except Exception`` in user code cannot swallow it.
-    ``status`` is what the run is left in: sleeping (a durable sleep or a parked
-    retry), paused, pending (shutdown), or compensating (a cancel).
+    Attributes:
+        id: the run's id.
+        workflow: its definition.
+        container: the services its steps resolve.
+        records: its step records by sequence number, as committed.
+        control: the operator's request (pause, cancel) read at the last checkpoint.
+        error: the error that ended (or is ending) the run.
+        interruptible: driven by the worker: stop before the next step when the engine
+            drains, and park long retry waits (a run driven by ``run()`` in a caller's
+            task waits in memory).
+        compensators: each step's compensation, as the driver learned it.
+        replay_stopped: where and why a durable run's read-only replay ended early
+            (the last step it reached; the reason the rollback gives for a later step's
+            compensation, which the replay could not learn).
+        input: its input, as stored.
+        version: the version it started with (it keeps it for its whole life).
+        completed: the run completed in the last checkpoint (``output`` is its output).
+        output: the run's output, once it completed.
     """
 
-    def __init__(self, status: RunStatus) -> None:
-        super().__init__(status.value)
-        self.status = status
-
-
-def step_error(error: StoredError | None) -> StepError | None:
-    """A stored error in the form results and records show."""
-    if error is None:
-        return None
-    return StepError(
-        step=error.step, type=error.type, message=error.message, traceback=error.traceback
+    __slots__ = (
+        "_host",
+        "_next_order",
+        "compensators",
+        "completed",
+        "container",
+        "control",
+        "error",
+        "id",
+        "input",
+        "interruptible",
+        "output",
+        "records",
+        "replay_stopped",
+        "version",
+        "workflow",
     )
 
+    def __init__(
+        self,
+        host: Host,
+        workflow: WorkflowDefinition,
+        container: Container,
+        record: RunRecord,
+        steps: Iterable[StepRecord],
+        *,
+        interruptible: bool,
+    ) -> None:
+        self._host = host
+        self.workflow = workflow
+        self.container = container
+        self.id = record.id
+        self.input = record.input
+        self.version = record.version
+        self.control: Control | None = record.control
+        self.error: StepError | None = record.error
+        self.records = {s.seq: s for s in steps}
+        self._next_order = max((s.completed_order or 0 for s in self.records.values()), default=0)
+        self.interruptible = interruptible
+        self.compensators: dict[int, Compensator] = {}
+        self.replay_stopped: tuple[int, str] | None = None
+        self.completed = False
+        self.output: Any = None
 
-def stored_error(error: StepError | None) -> StoredError | None:
-    """Inverse of :func:`step_error`."""
-    if error is None:
-        return None
-    return StoredError(error.type, error.message, error.traceback, error.step)
+    # -- time and the engine -------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The engine clock's time."""
+        return self._host.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the engine's clock (a retry's backoff)."""
+        await self._host.clock.sleep(seconds)
+
+    def should_stop(self) -> bool:
+        """Whether the driver must stop before its next step (:meth:`stop_here`)."""
+        return self.control is not None or (self.interruptible and self._host.draining)
+
+    def step_context(self, name: str, seq: int, attempt: int) -> StepContext:
+        """What a step's function (or its compensation) receives as ``ctx``."""
+        return StepContext(
+            container=self.container,
+            run_id=self.id,
+            workflow=self.workflow.name,
+            step=name,
+            seq=seq,
+            attempt=attempt,
+            logger=logger,
+            hooks=self._host,
+        )
+
+    def take_order(self) -> int:
+        """The completion order of the step completing now (1, 2, 3 ... per run)."""
+        self._next_order += 1
+        return self._next_order
+
+    # -- the checkpoint ----------------------------------------------------------
+
+    async def checkpoint(
+        self,
+        write: StepWrite | None = None,
+        update: RunUpdate | Completion = UNCHANGED,
+        *,
+        output: Any = None,
+        compensate_input: Any = None,
+        error: StepError | None = None,
+    ) -> None:
+        """Commit ``write`` (a step's new record) and ``update`` (the run's) in one transaction.
+
+        Then keep what the commit means: the operator's request it read back, the
+        step's record (with ``output``, ``compensate_input`` and ``error`` as values,
+        already valid), and, for a :class:`Completion` the store applied (no request
+        was pending), the run's output.
+
+        Raises:
+            LeaseLostError: another worker holds the run now.
+        """
+        change = update.update if isinstance(update, Completion) else update
+        writes = () if write is None else (write,)
+        host = self._host
+        self.control = await host.store.checkpoint(
+            self.id, host.owner_id, writes, change, self.now()
+        )
+        if write is not None:
+            self.records[write.seq] = StepRecord.model_construct(
+                run_id=self.id,
+                seq=write.seq,
+                name=write.name,
+                status=write.status,
+                attempts=write.attempts,
+                output=output,
+                compensate_input=compensate_input,
+                error=error,
+                started_at=write.started_at,
+                ended_at=write.ended_at,
+                completed_order=write.completed_order,
+                compensable=write.compensable,
+            )
+        if isinstance(update, Completion) and self.control is None:
+            self.completed, self.output = True, update.output
+
+    async def requested_rollback_status(self) -> RunStatus | None:
+        """The status an operator's cancel asked the rollback to end in, if one landed."""
+        current = await self._host.store.get_run(self.id, steps=False)
+        return current.rollback_status
+
+    # -- how a run stops -----------------------------------------------------------
+
+    async def stop_here(self) -> RunStatus:
+        """Obey an operator's request (or a shutdown) between two steps.
+
+        ``pause``: the run is paused and released. ``cancel``: it is marked
+        ``compensating`` (to end canceled) and the caller rolls it back. A shutdown
+        hands the run back to the queue as ``pending``.
+        """
+        if self.control is Control.PAUSE:
+            await self.checkpoint(update=RunUpdate(status=RunStatus.PAUSED, release=True))
+            logger.info("run_paused", run_id=self.id)
+            return RunStatus.PAUSED
+        if self.control is Control.CANCEL:
+            if self.error is None:
+                self.error = CANCELED
+            update = RunUpdate(
+                status=RunStatus.COMPENSATING,
+                rollback_status=RunStatus.CANCELED,
+                error=self.error.model_dump_json(),
+            )
+            await self.checkpoint(update=update)
+            logger.info("run_canceling", run_id=self.id)
+            return RunStatus.COMPENSATING
+        released = RunUpdate(status=RunStatus.PENDING, available_at=self.now(), release=True)
+        await self.checkpoint(update=released)
+        logger.info("run_released", run_id=self.id, reason="shutdown")
+        return RunStatus.PENDING
+
+    async def fail(self, error: StepError) -> RunStatus:
+        """Something other than a step's own failure ends the run: it rolls back from here.
+
+        Returns ``compensating``: the caller rolls the run back.
+        """
+        if self.error is None:
+            self.error = error
+        update = RunUpdate(status=RunStatus.COMPENSATING, error=error.model_dump_json())
+        await self.checkpoint(update=update)
+        return RunStatus.COMPENSATING
+
+    async def complete(self, output: Any, events: tuple[NewEvent, ...] = ()) -> RunStatus:
+        """End the run ``completed`` with ``output``; its staged events are published.
+
+        An operator's request that arrived meanwhile is obeyed instead; an output that
+        cannot be stored fails the run. ``compensating``: the caller rolls the run back.
+        """
+        try:
+            finish = self.completion(output, events)
+        except BaseException as exc:  # a serializer of the user's model may be what raised
+            if not is_failure(exc):
+                raise
+            return await self.fail(failure(exc, f"the result of workflow {self.workflow.name!r}"))
+        await self.checkpoint(update=finish)
+        if self.control is not None:
+            return await self.stop_here()
+        return RunStatus.COMPLETED
+
+    def completion(self, output: Any, events: tuple[NewEvent, ...] = ()) -> Completion:
+        """The update that ends the run ``completed`` with ``output``.
+
+        Raises:
+            SerializationError: the output cannot be stored.
+        """
+        text = dumps(output, f"the result of workflow {self.workflow.name!r}")
+        update = RunUpdate(
+            status=RunStatus.COMPLETED,
+            output=text,
+            ended_at=self.now(),
+            release=True,
+            clear_wake=True,
+            publish_staged=True,
+            events=events,
+            only_if_unrequested=True,
+        )
+        return Completion(update, roundtrip(output, text))
 
 
 def log_run_end(

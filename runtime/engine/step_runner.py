@@ -11,27 +11,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.lowlevel
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from runtime.codec import dumps, loads, roundtrip
-from runtime.engine.attempts import PermanentFailure, attempt
-from runtime.engine.run import RunState, Suspended, logger
-from runtime.errors import StoredError
-from runtime.models import RunStatus, StepRecord, StepStatus
+from runtime.engine.attempts import attempt
+from runtime.engine.run import UNCHANGED, Completion, Run, logger
+from runtime.errors import PermanentFailure, Suspended
+from runtime.models import RunStatus, StepError, StepRecord, StepStatus
 from runtime.retry import PARK_AFTER
 from runtime.sdk.steps import StepContext, StepOptions, StepResponse
 from runtime.store.base import RunUpdate, StagedEvent, StepWrite
 
-if TYPE_CHECKING:
-    from runtime.engine.executor import Engine
-
 Invoke = Callable[[StepContext], Any]
 """Calls the step's function with a context; may return an awaitable."""
-
-NO_CHANGE = RunUpdate()
 
 
 @dataclasses.dataclass(slots=True)
@@ -42,15 +37,14 @@ class StepResult:
     attempts: int
     output: Any = None
     skipped: bool = False
-    error: StoredError | None = None
+    error: StepError | None = None
     exception: BaseException | None = None
     compensate_input: Any = None
     started: datetime | None = None
 
 
 async def run_step(
-    engine: Engine,
-    state: RunState,
+    run: Run,
     *,
     seq: int,
     name: str,
@@ -60,33 +54,24 @@ async def run_step(
     record: StepRecord | None,
     may_park: bool,
     extra_events: tuple[StagedEvent, ...] = (),
-    completion: Callable[[Any], RunUpdate | None] | None = None,
+    completion: Callable[[Any], Completion | None] | None = None,
 ) -> StepResult:
     """Run a step until it completes or fails for good; checkpoint a completion.
 
     ``completion``, given the step's output, may return the update that completes the
     run: it is then written in the step's own checkpoint (one commit fewer per run),
-    unless an operator's request is pending, and ``state.finished`` says so.
+    unless an operator's request is pending, and ``run.completed`` says so.
     """
     # A cancel point between two steps: the store's checkpoints give the loop its turn
     # but are never cut off, so a deadline or cancellation that came due meanwhile is
     # obeyed here, before the next step starts, and the run is left resumable.
     await anyio.lowlevel.checkpoint_if_cancelled()
-    started = engine.clock.now()
+    started = run.now()
     encoded: list[Any] = []
     last_ctx: list[StepContext] = []  # the latest attempt's context: its staged events
 
     def call(number: int) -> Awaitable[Any]:
-        ctx = StepContext(
-            container=state.container,
-            run_id=state.run_id,
-            workflow=state.workflow.name,
-            step=name,
-            seq=seq,
-            attempt=number,
-            logger=logger,
-            hooks=engine,
-        )
+        ctx = run.step_context(name, seq, number)
         last_ctx[:] = [ctx]
         return _with_step(name, invoke, ctx)
 
@@ -110,8 +95,8 @@ async def run_step(
         encoded[:] = [out_text, comp_text]
         return returned
 
-    async def wait(failures: int, error: StoredError, delay: float) -> None:
-        await _retry_wait(engine, state, seq, name, failures, error, delay, started, may_park)
+    async def wait(failures: int, error: StepError, delay: float) -> None:
+        await _retry_wait(run, seq, name, failures, error, delay, started, may_park)
 
     outcome = await attempt(
         call,
@@ -132,7 +117,7 @@ async def run_step(
         )
     if isinstance(outcome.value, StepResponse) and outcome.value.skipped:
         result = StepResult(True, outcome.attempts, skipped=True, started=started)
-        await record_failure(engine, state, seq, name, result, StepStatus.SKIPPED)
+        await record_failure(run, seq, name, result, StepStatus.SKIPPED)
         return result
     out_text, comp_text = encoded
     output = roundtrip(
@@ -147,28 +132,19 @@ async def run_step(
         output=out_text,
         compensate_input=comp_text,
         started_at=started,
-        ended_at=engine.clock.now(),
-        completed_order=state.next_order,
+        ended_at=run.now(),
+        completed_order=run.take_order(),
         compensable=compensable,
         events=staged,
     )
-    state.next_order += 1
     finish = completion(output) if completion is not None else None
-    state.control = await engine.store.checkpoint(
-        state.run_id,
-        engine.identity.id,
-        (write,),
-        finish or NO_CHANGE,
-        write.ended_at or started,
-    )
-    state.finished = finish is not None and state.control is None
-    state.record(write, output, loads(comp_text) if comp_text is not None else None)
+    comp = loads(comp_text) if comp_text is not None else None
+    await run.checkpoint(write, finish or UNCHANGED, output=output, compensate_input=comp)
     return StepResult(True, outcome.attempts, output=output, started=started)
 
 
 async def record_failure(
-    engine: Engine,
-    state: RunState,
+    run: Run,
     seq: int,
     name: str,
     result: StepResult,
@@ -187,12 +163,10 @@ async def record_failure(
         try:
             comp_text = dumps(result.compensate_input, f"the compensate_input of step {name!r}")
         except Exception as exc:
-            logger.warning(
-                "compensate_input_dropped", run_id=state.run_id, step=name, error=str(exc)
-            )
+            logger.warning("compensate_input_dropped", run_id=run.id, step=name, error=str(exc))
     error = result.error
-    error_text = dumps(error.to_dict(), "a step error") if error is not None else None
-    now = engine.clock.now()
+    error_text = error.model_dump_json() if error is not None else None
+    now = run.now()
     write = StepWrite(
         seq=seq,
         name=name,
@@ -204,24 +178,20 @@ async def record_failure(
         ended_at=now,
         compensable=compensable,
     )
-    update = NO_CHANGE
+    update = UNCHANGED
     if trigger:
-        if state.error is None:
-            state.error = error
+        if run.error is None:
+            run.error = error
         update = RunUpdate(status=RunStatus.COMPENSATING, error=error_text)
-    state.control = await engine.store.checkpoint(
-        state.run_id, engine.identity.id, (write,), update, now
-    )
-    state.record(write, None, loads(comp_text), error)
+    await run.checkpoint(write, update, compensate_input=loads(comp_text), error=error)
 
 
 async def _retry_wait(
-    engine: Engine,
-    state: RunState,
+    run: Run,
     seq: int,
     name: str,
     failures: int,
-    error: StoredError,
+    error: StepError,
     delay: float,
     started: datetime,
     may_park: bool,
@@ -231,18 +201,18 @@ async def _retry_wait(
     A long wait of a run the worker drives parks it (``sleeping``, released, due
     later) instead of holding a worker: the worker resumes it when it is due.
     """
-    now = engine.clock.now()
+    now = run.now()
     write = StepWrite(
         seq=seq,
         name=name,
         status=StepStatus.RUNNING,
         attempts=failures,
-        error=dumps(error.to_dict(), "a step error"),
+        error=error.model_dump_json(),
         started_at=started,
     )
     logger.info(
         "step_retry_scheduled",
-        run_id=state.run_id,
+        run_id=run.id,
         step=name,
         failures=failures,
         delay_s=round(delay, 3),
@@ -250,18 +220,11 @@ async def _retry_wait(
     )
     if may_park and delay >= PARK_AFTER:
         due = now + timedelta(seconds=delay)
-        await engine.store.checkpoint(
-            state.run_id,
-            engine.identity.id,
-            (write,),
-            RunUpdate(status=RunStatus.SLEEPING, available_at=due, release=True),
-            now,
-        )
+        parked = RunUpdate(status=RunStatus.SLEEPING, available_at=due, release=True)
+        await run.checkpoint(write, parked, error=error)
         raise Suspended(RunStatus.SLEEPING)
-    state.control = await engine.store.checkpoint(
-        state.run_id, engine.identity.id, (write,), NO_CHANGE, now
-    )
-    await engine.clock.sleep(delay)
+    await run.checkpoint(write, error=error)
+    await run.sleep(delay)
 
 
 async def _with_step(name: str, invoke: Invoke, ctx: StepContext) -> Any:

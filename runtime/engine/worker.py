@@ -13,29 +13,47 @@ gone, which releases their runs at once: a process restarted after a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
-from runtime.codec import dumps
 from runtime.engine.leases import LEASE_TTL, dead_local_workers
-from runtime.engine.run import logger
-from runtime.errors import LeaseLostError, StoredError, StoreError, UnknownWorkflowError
-from runtime.models import RunRecord
+from runtime.errors import LeaseLostError, StoreError, UnknownWorkflowError, as_record
+from runtime.models import RunKind, RunRecord, StepError
 from runtime.retry import backoff
+from runtime.sdk.definitions import WorkflowDefinition
 
 if TYPE_CHECKING:
     from runtime.container import Container
     from runtime.engine.executor import Engine
+
+logger = structlog.get_logger("runtime.engine")
 
 DEFER_CAP = 60.0
 """The longest wait between two tries of a run whose code is missing."""
 
 REAP_INTERVAL = 5.0
 """Seconds between checks for dead workers on this host (also done at start)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerStatistics:
+    """What a worker did since it was created, and what it does now.
+
+    Attributes:
+        resumed: runs it drove to an end (or to a stop: paused, sleeping, parked).
+        in_flight: runs it is driving now.
+        concurrency: runs it drives at once, at most.
+    """
+
+    resumed: int
+    in_flight: int
+    concurrency: int
 
 
 class Worker:
@@ -58,7 +76,7 @@ class Worker:
         self.resumed = 0
         self._in_flight: set[str] = set()
         self._wake = anyio.Event()
-        self._accepting = True
+        self._draining = False
         self._last_reap = float("-inf")
         self._deferred: dict[str, tuple[int, datetime]] = {}
 
@@ -66,9 +84,9 @@ class Worker:
         """Scan now rather than at the next interval."""
         self._wake.set()
 
-    def stop_accepting(self) -> None:
-        """Take no new runs (shutdown); runs being driven go on."""
-        self._accepting = False
+    def drain(self) -> None:
+        """Take no new runs (shutdown); runs being driven go on. Non-blocking."""
+        self._draining = True
         self._wake.set()
 
     @property
@@ -76,13 +94,11 @@ class Worker:
         """Runs this worker is driving now."""
         return len(self._in_flight)
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> WorkerStatistics:
         """Counters for operators: runs driven to an end, runs in flight, the limit."""
-        return {
-            "resumed": self.resumed,
-            "in_flight": self.in_flight,
-            "concurrency": self.concurrency,
-        }
+        return WorkerStatistics(
+            resumed=self.resumed, in_flight=self.in_flight, concurrency=self.concurrency
+        )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Scan until cancelled; ``started`` once the first scan launched its runs."""
@@ -97,7 +113,7 @@ class Worker:
                 with anyio.move_on_after(timeout):
                     await self._wake.wait()
                 self._wake = anyio.Event()
-                if self._accepting:
+                if not self._draining:
                     try:
                         await self.scan(tg)
                     except StoreError:
@@ -107,7 +123,7 @@ class Worker:
 
     async def _until_due(self) -> float:
         """Seconds to wait: until the next delayed or sleeping run is due, at most ``interval``."""
-        if len(self._in_flight) >= self.concurrency or not self._accepting:
+        if len(self._in_flight) >= self.concurrency or self._draining:
             return self.interval
         due = await self.engine.store.next_run_due(self.engine.registry.names())
         if due is None:
@@ -132,7 +148,7 @@ class Worker:
                 except UnknownWorkflowError as exc:
                     await self._wait_for_code(record, exc)
         room = self.concurrency - len(self._in_flight)
-        if room <= 0 or not self._accepting:
+        if room <= 0 or self._draining:
             return 0
         runs = await store.recoverable_runs(
             engine.registry.names(), now, now - timedelta(seconds=LEASE_TTL), room + 10
@@ -148,7 +164,7 @@ class Worker:
             try:
                 workflow = (
                     engine.registry.resolve(record.workflow, record.version)
-                    if record.kind == "unresolved"
+                    if record.kind is RunKind.UNRESOLVED
                     else engine.registry.get(record.workflow, record.version)
                 )
             except UnknownWorkflowError as exc:
@@ -160,7 +176,7 @@ class Worker:
             started += 1
         return started
 
-    async def _defer(self, record: RunRecord, error: StoredError, owner: str | None) -> datetime:
+    async def _defer(self, record: RunRecord, error: StepError, owner: str | None) -> datetime:
         """Put a run this worker cannot drive now back, with the reason on the run.
 
         It is tried again with backoff (capped at a minute), by this worker or another.
@@ -169,13 +185,13 @@ class Worker:
         failures = self._deferred.get(record.id, (0, engine.clock.now()))[0] + 1
         due = engine.clock.now() + timedelta(seconds=backoff(failures, 1.0, DEFER_CAP))
         self._deferred[record.id] = (failures, due)
-        await engine.store.defer_run(record.id, owner, dumps(error.to_dict(), "an error"), due)
+        await engine.store.defer_run(record.id, owner, error.model_dump_json(), due)
         return due
 
     async def _wait_for_code(self, record: RunRecord, exc: UnknownWorkflowError) -> None:
         """A run whose code (or version) is not here waits; it is never run on other code."""
         message = f"{exc}; the run waits for this code to be deployed and then continues"
-        error = StoredError("UnknownWorkflowError", message, None, None)
+        error = StepError(step=None, type="UnknownWorkflowError", message=message)
         due = await self._defer(record, error, record.owner_id)
         logger.warning(
             "run_waits_for_code",
@@ -185,7 +201,7 @@ class Worker:
             retry_at=due.isoformat(),
         )
 
-    async def _drive(self, workflow: Any, record: RunRecord) -> None:
+    async def _drive(self, workflow: WorkflowDefinition, record: RunRecord) -> None:
         log = logger.bind(run_id=record.id, workflow=record.workflow)
         try:
             result = await self.engine.resume(workflow, self.container, record, interruptible=True)
@@ -198,7 +214,7 @@ class Worker:
             log.exception("run_drive_failed")
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._defer(record, StoredError.from_exception(exc), None)
+                    await self._defer(record, as_record(exc), None)
                 except Exception:
                     log.exception("run_defer_failed")
             return

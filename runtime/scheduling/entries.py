@@ -18,8 +18,9 @@ from structlog.contextvars import bound_contextvars
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
-from runtime.sdk.composition import WorkflowDefinition, create_workflow
-from runtime.sdk.specs import Job, Overlap, Schedule, origin_scope
+from runtime.models import Overlap
+from runtime.sdk.composition import CompositionWorkflow, create_workflow
+from runtime.sdk.specs import Job, Schedule, origin_scope
 from runtime.sdk.steps import StepContext, create_step
 
 JOB_STEP = "run-job"
@@ -29,7 +30,7 @@ JOB_FAILED = "job.failed"
 """The event a job's run publishes when it fails for good."""
 
 
-def job_workflow(job: Job) -> WorkflowDefinition:
+def job_workflow(job: Job) -> CompositionWorkflow:
     """The workflow whose runs are a job's firings: ``job-<name>``, one step.
 
     The step calls ``job.handler(container)``, retried per the job's
@@ -87,7 +88,7 @@ class ScheduleEntry:
     cron: CronSchedule
     input: Callable[[datetime], Any] = _no_input
     max_executions: int | None = None
-    overlap: Overlap = "skip"
+    overlap: Overlap = Overlap.SKIP
     catchup_window: float = 3600.0
     version: str | None = None
     kind: str = "composition"
@@ -141,7 +142,7 @@ def schedules_for(
                 workflow=f"job-{job.name}",
                 cron=CronSchedule(config.schedule, config.timezone or default_timezone),
                 max_executions=config.number_of_executions,
-                overlap=config.overlap,
+                overlap=Overlap(config.overlap),
                 catchup_window=config.catchup_window,
                 origin=f"job {job.name!r} ({job.source})",
             )
@@ -155,7 +156,7 @@ def schedules_for(
                     cron=CronSchedule(schedule.cron, schedule.timezone or default_timezone),
                     input=schedule.input_now,
                     max_executions=schedule.number_of_executions,
-                    overlap=schedule.overlap,
+                    overlap=Overlap(schedule.overlap),
                     catchup_window=schedule.catchup_window,
                     version=getattr(workflow, "version", None),
                     kind=getattr(workflow, "kind", "composition"),

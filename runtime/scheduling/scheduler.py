@@ -200,7 +200,7 @@ class Scheduler:
         self._elsewhere = 0
         self._next_fire_at: datetime | None = None
         self._lags: deque[float] = deque(maxlen=RECENT_LAGS)
-        self._stopping = False
+        self._draining = False
         self._loop: anyio.CancelScope | None = None
 
     @property
@@ -251,12 +251,12 @@ class Scheduler:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Reconcile, report started, then fire schedules as they fall due.
 
-        Returns after :meth:`stop`; otherwise runs until cancelled.
+        Returns after :meth:`drain`; otherwise runs until cancelled.
         """
         await self.reconcile()
         task_status.started()
         with anyio.CancelScope() as self._loop:
-            if self._stopping:
+            if self._draining:
                 return
             if not self._entries:
                 await anyio.sleep_forever()
@@ -272,13 +272,13 @@ class Scheduler:
                     delay = min(MAX_SLEEP, (next_at - self._clock.now()).total_seconds())
                 await self._clock.sleep(max(delay, 0.0))
 
-    def stop(self) -> None:
-        """Fire nothing more (graceful shutdown); :meth:`run` returns.
+    def drain(self) -> None:
+        """Fire nothing more (graceful shutdown); :meth:`run` returns. Non-blocking.
 
         A firing whose store write is under way completes: the write is one
         transaction, so a firing is either wholly recorded or not at all.
         """
-        self._stopping = True
+        self._draining = True
         if self._loop is not None:
             self._loop.cancel()
         logger.debug("scheduler_stopped", started=self._started)

@@ -1,32 +1,24 @@
 """Composition workflows: ``create_workflow``, ``WorkflowResponse``, ``transform``, ``when``,
-``parallelize`` and running a workflow through a container."""
+``parallelize``."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from runtime.errors import (
-    DefinitionError,
-    NotConfiguredError,
-    RunFailed,
-    StepFailed,
-    StepTimeoutError,
-)
+from runtime.errors import DefinitionError
 from runtime.limits import text
-from runtime.models import RunStatus, StepError
+from runtime.models import RunKind
 from runtime.sdk.graph import Builder, Condition, Graph, current_builder
 from runtime.sdk.refs import INPUT, Ref
+from runtime.sdk.running import BoundWorkflow
 from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import StepContext, StepDefinition, StepOptions, StepResponse
 
 if TYPE_CHECKING:
     from runtime.container import Container
-
-EXECUTOR_KEY = "workflows"
-"""The container name under which a runtime registers its workflow executor."""
 
 
 class WorkflowResponse:
@@ -38,37 +30,8 @@ class WorkflowResponse:
         self.value = value
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkflowResult:
-    """The outcome of ``workflow(container).run(...)``.
-
-    Attributes:
-        result: the workflow's output (``None`` unless completed).
-        run_id: the run's id.
-        status: the run's final status.
-        errors: the errors of failed steps and compensations.
-    """
-
-    result: Any
-    run_id: str
-    status: RunStatus
-    errors: list[StepError]
-
-
-class WorkflowExecutor(Protocol):
-    """The part of a runtime that runs composition workflows (see ``runtime.engine``)."""
-
-    async def run_inline(
-        self,
-        workflow: WorkflowDefinition,
-        container: Container,
-        input: Any,
-        transaction_id: str | None,
-    ) -> WorkflowResult: ...
-
-
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
-class WorkflowDefinition:
+class CompositionWorkflow:
     """A composition workflow: a name and the graph its constructor recorded.
 
     Call it with a container to run it: ``await wf(container).run(input=...)``.
@@ -81,10 +44,10 @@ class WorkflowDefinition:
     failure_event: tuple[str, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
     """(event name, extra data) published, with the run's error, when a run ends failed."""
 
-    kind = "composition"
+    kind: ClassVar[RunKind] = RunKind.COMPOSITION
 
-    def __call__(self, container: Container) -> WorkflowRunner:
-        return WorkflowRunner(self, container)
+    def __call__(self, container: Container) -> BoundWorkflow[CompositionWorkflow]:
+        return BoundWorkflow(self, container)
 
     def run_as_step(self, *, input: Any = None, name: str | None = None) -> Ref:
         """Run this workflow as one step of the workflow being constructed.
@@ -99,7 +62,7 @@ class WorkflowDefinition:
         return builder.add_step(_child_step(self, name or self.name), input)
 
 
-def _child_step(child: WorkflowDefinition, name: str) -> StepDefinition:
+def _child_step(child: CompositionWorkflow, name: str) -> StepDefinition:
     async def invoke(input: Any, ctx: StepContext) -> StepResponse:
         child_run_id, output = await ctx._hooks.run_child(ctx, child, input)
         return StepResponse(output, compensate_input=child_run_id)
@@ -113,61 +76,13 @@ def _child_step(child: WorkflowDefinition, name: str) -> StepDefinition:
     )
 
 
-class WorkflowRunner:
-    """A workflow bound to a container; ``run`` executes it."""
-
-    __slots__ = ("container", "workflow")
-
-    def __init__(self, workflow: WorkflowDefinition, container: Container) -> None:
-        self.workflow = workflow
-        self.container = container
-
-    async def run(
-        self,
-        *,
-        input: Any = None,
-        transaction_id: str | None = None,
-        throw_on_error: bool = True,
-    ) -> WorkflowResult:
-        """Execute the workflow in this task, checkpointing every step.
-
-        Args:
-            input: the workflow input (JSON-serializable).
-            transaction_id: a key unique per workflow; a second run with it resumes the
-                unfinished run or returns the finished one.
-            throw_on_error: raise the failing step's error (:class:`StepFailed`) when the
-                run does not complete; with ``False`` it is in ``result.errors``.
-        """
-        try:
-            executor: WorkflowExecutor = self.container.resolve(EXECUTOR_KEY)
-        except LookupError:
-            raise NotConfiguredError(
-                f"workflow {self.workflow.name!r} was run through a container with no runtime "
-                "behind it; use the container of a Runtime: "
-                "async with Runtime(database=...) as rt: await wf(rt.container).run(...)"
-            ) from None
-        result = await executor.run_inline(self.workflow, self.container, input, transaction_id)
-        if throw_on_error and result.status is not RunStatus.COMPLETED:
-            if not result.errors:
-                raise RunFailed(result.run_id, result.status.value, None)
-            first = result.errors[0]
-            # The stored type tells a timeout apart, so `except TimeoutError` works too.
-            error_class = (
-                StepTimeoutError if first.type == StepTimeoutError.__name__ else StepFailed
-            )
-            raise error_class(
-                first.step or self.workflow.name, first.type, first.message, result.run_id
-            )
-        return result
-
-
 def create_workflow(
     name: str,
     constructor: Callable[..., Any],
     *,
     version: str | None = None,
     schedule: str | Schedule | None = None,
-) -> WorkflowDefinition:
+) -> CompositionWorkflow:
     """Define a composition workflow.
 
     ``constructor`` runs once, now, with a reference to the input; the steps it
@@ -213,7 +128,7 @@ def create_workflow(
             raise DefinitionError(f"workflow {name!r}: the constructor function must not be async")
         output = returned.value if isinstance(returned, WorkflowResponse) else returned
         graph = builder.build(output)
-    return WorkflowDefinition(name=name, graph=graph, version=version, schedules=schedules)
+    return CompositionWorkflow(name=name, graph=graph, version=version, schedules=schedules)
 
 
 def transform(values: Any, *fns: Callable[[Any], Any]) -> Ref:

@@ -17,26 +17,27 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
 
 from runtime import limits
 from runtime.errors import DefinitionError, InputValidationError
 from runtime.limits import shown, text
+from runtime.models import RunKind
+from runtime.sdk.running import BoundWorkflow
 from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import StepDefinition
 
 if TYPE_CHECKING:
     from runtime.container import Container
-    from runtime.sdk.composition import WorkflowResult
 
 InputT = TypeVar("InputT")
 
 _STEP_OPTIONS = ("max_retries", "retry_interval", "timeout", "compensate")
 
 
-class DurableRunner(Protocol):
+class DurableSteps(Protocol):
     """What a context delegates to; implemented by the engine."""
 
     async def step(
@@ -71,7 +72,7 @@ class WorkflowContext(Generic[InputT]):
         version: str | None,
         logger: Any,
         container: Container,
-        runner: DurableRunner,
+        runner: DurableSteps,
     ) -> None:
         self.input = input
         self.run_id = run_id
@@ -158,10 +159,10 @@ class DurableWorkflow:
     schedules: tuple[Schedule, ...] = ()
     failure_event: tuple[str, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
 
-    kind = "durable"
+    kind: ClassVar[RunKind] = RunKind.DURABLE
 
-    def __call__(self, container: Container) -> DurableRunnerHandle:
-        return DurableRunnerHandle(self, container)
+    def __call__(self, container: Container) -> BoundWorkflow[DurableWorkflow]:
+        return BoundWorkflow(self, container)
 
     @property
     def _input_adapter(self) -> TypeAdapter[Any] | None:
@@ -195,26 +196,6 @@ class DurableWorkflow:
             return adapter.dump_python(adapter.validate_python(value), mode="json")
         except ValidationError as exc:
             raise ValueError(f"workflow {self.name!r} returned a bad output: {exc}") from exc
-
-
-class DurableRunnerHandle:
-    """A durable workflow bound to a container: ``await wf(container).run(input=...)``."""
-
-    __slots__ = ("container", "workflow")
-
-    def __init__(self, workflow: DurableWorkflow, container: Container) -> None:
-        self.workflow = workflow
-        self.container = container
-
-    async def run(
-        self, *, input: Any = None, transaction_id: str | None = None, throw_on_error: bool = True
-    ) -> WorkflowResult:
-        """Run in this task, as ``create_workflow`` workflows do (see their ``run``)."""
-        from runtime.sdk.composition import WorkflowRunner
-
-        return await WorkflowRunner(self.workflow, self.container).run(  # type: ignore[arg-type]
-            input=input, transaction_id=transaction_id, throw_on_error=throw_on_error
-        )
 
 
 def _adapter(kind: Any) -> TypeAdapter[Any] | None:

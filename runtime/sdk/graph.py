@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from runtime.errors import DefinitionError, DuplicateStepError
 from runtime.sdk.refs import INPUT, Ref, collect_sources, path_of, source_of
-from runtime.sdk.steps import StepDefinition
+from runtime.sdk.steps import RECORDER, StepDefinition
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,16 +63,14 @@ class Graph:
         return tuple(n for stage in self.stages for n in stage if isinstance(n, StepNode))
 
 
-_BUILDER: ContextVar[Builder | None] = ContextVar("runtime_workflow_builder", default=None)
-
-
 def current_builder() -> Builder | None:
     """The builder of the workflow constructor running now, if any."""
-    return _BUILDER.get()
+    recorder = RECORDER.get()
+    return recorder if isinstance(recorder, Builder) else None
 
 
 class Builder:
-    """Records nodes while a constructor function runs."""
+    """Records nodes while a constructor function runs (the steps' ``StepRecorder``)."""
 
     def __init__(self, workflow: str) -> None:
         self.workflow = workflow
@@ -84,11 +81,11 @@ class Builder:
         self._computes = 0
 
     def __enter__(self) -> Builder:
-        self._token = _BUILDER.set(self)
+        self._token = RECORDER.set(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _BUILDER.reset(self._token)
+        RECORDER.reset(self._token)
 
     def add_step(self, step: StepDefinition, input: Any) -> Ref:
         if step.name in self.names:

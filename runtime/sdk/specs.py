@@ -29,6 +29,7 @@ from runtime.limits import (
     shown,
     text,
 )
+from runtime.models import Overlap
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -166,7 +167,7 @@ class Subscriber:
     source: str = "(code)"
 
 
-Overlap = Literal["skip", "allow"]
+OverlapName = Literal["skip", "allow"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,7 +181,8 @@ class JobConfig:
         timezone: IANA name; default the project's ``timezone`` (UTC unless set).
         max_retries: extra attempts of a failing run of the handler.
         retry_interval: seconds before the first retry (exponential backoff after).
-        overlap: ``"skip"`` a firing while the previous run is active, or ``"allow"``.
+        overlap: ``"skip"`` a firing while the previous run is active, or ``"allow"``
+            (an :class:`~runtime.models.Overlap`, or its value).
         catchup_window: after downtime, the latest missed firing still runs if it is at
             most this many seconds late; the others are recorded as missed.
     """
@@ -191,7 +193,7 @@ class JobConfig:
     timezone: str | None = None
     max_retries: int = 0
     retry_interval: float = 1.0
-    overlap: Overlap = "skip"
+    overlap: Overlap | OverlapName = Overlap.SKIP
     catchup_window: float = 3600.0
 
     def __post_init__(self) -> None:
@@ -208,6 +210,7 @@ class JobConfig:
         object.__setattr__(self, "retry_interval", duration(self.retry_interval, "retry_interval"))
         if self.overlap not in ("skip", "allow"):
             raise DefinitionError(f"overlap must be 'skip' or 'allow', got {shown(self.overlap)}")
+        object.__setattr__(self, "overlap", Overlap(self.overlap))
         object.__setattr__(self, "catchup_window", duration(self.catchup_window, "catchup_window"))
 
 
@@ -244,7 +247,7 @@ class Schedule:
     input: Any = None
     timezone: str | None = None
     number_of_executions: int | None = None
-    overlap: Overlap = "skip"
+    overlap: Overlap | OverlapName = Overlap.SKIP
     catchup_window: float = 3600.0
 
     def __post_init__(self) -> None:

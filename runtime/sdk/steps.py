@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, overload
 
 from runtime.codec import dumps
@@ -30,6 +31,22 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+
+class StepRecorder(Protocol):
+    """What a step call inside a workflow constructor records itself into.
+
+    :class:`runtime.sdk.graph.Builder` is the one implementation; the protocol lets
+    steps depend on it without importing the graph (which imports steps).
+    """
+
+    def add_step(self, step: StepDefinition, input: Any) -> Ref:
+        """Record a call of ``step`` on ``input``; return the reference to its output."""
+        ...
+
+
+RECORDER: ContextVar[StepRecorder | None] = ContextVar("runtime_workflow_builder", default=None)
+"""The recorder of the workflow constructor running now (set by ``Builder``), if any."""
 
 
 class StepResponse:
@@ -210,13 +227,10 @@ class StepDefinition:
     kind: ClassVar[str] = "step"
 
     def __call__(self, input: Any = None) -> Ref:
-        from runtime.sdk.graph import current_builder
-
-        builder = current_builder()
-        if builder is None:
+        recorder = RECORDER.get()
+        if recorder is None:
             raise_outside(self.name)
-        assert builder is not None
-        return builder.add_step(self, input)
+        return recorder.add_step(self, input)
 
     @property
     def compensate_fn(self) -> StepFn | None:
@@ -232,13 +246,17 @@ class StepDefinition:
         return fn
 
     def with_options(self, *, name: str | None = None, **options: Any) -> StepDefinition:
-        """A copy with another name and/or other options (same functions)."""
+        """A copy with another name and/or other options (same functions).
+
+        The copy has the compensation the step has now; one attached to either
+        afterwards belongs to that one only.
+        """
         merged = dataclasses.asdict(self.options) | _options(options)
         return StepDefinition(
             name=_check_name(name or self.name),
             invoke=self.invoke,
             options=StepOptions(**merged),
-            compensation=self.compensation,
+            compensation=list(self.compensation),
         )
 
 
@@ -276,7 +294,9 @@ _CTX_NAMES = ("ctx", "context")
 def arity(fn: StepFn) -> int:
     """Which of (input, ctx) a step function takes: 0, 1 (input), 2 (both) or CTX_ONLY.
 
-    A function of one parameter gets the context, not the input, when that
+    Only parameters without a default count: ``lambda x, i=i: ...`` (a loop's
+    variable bound at definition) takes the input alone, and keeps its ``i``. A
+    function of one such parameter gets the context, not the input, when that
     parameter is named ``ctx``/``context`` or annotated ``StepContext``.
     """
     try:
@@ -285,7 +305,11 @@ def arity(fn: StepFn) -> int:
         return 2
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return 2
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
     if len(positional) == 1:
         only = positional[0]
         annotation = only.annotation

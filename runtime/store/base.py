@@ -13,16 +13,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from runtime.models import (
+    Control,
     DeliveryStatus,
     EventRecord,
     FiringRecord,
+    Overlap,
+    RunAction,
     RunRecord,
     RunStatus,
     ScheduleRecord,
     StepRecord,
     StepStatus,
 )
-from runtime.store.pruning import PRUNE_BATCH, PruneBatch, PruneCursor, PruneCutoffs
+from runtime.store.pruning import PruneStore
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ class ScheduleSpec:
     expression: str
     timezone: str
     max_executions: int | None
-    overlap: str
+    overlap: Overlap
     catchup_window: float
     next_fire_at: datetime | None
 
@@ -185,8 +188,11 @@ class RunPage:
     next_cursor: str | None
 
 
-class Store(Protocol):
-    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``."""
+class Store(PruneStore, Protocol):
+    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``.
+
+    Retention's part, ``prune``, is declared with its records in ``store/pruning.py``.
+    """
 
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Insert ``run``; with an idempotency key already used, return that run instead.
@@ -238,10 +244,10 @@ class Store(Protocol):
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> str | None:
+    ) -> Control | None:
         """Write step outcomes and the run's progress in one transaction.
 
-        Returns an operator's pending request for the run (``"pause"``, ``"cancel"``),
+        Returns an operator's pending request for the run (pause, cancel),
         which the driver obeys before its next step, or ``None``.
 
         Raises:
@@ -249,10 +255,10 @@ class Store(Protocol):
         """
         raise NotImplementedError  # protocol
 
-    async def control_run(self, run_id: str, action: str, now: datetime) -> RunRecord:
+    async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         """Apply an operator's ``pause``, ``resume``, ``cancel`` or ``retry`` atomically.
 
-        The state table of DESIGN 2.1: see :mod:`runtime.engine.management`.
+        The state table of DESIGN 2.1: see :mod:`runtime.store.sqlite_control`.
 
         Raises:
             RunNotFoundError: no such run.
@@ -467,26 +473,6 @@ class Store(Protocol):
 
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         """The latest firings of a schedule, newest first."""
-        raise NotImplementedError  # protocol
-
-    # -- retention --------------------------------------------------------
-
-    async def prune(
-        self,
-        cutoffs: PruneCutoffs,
-        *,
-        limit: int = PRUNE_BATCH,
-        after: PruneCursor | None = None,
-        dry_run: bool = False,
-    ) -> PruneBatch:
-        """Remove one batch of what retention allows, in one short write transaction.
-
-        At most ``limit`` runs (each with its steps and staged events), ``limit`` events
-        (each with its deliveries) and ``limit`` schedule firings are read and, where
-        the rules allow, removed. Call again with the returned cursor while ``more`` is
-        true. With ``dry_run`` the batch is counted and nothing is removed (a read).
-        The rules are in ``docs/retention.md``.
-        """
         raise NotImplementedError  # protocol
 
     async def check_file(self) -> None:

@@ -1,13 +1,14 @@
-"""The records of a prune (retention): what it removes, how far it got, what it did.
+"""A prune (retention): the store's ``prune`` and its records (cutoffs, cursor, counts).
 
 The rules themselves are in ``docs/retention.md``; each backend applies them in its
-``prune`` (:class:`runtime.store.base.Store`).
+``prune``, part of :class:`runtime.store.base.Store` through :class:`PruneStore`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Protocol
 
 PRUNE_BATCH = 50
 """Runs, events and firings one prune batch removes, at most (of each kind)."""
@@ -83,3 +84,25 @@ class PruneBatch:
     cursor: PruneCursor = PruneCursor()
     held_s: float = 0.0
     """How long the batch's statements held the write transaction, in seconds."""
+
+
+class PruneStore(Protocol):
+    """Retention's part of the :class:`~runtime.store.base.Store` protocol."""
+
+    async def prune(
+        self,
+        cutoffs: PruneCutoffs,
+        *,
+        limit: int = PRUNE_BATCH,
+        after: PruneCursor | None = None,
+        dry_run: bool = False,
+    ) -> PruneBatch:
+        """Remove one batch of what retention allows, in one short write transaction.
+
+        At most ``limit`` runs (each with its steps and staged events), ``limit`` events
+        (each with its deliveries) and ``limit`` schedule firings are read and, where
+        the rules allow, removed. Call again with the returned cursor while ``more`` is
+        true. With ``dry_run`` the batch is counted and nothing is removed (a read).
+        The rules are in ``docs/retention.md``.
+        """
+        raise NotImplementedError  # protocol

@@ -1,6 +1,6 @@
-"""The SQLite store: runs, steps and workers here; events and schedules in their mixins.
+"""The SQLite store: runs and steps here; workers, events, schedules in their mixins.
 
-See :mod:`runtime.store.sqlite_core` for how writes are batched and committed.
+See :mod:`runtime.store.sqlite_batch` for how writes are batched and committed.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.errors import LeaseLostError, RunNotFoundError, StoreError
+from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
 from runtime.ids import is_id
-from runtime.models import RunRecord, RunStatus, StepRecord
-from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite, WorkerRow
+from runtime.models import Control, RunRecord, RunStatus, StepRecord
+from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import (
@@ -23,6 +23,8 @@ from runtime.store.sqlite_core import (
     _run,
     _step,
     newest_first,
+    page_limit,
+    status_values,
 )
 from runtime.store.sqlite_open import (
     MEMORY,
@@ -38,11 +40,12 @@ from runtime.store.sqlite_open import (
 from runtime.store.sqlite_queue import QueueMixin
 from runtime.store.sqlite_retention import RetentionMixin
 from runtime.store.sqlite_schedules import SchedulesMixin
+from runtime.store.sqlite_workers import WorkersMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin):
+class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin, WorkersMixin):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file
@@ -69,10 +72,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
 
         Raises:
             DatabaseNotFoundError: ``create`` is false and there is no database there.
+            StoreArgumentError: ``synchronous`` is none of those.
             StoreError: the file cannot be used (see :mod:`runtime.store.sqlite_open`).
         """
         if synchronous.lower() not in ("normal", "full", "extra"):
-            raise StoreError(f"synchronous={synchronous!r}: use normal, full or extra")
+            raise StoreArgumentError(f"synchronous={synchronous!r}: use normal, full or extra")
         check_path(path, create=create)
         conn = await connect(path, create=create)
         try:
@@ -155,8 +159,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             ).fetchone()
             return row, False
 
-        row, created = await self._write(write)
-        return _run(row), created
+        row, created = await self._write(write, run_id=run.id)
+        with self._decoding("create_run", run.id):
+            return _run(row), created
 
     async def claim_run(
         self,
@@ -189,8 +194,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
 
-        row = await self._write(write)
-        return None if row is None else _run(row)
+        row = await self._write(write, run_id=run_id)
+        with self._decoding("claim_run", run_id):
+            return None if row is None else _run(row)
 
     async def transition(
         self,
@@ -227,8 +233,9 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
 
-        row = await self._write(write)
-        return None if row is None else _run(row)
+        row = await self._write(write, run_id=run_id)
+        with self._decoding("transition", run_id):
+            return None if row is None else _run(row)
 
     async def checkpoint(
         self,
@@ -237,7 +244,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         steps: Sequence[StepWrite],
         update: RunUpdate,
         now: datetime,
-    ) -> str | None:
+    ) -> Control | None:
         sets = ["updated_at = ?"]
         params: list[Any] = [to_text(now)]
         if update.status is not None:
@@ -299,7 +306,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             for idx, e in enumerate(s.events)
         ]
 
-        def write(db: sqlite3.Connection) -> str | None:
+        def write(db: sqlite3.Connection) -> Control | None:
             if update.is_progress_only:
                 # The run row is read, not rewritten: its updated_at moves when the run
                 # itself changes, not at every step (a step's own times say when it ran).
@@ -312,7 +319,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                     db.executemany(_UPSERT_STEP, rows)
                 if staged:
                     db.executemany(_UPSERT_STAGED, staged)
-                return row[1]  # type: ignore[no-any-return]
+                return None if row[1] is None else Control(row[1])
             control = None
             if db.execute(free, params).rowcount != 1:
                 row = db.execute(
@@ -322,7 +329,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
                 folded = update.only_if_unrequested
-                control = None if update.release and not folded else row[1]
+                control = None if update.release and not folded else Control(row[1])
                 db.execute(held, held_params)
                 if folded:
                     # Only the steps: the run's own change (its completion) waits for the
@@ -344,7 +351,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 insert_event(db, event)
             return control
 
-        return await self._write(write)
+        return await self._write(write, run_id=run_id)
 
     async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         def read(db: sqlite3.Connection) -> tuple[Any, list[Any]]:
@@ -358,10 +365,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             )
             return row, step_rows
 
-        row, step_rows = await self._read(read)
+        row, step_rows = await self._read(read, run_id=run_id)
         if row is None:
             raise RunNotFoundError(run_id)
-        return _run(row, [_step(r) for r in step_rows])
+        with self._decoding("get_run", run_id):
+            return _run(row, [_step(r) for r in step_rows])
 
     async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
         row = await self._read(
@@ -370,7 +378,8 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 (workflow, idempotency_key),
             ).fetchone()
         )
-        return None if row is None else _run(row)
+        with self._decoding("find_run"):
+            return None if row is None else _run(row)
 
     async def list_runs(
         self,
@@ -380,8 +389,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        if limit < 1:
-            raise StoreError(f"limit must be >= 1, got {limit}")
+        page_limit(limit)
         where: list[str] = []
         params: list[Any] = []
         if workflow is not None:
@@ -390,15 +398,16 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         if cursor is not None:
             created, _, run_id = cursor.partition("|")
             if not is_id(run_id, "run") or not _is_time(created):
-                raise StoreError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
+                raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
             where.append("(created_at, id) < (?, ?)")
             params += [created, run_id]
-        statuses = [RunStatus(s).value for s in status or ()]
+        statuses = status_values(RunStatus, status)
         sql, params = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, params, statuses)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        runs = [_run(r) for r in rows[:limit]]
+        with self._decoding("list_runs"):
+            runs = [_run(r) for r in rows[:limit]]
         more = len(rows) > limit
         next_cursor = f"{rows[limit - 1][11]}|{rows[limit - 1][0]}" if more else None
         return RunPage(runs=runs, next_cursor=next_cursor)
@@ -407,74 +416,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         rows = await self._read(
             lambda db: db.execute(
                 f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
+            ).fetchall(),
+            run_id=run_id,
         )
-        return [_step(r) for r in rows]
-
-    # -- workers --------------------------------------------------------
-
-    async def upsert_worker(self, worker: WorkerRow) -> None:
-        params = (
-            worker.id,
-            worker.host,
-            worker.pid,
-            worker.process_start,
-            to_text(worker.started_at),
-            to_text(worker.heartbeat_at),
-        )
-        await self._write(
-            lambda db: db.execute(
-                "INSERT INTO workers (id, host, pid, process_start, started_at, heartbeat_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                params,
-            )
-        )
-
-    async def heartbeat(self, worker_id: str, now: datetime) -> bool:
-        stamp = to_text(now)
-        return await self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE workers SET heartbeat_at = ? WHERE id = ?", (stamp, worker_id)
-                ).rowcount
-                == 1
-            )
-        )
-
-    async def list_workers(self) -> list[WorkerRow]:
-        rows = await self._read(
-            lambda db: db.execute(
-                "SELECT id, host, pid, started_at, heartbeat_at, process_start FROM workers "
-                "ORDER BY id"
-            ).fetchall()
-        )
-        return [WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4]), r[5]) for r in rows]
-
-    async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
-        if not worker_ids:
-            return 0
-        marks = ", ".join("?" * len(worker_ids))
-        stamp = to_text(now)
-
-        def write(db: sqlite3.Connection) -> int:
-            released = db.execute(
-                "UPDATE runs INDEXED BY runs_owner SET owner_id = NULL, updated_at = ?, "
-                "status = CASE WHEN status = 'running' THEN 'pending' ELSE status END "
-                f"WHERE owner_id IN ({marks})",
-                (stamp, *worker_ids),
-            ).rowcount
-            # A delivery cut off by a dead or stopping worker does not count as an attempt.
-            db.execute(
-                "UPDATE deliveries INDEXED BY deliveries_running SET owner_id = NULL, "
-                "status = 'pending', updated_at = ?, attempts = MAX(attempts - 1, 0) "
-                f"WHERE status = 'running' AND owner_id IN ({marks})",
-                (stamp, *worker_ids),
-            )
-            db.execute(f"DELETE FROM workers WHERE id IN ({marks})", tuple(worker_ids))
-            return released
-
-        return await self._write(write)
+        with self._decoding("load_steps", run_id):
+            return [_step(r) for r in rows]
 
 
 _UPSERT_STAGED = (

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 import aiosqlite
 import anyio
 
-from runtime.errors import StoreError
+from runtime.errors import RuntimeBaseError, StoreOperationError
 from runtime.store import sqlite_checkpoint
 from runtime.store.sqlite_checkpoint import Checkpointer
+from runtime.store.sqlite_connection import failure, on_thread, operation_of
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
@@ -163,6 +164,8 @@ class GroupCommit:
         self._writer: object = None
         """The task of the last fast write: another task writing means they take turns."""
         self._flushing = False
+        self._closed = False
+        """``close()`` was called: every operation from now on is a ``StoreClosedError``."""
         self._since_checkpoint = 0
         self.commits = 0
         """Transactions committed (a group commit counts once)."""
@@ -170,6 +173,7 @@ class GroupCommit:
         """Of which on the fast path."""
 
     async def close(self) -> None:
+        self._closed = True
         checkpointer, self.checkpointer = self.checkpointer, None
         if self._forgotten is not None:
             self._forgotten.detach()
@@ -182,7 +186,7 @@ class GroupCommit:
             final = self.commits > 0
             try:
                 with anyio.CancelScope(shield=True):
-                    await _on_thread(self._conn, lambda _: checkpointer.close(final))
+                    await on_thread(self._conn, lambda _: checkpointer.close(final))
             finally:
                 checkpointer.stop()  # stopped whatever happened to the writer's thread
         fast, self._fast = self._fast, None
@@ -190,42 +194,51 @@ class GroupCommit:
             fast.close()
         await self._conn.close()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], *, run_id: str | None = None
+    ) -> T:
         """Run ``fn`` inside a write transaction, on the fast path when the lock is free.
 
         A write, once called, happens (or is refused with its error): a cancellation
-        of the caller is raised only once the transaction holding it has ended.
+        of the caller is raised only once the transaction holding it has ended. An
+        error is raised as one of runtime's (see ``sqlite_connection.failure``);
+        ``run_id`` names the run it was about.
         """
         if self._fast is None or self._flushing or self._queue:
-            return await self._queued(fn)
+            return await self._queued(fn, run_id=run_id)
         slot = _Slot(fn)
-        if self._batch is not None:
-            # A fast transaction is being gathered in this turn of the loop: join it,
-            # or the one after it when it is full.
-            if len(self._batch) < BATCH_MAX:
-                self._batch.append(slot)
-            else:
-                self._overflow.append(slot)
-            return await self._outcome(slot)  # type: ignore[no-any-return]
-        self._batch = [slot]
-        writer, self._writer = self._writer, asyncio.current_task()
-        cancelled: BaseException | None = None
-        if (
-            self._shared
-            or writer is not self._writer
-            or time.perf_counter() - self._turn_at >= TURN_EVERY
-        ):
-            # Several tasks write (or this one has had the loop long enough): a turn.
-            cancelled = await self._gather()
-        elif self._commit_alone(slot):
-            # The common case, kept lean: a task writing alone, within its turn.
-            if slot.error is not None:
-                raise _store_error(slot.error, self.path)
-            return slot.result  # type: ignore[no-any-return]
-        # Whatever happened during the turn, the batch is committed (or handed to the
-        # thread) now: the writers that joined it are waiting for it.
-        self._commit_batch()
-        return await self._outcome(slot, cancelled)  # type: ignore[no-any-return]
+        try:
+            if self._batch is not None:
+                # A fast transaction is being gathered in this turn of the loop: join it,
+                # or the one after it when it is full.
+                if len(self._batch) < BATCH_MAX:
+                    self._batch.append(slot)
+                else:
+                    self._overflow.append(slot)
+                return await self._outcome(slot)  # type: ignore[no-any-return]
+            self._batch = [slot]
+            writer, self._writer = self._writer, asyncio.current_task()
+            cancelled: BaseException | None = None
+            if (
+                self._shared
+                or writer is not self._writer
+                or time.perf_counter() - self._turn_at >= TURN_EVERY
+            ):
+                # Several tasks write (or this one has had the loop long enough): a turn.
+                cancelled = await self._gather()
+            elif self._commit_alone(slot):
+                # The common case, kept lean: a task writing alone, within its turn.
+                if slot.error is not None:
+                    raise slot.error
+                return slot.result  # type: ignore[no-any-return]
+            # Whatever happened during the turn, the batch is committed (or handed to the
+            # thread) now: the writers that joined it are waiting for it.
+            self._commit_batch()
+            return await self._outcome(slot, cancelled)  # type: ignore[no-any-return]
+        except RuntimeBaseError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc, operation_of(fn), run_id) from exc
 
     async def _gather(self) -> BaseException | None:
         """Give the loop its turn before committing the batch this writer leads.
@@ -258,7 +271,7 @@ class GroupCommit:
             return False  # busy: the batch path hands it to the thread
         except sqlite3.Error as exc:  # not a busy lock: a damaged file, say
             self._batch = None
-            slot.error = _store_error(exc, self.path)
+            slot.error = exc
             return True
         self._batch = None
         self._shared = False
@@ -287,10 +300,9 @@ class GroupCommit:
             except sqlite3.OperationalError:
                 pass  # busy: another connection writes; the thread waits for the lock
             except sqlite3.Error as exc:  # not a busy lock: a damaged file, say
-                error = _store_error(exc, self.path)
                 failed, self._overflow = batch + self._overflow, []
                 for slot in failed:
-                    slot.error = error
+                    slot.error = exc
                     slot.finish()
                 return True
             else:
@@ -354,7 +366,7 @@ class GroupCommit:
         if cancelled is not None:
             raise cancelled
         if slot.error is not None:
-            raise _store_error(slot.error, self.path)
+            raise slot.error
         return slot.result
 
     def _committed(self) -> None:
@@ -366,13 +378,27 @@ class GroupCommit:
             if self.checkpointer is not None:
                 self.checkpointer.wake()
 
-    async def _queued(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside a write transaction shared with concurrent writers."""
+    async def _queued(
+        self, fn: Callable[[sqlite3.Connection], T], *, run_id: str | None = None
+    ) -> T:
+        """Run ``fn`` inside a write transaction shared with concurrent writers, on the thread.
+
+        Errors as :meth:`_write`'s.
+        """
         slot = _Slot(fn)
         self._queue.append(slot)
         if not self._flushing:
             self._hand_lead(slot)
-        return await self._outcome(slot)  # type: ignore[no-any-return]
+        try:
+            return await self._outcome(slot)  # type: ignore[no-any-return]
+        except RuntimeBaseError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc, operation_of(fn), run_id) from exc
+
+    def _failure(self, exc: Exception, operation: str, run_id: str | None) -> StoreOperationError:
+        """What a store method raises for ``exc`` (see ``sqlite_connection.failure``)."""
+        return failure(exc, operation, self.path, run_id, closed=self._closed)
 
     async def _lead(self) -> BaseException | None:
         """Commit the queue on the thread; return a cancellation caught meanwhile.
@@ -387,7 +413,7 @@ class GroupCommit:
             # A bare future, not a task group's task, on purpose: a task group would cancel
             # it with this task, and the thread commits the batch whatever happens to
             # this task; it is always awaited to its end just below.
-            work = asyncio.ensure_future(_on_thread(self._conn, _run_batch, batch))  # noqa: TID251
+            work = asyncio.ensure_future(on_thread(self._conn, _run_batch, batch))  # noqa: TID251
             while not work.done():
                 try:
                     await asyncio.wait((work,))
@@ -399,7 +425,7 @@ class GroupCommit:
         except BaseException as exc:
             for slot in batch:
                 if slot.error is None:
-                    slot.error = _store_error(exc, self.path)
+                    slot.error = exc
         for slot in batch:
             slot.finish()
         if self._queue:
@@ -407,26 +433,6 @@ class GroupCommit:
         else:
             self._flushing = False
         return caught
-
-
-async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's connection thread, in one hop.
-
-    ``Connection._execute`` is aiosqlite's own way of queueing work on that thread
-    (its public methods are built on it); the pinned version keeps it stable.
-    """
-    result = await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call]
-    return result  # type: ignore[no-any-return]
-
-
-def open_fast(path: str) -> sqlite3.Connection:
-    """The fast-path connection: never waits for the lock, never checkpoints."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA busy_timeout = 0")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA wal_autocheckpoint = 0")
-    db.execute(f"PRAGMA journal_size_limit = {sqlite_checkpoint.WAL_KEEP}")
-    return db
 
 
 def _run_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
@@ -473,11 +479,3 @@ def _apply_batch(db: sqlite3.Connection, batch: list[_Slot]) -> bool:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-
-
-def _store_error(exc: BaseException, path: str | None = None) -> BaseException:
-    if isinstance(exc, sqlite3.Error):
-        error = StoreError(f"SQLite database {path}: {exc}" if path else f"SQLite: {exc}")
-        error.__cause__ = exc
-        return error
-    return exc

@@ -9,12 +9,20 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.errors import StoreError
+from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.sdk.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
-from runtime.store.sqlite_core import SqliteCore, _error, _json, in_chunks, newest_first
+from runtime.store.sqlite_core import (
+    SqliteCore,
+    _error,
+    _json,
+    in_chunks,
+    newest_first,
+    page_limit,
+    status_values,
+)
 
 _EVENT_COLUMNS = (
     "seq, id, name, data, metadata, idempotency_key, source_run_id, occurred_at, available_at"
@@ -106,7 +114,8 @@ class BusMixin(SqliteCore):
                 "SELECT id, patterns, max_attempts, active FROM subscribers ORDER BY id"
             ).fetchall()
         )
-        return [SubscriberRow(r[0], tuple(json.loads(r[1])), r[2], bool(r[3])) for r in rows]
+        with self._decoding("list_subscribers"):
+            return [SubscriberRow(r[0], tuple(json.loads(r[1])), r[2], bool(r[3])) for r in rows]
 
     async def fan_out(self, now: datetime, limit: int) -> int:
         stamp = to_text(now)
@@ -221,16 +230,17 @@ class BusMixin(SqliteCore):
             return sorted(rows, key=lambda row: row[4])
 
         rows = await self._write(write)
-        return [
-            DeliveryWork(
-                id=r[0],
-                subscriber_id=r[1],
-                attempt=r[2],
-                max_attempts=r[3],
-                event=_event(r[4:]),
-            )
-            for r in rows
-        ]
+        with self._decoding("claim_deliveries"):
+            return [
+                DeliveryWork(
+                    id=r[0],
+                    subscriber_id=r[1],
+                    attempt=r[2],
+                    max_attempts=r[3],
+                    event=_event(r[4:]),
+                )
+                for r in rows
+            ]
 
     async def finish_delivery(
         self,
@@ -280,7 +290,8 @@ class BusMixin(SqliteCore):
             return found
 
         found = await self._read(read)
-        return from_text(min(found)) if found else None
+        with self._decoding("next_delivery_at"):
+            return from_text(min(found)) if found else None
 
     async def list_events(
         self, *, name: str | None = None, limit: int = 50, cursor: str | None = None
@@ -297,9 +308,10 @@ class BusMixin(SqliteCore):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(_limit(limit) + 1)
+        params.append(page_limit(limit) + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        items = [_event(r) for r in rows[:limit]]
+        with self._decoding("list_events"):
+            items = [_event(r) for r in rows[:limit]]
         more = len(rows) > limit
         return Page(items, str(items[-1].seq) if more else None)
 
@@ -314,7 +326,7 @@ class BusMixin(SqliteCore):
     ) -> Page:
         where: list[str] = []
         params: list[Any] = []
-        statuses = [DeliveryStatus(s).value for s in status or ()]
+        statuses = status_values(DeliveryStatus, status)
         if subscriber_id is not None:
             where.append("d.subscriber_id = ?")
             params.append(subscriber_id)
@@ -326,15 +338,16 @@ class BusMixin(SqliteCore):
         if cursor is not None:
             seq, _, delivery_id = cursor.partition("|")
             if not is_id(delivery_id, "dlv"):
-                raise StoreError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
+                raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
             where.append("(d.event_seq, d.id) < (?, ?)")
             params += [_int_cursor(seq), delivery_id]
         select = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
         sql, params = newest_first(select, where, params, statuses, "d.status")
         sql += " ORDER BY event_seq DESC, id DESC LIMIT ?"
-        params.append(_limit(limit) + 1)
+        params.append(page_limit(limit) + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
-        items = [_delivery(r) for r in rows[:limit]]
+        with self._decoding("list_deliveries"):
+            items = [_delivery(r) for r in rows[:limit]]
         more = len(rows) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
 
@@ -353,17 +366,11 @@ class BusMixin(SqliteCore):
         return await self._write(lambda db: db.execute(sql, params).rowcount)
 
 
-def _limit(limit: int) -> int:
-    if limit < 1:
-        raise StoreError(f"limit must be >= 1, got {limit}")
-    return limit
-
-
 def _int_cursor(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise StoreError(f"bad cursor {text!r}: pass back a page's next_cursor") from None
+        raise StoreArgumentError(f"bad cursor {text!r}: pass back a page's next_cursor") from None
 
 
 def _event(row: Sequence[Any]) -> EventRecord:

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.errors import InvalidTransitionError, RunNotFoundError
-from runtime.models import RunRecord
+from runtime.errors import InvalidTransitionError, RunNotFoundError, StoreArgumentError
+from runtime.models import RunAction, RunRecord
 from runtime.store.sqlite_core import _RUN_COLUMNS, SqliteCore, _run
 
 _TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
@@ -20,11 +20,11 @@ _RESET = ("failed", "compensating", "compensated", "compensation_failed", "runni
 class ControlMixin(SqliteCore):
     """``control_run`` and ``defer_run`` (see :class:`runtime.store.base.Store`)."""
 
-    async def control_run(self, run_id: str, action: str, now: datetime) -> RunRecord:
+    async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         stamp = to_text(now)
         apply = _ACTIONS.get(action)
         if apply is None:
-            raise ValueError(f"unknown action {action!r}")
+            raise StoreArgumentError(f"unknown action {action!r}; known: {', '.join(_ACTIONS)}")
 
         def write(db: sqlite3.Connection) -> Any:
             row = db.execute(
@@ -35,7 +35,9 @@ class ControlMixin(SqliteCore):
             apply(db, run_id, stamp, *row)
             return db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
 
-        return _run(await self._write(write))
+        row = await self._write(write, run_id=run_id)
+        with self._decoding("control_run", run_id):
+            return _run(row)
 
     async def defer_run(
         self, run_id: str, expected_owner: str | None, error: str | None, available_at: datetime
@@ -55,7 +57,7 @@ class ControlMixin(SqliteCore):
                 == 1
             )
 
-        return await self._write(write)
+        return await self._write(write, run_id=run_id)
 
 
 def _refuse(run_id: str, action: str, status: str, why: str = "") -> InvalidTransitionError:

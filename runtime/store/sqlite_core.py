@@ -10,17 +10,25 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from importlib import resources
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from runtime.clock import from_text
-from runtime.errors import SchemaVersionError, StoreError
-from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.errors import (
+    RuntimeBaseError,
+    SchemaVersionError,
+    StoreArgumentError,
+    StoreClosedError,
+    StoreError,
+)
+from runtime.models import Control, RunKind, RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.store import sqlite_checkpoint
-from runtime.store.sqlite_batch import GroupCommit, _on_thread, _store_error
+from runtime.store.sqlite_batch import GroupCommit
 from runtime.store.sqlite_checkpoint import Checkpointer
+from runtime.store.sqlite_connection import Decoding, on_thread, operation_of
 
 T = TypeVar("T")
 
@@ -74,6 +82,32 @@ def newest_first(
         parts.append(_filtered(select, [f"{column} = ?", *where]))
         out += [value, *params]
     return " UNION ALL ".join(parts), out
+
+
+def status_values(kind: type[StrEnum], given: Sequence[Any] | None) -> list[str]:
+    """The values of the statuses a listing asks for.
+
+    Raises:
+        StoreArgumentError: one of them is not a ``kind``.
+    """
+    try:
+        return [kind(status).value for status in given or ()]
+    except ValueError:
+        known = ", ".join(status.value for status in kind)
+        raise StoreArgumentError(
+            f"unknown status in {list(given or ())!r}; known: {known}"
+        ) from None
+
+
+def page_limit(limit: int) -> int:
+    """``limit``, a listing's page size, checked.
+
+    Raises:
+        StoreArgumentError: it is less than 1.
+    """
+    if limit < 1:
+        raise StoreArgumentError(f"limit must be >= 1, got {limit}")
+    return limit
 
 
 def _filtered(select: str, where: Sequence[str]) -> str:
@@ -131,6 +165,8 @@ class SqliteCore(GroupCommit):
         commit of another process would leave them asleep. An in-memory database has
         no other connection: its token never moves.
         """
+        if self._closed:
+            raise StoreClosedError("change_token", self.path)
         fast = self._fast
         if fast is not None:
             try:
@@ -148,12 +184,22 @@ class SqliteCore(GroupCommit):
             self._version = version
         return self._changes
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the reader's thread, in one read transaction (one snapshot)."""
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, run_id: str | None = None) -> T:
+        """Run ``fn`` on the reader's thread, in one read transaction (one snapshot).
+
+        An error is raised as one of runtime's (see ``sqlite_connection.failure``);
+        ``run_id`` names the run it was about.
+        """
         try:
-            return await _on_thread(self._reader, _in_snapshot, fn)
-        except sqlite3.Error as exc:
-            raise _store_error(exc, self.path) from exc
+            return await on_thread(self._reader, _in_snapshot, fn)
+        except RuntimeBaseError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc, operation_of(fn), run_id) from exc
+
+    def _decoding(self, operation: str, run_id: str | None = None) -> Decoding:
+        """``with self._decoding(...):`` around the decoding of a whole result of ``operation``."""
+        return Decoding(operation, self.path, run_id)
 
 
 def _in_snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -233,7 +279,7 @@ async def baseline_commit_us(path: str, count: int = 1000) -> float:
     store, so a checkpoint's cost can be reported as a ratio to it.
     """
     async with aiosqlite.connect(path, isolation_level=None) as db:
-        await _on_thread(db, _configure, "normal")
+        await on_thread(db, _configure, "normal")
         await db.execute("CREATE TABLE IF NOT EXISTS baseline (id INTEGER PRIMARY KEY, v TEXT)")
         started = time.perf_counter()
         for i in range(count):
@@ -260,9 +306,9 @@ def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord
         updated_at=from_text(row[12]),
         ended_at=from_text(row[13]) if row[13] else None,
         rollback_status=RunStatus(row[14]) if row[14] else None,
-        control=row[15],
+        control=None if row[15] is None else Control(row[15]),
         wake_at=from_text(row[16]) if row[16] else None,
-        kind=row[17],
+        kind=RunKind(row[17]),
         steps=steps or [],
     )
 

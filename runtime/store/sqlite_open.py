@@ -24,9 +24,8 @@ from aiosqlite.core import _STOP_RUNNING_SENTINEL
 
 from runtime.errors import DatabaseNotFoundError, DatabaseReplacedError, StoreError
 from runtime.store import sqlite_core
-from runtime.store.sqlite_batch import _on_thread as on_thread
-from runtime.store.sqlite_batch import open_fast
 from runtime.store.sqlite_checkpoint import Checkpointer
+from runtime.store.sqlite_connection import on_thread, open_fast
 
 FileIdentity = tuple[int, int]
 """``(st_dev, st_ino)`` of a database file."""
@@ -226,8 +225,15 @@ def identity(path: str) -> FileIdentity | None:
 
 
 def opened_file(path: str) -> tuple[str, FileIdentity | None]:
-    """The absolute path of a file just opened, and its identity (for :func:`check_identity`)."""
-    return (path if path == MEMORY else os.path.abspath(path)), identity(path)
+    """The absolute path of a file just opened, and its identity (for :func:`check_identity`).
+
+    Raises:
+        DatabaseReplacedError: the file was deleted (or became unreachable) meanwhile.
+    """
+    try:
+        return (path if path == MEMORY else os.path.abspath(path)), identity(path)
+    except OSError as exc:
+        raise DatabaseReplacedError(path, f"cannot be found any more ({exc.strerror})") from exc
 
 
 def check_identity(path: str, opened: FileIdentity | None) -> None:

@@ -42,7 +42,8 @@ class QueueMixin(SqliteCore):
             return found
 
         found = await self._read(read) if workflows else []
-        return from_text(min(found)) if found else None
+        with self._decoding("next_run_due"):
+            return from_text(min(found)) if found else None
 
     async def recoverable_runs(
         self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
@@ -71,7 +72,8 @@ class QueueMixin(SqliteCore):
             return rows
 
         rows = await self._read(read) if workflows else []
-        runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
+        with self._decoding("recoverable_runs"):
+            runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
         return runs[:limit]
 
     async def unclaimed_unknown(
@@ -103,5 +105,6 @@ class QueueMixin(SqliteCore):
                     ).fetchall()
 
         rows = await self._read(read)
-        runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
+        with self._decoding("unclaimed_unknown"):
+            runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
         return runs[:limit]

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.models import FiringOutcome, FiringRecord, ScheduleRecord
+from runtime.models import FiringOutcome, FiringRecord, Overlap, ScheduleRecord
 from runtime.store.base import NewRun, ScheduleSpec
 from runtime.store.sqlite_core import SqliteCore
 
@@ -112,7 +112,9 @@ class SchedulesMixin(SqliteCore):
                 f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE active = 1 ORDER BY name"
             ).fetchall()
 
-        return [_schedule(row) for row in await self._write(write)]
+        rows = await self._write(write)
+        with self._decoding("sync_schedules"):
+            return [_schedule(row) for row in rows]
 
     async def list_schedules(self) -> list[ScheduleRecord]:
         rows = await self._read(
@@ -120,7 +122,8 @@ class SchedulesMixin(SqliteCore):
                 f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
             ).fetchall()
         )
-        return [_schedule(row) for row in rows]
+        with self._decoding("list_schedules"):
+            return [_schedule(row) for row in rows]
 
     async def fire(
         self,
@@ -138,6 +141,7 @@ class SchedulesMixin(SqliteCore):
         """
         stamp, nominal = to_text(now), to_text(nominal_at)
         planned = to_text(next_fire_at) if next_fire_at else None
+        misses = [(schedule, to_text(m), stamp) for m in missed if m < nominal_at]
 
         def move_on(db: sqlite3.Connection) -> None:
             db.execute(
@@ -178,7 +182,7 @@ class SchedulesMixin(SqliteCore):
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
                 "recorded_at) VALUES (?, ?, 'missed', NULL, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                [(schedule, to_text(m), stamp) for m in missed if m < nominal_at],
+                misses,
             )
             outcome = FiringOutcome.STARTED if run is not None else FiringOutcome.MISSED
             claimed = db.execute(
@@ -194,7 +198,7 @@ class SchedulesMixin(SqliteCore):
                 move_on(db)
                 return record(FiringOutcome.MISSED, None)
             busy = False
-            if overlap == "skip" and last_run_id is not None:
+            if overlap == Overlap.SKIP and last_run_id is not None:
                 status = db.execute(
                     "SELECT status FROM runs WHERE id = ?", (last_run_id,)
                 ).fetchone()
@@ -237,7 +241,7 @@ class SchedulesMixin(SqliteCore):
             )
             return record(FiringOutcome.STARTED, run.id)
 
-        return await self._write(write)
+        return await self._write(write, run_id=run.id if run is not None else None)
 
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         rows = await self._read(
@@ -247,16 +251,17 @@ class SchedulesMixin(SqliteCore):
                 (schedule, limit),
             ).fetchall()
         )
-        return [
-            FiringRecord(
-                schedule=r[0],
-                nominal_at=from_text(r[1]),
-                outcome=FiringOutcome(r[2]),
-                run_id=r[3],
-                recorded_at=from_text(r[4]),
-            )
-            for r in rows
-        ]
+        with self._decoding("list_firings"):
+            return [
+                FiringRecord(
+                    schedule=r[0],
+                    nominal_at=from_text(r[1]),
+                    outcome=FiringOutcome(r[2]),
+                    run_id=r[3],
+                    recorded_at=from_text(r[4]),
+                )
+                for r in rows
+            ]
 
 
 def _schedule(row: Sequence[Any]) -> ScheduleRecord:
@@ -268,7 +273,7 @@ def _schedule(row: Sequence[Any]) -> ScheduleRecord:
         next_fire_at=from_text(row[4]) if row[4] else None,
         executions=row[5],
         max_executions=row[6],
-        overlap=row[7],
+        overlap=Overlap(row[7]),
         catchup_window=row[8],
         active=bool(row[9]),
         last_run_id=row[10],

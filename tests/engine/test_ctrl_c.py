@@ -20,7 +20,7 @@ from runtime.usercode import from_a_signal, is_failure
 
 APP = """
 import asyncio, sys, time
-from runtime import Runtime, WorkflowResponse, create_step, create_workflow
+from runtime import Runtime, WorkflowResponse, configure_logging, create_step, create_workflow
 
 async def spin() -> None:
     print("spinning", flush=True)
@@ -35,6 +35,7 @@ async def main() -> None:
         result = await wf(rt.container).run(throw_on_error=False)
         print("run ended", result.status.value, flush=True)
 
+configure_logging()  # the application's entry point: log lines to stderr, not stdout
 asyncio.new_event_loop().run_until_complete(main())  # no SIGINT handler of asyncio's
 """
 

@@ -9,6 +9,7 @@ has it again, the rollback finishes.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,8 +24,9 @@ from runtime import (
     create_workflow,
     workflow,
 )
+from runtime.container import Container
 from runtime.engine.rollback import plan
-from runtime.engine.run import Compensator, RunState
+from runtime.engine.run import Compensator, Run
 from runtime.models import StepRecord
 from runtime.sdk.steps import StepOptions
 from tests.regressions.support import wait_status
@@ -41,9 +43,12 @@ async def _undo(value: Any) -> None:
     return None
 
 
+_SAGA = create_workflow("saga", lambda: None)
+
+
 def _state(
     rows: list[tuple[int, StepStatus, int | None, bool]], *, missing: tuple[int, ...] = ()
-) -> RunState:
+) -> Run:
     """A run of steps ``s<seq>``: (seq, status, completed_order, compensable) each.
 
     Every compensable step has a compensator, except those in ``missing``.
@@ -60,12 +65,25 @@ def _state(
         )
         for seq, status, order, compensable in rows
     }
-    state = RunState(
-        run_id="run_1",
-        workflow=None,
-        container=None,  # type: ignore[arg-type]
-        records=records,
-        next_order=1,
+    now = datetime.now(UTC)
+    record = RunRecord(
+        id="run_1",
+        workflow="saga",
+        version=None,
+        status=RunStatus.COMPENSATING,
+        idempotency_key=None,
+        available_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    # The plan reads only the run's records and compensators: no engine behind it.
+    state = Run(
+        None,  # type: ignore[arg-type]
+        _SAGA,
+        Container(),
+        record,
+        records.values(),
+        interruptible=False,
     )
     for seq, _, _, compensable in rows:
         if compensable and seq not in missing:
@@ -73,7 +91,7 @@ def _state(
     return state
 
 
-def _planned(state: RunState) -> list[str]:
+def _planned(state: Run) -> list[str]:
     """The plan as step names; ``?`` marks a compensation that cannot be found."""
     return [record.name + ("" if c is not None else "?") for c, record in plan(state)]
 

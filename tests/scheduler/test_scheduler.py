@@ -423,7 +423,7 @@ async def test_a_wildcard_hour_fires_in_both_repeated_hours_through_the_schedule
 # -- life cycle ----------------------------------------------------------------
 
 
-async def test_stop_ends_the_loop_and_fires_nothing_more(
+async def test_drain_ends_the_loop_and_fires_nothing_more(
     store: SqliteStore, clock: ManualClock
 ) -> None:
     scheduler = Scheduler(store, clock, entries(job("tick", "* * * * *")))
@@ -431,7 +431,7 @@ async def test_stop_ends_the_loop_and_fires_nothing_more(
         async with anyio.create_task_group() as tg:
             await tg.start(scheduler.run)
             await clock.wait_sleepers(1)
-            scheduler.stop()
+            scheduler.drain()
         # run() returned by itself: the task group closed without a cancel.
     clock.set(at(12, 5))
     assert await outcomes(store, "tick") == []

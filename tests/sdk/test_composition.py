@@ -183,6 +183,22 @@ def test_with_options_copies_the_step_and_keeps_its_compensation() -> None:
     assert (step.name, step.options.timeout) == ("s", None)  # the original is untouched
 
 
+def test_a_compensation_attached_to_a_copy_is_not_the_original_s() -> None:
+    """Bug: the copy shared the original's compensation list, so attaching a compensation
+    to one attached it to both (and the other could no longer get one of its own)."""
+    step = create_step("s", _echo)
+    copy = step.with_options(name="s2")
+
+    async def undo_copy(value: Any) -> None: ...
+
+    async def undo_step(value: Any) -> None: ...
+
+    copy.compensate(undo_copy)
+    assert step.compensate_fn is None
+    step.compensate(undo_step)
+    assert (step.compensate_fn, copy.compensate_fn) == (undo_step, undo_copy)
+
+
 def test_with_options_validates_like_create_step() -> None:
     step = create_step("s", _echo)
 
@@ -528,3 +544,22 @@ def test_a_one_parameter_step_named_ctx_gets_the_context() -> None:
     assert arity(by_name) == CTX_ONLY
     assert arity(by_type) == CTX_ONLY
     assert arity(input_only) == 1
+
+
+async def test_a_parameter_with_a_default_never_receives_the_context(db_url: str) -> None:
+    """Bug: parameters with defaults were counted, so ``fn(x, i=i)`` (a loop's variable
+    bound at definition) was called with the context as ``i``."""
+    from runtime.sdk.steps import arity
+
+    steps = [create_step(f"add-{i}", lambda x, i=i: x + i) for i in range(3)]
+    assert [arity(s.invoke) for s in steps] == [1, 1, 1]
+    assert arity(lambda i=1: i) == 0
+
+    def flow(input: Any) -> WorkflowResponse:
+        return WorkflowResponse([step(input) for step in steps])
+
+    workflow = create_workflow("bound", flow)
+    async with Runtime(database=db_url) as rt:
+        with anyio.fail_after(5):
+            result = await workflow(rt.container).run(input=10)
+    assert result.result == [10, 11, 12]

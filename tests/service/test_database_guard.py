@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from runtime import DatabaseReplacedError, Runtime
-from runtime import service as service_module
+from runtime import watch as watch_module
 from runtime.testing import ManualClock
 
 
@@ -19,7 +19,7 @@ async def test_the_file_guard_waits_on_the_injected_clock(
     """Bug: the guard waited with a bare ``anyio.sleep`` (real time) while the service's
     other loops wait on its clock. With a period no test would wait for in real time, only
     the injected clock's advance can make it look: before, this timed out."""
-    monkeypatch.setattr(service_module, "FILE_CHECK_INTERVAL", 3600.0)
+    monkeypatch.setattr(watch_module, "FILE_CHECK_INTERVAL", 3600.0)
     clock = ManualClock()
     path = tmp_path / "app.db"
     with pytest.raises(BaseException) as caught, anyio.fail_after(10):

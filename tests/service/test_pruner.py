@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from runtime import RunNotFoundError, RunStatus, Runtime, StoreError, create_step, create_workflow
 from runtime.pruner import PRUNE_INTERVAL, Retention
-from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.definitions import WorkflowDefinition
 from runtime.testing import ManualClock
 
 DAY = 24 * 3600

@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runtime.errors import StoredError, StoreError
+from runtime.errors import StoreError
 from runtime.ids import new_id
-from runtime.models import DeliveryRecord, DeliveryStatus
+from runtime.models import DeliveryRecord, DeliveryStatus, StepError
 from runtime.store.base import DeliveryWork, NewEvent, SubscriberRow, WorkerRow
 from runtime.store.sqlite import SqliteStore
 
@@ -47,8 +47,8 @@ def event(
 
 
 def error_text(message: str, type: str = "RuntimeError") -> str:
-    """An error as the bus stores it (a :class:`StoredError`'s JSON)."""
-    return json.dumps(StoredError(type, message, None, "email").to_dict())
+    """An error as the bus stores it (a :class:`StepError`'s JSON)."""
+    return StepError(step="email", type=type, message=message).model_dump_json()
 
 
 @pytest.fixture

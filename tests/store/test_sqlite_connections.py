@@ -19,8 +19,8 @@ from runtime.ids import new_id
 from runtime.store import open_store, sqlite_checkpoint, sqlite_open
 from runtime.store.base import NewRun, RunUpdate, StepWrite
 from runtime.store.sqlite import SqliteStore
-from runtime.store.sqlite_batch import _on_thread
 from runtime.store.sqlite_checkpoint import Checkpointer
+from runtime.store.sqlite_connection import on_thread
 from tests.engine.chains import chain
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -96,7 +96,7 @@ async def test_reads_and_the_change_watcher_do_not_wait_for_the_writers_thread(
     record, _ = await store.create_run(new_run("a"))
     blocked = _Blocked()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_on_thread, store._conn, blocked.hold)
+        tg.start_soon(on_thread, store._conn, blocked.hold)
         await anyio.to_thread.run_sync(blocked.holding.wait, 10)
         try:
             with anyio.fail_after(10):
@@ -136,9 +136,9 @@ async def test_reads_run_on_a_query_only_connection_of_their_own(store: SqliteSt
             db.execute("PRAGMA busy_timeout").fetchone()[0],
         )
 
-    assert await _on_thread(reader, pragmas) == (1, 10_000)
+    assert await on_thread(reader, pragmas) == (1, 10_000)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        await _on_thread(reader, lambda db: db.execute("DELETE FROM runs"))
+        await on_thread(reader, lambda db: db.execute("DELETE FROM runs"))
 
 
 async def test_an_in_memory_database_keeps_reads_on_its_one_connection() -> None:
@@ -211,7 +211,7 @@ async def test_the_writers_never_checkpoint_and_cut_the_wal_back_when_it_starts_
         )
 
     expected = (0, sqlite_checkpoint.WAL_KEEP)
-    assert await _on_thread(store._conn, pragmas) == expected
+    assert await on_thread(store._conn, pragmas) == expected
     if store._fast is not None:
         assert pragmas(store._fast) == expected
 

@@ -32,7 +32,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from runtime.container import Container
-from runtime.sdk.composition import WorkflowDefinition, create_workflow
+from runtime.sdk.composition import CompositionWorkflow, create_workflow
 from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
 from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.sdk.steps import StepDefinition, create_step
@@ -73,7 +73,7 @@ def _trivial_step(index: int, mark: Callable[[], None] | None = None) -> StepDef
     return create_step(f"step-{index}", invoke)
 
 
-def _chain(name: str, length: int, in_flight: _InFlight | None = None) -> WorkflowDefinition:
+def _chain(name: str, length: int, in_flight: _InFlight | None = None) -> CompositionWorkflow:
     """``length`` trivial steps; with ``in_flight``, the first and last steps count the run."""
     marks: dict[int, Callable[[], None]] = {}
     if in_flight is not None:
@@ -89,14 +89,14 @@ def _chain(name: str, length: int, in_flight: _InFlight | None = None) -> Workfl
     return create_workflow(name, constructor)
 
 
-async def _sequential(rt: Runtime, wf: WorkflowDefinition) -> float:
+async def _sequential(rt: Runtime, wf: CompositionWorkflow) -> float:
     started = time.perf_counter()
     for _ in range(RUNS):
         await wf(rt.container).run(input={"start": 0})
     return time.perf_counter() - started
 
 
-async def _concurrent(rt: Runtime, wf: WorkflowDefinition) -> float:
+async def _concurrent(rt: Runtime, wf: CompositionWorkflow) -> float:
     """Seconds for ``RUNS`` runs started at once."""
     container: Container = rt.container
 
@@ -130,7 +130,7 @@ class _StallWatch:
             last = now
 
 
-async def _latencies(rt: Runtime, wf: WorkflowDefinition) -> list[float]:
+async def _latencies(rt: Runtime, wf: CompositionWorkflow) -> list[float]:
     samples = []
     for _ in range(LATENCY_RUNS):
         started = time.perf_counter()
@@ -193,7 +193,7 @@ async def _emit_many(rt: Runtime, count: int, emitter: int) -> None:
         await rt.emit("bench.count", {"emitter": emitter, "i": i})
 
 
-async def _queue(rt: Runtime, single: WorkflowDefinition) -> list[float]:
+async def _queue(rt: Runtime, single: CompositionWorkflow) -> list[float]:
     """Start-to-result of a 1-step background run through the queue and the worker."""
     samples = []
     for _ in range(QUEUE_RUNS):

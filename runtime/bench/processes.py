@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import anyio
 
-from runtime.bench_grow import GROWN_EVENT, GROWN_SUBSCRIBERS
+from runtime.bench.grow import GROWN_EVENT, GROWN_SUBSCRIBERS
 from runtime.errors import StoreError
 from runtime.service import Runtime
 
@@ -97,7 +97,7 @@ def write_project(root: Path) -> Path:
     (root / "workflows" / "bench_recover.py").write_text(_WORKFLOW_MODULE)
     (root / "workflows" / "history_chain.py").write_text(
         '"""The grown runs\' workflow: the service knows it, as the one that made them."""\n\n'
-        "from runtime.bench_grow import grown_workflow\n\nhistory_chain = grown_workflow()\n"
+        "from runtime.bench.grow import grown_workflow\n\nhistory_chain = grown_workflow()\n"
     )
     (root / "subscribers").mkdir(exist_ok=True)
     (root / "subscribers" / "__init__.py").write_text("")

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import anyio
 
-from runtime.bench import STEPS, _chain
+from runtime.bench.figures import STEPS, _chain
 from runtime.errors import ConfigError
-from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.composition import CompositionWorkflow
 from runtime.sdk.specs import Subscriber, SubscriberArgs, SubscriberConfig
 from runtime.service import Runtime
 
@@ -59,7 +59,7 @@ class Growth:
 GROWN_SUBSCRIBERS = ("history-audit", "history-notify")
 
 
-def grown_workflow() -> WorkflowDefinition:
+def grown_workflow() -> CompositionWorkflow:
     """The grown runs' workflow; a measured runtime knows it too, as the service that
     made the history would (the worker's queries filter on the workflows it knows)."""
     return _chain(GROWN_WORKFLOW, STEPS)

@@ -1,19 +1,19 @@
 """``runtime bench --history N``: the same figures on an aged file and on a fresh one.
 
 The aged file is grown through the public API to ``N`` finished runs of 10 steps,
-each with one event and two deliveries (``runtime.bench_grow``); the fresh file
+each with one event and two deliveries (``runtime.bench.grow``); the fresh file
 holds ``FRESH_RUNS`` such runs, just enough to page through. Both are measured in
 the same process, one after the other, with the same code:
 
 - in this process, on a ``Runtime`` opened on the file that knows the grown
   workflow and its two subscribers (as the service that made the history would):
-  sequential and concurrent steps/s (``runtime.bench``'s workloads), the ``-wal``
+  sequential and concurrent steps/s (``runtime.bench.figures``'s workloads), the ``-wal``
   file's size right after them (``wal_mb``), bytes the WAL grows by per trivial checkpoint
   (``wal_bytes_per_step``), a background 1-step run's start to result
   (``queue_latency_ms_p50``), the first page and a page deep in
   ``list_runs(workflow=...)``, how late a 1 ms ticker is woken while the runtime
   idles (``idle_stall_ms_max``), and events/s to one subscriber;
-- on ``runtime start`` processes (``runtime.bench_service``): start-up,
+- on ``runtime start`` processes (``runtime.bench.processes``): start-up,
   SIGTERM-to-exit, idle CPU, and the drain rate after a SIGKILL.
 
 ``wal_bytes_per_step`` counts WAL frames, not the file's size: a read transaction
@@ -39,7 +39,7 @@ from typing import Any
 
 import anyio
 
-from runtime.bench import (
+from runtime.bench.figures import (
     RUNS,
     STEPS,
     _bus,
@@ -50,7 +50,7 @@ from runtime.bench import (
     _sequential,
     _StallWatch,
 )
-from runtime.bench_grow import (
+from runtime.bench.grow import (
     GROWN_WORKFLOW,
     Growth,
     count_grown,
@@ -59,9 +59,9 @@ from runtime.bench_grow import (
     grown_subscribers,
     grown_workflow,
 )
-from runtime.bench_service import recovery_rate, service_figures, write_project
+from runtime.bench.processes import recovery_rate, service_figures, write_project
 from runtime.errors import StoreError
-from runtime.sdk.composition import WorkflowDefinition
+from runtime.sdk.composition import CompositionWorkflow
 from runtime.sdk.specs import SubscriberArgs
 from runtime.service import Runtime
 from runtime.store.base import Store
@@ -149,7 +149,7 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-async def _wal_bytes_per_step(path: Path, rt: Runtime, long: WorkflowDefinition) -> float:
+async def _wal_bytes_per_step(path: Path, rt: Runtime, long: CompositionWorkflow) -> float:
     """WAL bytes appended by one run of ``WAL_STEPS`` trivial steps, per step.
 
     A reader that began while the WAL was wholly copied does not hold it (it reads the
