@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from runtime import RunStatus, Runtime, StepFailed
+from tests.examples.faults import fail_on
 from workflows.customer_registration import customer_registration
 
 FORM: dict[str, Any] = {
@@ -94,7 +95,7 @@ async def test_a_failed_welcome_email_undoes_the_registration(rt: Runtime) -> No
     customers = rt.container.resolve("customers")
     auth = rt.container.resolve("auth")
     journal = rt.container.resolve("journal")
-    rt.container.resolve("email").fail_on("send_welcome_email")
+    fail_on(rt.container.resolve("email"), "send_welcome_email")
 
     result = await customer_registration(rt.container).run(input=FORM, throw_on_error=False)
 
@@ -127,7 +128,7 @@ async def test_a_failed_welcome_email_undoes_the_registration(rt: Runtime) -> No
 
 
 async def test_a_failed_group_assignment_raises_and_sends_no_email(rt: Runtime) -> None:
-    rt.container.resolve("customers").fail_on("add_customer_to_group")
+    fail_on(rt.container.resolve("customers"), "add_customer_to_group")
 
     with pytest.raises(StepFailed) as caught:
         await customer_registration(rt.container).run(input=FORM)

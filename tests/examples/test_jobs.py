@@ -28,6 +28,7 @@ from jobs.collect_analytics import daily_metrics
 from runtime import Container, RunStatus, Runtime, WorkflowResult
 from runtime.models import DeliveryStatus
 from runtime.testing import ManualClock
+from tests.examples.faults import fail_on
 from tests.helpers.definitions import QUIET_TIME, job_from, subscriber_from
 from tests.helpers.waiting import wait_delivery, wait_until
 from workflows.hello_world import hello_world_two_steps
@@ -165,7 +166,7 @@ async def test_cleanup_deletes_carts_left_for_a_week(rt: Runtime) -> None:
 
 async def test_cleanup_cut_short_finishes_next_time_without_a_second_event(rt: Runtime) -> None:
     carts = _carts(rt.container)
-    carts.fail_on("delete_cart", times=1)
+    fail_on(carts, "delete_cart", times=1)
 
     first = await fire(rt, "cleanup-expired-carts")
 
@@ -218,7 +219,7 @@ async def _fire_moving_the_clock(rt: Runtime, clock: ManualClock, job: str) -> W
 
 async def test_sync_inventory_retries_then_succeeds(rt: Runtime, clock: ManualClock) -> None:
     warehouse = rt.container.resolve("external_inventory")
-    warehouse.fail_on("get_inventory_levels", times=2)
+    fail_on(warehouse, "get_inventory_levels", times=2)
 
     result = await _fire_moving_the_clock(rt, clock, "sync-inventory")
 
@@ -231,7 +232,7 @@ async def test_sync_inventory_retries_then_succeeds(rt: Runtime, clock: ManualCl
 
 
 async def test_sync_inventory_failing_for_good_alerts_once(rt: Runtime, clock: ManualClock) -> None:
-    rt.container.resolve("external_inventory").fail_on("get_inventory_levels")
+    fail_on(rt.container.resolve("external_inventory"), "get_inventory_levels")
 
     result = await _fire_moving_the_clock(rt, clock, "sync-inventory")
 

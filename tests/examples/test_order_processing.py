@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtime import RunStatus, Runtime, StepFailed
+from tests.examples.faults import fail_on
 from workflows.order_processing import order_processing
 
 ALL_STEPS = [
@@ -104,7 +105,7 @@ async def test_a_failed_notification_cancels_the_fulfillment_then_releases_stock
     inventory = rt.container.resolve("inventory")
     fulfillment = rt.container.resolve("fulfillment")
     journal = rt.container.resolve("journal")
-    rt.container.resolve("email").fail_on("send_fulfillment_notification")
+    fail_on(rt.container.resolve("email"), "send_fulfillment_notification")
 
     result = await order_processing(rt.container).run(
         input={"order_id": "order_1"}, throw_on_error=False
@@ -139,7 +140,7 @@ async def test_a_failed_notification_cancels_the_fulfillment_then_releases_stock
 
 async def test_a_reservation_failing_half_way_releases_the_ones_made(rt: Runtime) -> None:
     inventory = rt.container.resolve("inventory")
-    inventory.fail_on("create_reservation", after=1)
+    fail_on(inventory, "create_reservation", after=1)
 
     with pytest.raises(StepFailed) as caught:
         await order_processing(rt.container).run(input={"order_id": "order_1"})

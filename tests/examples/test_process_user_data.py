@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime import Container, RunFailed, RunStatus, Runtime
+from tests.examples.faults import count_calls, fail_on, heal
 from tests.examples.sonamu import sonamu_runtime, steps_of
 from tests.helpers.waiting import WAIT
 
@@ -23,19 +24,22 @@ async def rt(db_url: str, container: Container) -> AsyncIterator[Runtime]:
 
 
 async def test_the_three_stages_run_once_each(rt: Runtime, container: Container) -> None:
+    data = container.resolve("user_data")
+    calls = count_calls(data)
+
     handle = await rt.workflows.run("process_user_data")
 
     assert await handle.result(timeout=WAIT) == {"processed": 2}
-    data = container.resolve("user_data")
     assert data.table == TIDY
-    assert data.calls == {"fetch_raw_data": 1, "transform_data": 1, "save_to_database": 1}
+    assert calls == {"fetch_raw_data": 1, "transform_data": 1, "save_to_database": 1}
 
 
 async def test_a_failed_transform_is_retried_from_the_transform(
     rt: Runtime, container: Container
 ) -> None:
     data = container.resolve("user_data")
-    data.fail_on("transform_data")  # the transform is broken until healed
+    calls = count_calls(data)
+    fail_on(data, "transform_data")  # the transform is broken until healed
 
     handle = await rt.workflows.run("process_user_data")
     with pytest.raises(RunFailed):
@@ -48,7 +52,7 @@ async def test_a_failed_transform_is_retried_from_the_transform(
     assert steps_of(failed) == [("collect_data", "completed", 1), ("transform", "failed", 1)]
     assert data.table == {}
 
-    data.heal()  # the fix is deployed
+    heal(data)  # the fix is deployed
     await rt.workflows.retry(handle.run_id)
 
     assert await handle.result(timeout=WAIT) == {"processed": 2}
@@ -61,4 +65,4 @@ async def test_a_failed_transform_is_retried_from_the_transform(
     ]
     assert data.table == TIDY
     # The external API was called once in all; the transform twice (failed, then fixed).
-    assert data.calls == {"fetch_raw_data": 1, "transform_data": 2, "save_to_database": 1}
+    assert calls == {"fetch_raw_data": 1, "transform_data": 2, "save_to_database": 1}

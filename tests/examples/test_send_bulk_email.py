@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime import Container, RunFailed, RunStatus, Runtime
+from tests.examples.faults import fail_on, heal
 from tests.examples.sonamu import sonamu_runtime, steps_of
 from tests.helpers.waiting import WAIT
 
@@ -42,7 +43,7 @@ async def test_a_retry_mails_only_the_users_not_mailed_yet(
     rt: Runtime, container: Container
 ) -> None:
     email = container.resolve("email")
-    email.fail_on("send_email", after=1)  # the first e-mail goes out, the second fails
+    fail_on(email, "send_email", after=1)  # the first e-mail goes out, the second fails
 
     handle = await rt.workflows.run("send_bulk_email", {"user_ids": [1, 2, 3], **MESSAGE})
     with pytest.raises(RunFailed):
@@ -52,7 +53,7 @@ async def test_a_retry_mails_only_the_users_not_mailed_yet(
     assert failed.error is not None and failed.error.step == "send_email_2"
     assert [m["to"] for m in email.sent] == ["ada@example.com"]
 
-    email.heal()
+    heal(email)
     await rt.workflows.retry(handle.run_id)
 
     assert await handle.result(timeout=WAIT) == {"sent": 3}

@@ -13,6 +13,7 @@ from runtime import (
     create_step,
     create_workflow,
 )
+from tests.examples.faults import fail_on
 from workflows.sync_brands_from_cms import split_brands, sync_brands_from_cms
 
 
@@ -60,7 +61,7 @@ async def test_creates_new_brands_and_updates_known_ones(rt: Runtime) -> None:
 async def test_a_failed_update_deletes_the_created_brands(rt: Runtime) -> None:
     brands = rt.container.resolve("brands")
     journal = rt.container.resolve("journal")
-    brands.fail_on("update_brands")
+    fail_on(brands, "update_brands")
 
     result = await sync_brands_from_cms(rt.container).run(throw_on_error=False)
 

@@ -16,6 +16,7 @@ import pytest
 from runtime import Client, Container, InvalidTransitionError, RunStatus, Runtime
 from runtime.engine.leases import LEASE_TTL
 from runtime.testing import ManualClock
+from tests.examples.faults import count_calls, hold
 from tests.examples.sonamu import sonamu_runtime, steps_of, wait_statuses
 from tests.helpers.definitions import QUIET_TIME
 from tests.helpers.waiting import wait_until
@@ -72,6 +73,7 @@ async def test_pause_all_then_resume_all_and_every_run_completes(
     rt: Runtime, container: Container, clock: ManualClock
 ) -> None:
     api = container.resolve("external_data")
+    calls = count_calls(api)
     workflows = rt.workflows
     # Two runs sleeping in the rate-limit window ...
     sleeping = [
@@ -79,9 +81,9 @@ async def test_pause_all_then_resume_all_and_every_run_completes(
     ]
     await wait_statuses(rt, sleeping, {RunStatus.SLEEPING})
     # ... one running, inside its fetch (the API holds the call open) ...
-    api.hold()
+    gate = hold(api, "fetch_changes")
     running = (await workflows.run("sync_external_data", {"source": "crm"})).run_id
-    await wait_until(lambda: api.fetching == 1)
+    await wait_until(lambda: gate.waiting == 1)
     # ... and one pending, due in half a minute.
     pending = (await workflows.run("sync_external_data", {"source": "crm"}, delay=30)).run_id
     everyone = [*sleeping, running, pending]
@@ -96,7 +98,7 @@ async def test_pause_all_then_resume_all_and_every_run_completes(
 
     assert sorted(paused) == sorted(everyone)
     # The running one finishes its step first, then stops before the next one.
-    api.release()
+    gate.release()
     records = await wait_statuses(rt, everyone, {RunStatus.PAUSED})
     assert [step.name for step in records[2].steps] == ["fetch_changes"]
     # Pausing again changes nothing and is no error.
@@ -123,7 +125,7 @@ async def test_pause_all_then_resume_all_and_every_run_completes(
             ("rate_limit", "completed", 1),
             ("apply_changes", "completed", 1),
         ]
-    assert api.fetches == 4
+    assert calls["fetch_changes"] == 4
     assert api.applied == {"crm": CHANGES * 4}
 
 
@@ -159,15 +161,15 @@ async def test_a_short_outage_leaves_no_run_paused(
 ) -> None:
     # The API recovers while a run paused mid-step is still finishing that step.
     api = container.resolve("external_data")
-    api.hold()
+    gate = hold(api, "fetch_changes")
     handle = await rt.workflows.run("sync_external_data", {"source": "crm"})
-    await wait_until(lambda: api.fetching == 1)
+    await wait_until(lambda: gate.waiting == 1)
 
     assert await pause_all(rt.workflows, "sync_external_data") == [handle.run_id]
     run = await rt.workflows.get_run(handle.run_id)
     assert (run.status, run.control) == (RunStatus.RUNNING, "pause")
     assert await resume_all(rt.workflows, "sync_external_data") == [handle.run_id]
-    api.release()
+    gate.release()
 
     # The pause was withdrawn: the run goes on to its sleep, not to paused.
     [run] = await wait_statuses(rt, [handle.run_id], {RunStatus.SLEEPING, RunStatus.PAUSED})

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from runtime import RunStatus, Runtime, StepFailed
+from tests.examples.faults import fail_on
 from workflows.update_product_cms import update_product_cms
 
 NEW_DATA: dict[str, Any] = {
@@ -44,7 +45,7 @@ async def test_updates_the_product_and_the_cms(rt: Runtime) -> None:
 
 async def test_a_cms_hiccup_is_retried(rt: Runtime) -> None:
     cms = rt.container.resolve("cms")
-    cms.fail_on("upsert_product", times=1)
+    fail_on(cms, "upsert_product", times=1)
 
     result = await update_product_cms(rt.container).run(input=NEW_DATA)
 
@@ -61,7 +62,7 @@ async def test_a_cms_that_stays_down_rolls_the_product_back(rt: Runtime) -> None
     products = rt.container.resolve("products")
     cms = rt.container.resolve("cms")
     journal = rt.container.resolve("journal")
-    cms.fail_on("upsert_product")
+    fail_on(cms, "upsert_product")
 
     result = await update_product_cms(rt.container).run(input=NEW_DATA, throw_on_error=False)
 
@@ -89,7 +90,7 @@ async def test_a_cms_that_stays_down_rolls_the_product_back(rt: Runtime) -> None
 
 
 async def test_a_failed_run_raises_step_failed_by_default(rt: Runtime) -> None:
-    rt.container.resolve("cms").fail_on("upsert_product")
+    fail_on(rt.container.resolve("cms"), "upsert_product")
 
     with pytest.raises(StepFailed) as caught:
         await update_product_cms(rt.container).run(input=NEW_DATA)
