@@ -33,7 +33,16 @@ from runtime.errors import (
     UnknownWorkflowError,
 )
 from runtime.log import configure_logging
-from runtime.models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.models import (
+    Control,
+    Overlap,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRecord,
+    StepStatus,
+)
 from runtime.runs import RunHandle
 from runtime.sdk.composition import (
     CompositionWorkflow,
@@ -67,6 +76,7 @@ __all__ = [
     "CompositionWorkflow",
     "ConfigError",
     "Container",
+    "Control",
     "CorruptRecordError",
     "DatabaseLockedError",
     "DatabaseNotFoundError",
@@ -83,10 +93,12 @@ __all__ = [
     "LeaseLostError",
     "NonDeterminismError",
     "NotConfiguredError",
+    "Overlap",
     "Ref",
     "ReferenceMisuseError",
     "RunFailed",
     "RunHandle",
+    "RunKind",
     "RunNotFoundError",
     "RunPage",
     "RunRecord",

@@ -41,6 +41,14 @@ def test_design_names_are_exported() -> None:
         assert name in runtime.__all__, name
 
 
+def test_the_types_of_public_records_fields_are_exported() -> None:
+    """A user reading ``RunRecord.kind`` or ``.control``, or a schedule's ``overlap``, can
+    import the enum to compare with."""
+    for name in ("RunKind", "Control", "Overlap", "RunStatus", "StepStatus", "StepError"):
+        assert name in runtime.__all__, name
+    assert runtime.RunRecord.model_fields["kind"].annotation is runtime.RunKind
+
+
 def test_errors_inherit_honest_builtins() -> None:
     assert issubclass(runtime.UnknownServiceError, LookupError)
     assert issubclass(runtime.ConfigError, ValueError)
