@@ -15,17 +15,10 @@ from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
 from runtime.ids import is_id
 from runtime.models import Control, RunRecord, RunStatus, StepRecord
 from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite
+from runtime.store.rows import run_record, step_record
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
-from runtime.store.sqlite_core import (
-    _RUN_COLUMNS,
-    _STEP_COLUMNS,
-    _run,
-    _step,
-    newest_first,
-    page_limit,
-    status_values,
-)
+from runtime.store.sqlite_core import newest_first, page_limit, status_values
 from runtime.store.sqlite_open import (
     MEMORY,
     FileIdentity,
@@ -40,6 +33,7 @@ from runtime.store.sqlite_open import (
 from runtime.store.sqlite_queue import QueueMixin
 from runtime.store.sqlite_retention import RetentionMixin
 from runtime.store.sqlite_schedules import SchedulesMixin
+from runtime.store.sqlite_tables import LEASE, RUNS, STEPS
 from runtime.store.sqlite_workers import WorkersMixin
 
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
@@ -108,7 +102,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         now = to_text(run.created_at)
 
-        def write(db: sqlite3.Connection) -> tuple[tuple[Any, ...], bool]:
+        def write(db: sqlite3.Connection) -> tuple[dict[str, Any], bool]:
             cur = db.execute(
                 "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
                 "owner_id, parent_run_id, available_at, created_at, updated_at) "
@@ -130,38 +124,32 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 ),
             )
             if cur.rowcount == 1:
-                return (
-                    (
-                        run.id,
-                        run.workflow,
-                        run.version,
-                        run.status,
-                        run.idempotency_key,
-                        run.input,
-                        None,
-                        None,
-                        run.owner_id,
-                        run.parent_run_id,
-                        to_text(run.available_at),
-                        now,
-                        now,
-                        None,
-                        None,
-                        None,
-                        None,
-                        run.kind,
-                    ),
-                    True,
+                # The row just inserted, as a read would return it (the others default).
+                inserted = dict.fromkeys(RUNS.names)
+                inserted.update(
+                    id=run.id,
+                    workflow=run.workflow,
+                    version=run.version,
+                    kind=run.kind,
+                    idempotency_key=run.idempotency_key,
+                    status=run.status,
+                    input=run.input,
+                    owner_id=run.owner_id,
+                    parent_run_id=run.parent_run_id,
+                    available_at=to_text(run.available_at),
+                    created_at=now,
+                    updated_at=now,
                 )
+                return inserted, True
             row = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow = ? AND idempotency_key = ?",
+                f"SELECT {RUNS.sql} FROM runs WHERE workflow = ? AND idempotency_key = ?",
                 (run.workflow, run.idempotency_key),
             ).fetchone()
-            return row, False
+            return RUNS.named(row), False
 
         row, created = await self._write(write, run_id=run.id)
         with self._decoding("create_run", run.id):
-            return _run(row), created
+            return run_record(row), created
 
     async def claim_run(
         self,
@@ -191,12 +179,12 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             if cur.rowcount != 1:
                 return None
             return db.execute(  # type: ignore[no-any-return]
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+                f"SELECT {RUNS.sql} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
 
         row = await self._write(write, run_id=run_id)
         with self._decoding("claim_run", run_id):
-            return None if row is None else _run(row)
+            return None if row is None else run_record(RUNS.named(row))
 
     async def transition(
         self,
@@ -230,12 +218,12 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             if db.execute(sql, params).rowcount != 1:
                 return None
             return db.execute(  # type: ignore[no-any-return]
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+                f"SELECT {RUNS.sql} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
 
         row = await self._write(write, run_id=run_id)
         with self._decoding("transition", run_id):
-            return None if row is None else _run(row)
+            return None if row is None else run_record(RUNS.named(row))
 
     async def checkpoint(
         self,
@@ -310,26 +298,24 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             if update.is_progress_only:
                 # The run row is read, not rewritten: its updated_at moves when the run
                 # itself changes, not at every step (a step's own times say when it ran).
-                row = db.execute(
-                    "SELECT owner_id, control FROM runs WHERE id = ?", (run_id,)
-                ).fetchone()
-                if row is None or row[0] != owner_id:
+                row = db.execute(_LEASE, (run_id,)).fetchone()
+                lease = None if row is None else LEASE.named(row)
+                if lease is None or lease["owner_id"] != owner_id:
                     raise LeaseLostError(run_id, owner_id)
                 if rows:
                     db.executemany(_UPSERT_STEP, rows)
                 if staged:
                     db.executemany(_UPSERT_STAGED, staged)
-                return None if row[1] is None else Control(row[1])
+                return None if lease["control"] is None else Control(lease["control"])
             control = None
             if db.execute(free, params).rowcount != 1:
-                row = db.execute(
-                    "SELECT owner_id, control FROM runs WHERE id = ?", (run_id,)
-                ).fetchone()
-                if row is None or row[0] != owner_id or row[1] is None:
+                row = db.execute(_LEASE, (run_id,)).fetchone()
+                lease = None if row is None else LEASE.named(row)
+                if lease is None or lease["owner_id"] != owner_id or lease["control"] is None:
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
                 folded = update.only_if_unrequested
-                control = None if update.release and not folded else Control(row[1])
+                control = None if update.release and not folded else Control(lease["control"])
                 db.execute(held, held_params)
                 if folded:
                     # Only the steps: the run's own change (its completion) waits for the
@@ -355,10 +341,10 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
 
     async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         def read(db: sqlite3.Connection) -> tuple[Any, list[Any]]:
-            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute(f"SELECT {RUNS.sql} FROM runs WHERE id = ?", (run_id,)).fetchone()
             step_rows = (
                 db.execute(
-                    f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+                    f"SELECT {STEPS.sql} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
                 ).fetchall()
                 if row is not None and steps
                 else []
@@ -369,17 +355,17 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         if row is None:
             raise RunNotFoundError(run_id)
         with self._decoding("get_run", run_id):
-            return _run(row, [_step(r) for r in step_rows])
+            return run_record(RUNS.named(row), [step_record(r) for r in STEPS.all_named(step_rows)])
 
     async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
         row = await self._read(
             lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow = ? AND idempotency_key = ?",
+                f"SELECT {RUNS.sql} FROM runs WHERE workflow = ? AND idempotency_key = ?",
                 (workflow, idempotency_key),
             ).fetchone()
         )
         with self._decoding("find_run"):
-            return None if row is None else _run(row)
+            return None if row is None else run_record(RUNS.named(row))
 
     async def list_runs(
         self,
@@ -402,25 +388,27 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             where.append("(created_at, id) < (?, ?)")
             params += [created, run_id]
         statuses = status_values(RunStatus, status)
-        sql, params = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, params, statuses)
+        sql, params = newest_first(f"SELECT {RUNS.sql} FROM runs", where, params, statuses)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         with self._decoding("list_runs"):
-            runs = [_run(r) for r in rows[:limit]]
+            found = RUNS.all_named(rows[:limit])
+            runs = [run_record(row) for row in found]
+        # The cursor holds the last run's stored values, as the listing's WHERE compares them.
         more = len(rows) > limit
-        next_cursor = f"{rows[limit - 1][11]}|{rows[limit - 1][0]}" if more else None
+        next_cursor = f"{found[-1]['created_at']}|{found[-1]['id']}" if more else None
         return RunPage(runs=runs, next_cursor=next_cursor)
 
     async def load_steps(self, run_id: str) -> list[StepRecord]:
         rows = await self._read(
             lambda db: db.execute(
-                f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+                f"SELECT {STEPS.sql} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall(),
             run_id=run_id,
         )
         with self._decoding("load_steps", run_id):
-            return [_step(r) for r in rows]
+            return [step_record(row) for row in STEPS.all_named(rows)]
 
 
 _UPSERT_STAGED = (
@@ -429,8 +417,13 @@ _UPSERT_STAGED = (
     "SET name = excluded.name, data = excluded.data, metadata = excluded.metadata"
 )
 
+_LEASE = f"SELECT {LEASE.sql} FROM runs WHERE id = ?"
+
+# The columns in the order ``checkpoint`` builds each step's values in.
 _UPSERT_STEP = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "INSERT INTO steps (run_id, seq, name, status, attempts, output, compensate_input, error, "
+    "started_at, ended_at, completed_order, compensable) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status, "
     "attempts = excluded.attempts, output = excluded.output, "
     "compensate_input = excluded.compensate_input, error = excluded.error, "

@@ -11,28 +11,26 @@ from typing import Any
 from runtime.clock import from_text, to_text
 from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
-from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
+from runtime.models import DeliveryStatus
 from runtime.sdk.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
+from runtime.store.rows import delivery_record, delivery_work, event_record, subscriber_row
 from runtime.store.sqlite_core import (
     SqliteCore,
-    _error,
-    _json,
     in_chunks,
     newest_first,
     page_limit,
     status_values,
 )
-
-_EVENT_COLUMNS = (
-    "seq, id, name, data, metadata, idempotency_key, source_run_id, occurred_at, available_at"
-)
-# ``AS id`` and ``AS event_seq``: a listing of several statuses is a UNION ALL, whose
-# ORDER BY must name result columns (``ORDER BY d.event_seq`` would be refused).
-_DELIVERY_COLUMNS = (
-    "d.id AS id, d.event_id, d.event_seq AS event_seq, e.name, d.subscriber_id, d.status, "
-    "d.attempts, d.max_attempts, d.available_at, d.error, d.created_at, d.updated_at, "
-    "d.finished_at"
+from runtime.store.sqlite_tables import (
+    CANDIDATES,
+    DELIVERIES,
+    DELIVERY_WORK,
+    EVENTS,
+    FAN_OUT,
+    ROUTES,
+    STAGED,
+    SUBSCRIBERS,
 )
 
 
@@ -63,17 +61,19 @@ def insert_event(db: sqlite3.Connection, event: NewEvent) -> tuple[str, bool]:
 
 def publish_staged(db: sqlite3.Connection, run_id: str, now: datetime) -> int:
     """Move the events a run staged into the outbox (the run completed)."""
-    rows = db.execute(
-        "SELECT name, data, metadata FROM run_events WHERE run_id = ? ORDER BY step_seq, idx",
-        (run_id,),
-    ).fetchall()
+    rows = STAGED.all_named(
+        db.execute(
+            f"SELECT {STAGED.sql} FROM run_events WHERE run_id = ? ORDER BY step_seq, idx",
+            (run_id,),
+        )
+    )
     stamp = to_text(now)
     db.executemany(
         "INSERT INTO events (id, name, data, metadata, source_run_id, occurred_at, available_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            (new_id("evt"), name, data, metadata, run_id, stamp, stamp)
-            for name, data, metadata in rows
+            (new_id("evt"), row["name"], row["data"], row["metadata"], run_id, stamp, stamp)
+            for row in rows
         ],
     )
     db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
@@ -111,32 +111,35 @@ class BusMixin(SqliteCore):
     async def list_subscribers(self) -> list[SubscriberRow]:
         rows = await self._read(
             lambda db: db.execute(
-                "SELECT id, patterns, max_attempts, active FROM subscribers ORDER BY id"
+                f"SELECT {SUBSCRIBERS.sql} FROM subscribers ORDER BY id"
             ).fetchall()
         )
         with self._decoding("list_subscribers"):
-            return [SubscriberRow(r[0], tuple(json.loads(r[1])), r[2], bool(r[3])) for r in rows]
+            return [subscriber_row(row) for row in SUBSCRIBERS.all_named(rows)]
 
     async def fan_out(self, now: datetime, limit: int) -> int:
         stamp = to_text(now)
 
         def write(db: sqlite3.Connection) -> int:
-            events = db.execute(
-                "SELECT seq, id, name, available_at FROM events WHERE fanned_out = 0 "
-                "ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
+            events = FAN_OUT.all_named(
+                db.execute(
+                    f"SELECT {FAN_OUT.sql} FROM events WHERE fanned_out = 0 ORDER BY seq LIMIT ?",
+                    (limit,),
+                )
+            )
             if not events:
                 return 0
             subscribers = [
-                (sid, json.loads(patterns), max_attempts)
-                for sid, patterns, max_attempts in db.execute(
-                    "SELECT id, patterns, max_attempts FROM subscribers WHERE active = 1"
+                (row["id"], json.loads(row["patterns"]), row["max_attempts"])
+                for row in ROUTES.all_named(
+                    db.execute(f"SELECT {ROUTES.sql} FROM subscribers WHERE active = 1")
                 )
             ]
             routes: dict[str, list[tuple[str, int]]] = {}
             rows = []
-            for seq, event_id, name, available_at in events:
+            for event in events:
+                seq, event_id, name = event["seq"], event["id"], event["name"]
+                available_at = event["available_at"]
                 route = routes.get(name)
                 if route is None:
                     route = routes[name] = [
@@ -167,7 +170,7 @@ class BusMixin(SqliteCore):
                 )
             db.execute(
                 "UPDATE events SET fanned_out = 1 WHERE fanned_out = 0 AND seq <= ?",
-                (events[-1][0],),
+                (events[-1]["seq"],),
             )
             return len(events)
 
@@ -190,7 +193,7 @@ class BusMixin(SqliteCore):
             for chunk in in_chunks(subscriber_ids):
                 # Due deliveries: the first few of each subscriber, merged in order.
                 due = " UNION ALL ".join(
-                    "SELECT id, available_at, event_seq FROM deliveries "
+                    f"SELECT {CANDIDATES.sql} FROM deliveries "
                     "INDEXED BY deliveries_due WHERE status = 'pending' "
                     "AND subscriber_id = ? AND available_at <= ?"
                     for _ in chunk
@@ -202,13 +205,15 @@ class BusMixin(SqliteCore):
                 # Deliveries in hand whose holder went quiet: all of them are live work.
                 marks = ", ".join("?" * len(chunk))
                 found += db.execute(
-                    "SELECT id, available_at, event_seq FROM deliveries "
+                    f"SELECT {CANDIDATES.sql} FROM deliveries "
                     "INDEXED BY deliveries_running WHERE status = 'running' "
                     f"AND subscriber_id IN ({marks}) AND (owner_id IS NULL OR owner_id NOT IN "
                     "(SELECT id FROM workers WHERE heartbeat_at >= ?))",
                     [*chunk, stale],
                 ).fetchall()
-            ids = [row[0] for row in sorted(found, key=lambda row: (row[1], row[2]))[:limit]]
+            candidates = CANDIDATES.all_named(found)
+            candidates.sort(key=lambda row: (row["available_at"], row["event_seq"]))
+            ids = [row["id"] for row in candidates[:limit]]
             if not ids:
                 return []
             id_marks = ", ".join("?" * len(ids))
@@ -220,27 +225,16 @@ class BusMixin(SqliteCore):
                 f"updated_at = ? WHERE id IN ({id_marks})",
                 (owner_id, stamp, *ids),
             )
-            rows = db.execute(
-                f"SELECT d.id, d.subscriber_id, d.attempts, d.max_attempts, e.seq, e.id, e.name, "
-                "e.data, e.metadata, e.idempotency_key, e.source_run_id, e.occurred_at, "
-                "e.available_at FROM deliveries d JOIN events e ON e.id = d.event_id "
-                f"WHERE d.id IN ({id_marks})",
+            return db.execute(
+                f"SELECT {DELIVERY_WORK.sql} FROM deliveries d JOIN events e "
+                f"ON e.id = d.event_id WHERE d.id IN ({id_marks})",
                 ids,
             ).fetchall()
-            return sorted(rows, key=lambda row: row[4])
 
         rows = await self._write(write)
         with self._decoding("claim_deliveries"):
-            return [
-                DeliveryWork(
-                    id=r[0],
-                    subscriber_id=r[1],
-                    attempt=r[2],
-                    max_attempts=r[3],
-                    event=_event(r[4:]),
-                )
-                for r in rows
-            ]
+            claimed = [delivery_work(row) for row in DELIVERY_WORK.all_named(rows)]
+        return sorted(claimed, key=lambda work: work.event.seq)
 
     async def finish_delivery(
         self,
@@ -304,14 +298,14 @@ class BusMixin(SqliteCore):
         if cursor is not None:
             where.append("seq < ?")
             params.append(_int_cursor(cursor))
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        sql = f"SELECT {EVENTS.sql} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT ?"
         params.append(page_limit(limit) + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         with self._decoding("list_events"):
-            items = [_event(r) for r in rows[:limit]]
+            items = [event_record(row) for row in EVENTS.all_named(rows[:limit])]
         more = len(rows) > limit
         return Page(items, str(items[-1].seq) if more else None)
 
@@ -341,13 +335,15 @@ class BusMixin(SqliteCore):
                 raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
             where.append("(d.event_seq, d.id) < (?, ?)")
             params += [_int_cursor(seq), delivery_id]
-        select = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
+        # Every column named (``AS``): a listing of several statuses is a UNION ALL, whose
+        # ORDER BY must name result columns (``ORDER BY d.event_seq`` would be refused).
+        select = f"SELECT {DELIVERIES.sql} FROM deliveries d JOIN events e ON e.id = d.event_id"
         sql, params = newest_first(select, where, params, statuses, "d.status")
         sql += " ORDER BY event_seq DESC, id DESC LIMIT ?"
         params.append(page_limit(limit) + 1)
         rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         with self._decoding("list_deliveries"):
-            items = [_delivery(r) for r in rows[:limit]]
+            items = [delivery_record(row) for row in DELIVERIES.all_named(rows[:limit])]
         more = len(rows) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
 
@@ -371,35 +367,3 @@ def _int_cursor(text: str) -> int:
         return int(text)
     except ValueError:
         raise StoreArgumentError(f"bad cursor {text!r}: pass back a page's next_cursor") from None
-
-
-def _event(row: Sequence[Any]) -> EventRecord:
-    return EventRecord(
-        seq=row[0],
-        id=row[1],
-        name=row[2],
-        data=_json(row[3]),
-        metadata=_json(row[4]) or {},
-        idempotency_key=row[5],
-        source_run_id=row[6],
-        occurred_at=from_text(row[7]),
-        available_at=from_text(row[8]),
-    )
-
-
-def _delivery(row: Sequence[Any]) -> DeliveryRecord:
-    return DeliveryRecord(
-        id=row[0],
-        event_id=row[1],
-        event_seq=row[2],
-        event_name=row[3],
-        subscriber_id=row[4],
-        status=DeliveryStatus(row[5]),
-        attempts=row[6],
-        max_attempts=row[7],
-        available_at=from_text(row[8]),
-        error=_error(row[9]),
-        created_at=from_text(row[10]),
-        updated_at=from_text(row[11]),
-        finished_at=from_text(row[12]) if row[12] else None,
-    )

@@ -10,7 +10,9 @@ from typing import Any
 from runtime.clock import to_text
 from runtime.errors import InvalidTransitionError, RunNotFoundError, StoreArgumentError
 from runtime.models import RunAction, RunRecord
-from runtime.store.sqlite_core import _RUN_COLUMNS, SqliteCore, _run
+from runtime.store.rows import run_record
+from runtime.store.sqlite_core import SqliteCore
+from runtime.store.sqlite_tables import RUN_STATE, RUNS
 
 _TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
 _RESET = ("failed", "compensating", "compensated", "compensation_failed", "running")
@@ -27,17 +29,24 @@ class ControlMixin(SqliteCore):
             raise StoreArgumentError(f"unknown action {action!r}; known: {', '.join(_ACTIONS)}")
 
         def write(db: sqlite3.Connection) -> Any:
-            row = db.execute(
-                "SELECT status, owner_id, control, wake_at FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+            row = db.execute(f"SELECT {RUN_STATE.sql} FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
-            apply(db, run_id, stamp, *row)
-            return db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            state = RUN_STATE.named(row)
+            apply(
+                db,
+                run_id,
+                stamp,
+                state["status"],
+                state["owner_id"],
+                state["control"],
+                state["wake_at"],
+            )
+            return db.execute(f"SELECT {RUNS.sql} FROM runs WHERE id = ?", (run_id,)).fetchone()
 
         row = await self._write(write, run_id=run_id)
         with self._decoding("control_run", run_id):
-            return _run(row)
+            return run_record(RUNS.named(row))
 
     async def defer_run(
         self, run_id: str, expected_owner: str | None, error: str | None, available_at: datetime

@@ -1,4 +1,4 @@
-"""The SQLite store's machinery: the connections, schema migrations, reads, row mapping.
+"""The SQLite store's machinery: the connections, schema migrations, reads.
 
 Writes go through :class:`~runtime.store.sqlite_batch.GroupCommit` (the fast path
 and group commit; its docstring says why they look the way they do).
@@ -6,7 +6,6 @@ and group commit; its docstring says why they look the way they do).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +15,6 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from runtime.clock import from_text
 from runtime.errors import (
     RuntimeBaseError,
     SchemaVersionError,
@@ -24,7 +22,6 @@ from runtime.errors import (
     StoreClosedError,
     StoreError,
 )
-from runtime.models import Control, RunKind, RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.store import sqlite_checkpoint
 from runtime.store.sqlite_batch import GroupCommit
 from runtime.store.sqlite_checkpoint import Checkpointer
@@ -33,16 +30,6 @@ from runtime.store.sqlite_connection import Decoding, on_thread, operation_of
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
-
-_RUN_COLUMNS = (
-    "id, workflow, version, status, idempotency_key, input, output, error, owner_id, "
-    "parent_run_id, available_at, created_at, updated_at, ended_at, rollback_status, control, "
-    "wake_at, kind"
-)
-_STEP_COLUMNS = (
-    "run_id, seq, name, status, attempts, output, compensate_input, error, started_at, "
-    "ended_at, completed_order, compensable"
-)
 
 QUEUED = "status IN ('pending', 'sleeping')"
 """The predicate of the ``runs_queue`` index, spelled as the queries must spell it."""
@@ -264,14 +251,6 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _error(text: str | None) -> StepError | None:
-    return None if text is None else StepError.model_validate_json(text)
-
-
 async def baseline_commit_us(path: str, count: int = 1000) -> float:
     """Microseconds per insert-and-commit through aiosqlite's plain statement API.
 
@@ -287,44 +266,3 @@ async def baseline_commit_us(path: str, count: int = 1000) -> float:
             await db.execute("INSERT INTO baseline (v) VALUES (?)", (str(i),))
             await db.execute("COMMIT")
         return (time.perf_counter() - started) / count * 1e6
-
-
-def _run(row: Sequence[Any], steps: list[StepRecord] | None = None) -> RunRecord:
-    return RunRecord(
-        id=row[0],
-        workflow=row[1],
-        version=row[2],
-        status=RunStatus(row[3]),
-        idempotency_key=row[4],
-        input=_json(row[5]),
-        output=_json(row[6]),
-        error=_error(row[7]),
-        owner_id=row[8],
-        parent_run_id=row[9],
-        available_at=from_text(row[10]),
-        created_at=from_text(row[11]),
-        updated_at=from_text(row[12]),
-        ended_at=from_text(row[13]) if row[13] else None,
-        rollback_status=RunStatus(row[14]) if row[14] else None,
-        control=None if row[15] is None else Control(row[15]),
-        wake_at=from_text(row[16]) if row[16] else None,
-        kind=RunKind(row[17]),
-        steps=steps or [],
-    )
-
-
-def _step(row: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        run_id=row[0],
-        seq=row[1],
-        name=row[2],
-        status=StepStatus(row[3]),
-        attempts=row[4],
-        output=_json(row[5]),
-        compensate_input=_json(row[6]),
-        error=_error(row[7]),
-        started_at=from_text(row[8]) if row[8] else None,
-        ended_at=from_text(row[9]) if row[9] else None,
-        completed_order=row[10],
-        compensable=bool(row[11]),
-    )

@@ -17,9 +17,11 @@ from typing import Any
 
 from runtime.clock import from_text, to_text
 from runtime.models import RunRecord
-from runtime.store.sqlite_core import _RUN_COLUMNS, HELD, QUEUED, SqliteCore, _run, in_chunks
+from runtime.store.rows import run_record
+from runtime.store.sqlite_core import HELD, QUEUED, SqliteCore, in_chunks
+from runtime.store.sqlite_tables import RUNS
 
-_QUEUED_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_queue WHERE {QUEUED}"
+_QUEUED_RUNS = f"SELECT {RUNS.sql} FROM runs INDEXED BY runs_queue WHERE {QUEUED}"
 _UNHELD = "(owner_id IS NULL OR owner_id NOT IN (SELECT id FROM workers WHERE heartbeat_at >= ?))"
 """Held by nobody, or by a worker whose heartbeat has gone stale."""
 
@@ -65,7 +67,7 @@ class QueueMixin(SqliteCore):
                 # Runs in flight whose holder is gone: every one of them is live work.
                 marks = ", ".join("?" * len(chunk))
                 rows += db.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_held WHERE {HELD} "
+                    f"SELECT {RUNS.sql} FROM runs INDEXED BY runs_held WHERE {HELD} "
                     f"AND workflow IN ({marks}) AND {_UNHELD}",
                     [*chunk, stale],
                 ).fetchall()
@@ -73,7 +75,9 @@ class QueueMixin(SqliteCore):
 
         rows = await self._read(read) if workflows else []
         with self._decoding("recoverable_runs"):
-            runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
+            runs = sorted(
+                (run_record(row) for row in RUNS.all_named(rows)), key=lambda run: run.available_at
+            )
         return runs[:limit]
 
     async def unclaimed_unknown(
@@ -106,5 +110,7 @@ class QueueMixin(SqliteCore):
 
         rows = await self._read(read)
         with self._decoding("unclaimed_unknown"):
-            runs = sorted((_run(r) for r in rows), key=lambda run: run.available_at)
+            runs = sorted(
+                (run_record(row) for row in RUNS.all_named(rows)), key=lambda run: run.available_at
+            )
         return runs[:limit]

@@ -21,10 +21,17 @@ from typing import Any
 from runtime.clock import to_text
 from runtime.store.pruning import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCursor, PruneCutoffs
 from runtime.store.sqlite_core import SqliteCore
+from runtime.store.sqlite_tables import Select
 
 FAILED = ("failed", "compensation_failed", "canceled")
 """The ended statuses an operator can still retry (DESIGN 2.1): kept until ``failed``."""
 _FAILED = "(" + ", ".join(f"'{status}'" for status in FAILED) + ")"
+
+# What each walk yields of a row, by name: its position (a time and a rowid, which the
+# next batch's cursor starts after), its key, and whether it may go.
+_RUN_WALK = ("rowid", "id", "ended_at", "removable")
+_EVENT_WALK = ("seq", "occurred_at", "removable")
+_FIRING_WALK = ("rowid", "nominal_at", "removable")
 
 
 def _removable(run: str, cutoffs: PruneCutoffs) -> str:
@@ -57,9 +64,10 @@ def run_walks(cutoffs: PruneCutoffs) -> dict[str, str]:
     rules = [("completed", "completed")] if cutoffs.completed is not None else []
     if cutoffs.failed is not None:
         rules += [(status, "failed") for status in FAILED]
+    walk = Select(_RUN_WALK, table="r", sources={"removable": orphan_or_parent_goes})
     return {
         status: (
-            f"SELECT r.rowid, r.id, r.ended_at, {orphan_or_parent_goes} AS removable "
+            f"SELECT {walk.sql} "
             f"FROM runs AS r INDEXED BY runs_ended WHERE r.status = '{status}' "
             f"AND r.ended_at IS NOT NULL AND r.ended_at < :{cutoff} "
             "AND (r.ended_at, r.rowid) > (:after_at, :after_rowid) "
@@ -91,17 +99,20 @@ def event_walk(cutoffs: PruneCutoffs) -> str | None:
         "AND CASE WHEN EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_seq = e.seq "
         f"AND d.status = 'dead') THEN {dead_ones_old} ELSE {event_old} END"
     )
+    walk = Select(_EVENT_WALK, table="e", sources={"removable": removable})
     return (
-        f"SELECT e.seq, e.occurred_at, {removable} AS removable "
-        "FROM events AS e INDEXED BY events_occurred "
+        f"SELECT {walk.sql} FROM events AS e INDEXED BY events_occurred "
         "WHERE e.occurred_at < :upto AND (e.occurred_at, e.seq) > (:after_at, :after_rowid) "
         "ORDER BY e.occurred_at, e.seq LIMIT :limit"
     )
 
 
+_NEWER_FIRING = (
+    "f.nominal_at < (SELECT MAX(g.nominal_at) FROM schedule_firings AS g "
+    "WHERE g.schedule = f.schedule)"
+)
 FIRING_WALK = (
-    "SELECT f.rowid, f.nominal_at, f.nominal_at < (SELECT MAX(g.nominal_at) "
-    "FROM schedule_firings AS g WHERE g.schedule = f.schedule) AS removable "
+    f"SELECT {Select(_FIRING_WALK, table='f', sources={'removable': _NEWER_FIRING}).sql} "
     "FROM schedule_firings AS f INDEXED BY schedule_firings_nominal "
     "WHERE f.nominal_at < :completed AND (f.nominal_at, f.rowid) > (:after_at, :after_rowid) "
     "ORDER BY f.nominal_at, f.rowid LIMIT :limit"
@@ -153,10 +164,16 @@ def _stamps(cutoffs: PruneCutoffs, limit: int) -> dict[str, Any]:
 
 
 def _walk(
-    db: sqlite3.Connection, sql: str, params: dict[str, Any], after: tuple[str, int] | None
-) -> list[tuple[Any, ...]]:
+    db: sqlite3.Connection,
+    columns: tuple[str, ...],
+    sql: str,
+    params: dict[str, Any],
+    after: tuple[str, int] | None,
+) -> list[dict[str, Any]]:
+    """The rows of the walk ``sql`` after the position ``after``, by the names of ``columns``."""
     at, rowid = after if after is not None else ("", 0)
-    return db.execute(sql, {**params, "after_at": at, "after_rowid": rowid}).fetchall()
+    rows = db.execute(sql, {**params, "after_at": at, "after_rowid": rowid})
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def _batch(
@@ -173,20 +190,20 @@ def _batch(
         if room <= 0:
             more = True
             break
-        walked = _walk(db, sql, {**params, "limit": room}, positions.get(status))
-        run_ids += [(run_id,) for _, run_id, _, removable in walked if removable]
+        walked = _walk(db, _RUN_WALK, sql, {**params, "limit": room}, positions.get(status))
+        run_ids += [(run["id"],) for run in walked if run["removable"]]
         more = more or len(walked) >= room
         if walked:
-            positions[status] = (walked[-1][2], walked[-1][0])
-    events: list[tuple[Any, ...]] = []
+            positions[status] = (walked[-1]["ended_at"], walked[-1]["rowid"])
+    events: list[dict[str, Any]] = []
     walk = event_walk(cutoffs)
     if walk is not None:
-        events = _walk(db, walk, params, after.events)
-    event_seqs = [(seq,) for seq, _, removable in events if removable]
-    firings: list[tuple[Any, ...]] = []
+        events = _walk(db, _EVENT_WALK, walk, params, after.events)
+    event_seqs = [(event["seq"],) for event in events if event["removable"]]
+    firings: list[dict[str, Any]] = []
     if cutoffs.completed is not None:
-        firings = _walk(db, FIRING_WALK, params, after.firings)
-    firing_ids = [(rowid,) for rowid, _, removable in firings if removable]
+        firings = _walk(db, _FIRING_WALK, FIRING_WALK, params, after.firings)
+    firing_ids = [(firing["rowid"],) for firing in firings if firing["removable"]]
     more = more or len(events) >= limit or len(firings) >= limit
     rows = {
         "steps": run_ids,
@@ -207,8 +224,8 @@ def _batch(
         }
     cursor = PruneCursor(
         runs=tuple((status, at, rowid) for status, (at, rowid) in positions.items()),
-        events=(events[-1][1], events[-1][0]) if events else after.events,
-        firings=(firings[-1][1], firings[-1][0]) if firings else after.firings,
+        events=(events[-1]["occurred_at"], events[-1]["seq"]) if events else after.events,
+        firings=(firings[-1]["nominal_at"], firings[-1]["rowid"]) if firings else after.firings,
     )
     held = time.perf_counter() - started
     return PruneBatch(PruneCounts(**counts), more=more, cursor=cursor, held_s=held)

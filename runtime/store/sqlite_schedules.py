@@ -7,15 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from runtime.clock import from_text, to_text
+from runtime.clock import to_text
 from runtime.models import FiringOutcome, FiringRecord, Overlap, ScheduleRecord
 from runtime.store.base import NewRun, ScheduleSpec
+from runtime.store.rows import firing_record, schedule_record
 from runtime.store.sqlite_core import SqliteCore
+from runtime.store.sqlite_tables import FIRE_STATE, FIRINGS, SCHEDULE_PLAN, SCHEDULES
 
-_SCHEDULE_COLUMNS = (
-    "name, workflow, expression, timezone, next_fire_at, executions, max_executions, overlap, "
-    "catchup_window, active, last_run_id"
-)
 _TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
 
 
@@ -34,15 +32,19 @@ class SchedulesMixin(SqliteCore):
 
         def write(db: sqlite3.Connection) -> list[Any]:
             stored = {
-                row[0]: row
-                for row in db.execute("SELECT name, expression, timezone FROM schedules")
+                row["name"]: row
+                for row in SCHEDULE_PLAN.all_named(
+                    db.execute(f"SELECT {SCHEDULE_PLAN.sql} FROM schedules")
+                )
             }
             for spec in specs:
                 planned = to_text(spec.next_fire_at) if spec.next_fire_at else None
                 old = stored.get(spec.name)
                 if old is None:
                     db.execute(
-                        f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}, updated_at) "
+                        "INSERT INTO schedules (name, workflow, expression, timezone, "
+                        "next_fire_at, executions, max_executions, overlap, catchup_window, "
+                        "active, last_run_id, updated_at) "
                         "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, NULL, ?)",
                         (
                             spec.name,
@@ -57,7 +59,7 @@ class SchedulesMixin(SqliteCore):
                         ),
                     )
                     continue
-                replan = (old[1], old[2]) != (spec.expression, spec.timezone)
+                replan = (old["expression"], old["timezone"]) != (spec.expression, spec.timezone)
                 # Re-planned from now: a changed expression, a schedule declared again
                 # after it was removed, or one that ran out of executions and may now
                 # run more (a raised number_of_executions). Otherwise the stored plan
@@ -109,21 +111,19 @@ class SchedulesMixin(SqliteCore):
                 (stamp, *declared, live, worker_id),
             )
             return db.execute(
-                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE active = 1 ORDER BY name"
+                f"SELECT {SCHEDULES.sql} FROM schedules WHERE active = 1 ORDER BY name"
             ).fetchall()
 
         rows = await self._write(write)
         with self._decoding("sync_schedules"):
-            return [_schedule(row) for row in rows]
+            return [schedule_record(row) for row in SCHEDULES.all_named(rows)]
 
     async def list_schedules(self) -> list[ScheduleRecord]:
         rows = await self._read(
-            lambda db: db.execute(
-                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
-            ).fetchall()
+            lambda db: db.execute(f"SELECT {SCHEDULES.sql} FROM schedules ORDER BY name").fetchall()
         )
         with self._decoding("list_schedules"):
-            return [_schedule(row) for row in rows]
+            return [schedule_record(row) for row in SCHEDULES.all_named(rows)]
 
     async def fire(
         self,
@@ -160,13 +160,14 @@ class SchedulesMixin(SqliteCore):
 
         def write(db: sqlite3.Connection) -> FiringRecord | None:
             row = db.execute(
-                "SELECT executions, max_executions, overlap, last_run_id, active, next_fire_at "
-                "FROM schedules WHERE name = ?",
-                (schedule,),
+                f"SELECT {FIRE_STATE.sql} FROM schedules WHERE name = ?", (schedule,)
             ).fetchone()
-            if row is None or not row[4]:
+            state = None if row is None else FIRE_STATE.named(row)
+            if state is None or not state["active"]:
                 return None
-            executions, max_executions, overlap, last_run_id, _, stored_next = row
+            executions, max_executions = state["executions"], state["max_executions"]
+            overlap, last_run_id = state["overlap"], state["last_run_id"]
+            stored_next = state["next_fire_at"]
             # Times are stored as uniform UTC text, so they compare as text. A plan
             # already past this nominal time means another process (or a re-plan)
             # dealt with it: never move the plan backwards.
@@ -246,35 +247,10 @@ class SchedulesMixin(SqliteCore):
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         rows = await self._read(
             lambda db: db.execute(
-                "SELECT schedule, nominal_at, outcome, run_id, recorded_at FROM schedule_firings "
+                f"SELECT {FIRINGS.sql} FROM schedule_firings "
                 "WHERE schedule = ? ORDER BY nominal_at DESC LIMIT ?",
                 (schedule, limit),
             ).fetchall()
         )
         with self._decoding("list_firings"):
-            return [
-                FiringRecord(
-                    schedule=r[0],
-                    nominal_at=from_text(r[1]),
-                    outcome=FiringOutcome(r[2]),
-                    run_id=r[3],
-                    recorded_at=from_text(r[4]),
-                )
-                for r in rows
-            ]
-
-
-def _schedule(row: Sequence[Any]) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=row[0],
-        workflow=row[1],
-        expression=row[2],
-        timezone=row[3],
-        next_fire_at=from_text(row[4]) if row[4] else None,
-        executions=row[5],
-        max_executions=row[6],
-        overlap=Overlap(row[7]),
-        catchup_window=row[8],
-        active=bool(row[9]),
-        last_run_id=row[10],
-    )
+            return [firing_record(row) for row in FIRINGS.all_named(rows)]

@@ -6,9 +6,11 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from runtime.clock import from_text, to_text
+from runtime.clock import to_text
 from runtime.store.base import WorkerRow
+from runtime.store.rows import worker_row
 from runtime.store.sqlite_core import SqliteCore
+from runtime.store.sqlite_tables import WORKERS
 
 
 class WorkersMixin(SqliteCore):
@@ -45,15 +47,10 @@ class WorkersMixin(SqliteCore):
 
     async def list_workers(self) -> list[WorkerRow]:
         rows = await self._read(
-            lambda db: db.execute(
-                "SELECT id, host, pid, started_at, heartbeat_at, process_start FROM workers "
-                "ORDER BY id"
-            ).fetchall()
+            lambda db: db.execute(f"SELECT {WORKERS.sql} FROM workers ORDER BY id").fetchall()
         )
         with self._decoding("list_workers"):
-            return [
-                WorkerRow(r[0], r[1], r[2], from_text(r[3]), from_text(r[4]), r[5]) for r in rows
-            ]
+            return [worker_row(row) for row in WORKERS.all_named(rows)]
 
     async def remove_workers(self, worker_ids: Sequence[str], now: datetime) -> int:
         if not worker_ids:
