@@ -12,8 +12,8 @@ from runtime.clock import from_text, to_text
 from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
-from runtime.sdk.specs import pattern_matches
 from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
+from runtime.store.rules.routing import Route, route
 from runtime.store.sqlite_core import (
     SqliteCore,
     _error,
@@ -129,34 +129,20 @@ class BusMixin(SqliteCore):
             if not events:
                 return 0
             subscribers = [
-                (sid, json.loads(patterns), max_attempts)
+                Route(sid, tuple(json.loads(patterns)), max_attempts)
                 for sid, patterns, max_attempts in db.execute(
                     "SELECT id, patterns, max_attempts FROM subscribers WHERE active = 1"
                 )
             ]
-            routes: dict[str, list[tuple[str, int]]] = {}
+            routes: dict[str, list[Route]] = {}
             rows = []
             for seq, event_id, name, available_at in events:
-                route = routes.get(name)
-                if route is None:
-                    route = routes[name] = [
-                        (sid, attempts)
-                        for sid, patterns, attempts in subscribers
-                        if any(pattern_matches(p, name) for p in patterns)
-                    ]
-                for subscriber_id, max_attempts in route:
-                    rows.append(
-                        (
-                            new_id("dlv"),
-                            event_id,
-                            seq,
-                            subscriber_id,
-                            max_attempts,
-                            available_at,
-                            stamp,
-                            stamp,
-                        )
-                    )
+                found = routes.get(name)
+                if found is None:
+                    found = routes[name] = route(name, subscribers)
+                for r in found:
+                    delivery = (new_id("dlv"), event_id, seq, r.subscriber_id, r.max_attempts)
+                    rows.append((*delivery, available_at, stamp, stamp))
             if rows:
                 db.executemany(
                     "INSERT INTO deliveries (id, event_id, event_seq, subscriber_id, status, "

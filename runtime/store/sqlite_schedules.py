@@ -8,15 +8,27 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.models import FiringOutcome, FiringRecord, Overlap, ScheduleRecord
+from runtime.models import FiringOutcome, FiringRecord, Overlap, RunStatus, ScheduleRecord
 from runtime.store.base import NewRun, ScheduleSpec
+from runtime.store.rules.schedules import ScheduleSnapshot, Verdict, decide_firing
 from runtime.store.sqlite_core import SqliteCore
 
 _SCHEDULE_COLUMNS = (
     "name, workflow, expression, timezone, next_fire_at, executions, max_executions, overlap, "
     "catchup_window, active, last_run_id"
 )
-_TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
+
+
+class ScheduleChangedError(Exception):
+    """A schedule's row changed between the firing rule's read and its write.
+
+    Never raised on SQLite, whose write transaction holds the database; a backend whose
+    transactions interleave reports it (as a ``StoreOperationError``), and the
+    scheduler's next tick fires again from what is stored then.
+    """
+
+    def __init__(self, schedule: str) -> None:
+        super().__init__(f"schedule {schedule!r} changed while it fired; nothing was written")
 
 
 class SchedulesMixin(SqliteCore):
@@ -141,13 +153,6 @@ class SchedulesMixin(SqliteCore):
         """
         stamp, nominal = to_text(now), to_text(nominal_at)
         planned = to_text(next_fire_at) if next_fire_at else None
-        misses = [(schedule, to_text(m), stamp) for m in missed if m < nominal_at]
-
-        def move_on(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE schedules SET next_fire_at = ?, updated_at = ? WHERE name = ?",
-                (planned, stamp, schedule),
-            )
 
         def record(outcome: FiringOutcome, run_id: str | None) -> FiringRecord:
             return FiringRecord(
@@ -160,86 +165,73 @@ class SchedulesMixin(SqliteCore):
 
         def write(db: sqlite3.Connection) -> FiringRecord | None:
             row = db.execute(
-                "SELECT executions, max_executions, overlap, last_run_id, active, next_fire_at "
-                "FROM schedules WHERE name = ?",
+                "SELECT s.active, s.next_fire_at, s.executions, s.max_executions, s.overlap, "
+                "r.status FROM schedules s LEFT JOIN runs r ON r.id = s.last_run_id "
+                "WHERE s.name = ?",
                 (schedule,),
             ).fetchone()
-            if row is None or not row[4]:
+            snapshot = None if row is None else _snapshot(row)
+            firing = decide_firing(snapshot, nominal_at, run is not None, missed)
+            if firing.verdict is Verdict.IGNORE:
                 return None
-            executions, max_executions, overlap, last_run_id, _, stored_next = row
-            # Times are stored as uniform UTC text, so they compare as text. A plan
-            # already past this nominal time means another process (or a re-plan)
-            # dealt with it: never move the plan backwards.
-            if stored_next is None or stored_next > nominal:
-                return None
-            if max_executions is not None and executions >= max_executions:
-                db.execute(
-                    "UPDATE schedules SET next_fire_at = NULL, updated_at = ? WHERE name = ?",
-                    (stamp, schedule),
-                )
+            # The schedule's row changes only while it holds what the rule read.
+            held = (schedule, row[2], row[1])
+
+            def update(sets: str, *params: Any) -> None:
+                changed = db.execute(
+                    f"UPDATE schedules SET {sets}, updated_at = ? "
+                    "WHERE name = ? AND executions = ? AND next_fire_at IS ?",
+                    (*params, stamp, *held),
+                ).rowcount
+                if changed != 1:
+                    raise ScheduleChangedError(schedule)
+
+            if firing.verdict is Verdict.EXHAUSTED:
+                update("next_fire_at = NULL")
                 return None
             db.executemany(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
                 "recorded_at) VALUES (?, ?, 'missed', NULL, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                misses,
+                [(schedule, to_text(m), stamp) for m in firing.missed],
             )
-            outcome = FiringOutcome.STARTED if run is not None else FiringOutcome.MISSED
+            assert firing.outcome is not None  # a firing to claim has its outcome
+            started = run if firing.outcome is FiringOutcome.STARTED else None
             claimed = db.execute(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
-                "recorded_at) VALUES (?, ?, ?, NULL, ?) "
+                "recorded_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                (schedule, nominal, outcome.value, stamp),
+                (schedule, nominal, firing.outcome.value, started and started.id, stamp),
             ).rowcount
             if claimed != 1:
-                move_on(db)  # this nominal time was recorded already; the plan moves on
+                update("next_fire_at = ?", planned)  # recorded already; the plan moves on
                 return None
-            if run is None:
-                move_on(db)
-                return record(FiringOutcome.MISSED, None)
-            busy = False
-            if overlap == Overlap.SKIP and last_run_id is not None:
-                status = db.execute(
-                    "SELECT status FROM runs WHERE id = ?", (last_run_id,)
-                ).fetchone()
-                busy = status is not None and status[0] not in _TERMINAL
-            if busy:
-                db.execute(
-                    "UPDATE schedule_firings SET outcome = 'skipped_overlap' "
-                    "WHERE schedule = ? AND nominal_at = ?",
-                    (schedule, nominal),
-                )
-                move_on(db)
-                return record(FiringOutcome.SKIPPED_OVERLAP, None)
+            if started is None:
+                update("next_fire_at = ?", planned)
+                return record(firing.outcome, None)
             db.execute(
                 "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
                 "owner_id, parent_run_id, available_at, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
                 (
-                    run.id,
-                    run.workflow,
-                    run.version,
-                    run.kind,
-                    run.idempotency_key,
-                    run.status.value,
-                    run.input,
-                    to_text(run.available_at),
+                    started.id,
+                    started.workflow,
+                    started.version,
+                    started.kind,
+                    started.idempotency_key,
+                    started.status.value,
+                    started.input,
+                    to_text(started.available_at),
                     stamp,
                     stamp,
                 ),
             )
-            db.execute(
-                "UPDATE schedule_firings SET run_id = ? WHERE schedule = ? AND nominal_at = ?",
-                (run.id, schedule, nominal),
+            update(
+                "executions = executions + 1, last_run_id = ?, next_fire_at = ?",
+                started.id,
+                None if firing.last else planned,
             )
-            # The last allowed execution clears the plan, so listings show no next time.
-            db.execute(
-                "UPDATE schedules SET executions = executions + 1, last_run_id = ?, "
-                "updated_at = ?, next_fire_at = CASE WHEN max_executions IS NOT NULL "
-                "AND executions + 1 >= max_executions THEN NULL ELSE ? END WHERE name = ?",
-                (run.id, stamp, planned, schedule),
-            )
-            return record(FiringOutcome.STARTED, run.id)
+            return record(FiringOutcome.STARTED, started.id)
 
         return await self._write(write, run_id=run.id if run is not None else None)
 
@@ -262,6 +254,18 @@ class SchedulesMixin(SqliteCore):
                 )
                 for r in rows
             ]
+
+
+def _snapshot(row: Sequence[Any]) -> ScheduleSnapshot:
+    active, next_fire_at, executions, max_executions, overlap, last_status = row
+    return ScheduleSnapshot(
+        active=bool(active),
+        next_fire_at=from_text(next_fire_at) if next_fire_at else None,
+        executions=executions,
+        max_executions=max_executions,
+        overlap=Overlap(overlap),
+        last_run_status=RunStatus(last_status) if last_status else None,
+    )
 
 
 def _schedule(row: Sequence[Any]) -> ScheduleRecord:
