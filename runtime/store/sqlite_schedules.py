@@ -10,7 +10,13 @@ from typing import Any
 from runtime.clock import from_text, to_text
 from runtime.models import FiringOutcome, FiringRecord, Overlap, RunStatus, ScheduleRecord
 from runtime.store.base import NewRun, ScheduleSpec
-from runtime.store.rules.schedules import ScheduleSnapshot, Verdict, decide_firing
+from runtime.store.rules.schedules import (
+    ScheduleSnapshot,
+    StoredPlan,
+    Verdict,
+    decide_firing,
+    replans,
+)
 from runtime.store.sqlite_core import SqliteCore
 
 _SCHEDULE_COLUMNS = (
@@ -20,15 +26,16 @@ _SCHEDULE_COLUMNS = (
 
 
 class ScheduleChangedError(Exception):
-    """A schedule's row changed between the firing rule's read and its write.
+    """A schedule's row changed between a rule's read and its write (a firing, a re-plan).
 
     Never raised on SQLite, whose write transaction holds the database; a backend whose
-    transactions interleave reports it (as a ``StoreOperationError``), and the
-    scheduler's next tick fires again from what is stored then.
+    transactions interleave reports it (as a ``StoreOperationError``) with nothing
+    written, and the scheduler's next tick (or the next start-up) acts on what is
+    stored then.
     """
 
     def __init__(self, schedule: str) -> None:
-        super().__init__(f"schedule {schedule!r} changed while it fired; nothing was written")
+        super().__init__(f"schedule {schedule!r} changed under a rule; nothing was written")
 
 
 class SchedulesMixin(SqliteCore):
@@ -47,7 +54,10 @@ class SchedulesMixin(SqliteCore):
         def write(db: sqlite3.Connection) -> list[Any]:
             stored = {
                 row[0]: row
-                for row in db.execute("SELECT name, expression, timezone FROM schedules")
+                for row in db.execute(
+                    "SELECT name, expression, timezone, active, next_fire_at, executions "
+                    "FROM schedules"
+                )
             }
             for spec in specs:
                 planned = to_text(spec.next_fire_at) if spec.next_fire_at else None
@@ -69,18 +79,17 @@ class SchedulesMixin(SqliteCore):
                         ),
                     )
                     continue
-                replan = (old[1], old[2]) != (spec.expression, spec.timezone)
-                # Re-planned from now: a changed expression, a schedule declared again
-                # after it was removed, or one that ran out of executions and may now
-                # run more (a raised number_of_executions). Otherwise the stored plan
-                # stands, so downtime is caught up by the scheduler.
-                db.execute(
+                _, expression, timezone, active, next_fire_at, executions = old
+                stored_plan = StoredPlan(
+                    expression, timezone, bool(active), next_fire_at is not None, executions
+                )
+                replan = replans(stored_plan, spec.expression, spec.timezone, spec.max_executions)
+                changed = db.execute(
                     "UPDATE schedules SET workflow = ?, expression = ?, timezone = ?, "
                     "max_executions = ?, overlap = ?, catchup_window = ?, active = 1, "
-                    "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? "
-                    "WHEN active = 0 THEN ? "
-                    "WHEN next_fire_at IS NULL AND (? IS NULL OR executions < ?) THEN ? "
-                    "ELSE next_fire_at END WHERE name = ?",
+                    "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? ELSE next_fire_at END "
+                    "WHERE name = ? AND expression = ? AND timezone = ? AND active = ? "
+                    "AND next_fire_at IS ? AND executions = ?",
                     (
                         spec.workflow,
                         spec.expression,
@@ -91,13 +100,11 @@ class SchedulesMixin(SqliteCore):
                         stamp,
                         replan,
                         planned,
-                        planned,
-                        spec.max_executions,
-                        spec.max_executions,
-                        planned,
-                        spec.name,
+                        *old,
                     ),
-                )
+                ).rowcount
+                if changed != 1:
+                    raise ScheduleChangedError(spec.name)
             # Declarations of workers that are gone (removed, or never beat again) lapse.
             db.execute(
                 "DELETE FROM worker_schedules WHERE worker_id NOT IN (SELECT id FROM workers)"

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runtime.models import FiringOutcome, Overlap, RunStatus
-from runtime.store.rules.schedules import Firing, ScheduleSnapshot, Verdict, decide_firing
+from runtime.store.rules.schedules import (
+    Firing,
+    ScheduleSnapshot,
+    StoredPlan,
+    Verdict,
+    decide_firing,
+    replans,
+)
 
 AT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 """The firing's nominal time."""
@@ -119,3 +126,34 @@ def test_the_times_passed_over_are_recorded_missed_with_any_firing(
 )
 def test_no_miss_is_recorded_without_a_firing(snapshot: ScheduleSnapshot | None) -> None:
     assert decide_firing(snapshot, AT, True, EARLIER).missed == ()
+
+
+STORED = StoredPlan("0 3 * * *", "UTC", active=True, planned=True, executions=2)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expression", "timezone", "max_executions", "expected"),
+    [
+        # Declared as it is stored: the plan stands (downtime is caught up).
+        (STORED, "0 3 * * *", "UTC", None, False),
+        (STORED, "0 3 * * *", "UTC", 1, False),
+        # A changed expression or timezone plans afresh.
+        (STORED, "0 4 * * *", "UTC", None, True),
+        (STORED, "0 3 * * *", "Europe/Paris", None, True),
+        # Declared again after it was removed (inactive).
+        (StoredPlan("0 3 * * *", "UTC", False, True, 2), "0 3 * * *", "UTC", None, True),
+        # Ran out of executions (no plan): planned again only if it may run more now.
+        (StoredPlan("0 3 * * *", "UTC", True, False, 2), "0 3 * * *", "UTC", 2, False),
+        (StoredPlan("0 3 * * *", "UTC", True, False, 2), "0 3 * * *", "UTC", 1, False),
+        (StoredPlan("0 3 * * *", "UTC", True, False, 2), "0 3 * * *", "UTC", 3, True),
+        (StoredPlan("0 3 * * *", "UTC", True, False, 2), "0 3 * * *", "UTC", None, True),
+    ],
+)
+def test_a_schedule_declared_again_is_planned_afresh_when(
+    stored: StoredPlan,
+    expression: str,
+    timezone: str,
+    max_executions: int | None,
+    expected: bool,
+) -> None:
+    assert replans(stored, expression, timezone, max_executions) is expected

@@ -108,7 +108,7 @@ async def test_a_schedule_changed_under_the_rule_fires_nothing(
         )
     later = T0 + timedelta(days=1)
     run = new_run()
-    with pytest.raises(StoreOperationError, match="changed while it fired"):
+    with pytest.raises(StoreOperationError, match="changed under a rule"):
         await store.fire("nightly", T0, run, later, [T0 - timedelta(days=1)], T0)
     [stored] = await store.list_schedules()
     assert (stored.executions, stored.next_fire_at, stored.last_run_id) == (0, T0, None)

@@ -100,3 +100,35 @@ def decide_firing(
     # The last allowed execution clears the plan, so listings show no next time.
     final = limit is not None and schedule.executions + 1 >= limit
     return Firing(Verdict.FIRE, FiringOutcome.STARTED, earlier, last=final)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlan:
+    """The columns of a stored schedule that decide whether its declaration re-plans it.
+
+    Attributes:
+        expression: its cron expression as stored.
+        timezone: its timezone as stored.
+        active: whether a live process declared it.
+        planned: whether it has a next firing planned.
+        executions: the runs it has started.
+    """
+
+    expression: str
+    timezone: str
+    active: bool
+    planned: bool
+    executions: int
+
+
+def replans(stored: StoredPlan, expression: str, timezone: str, max_executions: int | None) -> bool:
+    """Whether a schedule declared again (with these) is planned afresh from now.
+
+    Re-planned: a changed expression or timezone, a schedule declared again after it was
+    removed, or one that ran out of executions and may now run more (a raised
+    ``number_of_executions``). Otherwise the stored plan stands, so downtime is caught up
+    by the scheduler.
+    """
+    if (stored.expression, stored.timezone) != (expression, timezone) or not stored.active:
+        return True
+    return not stored.planned and (max_executions is None or stored.executions < max_executions)
