@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.errors import RunNotFoundError, StoreArgumentError
+from runtime.errors import RunNotFoundError, StoreArgumentError, StoreOperationError
 from runtime.models import Control, RunAction, RunRecord, RunStatus, StepError
 from runtime.store.rules.state_table import (
     Keep,
@@ -26,19 +26,11 @@ from runtime.store.rules.state_table import (
 from runtime.store.sqlite_core import _RUN_COLUMNS, SqliteCore, _run
 
 _DECISIONS = 3
-"""Decisions tried before a run that keeps changing under them is reported."""
+"""Decisions tried before a run that keeps changing under them is reported.
 
-
-class RunChangedError(Exception):
-    """A run's row changed between the state table's read and its write, time after time.
-
-    Never raised on SQLite, whose write transaction holds the database; a backend whose
-    transactions interleave decides again from what it reads then, and reports this
-    (as a ``StoreOperationError``) only if the run keeps changing.
-    """
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} kept changing while an operator's action applied")
+Never more than one on SQLite, whose write transaction holds the database; a backend
+whose transactions interleave decides again from what it reads then, and reports a
+``StoreOperationError`` (nothing written) only if the run keeps changing."""
 
 
 class ControlMixin(SqliteCore):
@@ -67,7 +59,8 @@ class ControlMixin(SqliteCore):
                     return db.execute(
                         f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
                     ).fetchone()
-            raise RunChangedError(run_id)
+            why = f"the run kept changing while {known} applied; nothing was written"
+            raise StoreOperationError("control_run", self.path, why, run_id)
 
         row = await self._write(write, run_id=run_id)
         with self._decoding("control_run", run_id):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
+from runtime.errors import StoreOperationError
 from runtime.models import FiringOutcome, FiringRecord, Overlap, RunStatus, ScheduleRecord
 from runtime.store.base import NewRun, ScheduleSpec
 from runtime.store.rules.schedules import (
@@ -23,19 +24,6 @@ _SCHEDULE_COLUMNS = (
     "name, workflow, expression, timezone, next_fire_at, executions, max_executions, overlap, "
     "catchup_window, active, last_run_id"
 )
-
-
-class ScheduleChangedError(Exception):
-    """A schedule's row changed between a rule's read and its write (a firing, a re-plan).
-
-    Never raised on SQLite, whose write transaction holds the database; a backend whose
-    transactions interleave reports it (as a ``StoreOperationError``) with nothing
-    written, and the scheduler's next tick (or the next start-up) acts on what is
-    stored then.
-    """
-
-    def __init__(self, schedule: str) -> None:
-        super().__init__(f"schedule {schedule!r} changed under a rule; nothing was written")
 
 
 class SchedulesMixin(SqliteCore):
@@ -104,7 +92,7 @@ class SchedulesMixin(SqliteCore):
                     ),
                 ).rowcount
                 if changed != 1:
-                    raise ScheduleChangedError(spec.name)
+                    raise self._changed("sync_schedules", spec.name)
             # Declarations of workers that are gone (removed, or never beat again) lapse.
             db.execute(
                 "DELETE FROM worker_schedules WHERE worker_id NOT IN (SELECT id FROM workers)"
@@ -191,7 +179,7 @@ class SchedulesMixin(SqliteCore):
                     (*params, stamp, *held),
                 ).rowcount
                 if changed != 1:
-                    raise ScheduleChangedError(schedule)
+                    raise self._changed("fire", schedule)
 
             if firing.verdict is Verdict.EXHAUSTED:
                 update("next_fire_at = NULL")
@@ -241,6 +229,13 @@ class SchedulesMixin(SqliteCore):
             return record(FiringOutcome.STARTED, started.id)
 
         return await self._write(write, run_id=run.id if run is not None else None)
+
+    def _changed(self, operation: str, schedule: str) -> StoreOperationError:
+        # Never on SQLite, whose write transaction holds the database. A backend whose
+        # transactions interleave reports it with nothing written; the scheduler's next
+        # tick (or the next start-up) acts on what is stored then.
+        why = f"schedule {schedule!r} changed under a rule; nothing was written"
+        return StoreOperationError(operation, self.path, why)
 
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         rows = await self._read(

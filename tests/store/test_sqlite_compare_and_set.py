@@ -82,7 +82,9 @@ async def test_a_run_that_keeps_changing_is_reported_with_nothing_written(
 ) -> None:
     run, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner="wrk_1"))
     calls = change_under_the_rule("wake_at = '2030-01-0' || :n", 100, monkeypatch)
-    with pytest.raises(StoreOperationError, match="kept changing") as raised:
+    with pytest.raises(
+        StoreOperationError, match="the run kept changing while cancel applied"
+    ) as raised:
         await store.control_run(run.id, "cancel", T0)
     assert raised.value.operation == "control_run"
     assert raised.value.run_id == run.id
@@ -108,8 +110,9 @@ async def test_a_schedule_changed_under_the_rule_fires_nothing(
         )
     later = T0 + timedelta(days=1)
     run = new_run()
-    with pytest.raises(StoreOperationError, match="changed under a rule"):
+    with pytest.raises(StoreOperationError, match="changed under a rule") as raised:
         await store.fire("nightly", T0, run, later, [T0 - timedelta(days=1)], T0)
+    assert raised.value.operation == "fire"
     [stored] = await store.list_schedules()
     assert (stored.executions, stored.next_fire_at, stored.last_run_id) == (0, T0, None)
     assert await store.list_firings("nightly") == []
