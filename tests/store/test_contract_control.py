@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -296,7 +297,7 @@ async def test_control_of_an_unknown_run_is_not_found(store: Store, action: RunA
 async def test_an_unknown_action_is_refused(store: Store) -> None:
     run_id = await create(store)
     with pytest.raises(StoreError) as caught:
-        await store.control_run(run_id, "explode", LATER)  # type: ignore[arg-type]
+        await store.control_run(run_id, cast(RunAction, "explode"), LATER)
     assert isinstance(caught.value, ValueError)
     assert (await store.get_run(run_id)).status is RunStatus.PENDING
 
