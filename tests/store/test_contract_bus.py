@@ -7,7 +7,7 @@ import pytest
 
 from runtime.errors import StoreError
 from runtime.models import DeliveryStatus
-from runtime.store.base import Store
+from runtime.store.base import Store, SubscriberRow
 from tests.helpers.records import T0
 from tests.store.bus import SUBSCRIBERS, deliveries, emit_and_fan_out, event
 
@@ -159,3 +159,37 @@ async def test_change_token_changes_when_another_connection_commits(
     assert await store.change_token() == after
     await other.fan_out(T0, 100)
     assert await store.change_token() != after
+
+
+# -- subscribers ---------------------------------------------------------------------------
+
+
+async def test_sync_subscribers_declares_them_active_and_deactivates_the_others(
+    store: Store,
+) -> None:
+    assert await store.list_subscribers() == [
+        SubscriberRow("audit", ("order.*",), 5, True),
+        SubscriberRow("email", ("order.placed", "user.created"), 3, True),
+    ]
+
+    changed = SubscriberRow("email", ("user.*",), 7)
+    await store.sync_subscribers([changed], T0)
+
+    assert await store.list_subscribers() == [
+        SubscriberRow("audit", ("order.*",), 5, False),
+        SubscriberRow("email", ("user.*",), 7, True),
+    ]
+    await store.sync_subscribers([], T0)
+    assert [s.active for s in await store.list_subscribers()] == [False, False]
+
+
+async def test_fan_out_routes_to_active_subscribers_only(store: Store) -> None:
+    await store.sync_subscribers([SubscriberRow("audit", ("order.*",), 5)], T0)
+
+    (placed,) = await emit_and_fan_out(store, event("order.placed"))
+
+    assert [(d.subscriber_id, d.max_attempts) for d in await deliveries(store)] == [("audit", 5)]
+    # Declared again later: events already fanned out are not routed to it afresh.
+    await store.sync_subscribers(SUBSCRIBERS, T0)
+    assert await store.fan_out(T0, 100) == 0
+    assert [d.subscriber_id for d in await deliveries(store, event_id=placed)] == ["audit"]
