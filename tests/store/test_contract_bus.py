@@ -49,6 +49,22 @@ async def test_emit_with_a_used_key_returns_the_first_event_and_stores_nothing(
     assert stored[0].available_at == T0
 
 
+async def test_two_stores_emitting_with_one_key_store_one_event(store: Store, other: Store) -> None:
+    ids: list[tuple[str, bool]] = []
+
+    async def send(s: Store, n: int) -> None:
+        ids.append(await s.emit(event(data={"n": n}, key="order-o1-placed")))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(send, store if n % 2 else other, n)
+
+    assert sorted(stored for _, stored in ids) == [False] * 7 + [True]
+    assert len({event_id for event_id, _ in ids}) == 1
+    assert [e.id for e in (await store.list_events()).items] == [ids[0][0]]
+
+
 # -- fan_out -----------------------------------------------------------------------
 
 

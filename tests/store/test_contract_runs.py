@@ -72,6 +72,24 @@ async def test_concurrent_creates_with_one_key_make_one_run(store: Store) -> Non
     assert len((await store.list_runs(workflow=WORKFLOW)).runs) == 1
 
 
+async def test_two_stores_creating_with_one_key_make_one_run(store: Store, other: Store) -> None:
+    outcomes: list[tuple[str, bool]] = []
+
+    async def start(s: Store, n: int) -> None:
+        record, created = await s.create_run(new_run(key=f"tx-{n % 4}", input={"n": n}))
+        outcomes.append((record.id, created))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for n in range(16):
+                tg.start_soon(start, store if n % 2 else other, n)
+
+    assert sum(created for _, created in outcomes) == 4
+    assert len({run_id for run_id, _ in outcomes}) == 4
+    runs = (await other.list_runs(workflow=WORKFLOW)).runs
+    assert sorted(run.idempotency_key or "" for run in runs) == ["tx-0", "tx-1", "tx-2", "tx-3"]
+
+
 async def test_the_created_record_is_what_a_read_returns(store: Store) -> None:
     record, _ = await store.create_run(
         new_run(key="k", status=RunStatus.RUNNING, owner="wrk_a", input={"deep": [1, {"x": None}]})
