@@ -11,7 +11,7 @@ Why statically rather than by recording calls at run time: a recording can only 
 judged once every contract test has run, which a run of one file or one ``-k`` does
 not do; the static check gives the same answer in any selection and order. What the
 scan cannot see, the ``store`` fixture enforces as the tests run: it hands out a
-:class:`~tests.store.conftest.ProtocolOnly` view that refuses any attribute outside
+:class:`~tests.store.backends.ProtocolOnly` view that refuses any attribute outside
 the protocol, so nothing the scan counts can reach past it.
 """
 
@@ -20,7 +20,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.store.conftest import STORE_METHODS
+import pytest
+
+from runtime.store.base import Store
+from tests.store.backends import STORE_METHODS
 
 HERE = Path(__file__).parent
 CONTRACT = sorted(HERE.glob("test_contract*.py"))
@@ -91,3 +94,9 @@ async def helper(db: object) -> None:
     await db.list_runs()
 """
     assert exercised(source) == {"get_run", "fan_out", "emit"}
+
+
+@pytest.mark.parametrize("name", ["path", "_write", "open", "__aenter__"])
+async def test_the_store_fixture_refuses_what_is_not_the_protocol(store: Store, name: str) -> None:
+    with pytest.raises(AttributeError, match="not a method of the Store protocol"):
+        getattr(store, name)

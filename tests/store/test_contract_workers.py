@@ -9,7 +9,7 @@ import pytest
 from runtime import RunStatus, StoreClosedError
 from runtime.store.base import RunUpdate, Store, WorkerRow
 from tests.helpers.records import T0, WORKFLOW, add_worker, create, new_run, step
-from tests.store.conftest import Opener
+from tests.store.backends import Opener
 
 # -- workers ---------------------------------------------------------------------------
 
