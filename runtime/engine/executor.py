@@ -420,7 +420,7 @@ def pending_run(
 ) -> NewRun:
     """A background run to insert: ``pending``, unowned, due after ``delay`` seconds.
 
-    ``kind="unresolved"`` (a run started by name alone, from a client) takes the
+    ``kind=RunKind.UNRESOLVED`` (a run started by name alone, from a client) takes the
     version the first worker to drive it resolves, and keeps it.
     """
     return NewRun(
