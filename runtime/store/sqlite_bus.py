@@ -13,7 +13,7 @@ from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
 from runtime.sdk.specs import pattern_matches
-from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
+from runtime.store.records import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.sqlite_core import (
     SqliteCore,
     _error,

@@ -9,7 +9,7 @@ from typing import Any
 
 from runtime.clock import from_text, to_text
 from runtime.models import FiringOutcome, FiringRecord, Overlap, ScheduleRecord
-from runtime.store.base import NewRun, ScheduleSpec
+from runtime.store.records import NewRun, ScheduleSpec
 from runtime.store.sqlite_core import SqliteCore
 
 _SCHEDULE_COLUMNS = (
