@@ -31,7 +31,7 @@ from runtime import (
     workflow,
 )
 from runtime.errors import RuntimeBaseError, StepFailed
-from runtime.store.base import Page
+from runtime.store.records import Page
 from tests.cli.test_bad_input import BAD_UTF8, DEEP, RUN
 
 # --- the Python API: (call, a piece of the message); each must raise RuntimeBaseError ------

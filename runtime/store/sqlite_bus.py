@@ -12,7 +12,7 @@ from runtime.clock import from_text, to_text
 from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
-from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
+from runtime.store.records import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.rules.routing import Route, route
 from runtime.store.sqlite_core import (
     SqliteCore,

@@ -10,7 +10,7 @@ from typing import Any
 from runtime.clock import from_text, to_text
 from runtime.errors import StoreOperationError
 from runtime.models import FiringOutcome, FiringRecord, Overlap, RunStatus, ScheduleRecord
-from runtime.store.base import NewRun, ScheduleSpec
+from runtime.store.records import NewRun, ScheduleSpec
 from runtime.store.rules.schedules import (
     ScheduleSnapshot,
     StoredPlan,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from runtime.clock import from_text, to_text
-from runtime.store.base import WorkerRow
+from runtime.store.records import WorkerRow
 from runtime.store.sqlite_core import SqliteCore
 
 

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from runtime.ids import new_id
 from runtime.models import DeliveryRecord, DeliveryStatus, StepError
-from runtime.store.base import DeliveryWork, NewEvent, Store, SubscriberRow, WorkerRow
+from runtime.store.base import Store
+from runtime.store.records import DeliveryWork, NewEvent, SubscriberRow, WorkerRow
 from tests.helpers.records import T0
 
 STALE = timedelta(seconds=30)

@@ -7,7 +7,8 @@ import pytest
 
 from runtime.errors import StoreError
 from runtime.models import DeliveryStatus
-from runtime.store.base import Store, SubscriberRow
+from runtime.store.base import Store
+from runtime.store.records import SubscriberRow
 from tests.helpers.records import T0
 from tests.store.bus import SUBSCRIBERS, deliveries, emit_and_fan_out, event
 

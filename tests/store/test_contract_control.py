@@ -9,7 +9,8 @@ import pytest
 
 from runtime import InvalidTransitionError, RunNotFoundError, RunStatus, StepStatus, StoreError
 from runtime.models import Control, RunAction, StepError
-from runtime.store.base import RunUpdate, Store
+from runtime.store.base import Store
+from runtime.store.changes import PROGRESS, EndRollback, Pause, Sleep, StartRollback
 from tests.helpers.records import T0, create, step
 
 LATER = T0 + timedelta(minutes=1)
@@ -47,9 +48,9 @@ async def test_pause_of_a_held_run_is_a_request_its_next_checkpoint_returns(stor
         Control.PAUSE,
         "wrk_a",
     )
-    assert await store.checkpoint(run_id, "wrk_a", [step(1, "a")], RunUpdate(), LATER) == "pause"
+    assert await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, LATER) == "pause"
     # The driver obeys: parks the run paused and gives it up; the request is spent.
-    obeyed = RunUpdate(status=RunStatus.PAUSED, release=True)
+    obeyed = Pause()
     assert await store.checkpoint(run_id, "wrk_a", [], obeyed, LATER) is None
     stored = await store.get_run(run_id)
     assert (stored.status, stored.control, stored.owner_id) == (RunStatus.PAUSED, None, None)
@@ -105,7 +106,7 @@ async def test_resume_of_a_paused_run_makes_it_due_now(store: Store) -> None:
 async def test_resume_keeps_a_durable_sleeps_wake_up_time(store: Store) -> None:
     run_id = await held(store)
     wake = T0 + timedelta(hours=1)
-    parked = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake, release=True)
+    parked = Sleep(wake)
     await store.checkpoint(run_id, "wrk_a", [], parked, T0)
     await store.control_run(run_id, RunAction.PAUSE, T0)
 
@@ -124,7 +125,7 @@ async def test_resume_withdraws_a_pause_not_yet_obeyed(store: Store) -> None:
     record = await store.control_run(run_id, RunAction.RESUME, LATER)
 
     assert (record.status, record.control, record.owner_id) == (RunStatus.RUNNING, None, "wrk_a")
-    assert await store.checkpoint(run_id, "wrk_a", [step(1, "a")], RunUpdate(), LATER) is None
+    assert await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, LATER) is None
 
 
 @pytest.mark.parametrize("status", [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING])
@@ -160,10 +161,8 @@ async def test_cancel_with_nothing_to_undo_ends_the_run_canceled(
 
 async def test_cancel_with_completed_steps_rolls_the_run_back(store: Store) -> None:
     run_id = await held(store)
-    await store.checkpoint(run_id, "wrk_a", [step(1, "charge")], RunUpdate(), T0)
-    await store.checkpoint(
-        run_id, "wrk_a", [], RunUpdate(status=RunStatus.PAUSED, release=True), T0
-    )
+    await store.checkpoint(run_id, "wrk_a", [step(1, "charge")], PROGRESS, T0)
+    await store.checkpoint(run_id, "wrk_a", [], Pause(), T0)
 
     record = await store.control_run(run_id, RunAction.CANCEL, LATER)
 
@@ -185,7 +184,7 @@ async def test_cancel_of_a_held_run_is_a_request_its_next_checkpoint_returns(sto
     record = await store.control_run(run_id, RunAction.CANCEL, LATER)
 
     assert (record.status, record.control) == (RunStatus.RUNNING, Control.CANCEL)
-    assert await store.checkpoint(run_id, "wrk_a", [step(1, "a")], RunUpdate(), LATER) == "cancel"
+    assert await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, LATER) == "cancel"
 
 
 async def test_cancel_while_compensating_ends_it_canceled_rather_than_failed(store: Store) -> None:
@@ -203,7 +202,7 @@ async def test_cancel_while_compensating_ends_it_canceled_rather_than_failed(sto
 
     assert (record.status, record.rollback_status) == (RunStatus.COMPENSATING, RunStatus.CANCELED)
     # The rollback's end: the cancel wins over the failure it was rolling back for.
-    end = RunUpdate(status=RunStatus.FAILED, rollback_wins=True, ended_at=LATER, release=True)
+    end = EndRollback(RunStatus.FAILED, LATER)
     await store.checkpoint(run_id, "wrk_a", [], end, LATER)
     assert (await store.get_run(run_id)).status is RunStatus.CANCELED
 
@@ -225,15 +224,11 @@ async def test_retry_runs_again_from_the_first_step_not_completed(
 ) -> None:
     run_id = await held(store)
     failed = step(2, "b", StepStatus.FAILED, error=error("m"))
-    await store.checkpoint(run_id, "wrk_a", [step(1, "a"), failed], RunUpdate(), T0)
-    end = RunUpdate(
-        status=ended,
-        error=error("m"),
-        rollback_status=ended,
-        ended_at=T0,
-        release=True,
-    )
-    await store.checkpoint(run_id, "wrk_a", [], end, T0)
+    await store.checkpoint(run_id, "wrk_a", [step(1, "a"), failed], PROGRESS, T0)
+    started = StartRollback(error("m"), cancel=ended is RunStatus.CANCELED)
+    await store.checkpoint(run_id, "wrk_a", [], started, T0)
+    await store.checkpoint(run_id, "wrk_a", [], EndRollback(RunStatus.FAILED, T0), T0)
+    assert (await store.get_run(run_id)).status is ended
 
     record = await store.control_run(run_id, RunAction.RETRY, LATER)
 
@@ -252,8 +247,8 @@ async def test_retry_runs_again_from_the_first_step_not_completed(
 
 async def test_retry_of_a_failed_rollback_retries_the_compensations(store: Store) -> None:
     run_id = await held(store)
-    await store.checkpoint(run_id, "wrk_a", [step(1, "a")], RunUpdate(), T0)
-    end = RunUpdate(status=RunStatus.COMPENSATION_FAILED, ended_at=T0, release=True)
+    await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, T0)
+    end = EndRollback(RunStatus.COMPENSATION_FAILED, T0)
     await store.checkpoint(run_id, "wrk_a", [], end, T0)
 
     record = await store.control_run(run_id, RunAction.RETRY, LATER)

@@ -12,8 +12,10 @@ import pytest
 
 from runtime import RunNotFoundError, RunStatus
 from runtime.models import DeliveryStatus, Overlap
-from runtime.store.base import RunUpdate, ScheduleSpec, Store, SubscriberRow
+from runtime.store.base import Store
+from runtime.store.changes import Complete, EndRollback, RunChange
 from runtime.store.pruning import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCursor, PruneCutoffs
+from runtime.store.records import ScheduleSpec, SubscriberRow
 from tests.helpers.records import T0, WORKFLOW, create, new_run, step
 from tests.store.bus import event
 
@@ -30,7 +32,11 @@ async def ended(
     record, _ = await store.create_run(
         new_run(status=RunStatus.RUNNING, owner="wrk_a", key=key, created_at=T0)
     )
-    done = RunUpdate(status=status, ended_at=at, release=True)
+    done: RunChange = (
+        Complete(output="null", ended_at=at)
+        if status is RunStatus.COMPLETED
+        else EndRollback(status, at)
+    )
     await store.checkpoint(record.id, "wrk_a", [step(i, f"s{i}") for i in range(steps)], done, at)
     return record.id
 

@@ -8,7 +8,8 @@ import anyio
 import pytest
 
 from runtime import RunStatus
-from runtime.store.base import RunUpdate, Store
+from runtime.store.base import Store
+from runtime.store.changes import Complete, StartRollback
 from tests.helpers.records import T0, WORKFLOW, create, new_run
 
 # -- create_run ------------------------------------------------------------------
@@ -194,17 +195,9 @@ async def test_transition_applies_only_from_an_expected_status(store: Store) -> 
 
 async def test_transition_sets_the_owner_and_keeps_an_existing_error(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(
-        run_id,
-        "wrk_a",
-        [],
-        RunUpdate(
-            status=RunStatus.COMPLETED,
-            error='{"step": "s", "type": "E", "message": "kept"}',
-            release=True,
-        ),
-        T0,
-    )
+    error = '{"step": "s", "type": "E", "message": "kept"}'
+    await store.checkpoint(run_id, "wrk_a", [], StartRollback(error), T0)
+    await store.checkpoint(run_id, "wrk_a", [], Complete(output="null", ended_at=T0), T0)
 
     moved = await store.transition(
         run_id, [RunStatus.COMPLETED], RunStatus.COMPENSATING, T0, owner_id="wrk_b"

@@ -10,7 +10,9 @@ import pytest
 
 from runtime import RunNotFoundError, RunStatus
 from runtime.models import FiringOutcome, FiringRecord, Overlap
-from runtime.store.base import RunUpdate, ScheduleSpec, Store
+from runtime.store.base import Store
+from runtime.store.changes import Complete
+from runtime.store.records import ScheduleSpec
 from tests.helpers.records import T0, WORKFLOW, add_worker, new_run
 
 HOUR = timedelta(hours=1)
@@ -219,7 +221,7 @@ async def test_overlap_skip_skips_while_the_last_run_is_active(store: Store) -> 
         await store.get_run(skipped_run.id)
 
     await store.claim_run(first.run_id, "wrk_a", None, T0)
-    done = RunUpdate(status=RunStatus.COMPLETED, ended_at=T0, release=True)
+    done = Complete(output="null", ended_at=T0)
     await store.checkpoint(first.run_id, "wrk_a", [], done, T0)
     started = await fire(store, T0 + 2 * HOUR)
     assert started is not None and started.outcome is FiringOutcome.STARTED

@@ -10,7 +10,9 @@ import pytest
 from runtime import LeaseLostError, RunStatus, StepStatus
 from runtime.ids import new_id
 from runtime.models import RunAction
-from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite, Store
+from runtime.store.base import Store
+from runtime.store.changes import PROGRESS, Complete, EndRollback, Sleep, StartRollback, Woke
+from runtime.store.records import NewEvent, StagedEvent, StepWrite
 from tests.helpers.records import T0, add_worker, create, step
 
 END = T0 + timedelta(minutes=1)
@@ -47,10 +49,7 @@ async def test_checkpoint_writes_steps_and_the_run_update_together(store: Store)
                 error='{"step": "reserve", "type": "ValueError", "message": "no stock"}',
             ),
         ],
-        RunUpdate(
-            status=RunStatus.COMPENSATING,
-            error='{"step": "reserve", "type": "ValueError", "message": "no stock"}',
-        ),
+        StartRollback('{"step": "reserve", "type": "ValueError", "message": "no stock"}'),
         later,
     )
 
@@ -78,12 +77,12 @@ async def test_checkpoint_writes_steps_and_the_run_update_together(store: Store)
 async def test_checkpoint_overwrites_a_step_at_the_same_seq(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
 
-    await store.checkpoint(run_id, "wrk_a", [step(1, "pay", StepStatus.RUNNING)], RunUpdate(), T0)
+    await store.checkpoint(run_id, "wrk_a", [step(1, "pay", StepStatus.RUNNING)], PROGRESS, T0)
     await store.checkpoint(
         run_id,
         "wrk_a",
         [StepWrite(seq=1, name="pay", status=StepStatus.COMPLETED, attempts=3, output="7")],
-        RunUpdate(),
+        PROGRESS,
         T0,
     )
 
@@ -101,7 +100,7 @@ async def test_checkpoint_ends_and_releases_a_run(store: Store) -> None:
         run_id,
         "wrk_a",
         [],
-        RunUpdate(status=RunStatus.COMPLETED, output='{"id": "o1"}', ended_at=end, release=True),
+        Complete(output='{"id": "o1"}', ended_at=end),
         end,
     )
 
@@ -116,14 +115,14 @@ async def test_checkpoint_ends_and_releases_a_run(store: Store) -> None:
 
 async def test_checkpoint_by_a_non_owner_raises_and_writes_nothing(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(run_id, "wrk_a", [step(1, "first")], RunUpdate(), T0)
+    await store.checkpoint(run_id, "wrk_a", [step(1, "first")], PROGRESS, T0)
 
     with pytest.raises(LeaseLostError) as caught:
         await store.checkpoint(
             run_id,
             "wrk_b",
             [step(2, "second"), step(1, "first", StepStatus.FAILED)],
-            RunUpdate(status=RunStatus.COMPLETED, output='"stolen"'),
+            Complete(output='"stolen"', ended_at=T0),
             T0 + timedelta(seconds=9),
         )
 
@@ -138,13 +137,13 @@ async def test_checkpoint_of_a_released_run_raises_lease_lost(store: Store) -> N
     run_id = await create(store, status=RunStatus.PENDING)
 
     with pytest.raises(LeaseLostError):
-        await store.checkpoint(run_id, "wrk_a", [step(1, "first")], RunUpdate(), T0)
+        await store.checkpoint(run_id, "wrk_a", [step(1, "first")], PROGRESS, T0)
     assert await store.load_steps(run_id) == []
 
 
 async def test_checkpoint_of_an_unknown_run_raises_lease_lost(store: Store) -> None:
     with pytest.raises(LeaseLostError):
-        await store.checkpoint("run_missing", "wrk_a", [step(1, "x")], RunUpdate(), T0)
+        await store.checkpoint("run_missing", "wrk_a", [step(1, "x")], PROGRESS, T0)
 
 
 async def test_checkpoint_after_another_worker_took_the_run_raises_lease_lost(
@@ -154,8 +153,8 @@ async def test_checkpoint_after_another_worker_took_the_run_raises_lease_lost(
     assert await store.claim_run(run_id, "wrk_b", "wrk_a", T0) is not None
 
     with pytest.raises(LeaseLostError):
-        await store.checkpoint(run_id, "wrk_a", [step(1, "late")], RunUpdate(), T0)
-    await store.checkpoint(run_id, "wrk_b", [step(1, "taken")], RunUpdate(), T0)
+        await store.checkpoint(run_id, "wrk_a", [step(1, "late")], PROGRESS, T0)
+    await store.checkpoint(run_id, "wrk_b", [step(1, "taken")], PROGRESS, T0)
     assert [s.name for s in await store.load_steps(run_id)] == ["taken"]
 
 
@@ -165,18 +164,14 @@ async def test_checkpoint_of_a_worker_taken_for_dead_raises_lease_lost(store: St
     await store.remove_workers(["wrk_a"], T0)
 
     with pytest.raises(LeaseLostError):
-        await store.checkpoint(run_id, "wrk_a", [step(1, "a")], RunUpdate(), T0)
+        await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, T0)
     assert not await store.heartbeat("wrk_a", T0)
 
 
-async def test_a_change_only_if_unrequested_waits_while_a_request_is_pending(
-    store: Store,
-) -> None:
+async def test_a_completion_waits_while_a_request_is_pending(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
     await store.control_run(run_id, RunAction.CANCEL, T0)
-    done = RunUpdate(
-        status=RunStatus.COMPLETED, output="1", ended_at=END, release=True, only_if_unrequested=True
-    )
+    done = Complete(output="1", ended_at=END)
 
     request = await store.checkpoint(run_id, "wrk_a", [step(1, "last")], done, END)
 
@@ -186,11 +181,9 @@ async def test_a_change_only_if_unrequested_waits_while_a_request_is_pending(
     assert [s.name for s in record.steps] == ["last"]  # the step is recorded all the same
 
 
-async def test_a_change_only_if_unrequested_applies_when_nothing_is_pending(store: Store) -> None:
+async def test_a_completion_applies_when_nothing_is_pending(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    done = RunUpdate(
-        status=RunStatus.COMPLETED, output="1", ended_at=END, release=True, only_if_unrequested=True
-    )
+    done = Complete(output="1", ended_at=END)
 
     assert await store.checkpoint(run_id, "wrk_a", [step(1, "last")], done, END) is None
 
@@ -201,13 +194,11 @@ async def test_a_change_only_if_unrequested_applies_when_nothing_is_pending(stor
 async def test_staged_events_are_published_when_the_run_completes(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
     first = step(1, "a", events=(staged("order.placed", 1), staged("order.paid", 2)))
-    await store.checkpoint(run_id, "wrk_a", [first], RunUpdate(), T0)
-    await store.checkpoint(
-        run_id, "wrk_a", [step(2, "b", events=(staged("x", 3),))], RunUpdate(), T0
-    )
+    await store.checkpoint(run_id, "wrk_a", [first], PROGRESS, T0)
+    await store.checkpoint(run_id, "wrk_a", [step(2, "b", events=(staged("x", 3),))], PROGRESS, T0)
     assert (await store.list_events()).items == []  # staged, not published
 
-    done = RunUpdate(status=RunStatus.COMPLETED, ended_at=END, release=True, publish_staged=True)
+    done = Complete(output="null", ended_at=END)
     await store.checkpoint(run_id, "wrk_a", [], done, END)
 
     events = list(reversed((await store.list_events()).items))
@@ -221,28 +212,27 @@ async def test_staged_events_are_published_when_the_run_completes(store: Store) 
 
 async def test_staged_events_are_dropped_when_the_run_fails(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(
-        run_id, "wrk_a", [step(1, "a", events=(staged("e", 1),))], RunUpdate(), T0
-    )
+    await store.checkpoint(run_id, "wrk_a", [step(1, "a", events=(staged("e", 1),))], PROGRESS, T0)
 
-    failed = RunUpdate(status=RunStatus.FAILED, ended_at=END, release=True, drop_staged=True)
+    failed = EndRollback(RunStatus.FAILED, END)
     await store.checkpoint(run_id, "wrk_a", [], failed, END)
     await store.control_run(run_id, RunAction.RETRY, END)
     await store.claim_run(run_id, "wrk_a", None, END)
-    done = RunUpdate(status=RunStatus.COMPLETED, ended_at=END, release=True, publish_staged=True)
+    done = Complete(output="null", ended_at=END)
     await store.checkpoint(run_id, "wrk_a", [], done, END)
 
     assert (await store.list_events()).items == []
 
 
-async def test_events_of_an_update_are_stored_with_the_checkpoint(store: Store) -> None:
+async def test_events_of_a_change_are_stored_with_the_checkpoint(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
     emitted = NewEvent(new_id("evt"), "order.shipped", "7", "{}", T0, T0, source_run_id=run_id)
 
-    await store.checkpoint(run_id, "wrk_a", [step(1, "ship")], RunUpdate(events=(emitted,)), T0)
+    done = Complete(output="null", ended_at=T0, events=(emitted,))
+    await store.checkpoint(run_id, "wrk_a", [step(1, "ship")], done, T0)
     with pytest.raises(LeaseLostError):
         lost = NewEvent(new_id("evt"), "lost", "1", "{}", T0, T0)
-        await store.checkpoint(run_id, "wrk_b", [], RunUpdate(events=(lost,)), T0)
+        await store.checkpoint(run_id, "wrk_b", [], EndRollback(RunStatus.FAILED, T0, (lost,)), T0)
 
     assert [(e.id, e.data) for e in (await store.list_events()).items] == [(emitted.id, 7)]
 
@@ -251,8 +241,7 @@ async def test_a_durable_sleep_is_set_and_cleared_by_checkpoints(store: Store) -
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
     wake = T0 + timedelta(hours=2)
 
-    sleep = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake, release=True)
-    await store.checkpoint(run_id, "wrk_a", [step(1, "sleep")], sleep, T0)
+    await store.checkpoint(run_id, "wrk_a", [step(1, "sleep")], Sleep(wake), T0)
     parked = await store.get_run(run_id)
     assert (parked.status, parked.wake_at, parked.available_at, parked.owner_id) == (
         RunStatus.SLEEPING,
@@ -262,16 +251,15 @@ async def test_a_durable_sleep_is_set_and_cleared_by_checkpoints(store: Store) -
     )
 
     await store.claim_run(run_id, "wrk_a", None, wake)
-    await store.checkpoint(run_id, "wrk_a", [], RunUpdate(clear_wake=True), wake)
+    await store.checkpoint(run_id, "wrk_a", [], Woke(), wake)
     assert (await store.get_run(run_id)).wake_at is None
 
 
 async def test_rollback_wins_only_over_a_recorded_rollback_status(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    rollback = RunUpdate(status=RunStatus.COMPENSATING)
-    await store.checkpoint(run_id, "wrk_a", [], rollback, T0)
+    await store.checkpoint(run_id, "wrk_a", [], StartRollback(), T0)
 
-    end = RunUpdate(status=RunStatus.FAILED, rollback_wins=True, ended_at=END, release=True)
+    end = EndRollback(RunStatus.FAILED, END)
     await store.checkpoint(run_id, "wrk_a", [], end, END)
 
     assert (await store.get_run(run_id)).status is RunStatus.FAILED

@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from runtime import RunStatus, StoreClosedError
-from runtime.store.base import RunUpdate, Store, WorkerRow
+from runtime.store.base import Store
+from runtime.store.changes import PROGRESS
+from runtime.store.records import WorkerRow
 from tests.helpers.records import T0, WORKFLOW, add_worker, create, new_run, step
 from tests.store.backends import Opener
 
@@ -92,7 +94,7 @@ async def test_close_keeps_what_was_committed_and_refuses_later_calls(
     store: Store, open_store: Opener
 ) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(run_id, "wrk_a", [step(1, "a")], RunUpdate(), T0)
+    await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, T0)
 
     await store.close()
     await store.close()  # a second close is harmless

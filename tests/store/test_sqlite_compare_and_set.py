@@ -19,7 +19,7 @@ import pytest
 from runtime.errors import InvalidTransitionError, StoreOperationError
 from runtime.models import Overlap, RunStatus
 from runtime.store import sqlite_control
-from runtime.store.base import ScheduleSpec
+from runtime.store.records import ScheduleSpec
 from runtime.store.rules.state_table import RunChange
 from runtime.store.sqlite import SqliteStore
 from tests.helpers.records import T0, new_run
