@@ -67,7 +67,7 @@ from runtime.sdk.specs import (
 )
 from runtime.sdk.steps import StepContext, StepDefinition, StepResponse, create_step
 from runtime.service import Runtime
-from runtime.store.base import RunPage
+from runtime.store.records import RunPage
 from runtime.workflows_api import Workflows
 
 __all__ = [

@@ -35,7 +35,8 @@ from runtime.limits import duration, shown, text
 from runtime.models import DeliveryStatus
 from runtime.retry import backoff
 from runtime.sdk.specs import Event, Subscriber, SubscriberArgs, check_event_name, origin_scope
-from runtime.store.base import DeliveryWork, NewEvent, Store, SubscriberRow
+from runtime.store.base import Store
+from runtime.store.records import DeliveryWork, NewEvent, SubscriberRow
 from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:

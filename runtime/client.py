@@ -34,7 +34,8 @@ from runtime.limits import folder_arg, text
 from runtime.models import RunKind, RunRecord, RunStatus
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
 from runtime.store import open_store
-from runtime.store.base import RunPage, Store
+from runtime.store.base import Store
+from runtime.store.records import RunPage
 
 POLL = 0.02
 """Seconds between checks for commits while waiting for a run's result."""

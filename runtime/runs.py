@@ -10,7 +10,8 @@ from runtime.engine.run import log_run_end
 from runtime.errors import DefinitionError, RunFailed
 from runtime.limits import MAX_PAGE, count, duration, shown, text
 from runtime.models import RunAction, RunRecord, RunStatus
-from runtime.store.base import RunPage, Store
+from runtime.store.base import Store
+from runtime.store.records import RunPage
 
 
 def run_options(

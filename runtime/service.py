@@ -51,7 +51,7 @@ from runtime.registry import Registry
 from runtime.scheduling.entries import job_workflow, schedules_for
 from runtime.scheduling.scheduler import Scheduler
 from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
-from runtime.sdk.running import EXECUTOR_KEY
+from runtime.sdk.running import WORKFLOWS_KEY
 from runtime.sdk.specs import Job, Subscriber
 from runtime.store import open_store
 from runtime.store.base import Store
@@ -61,7 +61,7 @@ from runtime.workflows_api import Workflows
 logger = structlog.get_logger("runtime")
 
 SERVICE_PREFIX = "runtime."
-"""The runtime's own container names start with it (``EXECUTOR_KEY`` among them)."""
+"""The runtime's own container names start with it (``WORKFLOWS_KEY`` among them)."""
 
 BUS_KEY = "runtime.event_bus"
 """The container name of a started runtime's :class:`EventBus`."""
@@ -408,7 +408,7 @@ class Runtime:
         name too unless the application registered that name itself: the
         application's service wins, and its steps reach ours under ``runtime.<name>``.
         """
-        services = {EXECUTOR_KEY: parts.workflows, BUS_KEY: parts.bus, LOGGER_KEY: logger}
+        services = {WORKFLOWS_KEY: parts.workflows, BUS_KEY: parts.bus, LOGGER_KEY: logger}
         for own, service in services.items():
             plain = own.removeprefix(SERVICE_PREFIX)
             keys = [own] if plain in self.container else [own, plain]

@@ -8,6 +8,8 @@ the contract when it imports
 - from a higher layer (``store`` importing ``engine``);
 - from a sibling component of a layer whose components are independent of one another
   (layer 3: ``engine/``, ``bus``, ``scheduling/``, ``pruner``, ``watch``, ``discovery``);
+- from above the layer a package is held to (``HELD_BELOW``: the store's rules see
+  layers 0 and 1 only, not the store's other modules);
 - in a cycle: an import cycle among runtime's modules fails whatever the layers say,
   inside one component too.
 
@@ -51,6 +53,11 @@ LAYERS: dict[int, tuple[str, ...]] = {
 
 INDEPENDENT = frozenset({3})
 """Layers whose components may not import one another (README: "independent of one another")."""
+
+HELD_BELOW: dict[str, int] = {"store/rules/": 1}
+"""Packages inside a component that import from no layer above the one given, nor from
+the rest of their component: ``store/rules/``, the rules above the backends (DESIGN 3),
+sees layers 0 and 1 only, never a backend or the ``Store`` protocol beside it."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,10 @@ def imports(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[Import
                     yield Import(name, target, node.lineno)
                 elif base in known:
                     yield Import(name, base, node.lineno)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
 
 
 def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
@@ -173,9 +184,14 @@ def violations(
     package: str = PACKAGE,
     layers: Mapping[int, tuple[str, ...]] = LAYERS,
     independent: frozenset[int] = INDEPENDENT,
+    held_below: Mapping[str, int] = HELD_BELOW,
 ) -> list[str]:
     """Every breach of the contract by the package at ``root``, one line each."""
     known = modules(root, package)
+    held = {
+        f"{package}.{name.strip('/').replace('/', '.')}": (name, top)
+        for name, top in held_below.items()
+    }
     problems: list[str] = []
     graph: dict[str, set[str]] = {name: set() for name in known}
     lines: dict[tuple[str, str], int] = {}
@@ -188,9 +204,14 @@ def violations(
             graph[name].add(found.target)
             lines.setdefault((name, found.target), found.line)
             there = component_of(found.target, layers)
+            at = f"{path}:{found.line}: {name} (layer {where[0]}) imports {found.target}"
+            for inside, (spelled, top) in held.items():
+                if not _within(name, inside) or _within(found.target, inside) or there is None:
+                    continue
+                if there[0] > top or there[1] == where[1]:
+                    problems.append(f"{at}, outside the layers 0-{top} that {spelled} is held to")
             if there is None or there[1] == where[1]:
                 continue
-            at = f"{path}:{found.line}: {name} (layer {where[0]}) imports {found.target}"
             if there[0] > where[0]:
                 problems.append(f"{at} from the higher layer {there[0]}")
             elif there[0] == where[0] and where[0] in independent:

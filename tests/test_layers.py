@@ -147,3 +147,31 @@ def test_a_module_in_no_layer_fails(tmp_path: Path) -> None:
     assert found == [
         f"{tmp_path / 'pkg' / 'stray.py'}: module pkg.stray is in no layer (add it to LAYERS)"
     ]
+
+
+def test_a_package_held_below_its_layer_imports_only_from_below(tmp_path: Path) -> None:
+    files = {
+        "mid.py": "",
+        "left.py": "",
+        "right.py": "",
+        "sub/__init__.py": "",
+        "sub/store.py": "from pkg.sub.rules import decide\n",
+        "sub/rules/__init__.py": "",
+        "sub/rules/decide.py": "from pkg.base import X\nfrom . import table\n",
+        "sub/rules/table.py": "import pkg.low\n",
+        "sub/rules/bad.py": "from pkg.sub import store\ndef f():\n    import pkg.left\n",
+        "base.py": "X = 1\n",
+        "low.py": "",
+    }
+    root = _package(tmp_path, files)
+    rules_at = {0: ("base",), 1: ("low", "sub/"), 2: ("left", "right", "mid"), 3: ("__init__",)}
+    found = layers.violations(root, "pkg", rules_at, frozenset(), {"sub/rules/": 0})
+    assert [line.split(": ", 1)[1] for line in found] == [
+        "pkg.sub.rules.bad (layer 1) imports pkg.sub.store, outside the layers 0-0 that "
+        "sub/rules/ is held to",
+        "pkg.sub.rules.bad (layer 1) imports pkg.left, outside the layers 0-0 that "
+        "sub/rules/ is held to",
+        "pkg.sub.rules.bad (layer 1) imports pkg.left from the higher layer 2",
+        "pkg.sub.rules.table (layer 1) imports pkg.low, outside the layers 0-0 that "
+        "sub/rules/ is held to",
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import runtime
 from runtime import errors
 
@@ -54,3 +56,18 @@ def test_errors_inherit_honest_builtins() -> None:
     assert issubclass(runtime.ConfigError, ValueError)
     assert issubclass(runtime.ReferenceMisuseError, TypeError)
     assert issubclass(runtime.StepTimeoutError, TimeoutError)
+
+
+def test_the_exception_tree_drawn_in_errors_py_lists_every_class() -> None:
+    """The docstring of ``runtime/errors.py`` draws the tree (httpx style): a class added
+    without its line there, or a line left for a class that is gone, fails here."""
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == errors.__name__
+    }
+    drawn = set(re.findall(r"[├└]── (\w+)", errors.__doc__ or ""))
+    drawn.add("RuntimeBaseError")  # the root, drawn on its own line
+    assert defined == drawn

@@ -24,7 +24,8 @@ from runtime.cli.common import (
 )
 from runtime.cli.payloads import Seconds, Text, payloads
 from runtime.models import DeliveryRecord, DeliveryStatus, EventRecord
-from runtime.store.base import Page, Store
+from runtime.store.base import Store
+from runtime.store.records import Page
 
 
 @click.command()

@@ -65,7 +65,7 @@ def _subscribers_found(found: Discovered) -> list[dict[str, Any]]:
 
 def _startup_problems(config: ProjectConfig, found: Discovered) -> list[str]:
     """What ``runtime start`` would still refuse once every module imported cleanly."""
-    from runtime.service import Runtime
+    from runtime.service import LOGGER_KEY, SERVICE_PREFIX, Runtime
 
     problems = []
     try:
@@ -74,7 +74,9 @@ def _startup_problems(config: ProjectConfig, found: Discovered) -> list[str]:
             # The hook runs as at start-up, on a container of its own (no store is
             # opened), so a hook that raises is found before the service starts.
             container = Container()
-            container.register("logger", structlog.get_logger("runtime"))
+            service_logger = structlog.get_logger("runtime")
+            for key in (LOGGER_KEY, LOGGER_KEY.removeprefix(SERVICE_PREFIX)):
+                container.register(key, service_logger)
             anyio.run(hook, container)
     except RuntimeBaseError as exc:
         problems.append(str(exc))

@@ -45,7 +45,8 @@ from runtime.runs import run_filter
 from runtime.scheduling.entries import job_workflow
 from runtime.sdk.definitions import stored_input
 from runtime.sdk.running import WorkflowResult
-from runtime.store.base import RunPage, Store
+from runtime.store.base import Store
+from runtime.store.records import RunPage
 
 
 @click.command()

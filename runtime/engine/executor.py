@@ -42,7 +42,8 @@ from runtime.sdk.durable import DurableWorkflow
 from runtime.sdk.running import WorkflowResult
 from runtime.sdk.specs import derived_transaction_id
 from runtime.sdk.steps import StepContext
-from runtime.store.base import NewRun, Store
+from runtime.store.base import Store
+from runtime.store.records import NewRun
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -420,7 +421,7 @@ def pending_run(
 ) -> NewRun:
     """A background run to insert: ``pending``, unowned, due after ``delay`` seconds.
 
-    ``kind="unresolved"`` (a run started by name alone, from a client) takes the
+    ``kind=RunKind.UNRESOLVED`` (a run started by name alone, from a client) takes the
     version the first worker to drive it resolves, and keeps it.
     """
     return NewRun(

@@ -20,7 +20,8 @@ import structlog
 from runtime.clock import Clock
 from runtime.errors import StoreError
 from runtime.ids import new_id
-from runtime.store.base import Store, WorkerRow
+from runtime.store.base import Store
+from runtime.store.records import WorkerRow
 
 logger = structlog.get_logger("runtime")
 

@@ -45,7 +45,8 @@ from runtime.sdk.steps import (
     call_step_fn,
     run_callable,
 )
-from runtime.store.base import NewEvent, RunUpdate, StagedEvent, StepWrite
+from runtime.store.changes import Sleep, Woke
+from runtime.store.records import NewEvent, StagedEvent, StepWrite
 from runtime.usercode import failure, is_failure
 
 
@@ -211,7 +212,7 @@ class Replay:
                 ended_at=now,
                 events=self._take_events(),
             )
-            await run.checkpoint(write, RunUpdate(clear_wake=True), output=wake_at)
+            await run.checkpoint(write, Woke(), output=wake_at)
             return
         write = StepWrite(
             seq=seq,
@@ -222,8 +223,7 @@ class Replay:
             started_at=started,
             events=self._take_events(),
         )
-        update = RunUpdate(status=RunStatus.SLEEPING, available_at=wake, wake_at=wake, release=True)
-        await run.checkpoint(write, update, output=wake_at)
+        await run.checkpoint(write, Sleep(wake), output=wake_at)
         logger.info("run_sleeping", run_id=run.id, step=name, wake_at=wake.isoformat())
         raise Suspended(RunStatus.SLEEPING)
 

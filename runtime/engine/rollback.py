@@ -36,7 +36,8 @@ from runtime.engine.run import Compensator, Run, logger
 from runtime.ids import new_id
 from runtime.models import Control, RunStatus, StepError, StepRecord, StepStatus
 from runtime.sdk.steps import call_step_fn
-from runtime.store.base import NewEvent, RunUpdate, StepWrite
+from runtime.store.changes import EndRollback
+from runtime.store.records import NewEvent, StepWrite
 
 Planned = tuple[Compensator | None, StepRecord]
 """A compensation to run for a step; ``None``: the step is owed one that cannot be found."""
@@ -101,15 +102,7 @@ async def roll_back(run: Run, final: RunStatus = RunStatus.FAILED) -> RunStatus:
         # that lands between this read and that write.)
         final = await run.requested_rollback_status() or final
     now = run.now()
-    update = RunUpdate(
-        status=final,
-        rollback_wins=final is not RunStatus.COMPENSATION_FAILED,
-        ended_at=now,
-        release=True,
-        drop_staged=True,
-        events=_failure_events(run, final, now),
-    )
-    await run.checkpoint(update=update)
+    await run.checkpoint(change=EndRollback(final, now, _failure_events(run, final, now)))
     return final
 
 

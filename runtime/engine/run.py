@@ -23,16 +23,22 @@ from runtime.codec import dumps, roundtrip
 from runtime.models import Control, RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from runtime.sdk.definitions import WorkflowDefinition
 from runtime.sdk.steps import EngineHooks, StepContext, StepFn, StepOptions
-from runtime.store.base import NewEvent, RunUpdate, StepWrite, Store
+from runtime.store.base import Store
+from runtime.store.changes import (
+    PROGRESS,
+    Complete,
+    Pause,
+    Release,
+    RunChange,
+    StartRollback,
+)
+from runtime.store.records import NewEvent, StepWrite
 from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
     from runtime.container import Container
 
 logger = structlog.get_logger("runtime.engine")
-
-UNCHANGED = RunUpdate()
-"""A checkpoint that records steps and leaves the run's own row as it is."""
 
 CANCELED = StepError(step=None, type="Canceled", message="canceled by an operator")
 
@@ -72,9 +78,9 @@ class Compensator:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completion:
-    """The update that ends a run ``completed``, and its output as a caller sees it."""
+    """The change that ends a run ``completed``, and its output as a caller sees it."""
 
-    update: RunUpdate
+    change: Complete
     output: Any
 
 
@@ -182,13 +188,13 @@ class Run:
     async def checkpoint(
         self,
         write: StepWrite | None = None,
-        update: RunUpdate | Completion = UNCHANGED,
+        change: RunChange | Completion = PROGRESS,
         *,
         output: Any = None,
         compensate_input: Any = None,
         error: StepError | None = None,
     ) -> None:
-        """Commit ``write`` (a step's new record) and ``update`` (the run's) in one transaction.
+        """Commit ``write`` (a step's new record) and ``change`` (the run's) in one transaction.
 
         Then keep what the commit means: the operator's request it read back, the
         step's record (with ``output``, ``compensate_input`` and ``error`` as values,
@@ -198,11 +204,11 @@ class Run:
         Raises:
             LeaseLostError: another worker holds the run now.
         """
-        change = update.update if isinstance(update, Completion) else update
+        run_change = change.change if isinstance(change, Completion) else change
         writes = () if write is None else (write,)
         host = self._host
         self.control = await host.store.checkpoint(
-            self.id, host.owner_id, writes, change, self.now()
+            self.id, host.owner_id, writes, run_change, self.now()
         )
         if write is not None:
             self.records[write.seq] = StepRecord.model_construct(
@@ -219,8 +225,8 @@ class Run:
                 completed_order=write.completed_order,
                 compensable=write.compensable,
             )
-        if isinstance(update, Completion) and self.control is None:
-            self.completed, self.output = True, update.output
+        if isinstance(change, Completion) and self.control is None:
+            self.completed, self.output = True, change.output
 
     async def requested_rollback_status(self) -> RunStatus | None:
         """The status an operator's cancel asked the rollback to end in, if one landed."""
@@ -237,22 +243,16 @@ class Run:
         hands the run back to the queue as ``pending``.
         """
         if self.control is Control.PAUSE:
-            await self.checkpoint(update=RunUpdate(status=RunStatus.PAUSED, release=True))
+            await self.checkpoint(change=Pause())
             logger.info("run_paused", run_id=self.id)
             return RunStatus.PAUSED
         if self.control is Control.CANCEL:
             if self.error is None:
                 self.error = CANCELED
-            update = RunUpdate(
-                status=RunStatus.COMPENSATING,
-                rollback_status=RunStatus.CANCELED,
-                error=self.error.model_dump_json(),
-            )
-            await self.checkpoint(update=update)
+            await self.checkpoint(change=StartRollback(self.error.model_dump_json(), cancel=True))
             logger.info("run_canceling", run_id=self.id)
             return RunStatus.COMPENSATING
-        released = RunUpdate(status=RunStatus.PENDING, available_at=self.now(), release=True)
-        await self.checkpoint(update=released)
+        await self.checkpoint(change=Release(self.now()))
         logger.info("run_released", run_id=self.id, reason="shutdown")
         return RunStatus.PENDING
 
@@ -263,8 +263,7 @@ class Run:
         """
         if self.error is None:
             self.error = error
-        update = RunUpdate(status=RunStatus.COMPENSATING, error=error.model_dump_json())
-        await self.checkpoint(update=update)
+        await self.checkpoint(change=StartRollback(error.model_dump_json()))
         return RunStatus.COMPENSATING
 
     async def complete(self, output: Any, events: tuple[NewEvent, ...] = ()) -> RunStatus:
@@ -279,7 +278,7 @@ class Run:
             if not is_failure(exc):
                 raise
             return await self.fail(failure(exc, f"the result of workflow {self.workflow.name!r}"))
-        await self.checkpoint(update=finish)
+        await self.checkpoint(change=finish)
         if self.control is not None:
             return await self.stop_here()
         return RunStatus.COMPLETED
@@ -291,17 +290,8 @@ class Run:
             SerializationError: the output cannot be stored.
         """
         text = dumps(output, f"the result of workflow {self.workflow.name!r}")
-        update = RunUpdate(
-            status=RunStatus.COMPLETED,
-            output=text,
-            ended_at=self.now(),
-            release=True,
-            clear_wake=True,
-            publish_staged=True,
-            events=events,
-            only_if_unrequested=True,
-        )
-        return Completion(update, roundtrip(output, text))
+        change = Complete(output=text, ended_at=self.now(), events=events)
+        return Completion(change, roundtrip(output, text))
 
 
 def log_run_end(

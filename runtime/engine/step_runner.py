@@ -18,12 +18,13 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from runtime.codec import dumps, loads, roundtrip
 from runtime.engine.attempts import attempt
-from runtime.engine.run import UNCHANGED, Completion, Run, logger
+from runtime.engine.run import Completion, Run, logger
 from runtime.errors import PermanentFailure, Suspended
 from runtime.models import RunStatus, StepError, StepRecord, StepStatus
 from runtime.retry import PARK_AFTER
 from runtime.sdk.steps import StepContext, StepOptions, StepResponse
-from runtime.store.base import RunUpdate, StagedEvent, StepWrite
+from runtime.store.changes import PROGRESS, Park, RunChange, StartRollback
+from runtime.store.records import StagedEvent, StepWrite
 
 Invoke = Callable[[StepContext], Any]
 """Calls the step's function with a context; may return an awaitable."""
@@ -139,7 +140,7 @@ async def run_step(
     )
     finish = completion(output) if completion is not None else None
     comp = loads(comp_text) if comp_text is not None else None
-    await run.checkpoint(write, finish or UNCHANGED, output=output, compensate_input=comp)
+    await run.checkpoint(write, finish or PROGRESS, output=output, compensate_input=comp)
     return StepResult(True, outcome.attempts, output=output, started=started)
 
 
@@ -178,12 +179,12 @@ async def record_failure(
         ended_at=now,
         compensable=compensable,
     )
-    update = UNCHANGED
+    change: RunChange = PROGRESS
     if trigger:
         if run.error is None:
             run.error = error
-        update = RunUpdate(status=RunStatus.COMPENSATING, error=error_text)
-    await run.checkpoint(write, update, compensate_input=loads(comp_text), error=error)
+        change = StartRollback(error_text)
+    await run.checkpoint(write, change, compensate_input=loads(comp_text), error=error)
 
 
 async def _retry_wait(
@@ -219,9 +220,7 @@ async def _retry_wait(
         error=error.message,
     )
     if may_park and delay >= PARK_AFTER:
-        due = now + timedelta(seconds=delay)
-        parked = RunUpdate(status=RunStatus.SLEEPING, available_at=due, release=True)
-        await run.checkpoint(write, parked, error=error)
+        await run.checkpoint(write, Park(now + timedelta(seconds=delay)), error=error)
         raise Suspended(RunStatus.SLEEPING)
     await run.checkpoint(write, error=error)
     await run.sleep(delay)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
 from runtime.cron import CronSchedule
 from runtime.errors import DefinitionError
-from runtime.models import Overlap
+from runtime.models import Overlap, RunKind
 from runtime.sdk.composition import CompositionWorkflow, create_workflow
-from runtime.sdk.specs import Job, Schedule, origin_scope
+from runtime.sdk.definitions import WorkflowDefinition
+from runtime.sdk.specs import Job, origin_scope
 from runtime.sdk.steps import StepContext, create_step
 
 JOB_STEP = "run-job"
@@ -79,7 +80,7 @@ class ScheduleEntry:
         overlap: ``"skip"`` a firing while the previous run is active, or ``"allow"``.
         catchup_window: seconds late the latest missed firing may be and still run.
         version: the workflow version the runs are created with.
-        kind: the workflow's kind (``"composition"``).
+        kind: the workflow's kind (a job's workflow is a composition).
         origin: where it was declared, for error messages.
     """
 
@@ -91,23 +92,13 @@ class ScheduleEntry:
     overlap: Overlap = Overlap.SKIP
     catchup_window: float = 3600.0
     version: str | None = None
-    kind: str = "composition"
+    kind: RunKind = RunKind.COMPOSITION
     origin: str = "(code)"
-
-
-class ScheduledWorkflow(Protocol):
-    """A workflow that may declare schedules (``create_workflow(schedule=...)``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def schedules(self) -> tuple[Schedule, ...]: ...
 
 
 def schedules_for(
     jobs: Iterable[Job],
-    workflows: Iterable[ScheduledWorkflow] = (),
+    workflows: Iterable[WorkflowDefinition] = (),
     default_timezone: str = "UTC",
 ) -> list[ScheduleEntry]:
     """The schedules of ``jobs`` and of ``workflows``, ready for a :class:`Scheduler`.
@@ -158,8 +149,8 @@ def schedules_for(
                     max_executions=schedule.number_of_executions,
                     overlap=Overlap(schedule.overlap),
                     catchup_window=schedule.catchup_window,
-                    version=getattr(workflow, "version", None),
-                    kind=getattr(workflow, "kind", "composition"),
+                    version=workflow.version,
+                    kind=workflow.kind,
                     origin=f"schedule {schedule.name!r} of workflow {workflow.name!r}",
                 )
             )

@@ -66,7 +66,7 @@ from runtime.errors import DefinitionError, StoreError
 from runtime.ids import new_id
 from runtime.models import FiringOutcome, FiringRecord, RunStatus, ScheduleRecord
 from runtime.scheduling.entries import ScheduleEntry
-from runtime.store.base import NewRun, ScheduleSpec
+from runtime.store.records import NewRun, ScheduleSpec
 from runtime.usercode import is_failure
 
 logger = structlog.get_logger("runtime.scheduler")

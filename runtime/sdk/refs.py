@@ -171,11 +171,6 @@ def _walk(value: Any, found: set[str]) -> None:
             _walk(item, found)
 
 
-def contains_ref(template: Any) -> bool:
-    """True when a template holds at least one reference."""
-    return bool(collect_sources(template))
-
-
 def resolve(template: Any, values: Mapping[str, Any]) -> Any:
     """Replace every reference in ``template`` with its run-time value.
 

@@ -1,8 +1,8 @@
 """Running a workflow of either style from a container: ``await wf(container).run(...)``.
 
 Both definition classes return a :class:`BoundWorkflow` when called with a
-container; it finds the runtime's executor there and waits for the run's
-:class:`WorkflowResult`.
+container; it finds the runtime's workflow API there (``Workflows``, under
+:data:`WORKFLOWS_KEY`) and waits for the run's :class:`WorkflowResult`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from runtime.models import RunStatus, StepError
 if TYPE_CHECKING:
     from runtime.container import Container
 
-EXECUTOR_KEY = "runtime.workflows"
-"""The container name under which a runtime registers its workflow executor.
+WORKFLOWS_KEY = "runtime.workflows"
+"""The container name under which a runtime registers its workflow API (``rt.workflows``).
 
 Namespaced, so an application's own service named ``workflows`` cannot hide the
 runtime from ``wf(container).run()`` (the runtime also registers ``workflows`` when
@@ -53,7 +53,8 @@ W_contra = TypeVar("W_contra", bound=Named, contravariant=True)
 
 
 class WorkflowExecutor(Protocol[W_contra]):
-    """The part of a runtime that runs workflows in the caller's task (``runtime.engine``)."""
+    """What a bound workflow calls: the runtime's workflow API (``Workflows``), which runs
+    a workflow in the caller's task through the engine."""
 
     async def run_inline(
         self, workflow: W_contra, container: Container, input: Any, transaction_id: str | None
@@ -86,14 +87,14 @@ class BoundWorkflow(Generic[W]):
                 run does not complete; with ``False`` it is in ``result.errors``.
         """
         try:
-            executor: WorkflowExecutor[W] = self.container.resolve(EXECUTOR_KEY)
+            api: WorkflowExecutor[W] = self.container.resolve(WORKFLOWS_KEY)
         except LookupError:
             raise NotConfiguredError(
                 f"workflow {self.workflow.name!r} was run through a container with no runtime "
                 "behind it; use the container of a Runtime: "
                 "async with Runtime(database=...) as rt: await wf(rt.container).run(...)"
             ) from None
-        result = await executor.run_inline(self.workflow, self.container, input, transaction_id)
+        result = await api.run_inline(self.workflow, self.container, input, transaction_id)
         if throw_on_error and result.status is not RunStatus.COMPLETED:
             if not result.errors:
                 raise RunFailed(result.run_id, result.status.value, None)

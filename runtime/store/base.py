@@ -7,185 +7,33 @@ store) and as decoded Python on the way out. Times are aware UTC datetimes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from runtime.models import (
     Control,
     DeliveryStatus,
-    EventRecord,
     FiringRecord,
-    Overlap,
     RunAction,
     RunRecord,
     RunStatus,
     ScheduleRecord,
     StepRecord,
-    StepStatus,
 )
+from runtime.store.changes import RunChange
 from runtime.store.pruning import PruneStore
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event to store (``data``/``metadata`` already JSON text)."""
-
-    id: str
-    name: str
-    data: str
-    metadata: str
-    occurred_at: datetime
-    available_at: datetime
-    idempotency_key: str | None = None
-    source_run_id: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StagedEvent:
-    """An event a step staged; published only if its run completes."""
-
-    name: str
-    data: str
-    metadata: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewRun:
-    """A run to insert."""
-
-    id: str
-    workflow: str
-    version: str | None
-    kind: str
-    idempotency_key: str | None
-    status: RunStatus
-    input: str
-    owner_id: str | None
-    parent_run_id: str | None
-    available_at: datetime
-    created_at: datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StepWrite:
-    """One step's outcome, written as a checkpoint."""
-
-    seq: int
-    name: str
-    status: StepStatus
-    attempts: int
-    output: str | None = None
-    compensate_input: str | None = None
-    error: str | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    completed_order: int | None = None
-    compensable: bool = False
-    """The rollback owes this step a compensation (see :class:`~runtime.models.StepRecord`)."""
-    events: tuple[StagedEvent, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RunUpdate:
-    """A change to a run written with (or without) a step checkpoint; ``None``: unchanged."""
-
-    status: RunStatus | None = None
-    output: str | None = None
-    error: str | None = None
-    available_at: datetime | None = None
-    ended_at: datetime | None = None
-    release: bool = False
-    """Give the run up: the owner and an operator's pending request are cleared."""
-    only_if_unrequested: bool = False
-    """Apply this update only when no operator request is pending; with one pending, the
-    steps are still written, the run is left as it was, and the request is returned."""
-    rollback_wins: bool = False
-    """Write ``status`` unless the run's ``rollback_status`` (a cancel) says otherwise."""
-    rollback_status: RunStatus | None = None
-    wake_at: datetime | None = None
-    clear_wake: bool = False
-    publish_staged: bool = False
-    drop_staged: bool = False
-    events: tuple[NewEvent, ...] = ()
-
-    @property
-    def is_progress_only(self) -> bool:
-        """Nothing of the run changes: a store reads the run row without rewriting it."""
-        return self in _PROGRESS_ONLY
-
-
-_PROGRESS_ONLY = (RunUpdate(), RunUpdate(only_if_unrequested=True))  # read at every step
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkerRow:
-    """A live (or once live) worker process."""
-
-    id: str
-    host: str
-    """The host and its pid namespace: pids compare only within one."""
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
-    process_start: str | None = None
-    """When the process started (kernel clock ticks): tells a reused pid apart."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeliveryWork:
-    """A claimed delivery: the event, and who it is for, on which attempt."""
-
-    id: str
-    subscriber_id: str
-    attempt: int
-    max_attempts: int
-    event: EventRecord
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SubscriberRow:
-    """A subscriber as the store routes events to it."""
-
-    id: str
-    patterns: tuple[str, ...]
-    max_attempts: int
-    active: bool = True
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ScheduleSpec:
-    """A schedule as the code declares it, for reconciliation at start-up.
-
-    ``next_fire_at`` is the plan from now, used when the schedule is new or its
-    expression or timezone changed.
-    """
-
-    name: str
-    workflow: str
-    expression: str
-    timezone: str
-    max_executions: int | None
-    overlap: Overlap
-    catchup_window: float
-    next_fire_at: datetime | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Page:
-    """A page of records and the cursor of the next page (``None`` at the end)."""
-
-    items: list[Any]
-    next_cursor: str | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RunPage:
-    """A page of runs and the cursor of the next page (``None`` at the end)."""
-
-    runs: list[RunRecord]
-    next_cursor: str | None
+from runtime.store.records import (
+    DeliveryWork,
+    NewEvent,
+    NewRun,
+    Page,
+    RunPage,
+    ScheduleSpec,
+    StepWrite,
+    SubscriberRow,
+    WorkerRow,
+)
 
 
 class Store(PruneStore, Protocol):
@@ -242,13 +90,14 @@ class Store(PruneStore, Protocol):
         run_id: str,
         owner_id: str,
         steps: Sequence[StepWrite],
-        update: RunUpdate,
+        change: RunChange,
         now: datetime,
     ) -> Control | None:
-        """Write step outcomes and the run's progress in one transaction.
+        """Write step outcomes and what happens to the run (``change``) in one transaction.
 
-        Returns an operator's pending request for the run (pause, cancel),
-        which the driver obeys before its next step, or ``None``.
+        Returns an operator's pending request for the run (pause, cancel), which the
+        driver obeys before its next step, or ``None``; a change that releases the run
+        clears it and returns ``None``.
 
         Raises:
             LeaseLostError: the run is no longer held by ``owner_id``.
@@ -258,7 +107,7 @@ class Store(PruneStore, Protocol):
     async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
         """Apply an operator's ``pause``, ``resume``, ``cancel`` or ``retry`` atomically.
 
-        The state table of DESIGN 2.1: see :mod:`runtime.store.sqlite_control`.
+        The state table of DESIGN 2.1: see :mod:`runtime.store.rules.state_table`.
 
         Raises:
             RunNotFoundError: no such run.

@@ -1,4 +1,4 @@
-"""Each table's columns, and the record built from one of its rows by column name.
+"""Each table's columns, and the record (or rule's snapshot) built from a row by column name.
 
 Shared by every backend: a backend selects these columns in its own SQL and hands
 each row over as a mapping from column name to stored value (the SQLite store zips
@@ -30,7 +30,9 @@ from runtime.models import (
     StepRecord,
     StepStatus,
 )
-from runtime.store.base import DeliveryWork, SubscriberRow, WorkerRow
+from runtime.store.records import DeliveryWork, SubscriberRow, WorkerRow
+from runtime.store.rules.schedules import ScheduleSnapshot, StoredPlan
+from runtime.store.rules.state_table import RunSnapshot
 
 Row = Mapping[str, Any]
 """One row: its stored values by column name."""
@@ -56,6 +58,17 @@ RUN_COLUMNS = (
     "kind",
 )
 """The columns of ``runs`` a :class:`RunRecord` is built from."""
+
+RUN_SNAPSHOT_COLUMNS = (
+    "id",
+    "status",
+    "owner_id",
+    "control",
+    "wake_at",
+    "has_completed_steps",
+)
+"""What the state table reads of a run (:class:`RunSnapshot`); ``has_completed_steps`` is
+computed, true when a step of the run completed."""
 
 STEP_COLUMNS = (
     "run_id",
@@ -130,6 +143,20 @@ SCHEDULE_COLUMNS = (
 )
 """The columns of ``schedules`` a :class:`ScheduleRecord` is built from."""
 
+SCHEDULE_PLAN_COLUMNS = ("name", "expression", "timezone", "active", "next_fire_at", "executions")
+"""What a declaration is compared with (:class:`StoredPlan`) and compared-and-set on."""
+
+SCHEDULE_SNAPSHOT_COLUMNS = (
+    "active",
+    "next_fire_at",
+    "executions",
+    "max_executions",
+    "overlap",
+    "last_run_status",
+)
+"""What the firing rule reads of a schedule (:class:`ScheduleSnapshot`), with the status
+of its last run (``last_run_status``, joined from ``runs``)."""
+
 FIRING_COLUMNS = ("schedule", "nominal_at", "outcome", "run_id", "recorded_at")
 """The columns of ``schedule_firings``."""
 
@@ -161,6 +188,19 @@ def run_record(row: Row, steps: list[StepRecord] | None = None) -> RunRecord:
         wake_at=from_text(wake_at) if wake_at else None,
         kind=RunKind(row["kind"]),
         steps=steps or [],
+    )
+
+
+def run_snapshot(row: Row) -> RunSnapshot:
+    """The run's snapshot in ``row`` (:data:`RUN_SNAPSHOT_COLUMNS`)."""
+    control, wake_at = row["control"], row["wake_at"]
+    return RunSnapshot(
+        run_id=row["id"],
+        status=RunStatus(row["status"]),
+        owner_id=row["owner_id"],
+        control=Control(control) if control is not None else None,
+        wake_at=from_text(wake_at) if wake_at is not None else None,
+        has_completed_steps=bool(row["has_completed_steps"]),
     )
 
 
@@ -251,6 +291,30 @@ def schedule_record(row: Row) -> ScheduleRecord:
         catchup_window=row["catchup_window"],
         active=bool(row["active"]),
         last_run_id=row["last_run_id"],
+    )
+
+
+def stored_plan(row: Row) -> StoredPlan:
+    """The stored plan in ``row`` (:data:`SCHEDULE_PLAN_COLUMNS`)."""
+    return StoredPlan(
+        row["expression"],
+        row["timezone"],
+        bool(row["active"]),
+        row["next_fire_at"] is not None,
+        row["executions"],
+    )
+
+
+def schedule_snapshot(row: Row) -> ScheduleSnapshot:
+    """The schedule's snapshot in ``row`` (:data:`SCHEDULE_SNAPSHOT_COLUMNS`)."""
+    next_fire_at, last_status = row["next_fire_at"], row["last_run_status"]
+    return ScheduleSnapshot(
+        active=bool(row["active"]),
+        next_fire_at=from_text(next_fire_at) if next_fire_at else None,
+        executions=row["executions"],
+        max_executions=row["max_executions"],
+        overlap=Overlap(row["overlap"]),
+        last_run_status=RunStatus(last_status) if last_status else None,
     )
 
 

@@ -14,9 +14,11 @@ from runtime.clock import from_text, to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
 from runtime.ids import is_id
 from runtime.models import Control, RunRecord, RunStatus, StepRecord
-from runtime.store.base import NewRun, RunPage, RunUpdate, StepWrite
+from runtime.store.changes import Progress, RunChange
+from runtime.store.records import NewRun, RunPage, StepWrite
 from runtime.store.rows import run_record, step_record
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
+from runtime.store.sqlite_changes import row_change
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import newest_first, page_limit, status_values
 from runtime.store.sqlite_open import (
@@ -230,47 +232,22 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         run_id: str,
         owner_id: str,
         steps: Sequence[StepWrite],
-        update: RunUpdate,
+        change: RunChange,
         now: datetime,
     ) -> Control | None:
-        sets = ["updated_at = ?"]
-        params: list[Any] = [to_text(now)]
-        if update.status is not None:
-            sets.append(
-                "status = COALESCE(rollback_status, ?)" if update.rollback_wins else "status = ?"
-            )
-            params.append(update.status.value)
-        if update.output is not None:
-            sets.append("output = ?")
-            params.append(update.output)
-        if update.error is not None:
-            sets.append("error = ?")
-            params.append(update.error)
-        if update.available_at is not None:
-            sets.append("available_at = ?")
-            params.append(to_text(update.available_at))
-        if update.ended_at is not None:
-            sets.append("ended_at = ?")
-            params.append(to_text(update.ended_at))
-        if update.rollback_status is not None:
-            sets.append("rollback_status = ?")
-            params.append(update.rollback_status.value)
-        if update.wake_at is not None:
-            sets.append("wake_at = ?")
-            params.append(to_text(update.wake_at))
-        elif update.clear_wake:
-            sets.append("wake_at = NULL")
-        if update.release:
-            sets += ["owner_id = NULL", "control = NULL"]
-        held = f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND owner_id = ?"
+        progress_only = isinstance(change, Progress)
+        parts = row_change(change)
+        stamp = to_text(now)
+        sets = ", ".join(("updated_at = ?", *parts.sets))
+        held = f"UPDATE runs SET {sets} WHERE id = ? AND owner_id = ?"
         # The common case: no operator request pending. Checked in the same statement,
         # so the hot path stays one UPDATE; the rare case reads the request after.
         free = held + " AND control IS NULL"
-        params += [run_id, owner_id]
+        params: list[Any] = [stamp, *parts.params, run_id, owner_id]
         held_params = params
-        if update.only_if_unrequested:
+        if parts.unless_requested:
             held = "UPDATE runs SET updated_at = ? WHERE id = ? AND owner_id = ?"
-            held_params = [params[0], run_id, owner_id]
+            held_params = [stamp, run_id, owner_id]
         rows = [
             (
                 run_id,
@@ -295,7 +272,7 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         ]
 
         def write(db: sqlite3.Connection) -> Control | None:
-            if update.is_progress_only:
+            if progress_only:
                 # The run row is read, not rewritten: its updated_at moves when the run
                 # itself changes, not at every step (a step's own times say when it ran).
                 row = db.execute(_LEASE, (run_id,)).fetchone()
@@ -314,8 +291,8 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 if lease is None or lease["owner_id"] != owner_id or lease["control"] is None:
                     raise LeaseLostError(run_id, owner_id)
                 # A request is pending: the step that finished is recorded all the same.
-                folded = update.only_if_unrequested
-                control = None if update.release and not folded else Control(lease["control"])
+                folded = parts.unless_requested
+                control = None if parts.releases and not folded else Control(lease["control"])
                 db.execute(held, held_params)
                 if folded:
                     # Only the steps: the run's own change (its completion) waits for the
@@ -329,11 +306,11 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                 db.executemany(_UPSERT_STEP, rows)
             if staged:
                 db.executemany(_UPSERT_STAGED, staged)
-            if update.publish_staged:
+            if parts.staged == "publish":
                 publish_staged(db, run_id, now)
-            elif update.drop_staged:
+            elif parts.staged == "drop":
                 db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
-            for event in update.events:
+            for event in parts.events:
                 insert_event(db, event)
             return control
 
@@ -355,7 +332,8 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
         if row is None:
             raise RunNotFoundError(run_id)
         with self._decoding("get_run", run_id):
-            return run_record(RUNS.named(row), [step_record(r) for r in STEPS.all_named(step_rows)])
+            steps_read = [step_record(step) for step in STEPS.all_named(step_rows)]
+            return run_record(RUNS.named(row), steps_read)
 
     async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
         row = await self._read(

@@ -12,9 +12,9 @@ from runtime.clock import from_text, to_text
 from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryStatus
-from runtime.sdk.specs import pattern_matches
-from runtime.store.base import DeliveryWork, NewEvent, Page, SubscriberRow
+from runtime.store.records import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.rows import delivery_record, delivery_work, event_record, subscriber_row
+from runtime.store.rules.routing import Route, route
 from runtime.store.sqlite_core import (
     SqliteCore,
     in_chunks,
@@ -130,36 +130,22 @@ class BusMixin(SqliteCore):
             if not events:
                 return 0
             subscribers = [
-                (row["id"], json.loads(row["patterns"]), row["max_attempts"])
+                Route(row["id"], tuple(json.loads(row["patterns"])), row["max_attempts"])
                 for row in ROUTES.all_named(
                     db.execute(f"SELECT {ROUTES.sql} FROM subscribers WHERE active = 1")
                 )
             ]
-            routes: dict[str, list[tuple[str, int]]] = {}
+            routes: dict[str, list[Route]] = {}
             rows = []
             for event in events:
                 seq, event_id, name = event["seq"], event["id"], event["name"]
                 available_at = event["available_at"]
-                route = routes.get(name)
-                if route is None:
-                    route = routes[name] = [
-                        (sid, attempts)
-                        for sid, patterns, attempts in subscribers
-                        if any(pattern_matches(p, name) for p in patterns)
-                    ]
-                for subscriber_id, max_attempts in route:
-                    rows.append(
-                        (
-                            new_id("dlv"),
-                            event_id,
-                            seq,
-                            subscriber_id,
-                            max_attempts,
-                            available_at,
-                            stamp,
-                            stamp,
-                        )
-                    )
+                found = routes.get(name)
+                if found is None:
+                    found = routes[name] = route(name, subscribers)
+                for r in found:
+                    delivery = (new_id("dlv"), event_id, seq, r.subscriber_id, r.max_attempts)
+                    rows.append((*delivery, available_at, stamp, stamp))
             if rows:
                 db.executemany(
                     "INSERT INTO deliveries (id, event_id, event_seq, subscriber_id, status, "

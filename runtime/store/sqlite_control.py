@@ -1,48 +1,60 @@
-"""The SQLite store's run management: the operator's state table, applied atomically."""
+"""The SQLite store's run management: the operator's state table, applied atomically.
+
+The table itself is :mod:`runtime.store.rules.state_table`; this module reads a run's
+snapshot, asks it, and writes its decision with a compare-and-set, in one transaction.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.errors import InvalidTransitionError, RunNotFoundError, StoreArgumentError
-from runtime.models import RunAction, RunRecord
-from runtime.store.rows import run_record
+from runtime.errors import RunNotFoundError, StoreArgumentError, StoreOperationError
+from runtime.models import RunAction, RunRecord, StepError
+from runtime.store.rows import Row, run_record, run_snapshot
+from runtime.store.rules.state_table import Keep, Refusal, RunChange, decide_action
 from runtime.store.sqlite_core import SqliteCore
-from runtime.store.sqlite_tables import RUN_STATE, RUNS
+from runtime.store.sqlite_tables import RUN_SNAPSHOT, RUNS
 
-_TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
-_RESET = ("failed", "compensating", "compensated", "compensation_failed", "running")
-"""Step records a retry removes: their step runs again (a kept ``completed`` one does not)."""
+_DECISIONS = 3
+"""Decisions tried before a run that keeps changing under them is reported.
+
+Never more than one on SQLite, whose write transaction holds the database; a backend
+whose transactions interleave decides again from what it reads then, and reports a
+``StoreOperationError`` (nothing written) only if the run keeps changing."""
 
 
 class ControlMixin(SqliteCore):
     """``control_run`` and ``defer_run`` (see :class:`runtime.store.base.Store`)."""
 
     async def control_run(self, run_id: str, action: RunAction, now: datetime) -> RunRecord:
-        stamp = to_text(now)
-        apply = _ACTIONS.get(action)
-        if apply is None:
-            raise StoreArgumentError(f"unknown action {action!r}; known: {', '.join(_ACTIONS)}")
+        try:
+            known = RunAction(action)
+        except ValueError:
+            names = ", ".join(RunAction)
+            raise StoreArgumentError(f"unknown action {action!r}; known: {names}") from None
 
         def write(db: sqlite3.Connection) -> Any:
-            row = db.execute(f"SELECT {RUN_STATE.sql} FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFoundError(run_id)
-            state = RUN_STATE.named(row)
-            apply(
-                db,
-                run_id,
-                stamp,
-                state["status"],
-                state["owner_id"],
-                state["control"],
-                state["wake_at"],
-            )
-            return db.execute(f"SELECT {RUNS.sql} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            for _ in range(_DECISIONS):
+                row = db.execute(
+                    f"SELECT {RUN_SNAPSHOT.sql} FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if row is None:
+                    raise RunNotFoundError(run_id)
+                read = RUN_SNAPSHOT.named(row)
+                decision = decide_action(known, run_snapshot(read), now)
+                if isinstance(decision, Refusal):
+                    raise decision.error()
+                if _apply(db, decision, read, now):
+                    return db.execute(
+                        f"SELECT {RUNS.sql} FROM runs WHERE id = ?", (run_id,)
+                    ).fetchone()
+            why = f"the run kept changing while {known} applied; nothing was written"
+            raise StoreOperationError("control_run", self.path, why, run_id)
 
         row = await self._write(write, run_id=run_id)
         with self._decoding("control_run", run_id):
@@ -69,147 +81,64 @@ class ControlMixin(SqliteCore):
         return await self._write(write, run_id=run_id)
 
 
-def _refuse(run_id: str, action: str, status: str, why: str = "") -> InvalidTransitionError:
-    detail = f": {why}" if why else ""
-    return InvalidTransitionError(f"cannot {action} run {run_id}, which is {status}{detail}")
+def _apply(db: sqlite3.Connection, change: RunChange, read: Row, now: datetime) -> bool:
+    """Write ``change`` if the run still holds what was ``read``; whether it did.
 
-
-def _pause(
-    db: sqlite3.Connection,
-    run_id: str,
-    stamp: str,
-    status: str,
-    owner: str | None,
-    control: str | None,
-    wake_at: str | None,
-) -> None:
-    if status == "paused" or control == "pause":
-        return  # idempotent
-    if status in _TERMINAL:
-        raise _refuse(run_id, "pause", status, "only retry applies to an ended run")
-    if status == "compensating":
-        raise _refuse(run_id, "pause", status, "a rollback runs to its end")
-    if control == "cancel":
-        raise _refuse(run_id, "pause", status, "a cancel is already under way")
-    if owner is None:
+    The compare-and-set comes first, so a run that changed meanwhile has had nothing
+    written to it when the caller decides again.
+    """
+    if change.empty:
+        return True  # already in effect: nothing to write
+    sets: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("status", change.status),
+        ("control", change.control),
+        ("owner_id", change.owner_id),
+        ("available_at", change.available_at),
+        ("wake_at", change.wake_at),
+        ("rollback_status", change.rollback_status),
+        ("ended_at", change.ended_at),
+        ("output", change.output),
+    ):
+        if not isinstance(value, Keep):
+            sets.append(f"{column} = ?")
+            params.append(_column(value))
+    if isinstance(change.error, StepError):
+        sets.append("error = COALESCE(error, ?)")  # the first error explains the run
+        params.append(_error_text(change.error))
+    elif change.error is None:
+        sets.append("error = NULL")
+    run_id = read["id"]
+    held = (run_id, read["status"], read["owner_id"], read["control"], read["wake_at"])
+    written = db.execute(
+        f"UPDATE runs SET {', '.join(sets)}, updated_at = ? WHERE id = ? AND status = ? "
+        "AND owner_id IS ? AND control IS ? AND wake_at IS ?",
+        (*params, to_text(now), *held),
+    ).rowcount
+    if written != 1:
+        return False
+    if change.drop_staged_events:
+        db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+    if change.reset_steps:
+        resets = sorted(change.reset_steps)
+        marks = ", ".join("?" * len(resets))
         db.execute(
-            "UPDATE runs SET status = 'paused', updated_at = ? WHERE id = ?", (stamp, run_id)
+            "DELETE FROM run_events WHERE run_id = ? AND step_seq IN "
+            f"(SELECT seq FROM steps WHERE run_id = ? AND status IN ({marks}))",
+            (run_id, run_id, *resets),
         )
-    else:
-        # Held by a worker: it pauses the run once the step it is running finishes.
-        db.execute(
-            "UPDATE runs SET control = 'pause', updated_at = ? WHERE id = ?", (stamp, run_id)
-        )
+        db.execute(f"DELETE FROM steps WHERE run_id = ? AND status IN ({marks})", (run_id, *resets))
+    return True
 
 
-def _resume(
-    db: sqlite3.Connection,
-    run_id: str,
-    stamp: str,
-    status: str,
-    owner: str | None,
-    control: str | None,
-    wake_at: str | None,
-) -> None:
-    if status in _TERMINAL:
-        raise _refuse(run_id, "resume", status, "only retry applies to an ended run")
-    if control == "pause":  # the pause had not taken effect yet: withdraw it
-        db.execute("UPDATE runs SET control = NULL, updated_at = ? WHERE id = ?", (stamp, run_id))
-        return
-    if status != "paused":
-        return  # idempotent: nothing to resume
-    # Due now, except that a durable sleep keeps its original wake-up time.
-    due = wake_at if wake_at is not None and wake_at > stamp else stamp
-    db.execute(
-        "UPDATE runs SET status = 'pending', available_at = ?, updated_at = ? WHERE id = ?",
-        (due, stamp, run_id),
-    )
+def _column(value: datetime | StrEnum | None) -> str | None:
+    if isinstance(value, datetime):
+        return to_text(value)
+    return value.value if value is not None else None
 
 
-def _cancel(
-    db: sqlite3.Connection,
-    run_id: str,
-    stamp: str,
-    status: str,
-    owner: str | None,
-    control: str | None,
-    wake_at: str | None,
-) -> None:
-    if status in _TERMINAL:
-        raise _refuse(run_id, "cancel", status, "only retry applies to an ended run")
-    if status == "compensating":
-        # Already rolling back: it ends canceled rather than failed.
-        db.execute(
-            "UPDATE runs SET rollback_status = 'canceled', updated_at = ? WHERE id = ?",
-            (stamp, run_id),
-        )
-        return
-    if owner is not None:
-        # Held by a worker: it rolls the run back once the step it is running finishes.
-        db.execute(
-            "UPDATE runs SET control = 'cancel', updated_at = ? WHERE id = ?", (stamp, run_id)
-        )
-        return
-    done = db.execute(
-        "SELECT COUNT(*) FROM steps WHERE run_id = ? AND status = 'completed'", (run_id,)
-    ).fetchone()[0]
-    if done:
-        # Something to undo: the worker runs the compensations, then the run is canceled.
-        db.execute(
-            "UPDATE runs SET status = 'compensating', rollback_status = 'canceled', "
-            "control = NULL, available_at = ?, updated_at = ?, error = COALESCE(error, ?) "
-            "WHERE id = ?",
-            (stamp, stamp, _canceled_error(), run_id),
-        )
-        return
-    db.execute(
-        "UPDATE runs SET status = 'canceled', control = NULL, ended_at = ?, updated_at = ?, "
-        "error = COALESCE(error, ?) WHERE id = ?",
-        (stamp, stamp, _canceled_error(), run_id),
-    )
-    db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
-
-
-def _retry(
-    db: sqlite3.Connection,
-    run_id: str,
-    stamp: str,
-    status: str,
-    owner: str | None,
-    control: str | None,
-    wake_at: str | None,
-) -> None:
-    if status == "compensation_failed":
-        # Retry the compensations that failed (and those after them).
-        db.execute(
-            "UPDATE runs SET status = 'compensating', owner_id = NULL, control = NULL, "
-            "available_at = ?, ended_at = NULL, updated_at = ? WHERE id = ?",
-            (stamp, stamp, run_id),
-        )
-        return
-    if status not in ("failed", "canceled"):
-        raise _refuse(
-            run_id, "retry", status, "retry applies to failed, compensation_failed or canceled runs"
-        )
-    marks = ", ".join("?" * len(_RESET))
-    db.execute(
-        "DELETE FROM run_events WHERE run_id = ? AND step_seq IN "
-        f"(SELECT seq FROM steps WHERE run_id = ? AND status IN ({marks}))",
-        (run_id, run_id, *_RESET),
-    )
-    db.execute(f"DELETE FROM steps WHERE run_id = ? AND status IN ({marks})", (run_id, *_RESET))
-    db.execute(
-        "UPDATE runs SET status = 'pending', owner_id = NULL, control = NULL, error = NULL, "
-        "output = NULL, rollback_status = NULL, wake_at = NULL, ended_at = NULL, "
-        "available_at = ?, updated_at = ? WHERE id = ?",
-        (stamp, stamp, run_id),
-    )
-
-
-def _canceled_error() -> str:
-    return json.dumps(
-        {"type": "Canceled", "message": "canceled by an operator", "step": None, "traceback": None}
-    )
-
-
-_ACTIONS = {"pause": _pause, "resume": _resume, "cancel": _cancel, "retry": _retry}
+def _error_text(error: StepError) -> str:
+    # The key order every writer of runs.error uses.
+    fields = {"type": error.type, "message": error.message, "step": error.step}
+    return json.dumps({**fields, "traceback": error.traceback})

@@ -22,7 +22,12 @@ import aiosqlite
 import anyio
 from aiosqlite.core import _STOP_RUNNING_SENTINEL
 
-from runtime.errors import DatabaseNotFoundError, DatabaseReplacedError, StoreError
+from runtime.errors import (
+    DatabaseLockedError,
+    DatabaseNotFoundError,
+    DatabaseReplacedError,
+    StoreError,
+)
 from runtime.store import sqlite_core
 from runtime.store.sqlite_checkpoint import Checkpointer
 from runtime.store.sqlite_connection import on_thread, open_fast
@@ -189,7 +194,7 @@ def open_error(path: str, exc: sqlite3.Error) -> StoreError:
     if code == sqlite3.SQLITE_READONLY:
         return StoreError(f"the SQLite database {path} is read-only ({exc}): {_READ_ONLY}")
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return StoreError(f"the SQLite database {path} is locked by another process ({exc})")
+        return DatabaseLockedError("open", path, f"it is locked by another process ({exc})")
     if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
         if not os.path.exists(path) and not Path(path).parent.is_dir():
             return DatabaseNotFoundError(path, "its folder does not exist")

@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.models import FiringOutcome, FiringRecord, Overlap, ScheduleRecord
-from runtime.store.base import NewRun, ScheduleSpec
-from runtime.store.rows import firing_record, schedule_record
+from runtime.errors import StoreOperationError
+from runtime.models import FiringOutcome, FiringRecord, ScheduleRecord
+from runtime.store.records import NewRun, ScheduleSpec
+from runtime.store.rows import firing_record, schedule_record, schedule_snapshot, stored_plan
+from runtime.store.rules.schedules import Verdict, decide_firing, replans
 from runtime.store.sqlite_core import SqliteCore
-from runtime.store.sqlite_tables import FIRE_STATE, FIRINGS, SCHEDULE_PLAN, SCHEDULES
-
-_TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
+from runtime.store.sqlite_tables import FIRINGS, SCHEDULE_PLAN, SCHEDULE_SNAPSHOT, SCHEDULES
 
 
 class SchedulesMixin(SqliteCore):
@@ -59,18 +59,15 @@ class SchedulesMixin(SqliteCore):
                         ),
                     )
                     continue
-                replan = (old["expression"], old["timezone"]) != (spec.expression, spec.timezone)
-                # Re-planned from now: a changed expression, a schedule declared again
-                # after it was removed, or one that ran out of executions and may now
-                # run more (a raised number_of_executions). Otherwise the stored plan
-                # stands, so downtime is caught up by the scheduler.
-                db.execute(
+                replan = replans(
+                    stored_plan(old), spec.expression, spec.timezone, spec.max_executions
+                )
+                changed = db.execute(
                     "UPDATE schedules SET workflow = ?, expression = ?, timezone = ?, "
                     "max_executions = ?, overlap = ?, catchup_window = ?, active = 1, "
-                    "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? "
-                    "WHEN active = 0 THEN ? "
-                    "WHEN next_fire_at IS NULL AND (? IS NULL OR executions < ?) THEN ? "
-                    "ELSE next_fire_at END WHERE name = ?",
+                    "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? ELSE next_fire_at END "
+                    "WHERE name = ? AND expression = ? AND timezone = ? AND active = ? "
+                    "AND next_fire_at IS ? AND executions = ?",
                     (
                         spec.workflow,
                         spec.expression,
@@ -81,13 +78,16 @@ class SchedulesMixin(SqliteCore):
                         stamp,
                         replan,
                         planned,
-                        planned,
-                        spec.max_executions,
-                        spec.max_executions,
-                        planned,
-                        spec.name,
+                        old["name"],
+                        old["expression"],
+                        old["timezone"],
+                        old["active"],
+                        old["next_fire_at"],
+                        old["executions"],
                     ),
-                )
+                ).rowcount
+                if changed != 1:
+                    raise self._changed("sync_schedules", spec.name)
             # Declarations of workers that are gone (removed, or never beat again) lapse.
             db.execute(
                 "DELETE FROM worker_schedules WHERE worker_id NOT IN (SELECT id FROM workers)"
@@ -141,13 +141,6 @@ class SchedulesMixin(SqliteCore):
         """
         stamp, nominal = to_text(now), to_text(nominal_at)
         planned = to_text(next_fire_at) if next_fire_at else None
-        misses = [(schedule, to_text(m), stamp) for m in missed if m < nominal_at]
-
-        def move_on(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE schedules SET next_fire_at = ?, updated_at = ? WHERE name = ?",
-                (planned, stamp, schedule),
-            )
 
         def record(outcome: FiringOutcome, run_id: str | None) -> FiringRecord:
             return FiringRecord(
@@ -160,89 +153,82 @@ class SchedulesMixin(SqliteCore):
 
         def write(db: sqlite3.Connection) -> FiringRecord | None:
             row = db.execute(
-                f"SELECT {FIRE_STATE.sql} FROM schedules WHERE name = ?", (schedule,)
+                f"SELECT {SCHEDULE_SNAPSHOT.sql} FROM schedules s "
+                "LEFT JOIN runs r ON r.id = s.last_run_id WHERE s.name = ?",
+                (schedule,),
             ).fetchone()
-            state = None if row is None else FIRE_STATE.named(row)
-            if state is None or not state["active"]:
+            read = None if row is None else SCHEDULE_SNAPSHOT.named(row)
+            snapshot = None if read is None else schedule_snapshot(read)
+            firing = decide_firing(snapshot, nominal_at, run is not None, missed)
+            if read is None or firing.verdict is Verdict.IGNORE:
                 return None
-            executions, max_executions = state["executions"], state["max_executions"]
-            overlap, last_run_id = state["overlap"], state["last_run_id"]
-            stored_next = state["next_fire_at"]
-            # Times are stored as uniform UTC text, so they compare as text. A plan
-            # already past this nominal time means another process (or a re-plan)
-            # dealt with it: never move the plan backwards.
-            if stored_next is None or stored_next > nominal:
-                return None
-            if max_executions is not None and executions >= max_executions:
-                db.execute(
-                    "UPDATE schedules SET next_fire_at = NULL, updated_at = ? WHERE name = ?",
-                    (stamp, schedule),
-                )
+            # The schedule's row changes only while it holds what the rule read.
+            held = (schedule, read["executions"], read["next_fire_at"])
+
+            def update(sets: str, *params: Any) -> None:
+                changed = db.execute(
+                    f"UPDATE schedules SET {sets}, updated_at = ? "
+                    "WHERE name = ? AND executions = ? AND next_fire_at IS ?",
+                    (*params, stamp, *held),
+                ).rowcount
+                if changed != 1:
+                    raise self._changed("fire", schedule)
+
+            if firing.verdict is Verdict.EXHAUSTED:
+                update("next_fire_at = NULL")
                 return None
             db.executemany(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
                 "recorded_at) VALUES (?, ?, 'missed', NULL, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                misses,
+                [(schedule, to_text(m), stamp) for m in firing.missed],
             )
-            outcome = FiringOutcome.STARTED if run is not None else FiringOutcome.MISSED
+            assert firing.outcome is not None  # a firing to claim has its outcome
+            started = run if firing.outcome is FiringOutcome.STARTED else None
             claimed = db.execute(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
-                "recorded_at) VALUES (?, ?, ?, NULL, ?) "
+                "recorded_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (schedule, nominal_at) DO NOTHING",
-                (schedule, nominal, outcome.value, stamp),
+                (schedule, nominal, firing.outcome.value, started and started.id, stamp),
             ).rowcount
             if claimed != 1:
-                move_on(db)  # this nominal time was recorded already; the plan moves on
+                update("next_fire_at = ?", planned)  # recorded already; the plan moves on
                 return None
-            if run is None:
-                move_on(db)
-                return record(FiringOutcome.MISSED, None)
-            busy = False
-            if overlap == Overlap.SKIP and last_run_id is not None:
-                status = db.execute(
-                    "SELECT status FROM runs WHERE id = ?", (last_run_id,)
-                ).fetchone()
-                busy = status is not None and status[0] not in _TERMINAL
-            if busy:
-                db.execute(
-                    "UPDATE schedule_firings SET outcome = 'skipped_overlap' "
-                    "WHERE schedule = ? AND nominal_at = ?",
-                    (schedule, nominal),
-                )
-                move_on(db)
-                return record(FiringOutcome.SKIPPED_OVERLAP, None)
+            if started is None:
+                update("next_fire_at = ?", planned)
+                return record(firing.outcome, None)
             db.execute(
                 "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
                 "owner_id, parent_run_id, available_at, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
                 (
-                    run.id,
-                    run.workflow,
-                    run.version,
-                    run.kind,
-                    run.idempotency_key,
-                    run.status.value,
-                    run.input,
-                    to_text(run.available_at),
+                    started.id,
+                    started.workflow,
+                    started.version,
+                    started.kind,
+                    started.idempotency_key,
+                    started.status.value,
+                    started.input,
+                    to_text(started.available_at),
                     stamp,
                     stamp,
                 ),
             )
-            db.execute(
-                "UPDATE schedule_firings SET run_id = ? WHERE schedule = ? AND nominal_at = ?",
-                (run.id, schedule, nominal),
+            update(
+                "executions = executions + 1, last_run_id = ?, next_fire_at = ?",
+                started.id,
+                None if firing.last else planned,
             )
-            # The last allowed execution clears the plan, so listings show no next time.
-            db.execute(
-                "UPDATE schedules SET executions = executions + 1, last_run_id = ?, "
-                "updated_at = ?, next_fire_at = CASE WHEN max_executions IS NOT NULL "
-                "AND executions + 1 >= max_executions THEN NULL ELSE ? END WHERE name = ?",
-                (run.id, stamp, planned, schedule),
-            )
-            return record(FiringOutcome.STARTED, run.id)
+            return record(FiringOutcome.STARTED, started.id)
 
         return await self._write(write, run_id=run.id if run is not None else None)
+
+    def _changed(self, operation: str, schedule: str) -> StoreOperationError:
+        # Never on SQLite, whose write transaction holds the database. A backend whose
+        # transactions interleave reports it with nothing written; the scheduler's next
+        # tick (or the next start-up) acts on what is stored then.
+        why = f"schedule {schedule!r} changed under a rule; nothing was written"
+        return StoreOperationError(operation, self.path, why)
 
     async def list_firings(self, schedule: str, limit: int = 50) -> list[FiringRecord]:
         rows = await self._read(

@@ -23,7 +23,10 @@ from runtime.store.rows import (
     EVENT_COLUMNS,
     FIRING_COLUMNS,
     RUN_COLUMNS,
+    RUN_SNAPSHOT_COLUMNS,
     SCHEDULE_COLUMNS,
+    SCHEDULE_PLAN_COLUMNS,
+    SCHEDULE_SNAPSHOT_COLUMNS,
     STEP_COLUMNS,
     SUBSCRIBER_COLUMNS,
     WORKER_COLUMNS,
@@ -70,8 +73,14 @@ RUNS = Select(RUN_COLUMNS)
 """A whole run: :func:`runtime.store.rows.run_record`."""
 LEASE = Select(("owner_id", "control"))
 """Who holds a run, and the operator's request pending on it (a checkpoint's check)."""
-RUN_STATE = Select(("status", "owner_id", "control", "wake_at"))
-"""What an operator's action on a run depends on."""
+RUN_SNAPSHOT = Select(
+    RUN_SNAPSHOT_COLUMNS,
+    sources={
+        "has_completed_steps": "EXISTS (SELECT 1 FROM steps "
+        "WHERE run_id = runs.id AND status = 'completed')"
+    },
+)
+"""What the state table reads of a run: :func:`runtime.store.rows.run_snapshot`."""
 
 # -- steps --------------------------------------------------------------------
 
@@ -116,12 +125,12 @@ ROUTES = Select(("id", "patterns", "max_attempts"))
 
 SCHEDULES = Select(SCHEDULE_COLUMNS)
 """A whole schedule: :func:`runtime.store.rows.schedule_record`."""
-SCHEDULE_PLAN = Select(("name", "expression", "timezone"))
-"""What a declared schedule is compared with, to tell whether its plan must be made again."""
-FIRE_STATE = Select(
-    ("executions", "max_executions", "overlap", "last_run_id", "active", "next_fire_at")
+SCHEDULE_PLAN = Select(SCHEDULE_PLAN_COLUMNS)
+"""A stored plan, which a declaration is compared with: :func:`runtime.store.rows.stored_plan`."""
+SCHEDULE_SNAPSHOT = Select(
+    SCHEDULE_SNAPSHOT_COLUMNS, table="s", sources={"last_run_status": "r.status"}
 )
-"""What firing a schedule depends on."""
+"""``schedules s LEFT JOIN runs r`` (its last run): :func:`runtime.store.rows.schedule_snapshot`."""
 FIRINGS = Select(FIRING_COLUMNS)
 """A whole firing: :func:`runtime.store.rows.firing_record`."""
 

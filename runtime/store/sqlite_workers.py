@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from runtime.clock import to_text
-from runtime.store.base import WorkerRow
+from runtime.store.records import WorkerRow
 from runtime.store.rows import worker_row
 from runtime.store.sqlite_core import SqliteCore
 from runtime.store.sqlite_tables import WORKERS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 
-from runtime.store.base import ScheduleSpec
+from runtime.store.records import ScheduleSpec
 from runtime.store.sqlite import SqliteStore
 from tests.cli.conftest import cli, cli_json
 

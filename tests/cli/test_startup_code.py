@@ -108,3 +108,18 @@ def test_a_module_that_exits_while_imported_is_a_problem(
     assert "workflows: 3" in checked.stdout  # the other modules were still read
 
     assert_refused(start(project), f"{path}: import failed: {words}")
+
+
+def test_a_setup_hook_finds_the_runtime_s_logger_under_both_names(project: Path) -> None:
+    """``runtime check`` runs the hook on a container holding what ``runtime start``'s
+    holds before the hook runs: the logger as ``logger`` and as ``runtime.logger``."""
+    (project / "services.py").write_text(
+        "def setup(container):\n"
+        "    container.resolve('runtime.logger').info('setting_up')\n"
+        "    container.resolve('logger').info('set_up')\n"
+    )
+    toml = project / "runtime.toml"
+    toml.write_text(toml.read_text() + 'setup = "services:setup"\n')
+    checked = cli(project, "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "problem: " not in checked.stderr

@@ -63,8 +63,9 @@ from runtime import (
     create_workflow,
     workflow,
 )
-from runtime.models import StepStatus
-from runtime.store.base import RunUpdate, StepWrite
+from runtime.models import Control, StepStatus
+from runtime.store.changes import RunChange
+from runtime.store.records import StepWrite
 from runtime.store.sqlite import SqliteStore
 from tests.helpers.crashkit import ExecutionLog
 
@@ -205,10 +206,10 @@ def gate_checkpoints(log: ExecutionLog) -> None:
         run_id: str,
         owner_id: str,
         steps: Sequence[StepWrite],
-        update: RunUpdate,
+        change: RunChange,
         now: datetime,
-    ) -> str | None:
-        control = await checkpoint(self, run_id, owner_id, steps, update, now)
+    ) -> Control | None:
+        control = await checkpoint(self, run_id, owner_id, steps, change, now)
         for write in steps:
             if write.status is StepStatus.FAILED:
                 await log.gate(f"failed:{write.name}", run_id)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from runtime import RunStatus, StepStatus
 from runtime.ids import new_id
-from runtime.store.base import NewRun, StepWrite, Store, WorkerRow
+from runtime.store.base import Store
+from runtime.store.records import NewRun, StepWrite, WorkerRow
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 """The store tests' "now": every record is dated from it."""

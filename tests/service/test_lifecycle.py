@@ -20,7 +20,7 @@ from runtime import (
     create_workflow,
 )
 from runtime.engine.worker import Worker
-from runtime.sdk.running import EXECUTOR_KEY
+from runtime.sdk.running import WORKFLOWS_KEY
 from runtime.service import BUS_KEY
 from tests.helpers.waiting import wait_until
 
@@ -89,7 +89,7 @@ async def test_the_runtime_s_services_keep_out_of_the_application_s_names(db_url
     workflow = doubler()
     async with Runtime(db_url, container=container, workflows=[workflow]) as rt:
         assert container.resolve("workflows") is mine  # the application's own stays
-        assert container.resolve(EXECUTOR_KEY) is rt.workflows
+        assert container.resolve(WORKFLOWS_KEY) is rt.workflows
         assert container.resolve("event_bus") is container.resolve(BUS_KEY) is rt.bus
         assert container.resolve("logger") is container.resolve("runtime.logger")
         # wf(container).run() finds the runtime under its own name.

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from runtime import RunNotFoundError, RunStatus, StoreError
-from runtime.store.base import RunUpdate, Store
+from runtime.store.base import Store
+from runtime.store.changes import PROGRESS
 from tests.helpers.records import T0, WORKFLOW, add_worker, create, step
 
 # -- reads -------------------------------------------------------------------------
@@ -22,8 +23,8 @@ async def test_get_run_of_an_unknown_run_raises(store: Store) -> None:
 
 async def test_steps_are_read_in_sequence_order(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(run_id, "wrk_a", [step(3, "c"), step(1, "a")], RunUpdate(), T0)
-    await store.checkpoint(run_id, "wrk_a", [step(10, "j"), step(2, "b")], RunUpdate(), T0)
+    await store.checkpoint(run_id, "wrk_a", [step(3, "c"), step(1, "a")], PROGRESS, T0)
+    await store.checkpoint(run_id, "wrk_a", [step(10, "j"), step(2, "b")], PROGRESS, T0)
 
     expected = [(1, "a"), (2, "b"), (3, "c"), (10, "j")]
     assert [(s.seq, s.name) for s in await store.load_steps(run_id)] == expected
@@ -35,7 +36,7 @@ async def test_steps_are_read_in_sequence_order(store: Store) -> None:
 async def test_steps_of_one_run_do_not_leak_into_another(store: Store) -> None:
     one = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
     two = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(one, "wrk_a", [step(1, "one")], RunUpdate(), T0)
+    await store.checkpoint(one, "wrk_a", [step(1, "one")], PROGRESS, T0)
 
     assert await store.load_steps(two) == []
     assert [s.name for s in await store.load_steps(one)] == ["one"]

@@ -1,12 +1,17 @@
-"""The Store contract, workers: heartbeats, the leases they hold, the file they opened."""
+"""The Store contract, workers: heartbeats, the leases they hold; the database, and closing."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from runtime import RunStatus
-from runtime.store.base import Store, WorkerRow
-from tests.helpers.records import T0, WORKFLOW, add_worker, create, new_run
+import pytest
+
+from runtime import RunStatus, StoreClosedError
+from runtime.store.base import Store
+from runtime.store.changes import PROGRESS
+from runtime.store.records import WorkerRow
+from tests.helpers.records import T0, WORKFLOW, add_worker, create, new_run, step
+from tests.store.backends import Opener
 
 # -- workers ---------------------------------------------------------------------------
 
@@ -83,3 +88,20 @@ async def test_remove_no_workers_releases_nothing(store: Store) -> None:
 async def test_check_file_passes_while_the_database_is_the_one_opened(store: Store) -> None:
     await store.create_run(new_run())
     await store.check_file()  # raises DatabaseReplacedError once it is not
+
+
+async def test_close_keeps_what_was_committed_and_refuses_later_calls(
+    store: Store, open_store: Opener
+) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    await store.checkpoint(run_id, "wrk_a", [step(1, "a")], PROGRESS, T0)
+
+    await store.close()
+    await store.close()  # a second close is harmless
+
+    with pytest.raises(StoreClosedError):
+        await store.get_run(run_id)
+    with pytest.raises(StoreClosedError):
+        await store.create_run(new_run())
+    reopened = await open_store()
+    assert [s.seq for s in (await reopened.get_run(run_id)).steps] == [1]

@@ -22,17 +22,27 @@ import pytest
 
 from runtime.ids import new_id
 from runtime.models import DeliveryStatus, RunStatus, StepStatus
-from runtime.store.base import (
+from runtime.store.base import Store
+from runtime.store.changes import (
+    PROGRESS,
+    Complete,
+    EndRollback,
+    Park,
+    Pause,
+    Release,
+    Sleep,
+    StartRollback,
+    Woke,
+)
+from runtime.store.pruning import PruneCutoffs
+from runtime.store.records import (
     NewEvent,
-    RunUpdate,
     ScheduleSpec,
     StagedEvent,
     StepWrite,
-    Store,
     SubscriberRow,
     WorkerRow,
 )
-from runtime.store.pruning import PruneCutoffs
 from runtime.store.sqlite import SqliteStore
 from tests.helpers.records import T0, new_run
 from tests.store.plans import LIVE_INDEXES, add_history, capture, problems, queries
@@ -62,19 +72,19 @@ async def workload(store: Any) -> None:
     held, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id, key="k"))
     await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id, key="k"))
     await store.find_run(held.workflow, "k")
-    await store.checkpoint(held.id, WORKER.id, [step(1)], RunUpdate(), T0)
+    await store.checkpoint(held.id, WORKER.id, [step(1)], PROGRESS, T0)
     staged = step(2, events=(StagedEvent("staged", "{}", "{}"),))
-    await store.checkpoint(held.id, WORKER.id, [staged], RunUpdate(only_if_unrequested=True), T0)
+    await store.checkpoint(held.id, WORKER.id, [staged], Woke(), T0)
     await store.control_run(held.id, "pause", T0)  # a request the next checkpoint returns
-    await store.checkpoint(held.id, WORKER.id, [step(3)], RunUpdate(), T0)
-    await store.checkpoint(
-        held.id, WORKER.id, [step(4)], RunUpdate(status=RunStatus.PAUSED, release=True), T0
-    )
+    await store.checkpoint(held.id, WORKER.id, [step(3)], PROGRESS, T0)
+    done = Complete(output="1", ended_at=T0)
+    await store.checkpoint(held.id, WORKER.id, [step(4)], done, T0)  # folded: request pending
+    await store.checkpoint(held.id, WORKER.id, [], Pause(), T0)
     await store.control_run(held.id, "resume", T0)
-    await store.claim_run(held.id, WORKER.id, None, T0)
-    done = RunUpdate(
-        status=RunStatus.COMPLETED, output="1", ended_at=T0, release=True, publish_staged=True
-    )
+    for change in (Park(later), Sleep(later), Release(later)):
+        await store.claim_run(held.id, WORKER.id, None, T0)
+        await store.checkpoint(held.id, WORKER.id, [], change, T0)
+    await store.claim_run(held.id, WORKER.id, None, later)
     await store.checkpoint(held.id, WORKER.id, [step(5)], done, T0)
     queued, _ = await store.create_run(new_run(workflow="other"))
     await store.claim_run(queued.id, WORKER.id, None, T0, pin=("1", "composition"))
@@ -82,16 +92,20 @@ async def workload(store: Any) -> None:
     orphan, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=GONE.id))
     await store.transition(orphan.id, [RunStatus.RUNNING], RunStatus.SLEEPING, T0)
     failing, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id))
-    await store.checkpoint(failing.id, WORKER.id, [step(1)], RunUpdate(), T0)
+    await store.checkpoint(failing.id, WORKER.id, [step(1)], PROGRESS, T0)
     await store.checkpoint(
         failing.id,
         WORKER.id,
         [step(2, StepStatus.FAILED)],
-        RunUpdate(status=RunStatus.COMPENSATING, rollback_status=RunStatus.FAILED),
+        StartRollback(ERROR, cancel=True),
         T0,
     )
-    fail = RunUpdate(status=RunStatus.FAILED, ended_at=T0, release=True, drop_staged=True)
+    fail = EndRollback(RunStatus.FAILED, T0)
     await store.checkpoint(failing.id, WORKER.id, [step(1, StepStatus.COMPENSATED)], fail, T0)
+    broken, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=WORKER.id))
+    await store.checkpoint(broken.id, WORKER.id, [], StartRollback(), T0)
+    end = EndRollback(RunStatus.COMPENSATION_FAILED, T0)
+    await store.checkpoint(broken.id, WORKER.id, [step(1, StepStatus.COMPENSATION_FAILED)], end, T0)
     await store.control_run(failing.id, "retry", T0)
     for action in ("pause", "resume", "cancel"):
         await store.control_run(orphan.id, action, T0)

@@ -13,8 +13,8 @@ from runtime import RunStatus, StoreError
 from runtime.ids import new_id
 from runtime.pruner import Retention, prune
 from runtime.store import sqlite_retention
-from runtime.store.base import NewRun
 from runtime.store.pruning import PruneCounts, PruneCutoffs
+from runtime.store.records import NewRun
 from runtime.store.sqlite import SqliteStore
 from tests.store import retention_seed as seed
 

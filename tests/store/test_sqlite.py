@@ -13,7 +13,8 @@ import pytest
 from runtime import LeaseLostError, RunStatus, SchemaVersionError, StepStatus, StoreError
 from runtime.ids import new_id
 from runtime.store import sqlite_batch, sqlite_core
-from runtime.store.base import NewRun, RunUpdate, StepWrite
+from runtime.store.changes import Complete
+from runtime.store.records import NewRun, StepWrite
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_core import migrations
 
@@ -128,7 +129,7 @@ async def test_reopening_an_existing_file_keeps_its_data(db_path: Path) -> None:
         record.id,
         "wrk_a",
         [StepWrite(seq=1, name="first", status=StepStatus.COMPLETED, attempts=2, output='"one"')],
-        RunUpdate(status=RunStatus.COMPLETED, output='{"done": true}', ended_at=T0, release=True),
+        Complete(output='{"done": true}', ended_at=T0),
         T0,
     )
     await store.close()
@@ -207,7 +208,7 @@ async def test_one_failing_write_in_a_batch_does_not_undo_the_others(
                 owned.id,
                 "wrk_thief",
                 [StepWrite(seq=1, name="stolen", status=StepStatus.COMPLETED, attempts=1)],
-                RunUpdate(status=RunStatus.COMPLETED),
+                Complete(output='"stolen"', ended_at=T0),
                 T0,
             )
             outcomes["steal"] = "written"

@@ -20,7 +20,7 @@ import pytest
 from runtime import RunStatus, StoreError
 from runtime.ids import new_id
 from runtime.store import sqlite_batch
-from runtime.store.base import NewRun
+from runtime.store.records import NewRun
 from runtime.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 from runtime import RunStatus, Runtime, StepStatus, StoreError
 from runtime.ids import new_id
 from runtime.store import open_store, sqlite_checkpoint, sqlite_open
-from runtime.store.base import NewRun, RunUpdate, StepWrite
+from runtime.store.changes import Complete
+from runtime.store.records import NewRun, StepWrite
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_checkpoint import Checkpointer
 from runtime.store.sqlite_connection import on_thread
@@ -118,7 +119,7 @@ async def test_a_read_issued_after_a_write_returned_sees_it(store: SqliteStore) 
             record.id,
             "wrk_a",
             [StepWrite(seq=1, name="s", status=StepStatus.COMPLETED, attempts=1, output="1")],
-            RunUpdate(status=RunStatus.COMPLETED, output="1", ended_at=T0),
+            Complete(output="1", ended_at=T0),
             T0,
         )
         run = await store.get_run(record.id)

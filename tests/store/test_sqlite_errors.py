@@ -30,8 +30,9 @@ from runtime import (
     StoreError,
     StoreOperationError,
 )
-from runtime.store.base import NewEvent, RunUpdate, SubscriberRow, WorkerRow
+from runtime.store.changes import PROGRESS
 from runtime.store.pruning import PruneCutoffs
+from runtime.store.records import NewEvent, SubscriberRow, WorkerRow
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_connection import on_thread
 from runtime.store.sqlite_open import opened_file
@@ -63,7 +64,7 @@ async def test_a_closed_store_raises_store_closed_error(db_path: Path, path: str
     await store.close()
     calls: dict[str, tuple[Callable[[], Awaitable[object]], str | None]] = {
         "get_run": (lambda: store.get_run(run.id), run.id),
-        "checkpoint": (lambda: store.checkpoint(run.id, "w", [], RunUpdate(), T0), run.id),
+        "checkpoint": (lambda: store.checkpoint(run.id, "w", [], PROGRESS, T0), run.id),
         "list_workers": (store.list_workers, None),
         "heartbeat": (lambda: store.heartbeat("w", T0), None),
         "prune": (lambda: store.prune(PruneCutoffs(completed=T0)), None),
@@ -215,7 +216,7 @@ async def test_arguments_a_store_cannot_use_are_store_argument_errors(
 async def test_runtimes_own_errors_pass_as_they_are(store: SqliteStore) -> None:
     run, _ = await store.create_run(new_run("k", owner="w", status=RunStatus.RUNNING))
     with pytest.raises(LeaseLostError) as lost:
-        await store.checkpoint(run.id, "someone-else", [], RunUpdate(), T0)
+        await store.checkpoint(run.id, "someone-else", [], PROGRESS, T0)
     assert lost.value.__cause__ is None
     await store.transition(run.id, [RunStatus.RUNNING], RunStatus.COMPLETED, T0)
     with pytest.raises(InvalidTransitionError):

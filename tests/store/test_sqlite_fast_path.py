@@ -12,7 +12,8 @@ import pytest
 from runtime import LeaseLostError, RunStatus, StepStatus
 from runtime.ids import new_id
 from runtime.store import open_store
-from runtime.store.base import NewRun, RunUpdate, StepWrite
+from runtime.store.changes import Complete
+from runtime.store.records import NewRun, StepWrite
 from runtime.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -85,7 +86,7 @@ async def test_a_refused_fast_write_leaves_nothing_behind(db_path: Path) -> None
                 owned.id,
                 "wrk_thief",
                 [StepWrite(seq=1, name="stolen", status=StepStatus.COMPLETED, attempts=1)],
-                RunUpdate(status=RunStatus.COMPLETED),
+                Complete(output='"stolen"', ended_at=T0),
                 T0,
             )
         run = await store.get_run(owned.id)

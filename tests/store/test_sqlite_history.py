@@ -15,7 +15,8 @@ from runtime.errors import LeaseLostError
 from runtime.ids import new_id
 from runtime.models import DeliveryStatus, RunStatus, StepStatus
 from runtime.store import sqlite_core
-from runtime.store.base import NewEvent, RunUpdate, StepWrite, SubscriberRow, WorkerRow
+from runtime.store.changes import PROGRESS
+from runtime.store.records import NewEvent, StepWrite, SubscriberRow, WorkerRow
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_core import migrations
 from tests.helpers.records import T0, new_run
@@ -44,7 +45,7 @@ async def test_a_steps_checkpoint_writes_about_one_page_and_leaves_the_run_row_a
     try:
         run, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=OWNER))
         for seq in range(1, 21):  # the file and its pages grown
-            await store.checkpoint(run.id, OWNER, [step(seq)], RunUpdate(), T0)
+            await store.checkpoint(run.id, OWNER, [step(seq)], PROGRESS, T0)
         before = await store.get_run(run.id, steps=False)
         # A reader holding a snapshot keeps the WAL from being reset: it only grows.
         reader.execute("BEGIN")
@@ -53,7 +54,7 @@ async def test_a_steps_checkpoint_writes_about_one_page_and_leaves_the_run_row_a
         for seq in range(21, 71):
             # Each at its own time, as in life (a row rewritten identically is not written).
             now = T0 + timedelta(seconds=seq)
-            await store.checkpoint(run.id, OWNER, [step(seq)], RunUpdate(), now)
+            await store.checkpoint(run.id, OWNER, [step(seq)], PROGRESS, now)
         written = wal_frames(path) - frames
         after = await store.get_run(run.id)
     finally:
@@ -73,9 +74,9 @@ async def test_a_progress_checkpoint_still_refuses_a_lost_lease_and_returns_a_re
     try:
         run, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=OWNER))
         await store.control_run(run.id, "pause", T0)
-        request = await store.checkpoint(run.id, OWNER, [step(1)], RunUpdate(), T0)
+        request = await store.checkpoint(run.id, OWNER, [step(1)], PROGRESS, T0)
         with pytest.raises(LeaseLostError):
-            await store.checkpoint(run.id, "wrk_b", [step(2)], RunUpdate(), T0)
+            await store.checkpoint(run.id, "wrk_b", [step(2)], PROGRESS, T0)
         steps = await store.load_steps(run.id)
     finally:
         await store.close()
@@ -105,7 +106,7 @@ async def test_migration_5_keeps_every_step_of_a_schema_4_database(
         completed_order=2,
         compensable=True,
     )
-    await old.checkpoint(run.id, OWNER, [step(1), compensable], RunUpdate(), T0)
+    await old.checkpoint(run.id, OWNER, [step(1), compensable], PROGRESS, T0)
     await old.close()
     with sqlite3.connect(path) as db:
         before = db.execute("SELECT * FROM steps ORDER BY run_id, seq").fetchall()
@@ -203,7 +204,7 @@ async def test_the_store_never_opens_the_database_files_itself(
     try:
         run, _ = await store.create_run(new_run(status=RunStatus.RUNNING, owner=OWNER))
         for seq in range(1, 2001):  # many wake-ups of the checkpointer, a RESTART or more
-            await store.checkpoint(run.id, OWNER, [step(seq)], RunUpdate(), T0)
+            await store.checkpoint(run.id, OWNER, [step(seq)], PROGRESS, T0)
         await store.get_run(run.id)
         await store.change_token()
     finally:

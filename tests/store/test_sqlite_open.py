@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import DatabaseNotFoundError, DatabaseReplacedError, StoreError
+from runtime import DatabaseLockedError, DatabaseNotFoundError, DatabaseReplacedError
 from runtime.store import sqlite_core
 from runtime.store.sqlite import SqliteStore
 
@@ -90,5 +90,7 @@ async def test_a_file_that_stays_busy_is_one_clear_error(
 
     monkeypatch.setattr(sqlite_core, "_configure", configure)
     monkeypatch.setattr(sqlite_core, "BUSY_TIMEOUT_MS", 100)
-    with pytest.raises(StoreError, match="is locked by another process"):
+    with pytest.raises(DatabaseLockedError, match="is locked by another process") as caught:
         await SqliteStore.open(str(tmp_path / "app.db"))
+    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.operation == "open"

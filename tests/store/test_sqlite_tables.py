@@ -19,7 +19,7 @@ from tests.helpers.records import T0, new_run
 SOURCES = {
     "RUNS": "runs",
     "LEASE": "runs",
-    "RUN_STATE": "runs",
+    "RUN_SNAPSHOT": "runs",
     "STEPS": "steps",
     "EVENTS": "events",
     "FAN_OUT": "events",
@@ -31,7 +31,7 @@ SOURCES = {
     "ROUTES": "subscribers",
     "SCHEDULES": "schedules",
     "SCHEDULE_PLAN": "schedules",
-    "FIRE_STATE": "schedules",
+    "SCHEDULE_SNAPSHOT": "schedules s LEFT JOIN runs r ON r.id = s.last_run_id",
     "FIRINGS": "schedule_firings",
     "WORKERS": "workers",
 }
@@ -69,12 +69,15 @@ async def test_sqlite_names_each_column_as_its_select_list_does(
 
 def test_the_records_are_built_from_the_columns_the_tables_select() -> None:
     assert sqlite_tables.RUNS.names == rows.RUN_COLUMNS
+    assert sqlite_tables.RUN_SNAPSHOT.names == rows.RUN_SNAPSHOT_COLUMNS
     assert sqlite_tables.STEPS.names == rows.STEP_COLUMNS
     assert sqlite_tables.EVENTS.names == rows.EVENT_COLUMNS
     assert sqlite_tables.DELIVERIES.names == rows.DELIVERY_COLUMNS
     assert sqlite_tables.DELIVERY_WORK.names == rows.DELIVERY_WORK_COLUMNS
     assert sqlite_tables.SUBSCRIBERS.names == rows.SUBSCRIBER_COLUMNS
     assert sqlite_tables.SCHEDULES.names == rows.SCHEDULE_COLUMNS
+    assert sqlite_tables.SCHEDULE_PLAN.names == rows.SCHEDULE_PLAN_COLUMNS
+    assert sqlite_tables.SCHEDULE_SNAPSHOT.names == rows.SCHEDULE_SNAPSHOT_COLUMNS
     assert sqlite_tables.FIRINGS.names == rows.FIRING_COLUMNS
     assert sqlite_tables.WORKERS.names == rows.WORKER_COLUMNS
 

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 import anyio
 import pytest
 
-from runtime import LeaseLostError, RunStatus, StepStatus
-from runtime.store.base import RunUpdate, StepWrite, Store
-from tests.helpers.records import T0, WORKFLOW, create, new_run, step
+from runtime import RunStatus
+from runtime.store.base import Store
+from runtime.store.changes import Complete, StartRollback
+from tests.helpers.records import T0, WORKFLOW, create, new_run
 
 # -- create_run ------------------------------------------------------------------
 
@@ -70,6 +71,24 @@ async def test_concurrent_creates_with_one_key_make_one_run(store: Store) -> Non
     assert sorted(created for _, created in outcomes) == [False] * 7 + [True]
     assert len({run_id for run_id, _ in outcomes}) == 1
     assert len((await store.list_runs(workflow=WORKFLOW)).runs) == 1
+
+
+async def test_two_stores_creating_with_one_key_make_one_run(store: Store, other: Store) -> None:
+    outcomes: list[tuple[str, bool]] = []
+
+    async def start(s: Store, n: int) -> None:
+        record, created = await s.create_run(new_run(key=f"tx-{n % 4}", input={"n": n}))
+        outcomes.append((record.id, created))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for n in range(16):
+                tg.start_soon(start, store if n % 2 else other, n)
+
+    assert sum(created for _, created in outcomes) == 4
+    assert len({run_id for run_id, _ in outcomes}) == 4
+    runs = (await other.list_runs(workflow=WORKFLOW)).runs
+    assert sorted(run.idempotency_key or "" for run in runs) == ["tx-0", "tx-1", "tx-2", "tx-3"]
 
 
 async def test_the_created_record_is_what_a_read_returns(store: Store) -> None:
@@ -151,133 +170,6 @@ async def test_claim_run_of_an_unknown_run_is_none(store: Store) -> None:
     assert await store.claim_run("run_missing", "wrk_a", None, T0) is None
 
 
-# -- checkpoint --------------------------------------------------------------------
-
-
-async def test_checkpoint_writes_steps_and_the_run_update_together(store: Store) -> None:
-    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    later = T0 + timedelta(seconds=5)
-
-    await store.checkpoint(
-        run_id,
-        "wrk_a",
-        [
-            step(
-                1,
-                "validate",
-                output='{"ok": true}',
-                started_at=T0,
-                ended_at=later,
-                completed_order=1,
-            ),
-            step(
-                2,
-                "reserve",
-                StepStatus.FAILED,
-                compensate_input='["r1"]',
-                error='{"step": "reserve", "type": "ValueError", "message": "no stock"}',
-            ),
-        ],
-        RunUpdate(
-            status=RunStatus.COMPENSATING,
-            error='{"step": "reserve", "type": "ValueError", "message": "no stock"}',
-        ),
-        later,
-    )
-
-    record = await store.get_run(run_id)
-    assert record.status is RunStatus.COMPENSATING
-    assert record.owner_id == "wrk_a"
-    assert record.updated_at == later
-    assert record.error is not None
-    assert (record.error.step, record.error.type, record.error.message) == (
-        "reserve",
-        "ValueError",
-        "no stock",
-    )
-    assert [(s.seq, s.name, s.status) for s in record.steps] == [
-        (1, "validate", StepStatus.COMPLETED),
-        (2, "reserve", StepStatus.FAILED),
-    ]
-    first, second = record.steps
-    assert first.output == {"ok": True}
-    assert (first.started_at, first.ended_at, first.completed_order) == (T0, later, 1)
-    assert second.compensate_input == ["r1"]
-    assert second.error is not None and second.error.message == "no stock"
-
-
-async def test_checkpoint_overwrites_a_step_at_the_same_seq(store: Store) -> None:
-    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-
-    await store.checkpoint(run_id, "wrk_a", [step(1, "pay", StepStatus.RUNNING)], RunUpdate(), T0)
-    await store.checkpoint(
-        run_id,
-        "wrk_a",
-        [StepWrite(seq=1, name="pay", status=StepStatus.COMPLETED, attempts=3, output="7")],
-        RunUpdate(),
-        T0,
-    )
-
-    steps = await store.load_steps(run_id)
-    assert [(s.seq, s.status, s.attempts, s.output) for s in steps] == [
-        (1, StepStatus.COMPLETED, 3, 7)
-    ]
-
-
-async def test_checkpoint_ends_and_releases_a_run(store: Store) -> None:
-    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    end = T0 + timedelta(minutes=1)
-
-    await store.checkpoint(
-        run_id,
-        "wrk_a",
-        [],
-        RunUpdate(status=RunStatus.COMPLETED, output='{"id": "o1"}', ended_at=end, release=True),
-        end,
-    )
-
-    record = await store.get_run(run_id)
-    assert (record.status, record.owner_id, record.output, record.ended_at) == (
-        RunStatus.COMPLETED,
-        None,
-        {"id": "o1"},
-        end,
-    )
-
-
-async def test_checkpoint_by_a_non_owner_raises_and_writes_nothing(store: Store) -> None:
-    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(run_id, "wrk_a", [step(1, "first")], RunUpdate(), T0)
-
-    with pytest.raises(LeaseLostError) as caught:
-        await store.checkpoint(
-            run_id,
-            "wrk_b",
-            [step(2, "second"), step(1, "first", StepStatus.FAILED)],
-            RunUpdate(status=RunStatus.COMPLETED, output='"stolen"'),
-            T0 + timedelta(seconds=9),
-        )
-
-    assert (caught.value.run_id, caught.value.owner_id) == (run_id, "wrk_b")
-    record = await store.get_run(run_id)
-    assert (record.status, record.output, record.owner_id) == (RunStatus.RUNNING, None, "wrk_a")
-    assert record.updated_at == T0
-    assert [(s.seq, s.status) for s in record.steps] == [(1, StepStatus.COMPLETED)]
-
-
-async def test_checkpoint_of_a_released_run_raises_lease_lost(store: Store) -> None:
-    run_id = await create(store, status=RunStatus.PENDING)
-
-    with pytest.raises(LeaseLostError):
-        await store.checkpoint(run_id, "wrk_a", [step(1, "first")], RunUpdate(), T0)
-    assert await store.load_steps(run_id) == []
-
-
-async def test_checkpoint_of_an_unknown_run_raises_lease_lost(store: Store) -> None:
-    with pytest.raises(LeaseLostError):
-        await store.checkpoint("run_missing", "wrk_a", [step(1, "x")], RunUpdate(), T0)
-
-
 # -- transition --------------------------------------------------------------------
 
 
@@ -303,17 +195,9 @@ async def test_transition_applies_only_from_an_expected_status(store: Store) -> 
 
 async def test_transition_sets_the_owner_and_keeps_an_existing_error(store: Store) -> None:
     run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
-    await store.checkpoint(
-        run_id,
-        "wrk_a",
-        [],
-        RunUpdate(
-            status=RunStatus.COMPLETED,
-            error='{"step": "s", "type": "E", "message": "kept"}',
-            release=True,
-        ),
-        T0,
-    )
+    error = '{"step": "s", "type": "E", "message": "kept"}'
+    await store.checkpoint(run_id, "wrk_a", [], StartRollback(error), T0)
+    await store.checkpoint(run_id, "wrk_a", [], Complete(output="null", ended_at=T0), T0)
 
     moved = await store.transition(
         run_id, [RunStatus.COMPLETED], RunStatus.COMPENSATING, T0, owner_id="wrk_b"

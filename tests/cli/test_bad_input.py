@@ -1,14 +1,12 @@
-"""The bad-input campaign: every command, option and project file given bad input.
+"""Bad input to the command line: every command, option and project file given bad input.
 
-The Python API's half is tests/test_bad_input_campaign_api.py.
+The Python API's half is tests/test_bad_input_api.py.
 
 The rule each row checks: one clear message naming what is wrong and where, exit 2 from
 the CLI (3 for an unknown run or delivery), no traceback, no stray "Event loop is closed"
 or "Exception ignored", and nothing stored (the database is byte-for-byte the same
 rows). From Python, an error of the runtime's tree (runtime/errors.py), never a raw
 TypeError/ValueError/UnicodeEncodeError from deep inside.
-
-Rows marked ``# failed before`` (``# f.b.``) failed before the fix that came with this module.
 """
 
 from __future__ import annotations
@@ -84,7 +82,7 @@ for action in ("show", "pause", "resume", "cancel", "retry"):
         (["runs", action, "run_%"], 3, "no run with id 'run_%'"),
         (["runs", action, "' OR 1=1 --"], 3, "no run with id"),
         (["runs", action, "é" * 3000], 3, "no run with id"),
-        (["runs", action, BAD_UTF8], 2, "'RUN_ID"),  # failed before
+        (["runs", action, BAD_UTF8], 2, "'RUN_ID"),
         (["runs", action, "--bogus"], 2, "No such option '--bogus'"),
     ]
 for action in ("pause", "resume", "cancel", "retry"):
@@ -95,8 +93,8 @@ for listing in (["runs", "list"], ["events", "list"], ["events", "dead"]):
     for cursor in ("garbage", "", "MQ==", "[1,2]", "x|y", "1|", "|1", "\x00"):
         CLI.append(([*listing, "--cursor", cursor], 2, "bad cursor"))
     CLI += [
-        ([*listing, "--cursor", "1|x"], 2, "bad cursor '1|x'"),  # failed before (runs, dead)
-        ([*listing, "--cursor", BAD_UTF8], 2, "not valid UTF-8"),  # failed before
+        ([*listing, "--cursor", "1|x"], 2, "bad cursor '1|x'"),
+        ([*listing, "--cursor", BAD_UTF8], 2, "not valid UTF-8"),
         ([*listing, "--limit", "-1"], 2, "-1 is not in the range 1<=x<=10000"),
         ([*listing, "--limit", "0"], 2, "0 is not in the range"),
         ([*listing, "--limit", HUGE], 2, "is not in the range"),
@@ -106,22 +104,22 @@ for listing in (["runs", "list"], ["events", "list"], ["events", "dead"]):
         ([*listing, "--json", "extra"], 2, "unexpected extra argument"),
     ]
 CLI += [
-    (["runs", "list", "--cursor", "2020-01-01T00:00:00|x"], 2, "bad cursor"),  # failed before
-    (["events", "dead", "--cursor", "12|dlv_x"], 2, "bad cursor"),  # failed before
+    (["runs", "list", "--cursor", "2020-01-01T00:00:00|x"], 2, "bad cursor"),
+    (["events", "dead", "--cursor", "12|dlv_x"], 2, "bad cursor"),
     (["runs", "list", "--status", ""], 2, "'' is not one of 'pending'"),
     (["runs", "list", "--status", "done"], 2, "'done' is not one of"),
     (["runs", "list", "--workflow", ""], 2, "workflow must be a non-empty string"),
-    (["runs", "list", "--workflow", BAD_UTF8], 2, "not valid UTF-8"),  # failed before
-    (["events", "list", "--name", ""], 2, "'--name': must be a non-empty string"),  # failed before
-    (["events", "list", "--name", BAD_UTF8], 2, "not valid UTF-8"),  # failed before
-    (["events", "dead", "--subscriber", ""], 2, "'--subscriber': must be a non-empty"),  # f.b.
-    (["events", "dead", "--subscriber", BAD_UTF8], 2, "not valid UTF-8"),  # failed before
+    (["runs", "list", "--workflow", BAD_UTF8], 2, "not valid UTF-8"),
+    (["events", "list", "--name", ""], 2, "'--name': must be a non-empty string"),
+    (["events", "list", "--name", BAD_UTF8], 2, "not valid UTF-8"),
+    (["events", "dead", "--subscriber", ""], 2, "'--subscriber': must be a non-empty"),
+    (["events", "dead", "--subscriber", BAD_UTF8], 2, "not valid UTF-8"),
     (["events", "redrive"], 2, "give DELIVERY_IDs or --all"),
     (["events", "redrive", "--all", "dlv_x"], 2, "give DELIVERY_IDs or --all (not both)"),
     (["events", "redrive", "garbage"], 3, "garbage"),
     (["events", "redrive", ""], 3, "''"),
     (["events", "redrive", "--", HUGE], 3, HUGE),
-    (["events", "redrive", BAD_UTF8], 2, "not valid UTF-8"),  # failed before
+    (["events", "redrive", BAD_UTF8], 2, "not valid UTF-8"),
 ]
 for payload in ("data", "metadata"):
     CLI += [
@@ -153,8 +151,8 @@ for delay, needle in (
 for command in (["emit", "a.b"], ["run", "hello"]):
     CLI += [
         ([*command, "--idempotency-key", ""], 2, "must be a non-empty string"),
-        ([*command, "--idempotency-key", "  "], 2, "must be a non-empty string"),  # emit: f.b.
-        ([*command, "--idempotency-key", BAD_UTF8], 2, "not valid UTF-8"),  # failed before
+        ([*command, "--idempotency-key", "  "], 2, "must be a non-empty string"),
+        ([*command, "--idempotency-key", BAD_UTF8], 2, "not valid UTF-8"),
     ]
 CLI += [
     (["run", "nope"], 2, "unknown workflow 'nope'"),
@@ -190,9 +188,9 @@ CLI += [
     (["runs", "bogus"], 2, "No such command 'bogus'"),
     (["--log-level", "loud", "check"], 2, "'loud' is not one of"),
     (["--log-format", "xml", "check"], 2, "'xml' is not one of"),
-    (["--database", "", "runs", "list"], 2, "'--database': must be a non-empty"),  # failed before
-    (["--database", "", "emit", "a.b"], 2, "'--database': must be a non-empty"),  # failed before
-    (["--database", BAD_UTF8, "runs", "list"], 2, "not valid UTF-8"),  # failed before
+    (["--database", "", "runs", "list"], 2, "'--database': must be a non-empty"),
+    (["--database", "", "emit", "a.b"], 2, "'--database': must be a non-empty"),
+    (["--database", BAD_UTF8, "runs", "list"], 2, "not valid UTF-8"),
     (["--database", "postgres://x/y", "runs", "list"], 2, "postgres"),
     (["--database", "garbage", "events", "list"], 2, "garbage"),
     (["--database", "sqlite:///.", "runs", "list"], 2, "is a folder, not a file"),
@@ -225,7 +223,7 @@ for command in (
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with a database holding an event and a run."""
-    project = write_project(tmp_path_factory.mktemp("campaign"))
+    project = write_project(tmp_path_factory.mktemp("bad_input"))
     assert invoke(project, "emit", "customer.created", "--data", '{"first_name": "A"}').code == 0
     assert invoke(project, "run", "hello", "--input", '{"name": "Ada"}').code == 0
     return project
@@ -306,7 +304,7 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
             "event='a.b', subscriber_id='\\udcff')\n"
         },
         "not valid UTF-8",
-    ),  # failed before
+    ),
     (
         "duplicate subscriber id",
         {
@@ -334,12 +332,12 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
         "JobConfig bad-UTF-8 name",
         {"jobs/x.py": JOB + "config = JobConfig(name='\\udcff', schedule='* * * * *')\n"},
         "not valid UTF-8",
-    ),  # failed before
+    ),
     (
         "JobConfig(timezone='')",
         {"jobs/x.py": JOB + "config = JobConfig(name='x', schedule='* * * * *', timezone='')\n"},
         "timezone must be an IANA name",
-    ),  # failed before
+    ),
     (
         "JobConfig unknown timezone",
         {
@@ -370,7 +368,7 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
             "@workflow(input=NotAModel)\nasync def x(ctx): return 1\n"
         },
         "pydantic cannot validate",
-    ),  # failed before (several lines)
+    ),
     (
         "@workflow on a sync function",
         {"workflows/x.py": WF + "@workflow\ndef x(ctx): return 1\n"},
@@ -380,12 +378,12 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
         "@workflow(schedules='* * * * *')",
         {"workflows/x.py": WF + "@workflow(schedules='* * * * *')\nasync def x(ctx): return 1\n"},
         "schedules must be a list of Schedule(...), got '* * * * *'",
-    ),  # failed before
+    ),
     (
         "@workflow(schedules=3)",
         {"workflows/x.py": WF + "@workflow(schedules=3)\nasync def x(ctx): return 1\n"},
         "schedules must be a list",
-    ),  # failed before
+    ),
     (
         "Schedule input not JSON",
         {
@@ -393,7 +391,7 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
             "cron='* * * * *', input=object())])\nasync def x(ctx): return 1\n"
         },
         "the input of schedule 'default' cannot be stored",
-    ),  # failed before
+    ),
     (
         "Schedule(cron='')",
         {
@@ -420,7 +418,7 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
         "create_workflow(name, None)",
         {"workflows/x.py": "from runtime import create_workflow\nw = create_workflow('w', None)\n"},
         "the constructor must be a function",
-    ),  # failed before
+    ),
     (
         "create_step('')",
         {
@@ -436,9 +434,9 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
         "a package in workflows/",
         {"workflows/pkg/__init__.py": WF + "@workflow\nasync def pkg(ctx): return 1\n"},
         "pkg: a folder",
-    ),  # failed before (skipped)
-    ("a folder in jobs/", {"jobs/old": None}, "old: a folder"),  # failed before
-    ("workflows is a file", {"workflows": "x"}, "not a folder"),  # failed before
+    ),
+    ("a folder in jobs/", {"jobs/old": None}, "old: a folder"),
+    ("workflows is a file", {"workflows": "x"}, "not a folder"),
     (
         "a file with a BOM and a bad line",
         {"workflows/x.py": "\ufeffdef (:\n".encode()},

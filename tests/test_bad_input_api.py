@@ -1,11 +1,10 @@
 # mypy: disable-error-code="arg-type,list-item,call-overload,misc"
-"""The bad-input campaign, Python half: constructors, definitions, clients and ctx calls.
+"""Bad input to the Python API: constructors, definitions, clients and ctx calls.
 
-The command line and project files are in tests/test_bad_input_campaign.py; the rule is
+The command line and project files are in tests/cli/test_bad_input.py; the rule is
 the same: an error of the runtime's tree (runtime/errors.py) with a one-line message
 naming the argument, never a raw TypeError/ValueError/UnicodeEncodeError from deep
-inside, and nothing stored. Rows marked ``# failed before`` (``# f.b.``) failed before
-the fixes that came with this module.
+inside, and nothing stored.
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ from runtime import (
     workflow,
 )
 from runtime.errors import RuntimeBaseError, StepFailed
-from runtime.store.base import Page
-from tests.test_bad_input_campaign import BAD_UTF8, DEEP, RUN
+from runtime.store.records import Page
+from tests.cli.test_bad_input import BAD_UTF8, DEEP, RUN
 
 # --- the Python API: (call, a piece of the message); each must raise RuntimeBaseError ------
 
@@ -55,30 +54,30 @@ async def nothing(ctx: Any) -> int:
 
 
 SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
-    ("Runtime(database=3)", lambda: Runtime(3), "database"),  # f.b.
-    ("Runtime(database='')", lambda: Runtime(""), "database"),  # failed before
+    ("Runtime(database=3)", lambda: Runtime(3), "database"),
+    ("Runtime(database='')", lambda: Runtime(""), "database"),
     (
         "Runtime(workflows=3)",
         lambda: Runtime(workflows=3),
         "workflows",
-    ),  # failed before (TypeError)
+    ),
     (
         "Runtime(workflows=['hello'])",
         lambda: Runtime(workflows=["hello"]),
         "'hello' is not a workflow",
-    ),  # failed before
+    ),
     (
         "Runtime(jobs=['x'])",
         lambda: Runtime(jobs=["x"]),
         "is not a Job",
-    ),  # failed before (AttributeError)
-    ("Runtime(subscribers='x')", lambda: Runtime(subscribers="x"), "subscribers"),  # failed before
+    ),
+    ("Runtime(subscribers='x')", lambda: Runtime(subscribers="x"), "subscribers"),
     (
         "Runtime(container='x')",
         lambda: Runtime(container="x"),
         "must be a Container",
-    ),  # failed before
-    ("Runtime(base_dir=3)", lambda: Runtime(base_dir=3), "base_dir"),  # failed before (TypeError)
+    ),
+    ("Runtime(base_dir=3)", lambda: Runtime(base_dir=3), "base_dir"),
     ("Runtime(timezone=3)", lambda: Runtime(timezone=3), "timezone"),
     ("Runtime(concurrency='3')", lambda: Runtime(concurrency="3"), "concurrency"),
     ("Runtime(shutdown_grace=nan)", lambda: Runtime(shutdown_grace=math.nan), "shutdown_grace"),
@@ -94,17 +93,17 @@ SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
         lambda: Runtime(failed_retention="99999d"),
         "failed_retention must be a period from 0 (never) to 3650d",
     ),
-    ("Client(3)", lambda: Client(3), "database"),  # failed before
-    ("Client(None)", lambda: Client(None), "database"),  # f.b.
+    ("Client(3)", lambda: Client(3), "database"),
+    ("Client(None)", lambda: Client(None), "database"),
     (
         "Client(base_dir=3)",
         lambda: Client("sqlite:///x.db", base_dir=3),
         "base_dir",
-    ),  # failed before
-    ("SyncClient(3)", lambda: SyncClient(3), "database"),  # f.b.
+    ),
+    ("SyncClient(3)", lambda: SyncClient(3), "database"),
     ("create_step(3)", lambda: create_step(3), "step name"),
     ("create_step('')", lambda: create_step(""), "step name"),
-    ("create_step bad UTF-8", lambda: create_step(BAD_UTF8), "not valid UTF-8"),  # f.b.
+    ("create_step bad UTF-8", lambda: create_step(BAD_UTF8), "not valid UTF-8"),
     ("create_step(timeout=-1)", lambda: create_step("s", timeout=-1), "timeout"),
     ("create_step(max_retries=-1)", lambda: create_step("s", max_retries=-1), "max_retries"),
     ("create_workflow(3, fn)", lambda: create_workflow(3, lambda: None), "workflow name"),
@@ -112,12 +111,12 @@ SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
         "create_workflow('w', None)",
         lambda: create_workflow("w", None),
         "constructor must be a function",
-    ),  # failed before
+    ),
     (
         "create_workflow('w', 3)",
         lambda: create_workflow("w", 3),
         "constructor must be a function",
-    ),  # failed before
+    ),
     (
         "create_workflow(schedule='')",
         lambda: create_workflow("w", lambda: None, schedule=""),
@@ -127,19 +126,19 @@ SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
         "@workflow(input=NotAModel)",
         lambda: workflow(input=NotAModel)(nothing),
         "pydantic cannot validate",
-    ),  # failed before (a message of several lines)
+    ),
     (
         "@workflow(input=3)",
         lambda: workflow(input=3)(nothing),
         "pydantic cannot validate",
-    ),  # failed before (a message of several lines)
+    ),
     ("@workflow(name=3)", lambda: workflow(name=3)(nothing), "workflow name"),
-    ("@workflow(name=bad UTF-8)", lambda: workflow(name=BAD_UTF8)(nothing), "UTF-8"),  # f.b.
+    ("@workflow(name=bad UTF-8)", lambda: workflow(name=BAD_UTF8)(nothing), "UTF-8"),
     (
         "@workflow(schedules=3)",
         lambda: workflow(schedules=3)(nothing),
         "schedules must be a list",
-    ),  # failed before (TypeError)
+    ),
     (
         "@workflow(schedules=['* * * * *'])",
         lambda: workflow(schedules=["* * * * *"])(nothing),
@@ -153,7 +152,7 @@ SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
         "JobConfig(timezone='')",
         lambda: JobConfig(name="x", schedule="* * * * *", timezone=""),
         "timezone must be an IANA name",
-    ),  # failed before
+    ),
     (
         "JobConfig(overlap='never')",
         lambda: JobConfig(name="x", schedule="* * * * *", overlap="never"),
@@ -193,12 +192,12 @@ SYNC_API: list[tuple[str, Callable[[], Any], str]] = [
         "Schedule(input=object())",
         lambda: Schedule(cron="* * * * *", input=object()),
         "cannot be stored",
-    ),  # failed before
+    ),
     (
         "Schedule(input=nan)",
         lambda: Schedule(cron="* * * * *", input=math.nan),
         "cannot be stored",
-    ),  # failed before
+    ),
     (
         "Schedule(catchup_window=-1)",
         lambda: Schedule(cron="* * * * *", catchup_window=-1),
@@ -237,7 +236,7 @@ CLIENT_API: list[tuple[str, Callable[[Client, str], Any], str]] = [
         "emit(idempotency_key=bad UTF-8)",
         lambda c, r: c.emit("a.b", idempotency_key=BAD_UTF8),
         "not valid UTF-8",
-    ),  # failed before (UnicodeEncodeError)
+    ),
     ("run(3)", lambda c, r: c.run(3), "workflow"),
     ("run('')", lambda c, r: c.run(""), "workflow"),
     ("run(input=object())", lambda c, r: c.run("hello", object()), "cannot be stored"),
@@ -246,19 +245,19 @@ CLIENT_API: list[tuple[str, Callable[[Client, str], Any], str]] = [
         "run(idempotency_key=bad UTF-8)",
         lambda c, r: c.run("hello", idempotency_key=BAD_UTF8),
         "not valid UTF-8",
-    ),  # failed before (UnicodeEncodeError)
+    ),
     ("run(delay=-1)", lambda c, r: c.run("hello", delay=-1), "delay"),
-    ("get_run(3)", lambda c, r: c.get_run(3), "run_id"),  # f.b.
+    ("get_run(3)", lambda c, r: c.get_run(3), "run_id"),
     ("get_run('garbage')", lambda c, r: c.get_run("garbage"), "no run with id 'garbage'"),
     (
         "get_run(bad UTF-8)",
         lambda c, r: c.get_run(BAD_UTF8),
         "run_id is not valid UTF-8",
-    ),  # failed before (UnicodeEncodeError)
-    ("pause(bad UTF-8)", lambda c, r: c.pause(BAD_UTF8), "run_id is not valid UTF-8"),  # f.b.
-    ("pause(None)", lambda c, r: c.pause(None), "run_id"),  # f.b.
+    ),
+    ("pause(bad UTF-8)", lambda c, r: c.pause(BAD_UTF8), "run_id is not valid UTF-8"),
+    ("pause(None)", lambda c, r: c.pause(None), "run_id"),
     ("resume(unknown)", lambda c, r: c.resume(RUN), "no run with id"),
-    ("cancel(['a'])", lambda c, r: c.cancel(["a"]), "run_id"),  # f.b.
+    ("cancel(['a'])", lambda c, r: c.cancel(["a"]), "run_id"),
     ("retry(a pending run)", lambda c, r: c.retry(r), "retry"),
     ("list_runs(limit=0)", lambda c, r: c.list_runs(limit=0), "limit"),
     ("list_runs(limit=True)", lambda c, r: c.list_runs(limit=True), "limit"),
@@ -267,26 +266,26 @@ CLIENT_API: list[tuple[str, Callable[[Client, str], Any], str]] = [
         "list_runs(status=3)",
         lambda c, r: c.list_runs(status=3),
         "unknown run status 3",
-    ),  # failed before (TypeError)
+    ),
     ("list_runs(cursor=3)", lambda c, r: c.list_runs(cursor=3), "cursor"),
     (
         "list_runs(cursor='1|x')",
         lambda c, r: c.list_runs(cursor="1|x"),
         "bad cursor",
-    ),  # failed before (an empty page)
+    ),
     ("list_runs(cursor=bad UTF-8)", lambda c, r: c.list_runs(cursor=BAD_UTF8), "bad cursor"),
     (
         "list_runs(workflow=bad UTF-8)",
         lambda c, r: c.list_runs(workflow=BAD_UTF8),
         "not valid UTF-8",
-    ),  # failed before
-    ("wait(timeout=nan)", lambda c, r: c.wait(r, timeout=math.nan), "timeout"),  # f.b.
-    ("wait(timeout=-1)", lambda c, r: c.wait(r, timeout=-1), "timeout"),  # failed before
+    ),
+    ("wait(timeout=nan)", lambda c, r: c.wait(r, timeout=math.nan), "timeout"),
+    ("wait(timeout=-1)", lambda c, r: c.wait(r, timeout=-1), "timeout"),
     (
         "wait(timeout='1')",
         lambda c, r: c.wait(r, timeout="1"),
         "timeout",
-    ),  # failed before (TypeError)
+    ),
 ]
 
 
@@ -329,9 +328,9 @@ def sync_client(tmp_path: Path) -> Iterator[SyncClient]:
     ("call", "needle"),
     [
         (lambda c: c.emit(3), "event name"),
-        (lambda c: c.get_run(BAD_UTF8), "not valid UTF-8"),  # failed before
+        (lambda c: c.get_run(BAD_UTF8), "not valid UTF-8"),
         (lambda c: c.run(""), "workflow"),
-        (lambda c: c.list_runs(cursor="1|x"), "bad cursor"),  # failed before
+        (lambda c: c.list_runs(cursor="1|x"), "bad cursor"),
         (lambda c: c.run("hello").result(timeout=math.nan), "timeout"),
     ],
 )
@@ -352,7 +351,7 @@ CTX: list[tuple[str, Callable[[Any], Any], str]] = [
         "ctx.step(bad UTF-8, fn)",
         lambda ctx: ctx.step(BAD_UTF8, lambda: 1),
         "DefinitionError",
-    ),  # failed before (UnicodeEncodeError)
+    ),
     ("ctx.step('s', None)", lambda ctx: ctx.step("s", None), "DefinitionError"),
     ("ctx.step returns object()", lambda ctx: ctx.step("s", object), "SerializationError"),
     ("ctx.step(timeout=-1)", lambda ctx: ctx.step("s", int, timeout=-1), "DefinitionError"),
@@ -364,14 +363,14 @@ CTX: list[tuple[str, Callable[[Any], Any], str]] = [
         "ctx.sleep(bad UTF-8, 1)",
         lambda ctx: ctx.sleep(BAD_UTF8, 1),
         "DefinitionError",
-    ),  # failed before (UnicodeEncodeError)
+    ),
     ("ctx.emit(3)", lambda ctx: ctx.emit(3), "DefinitionError"),
     ("ctx.emit(data=object())", lambda ctx: ctx.emit("a.b", object()), "SerializationError"),
     (
         "ctx.emit(metadata=[1])",
         lambda ctx: ctx.emit("a.b", metadata=[1]),
         "DefinitionError",
-    ),  # failed before (the run completed, metadata [1] stored)
+    ),
 ]
 
 
