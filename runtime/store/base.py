@@ -96,8 +96,10 @@ class Store(PruneStore, Protocol):
         """Write step outcomes and what happens to the run (``change``) in one transaction.
 
         Returns an operator's pending request for the run (pause, cancel), which the
-        driver obeys before its next step, or ``None``; a change that releases the run
-        clears it and returns ``None``.
+        driver obeys before its next step, or ``None``. A change that releases the run
+        answers the request: it is cleared and ``None`` returned. ``Complete`` with a
+        request pending is the exception: only the steps are written, and the request
+        is returned (see :class:`~runtime.store.changes.Complete`).
 
         Raises:
             LeaseLostError: the run is no longer held by ``owner_id``.
@@ -112,6 +114,8 @@ class Store(PruneStore, Protocol):
         Raises:
             RunNotFoundError: no such run.
             InvalidTransitionError: the action does not apply to the run's status.
+            StoreOperationError: the run kept changing while the rule was applied (a
+                backend whose transactions interleave); nothing was written.
         """
         raise NotImplementedError  # protocol
 
@@ -317,6 +321,11 @@ class Store(PruneStore, Protocol):
         because the previous run is still active (overlap ``skip``), and moves the
         schedule to ``next_fire_at``. Returns ``None`` when another process already
         fired this nominal time or the schedule ran out of executions.
+
+        Raises:
+            StoreOperationError: the schedule changed between the rule's read and this
+                firing's write (a backend whose transactions interleave); nothing was
+                written, and the scheduler's next tick acts on what is stored then.
         """
         raise NotImplementedError  # protocol
 

@@ -16,7 +16,7 @@ from runtime.clock import to_text
 from runtime.errors import RunNotFoundError, StoreArgumentError, StoreOperationError
 from runtime.models import RunAction, RunRecord, StepError
 from runtime.store.rows import Row, run_record, run_snapshot
-from runtime.store.rules.state_table import Keep, Refusal, RunChange, decide_action
+from runtime.store.rules.state_table import Keep, Refusal, StateChange, decide_action
 from runtime.store.sqlite_core import SqliteCore
 from runtime.store.sqlite_tables import RUN_SNAPSHOT, RUNS
 
@@ -81,7 +81,7 @@ class ControlMixin(SqliteCore):
         return await self._write(write, run_id=run_id)
 
 
-def _apply(db: sqlite3.Connection, change: RunChange, read: Row, now: datetime) -> bool:
+def _apply(db: sqlite3.Connection, change: StateChange, read: Row, now: datetime) -> bool:
     """Write ``change`` if the run still holds what was ``read``; whether it did.
 
     The compare-and-set comes first, so a run that changed meanwhile has had nothing

@@ -29,6 +29,8 @@ class SchedulesMixin(SqliteCore):
     ) -> list[ScheduleRecord]:
         stamp = to_text(now)
         live = to_text(live_since if live_since is not None else now)
+        # One spec per name, the last given (as applying them one after another did).
+        specs = list({spec.name: spec for spec in specs}.values())
 
         def write(db: sqlite3.Connection) -> list[Any]:
             stored = {
@@ -165,17 +167,19 @@ class SchedulesMixin(SqliteCore):
             # The schedule's row changes only while it holds what the rule read.
             held = (schedule, read["executions"], read["next_fire_at"])
 
-            def update(sets: str, *params: Any) -> None:
-                changed = db.execute(
-                    f"UPDATE schedules SET {sets}, updated_at = ? "
-                    "WHERE name = ? AND executions = ? AND next_fire_at IS ?",
-                    (*params, stamp, *held),
-                ).rowcount
-                if changed != 1:
-                    raise self._changed("fire", schedule)
+            def update(sets: str, *params: Any) -> bool:
+                """Change the schedule's row if it still holds what the rule read."""
+                return (
+                    db.execute(
+                        f"UPDATE schedules SET {sets}, updated_at = ? "
+                        "WHERE name = ? AND executions = ? AND next_fire_at IS ?",
+                        (*params, stamp, *held),
+                    ).rowcount
+                    == 1
+                )
 
             if firing.verdict is Verdict.EXHAUSTED:
-                update("next_fire_at = NULL")
+                update("next_fire_at = NULL")  # unless another process changed it meanwhile
                 return None
             db.executemany(
                 "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, "
@@ -192,10 +196,13 @@ class SchedulesMixin(SqliteCore):
                 (schedule, nominal, firing.outcome.value, started and started.id, stamp),
             ).rowcount
             if claimed != 1:
-                update("next_fire_at = ?", planned)  # recorded already; the plan moves on
+                # Fired elsewhere: the plan moves on here, unless the process that fired it
+                # moved it already (then there is nothing left to do, and no error).
+                update("next_fire_at = ?", planned)
                 return None
             if started is None:
-                update("next_fire_at = ?", planned)
+                if not update("next_fire_at = ?", planned):
+                    raise self._changed("fire", schedule)
                 return record(firing.outcome, None)
             db.execute(
                 "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
@@ -214,11 +221,13 @@ class SchedulesMixin(SqliteCore):
                     stamp,
                 ),
             )
-            update(
+            counted = update(
                 "executions = executions + 1, last_run_id = ?, next_fire_at = ?",
                 started.id,
                 None if firing.last else planned,
             )
+            if not counted:  # the whole firing (claim, run) is rolled back
+                raise self._changed("fire", schedule)
             return record(FiringOutcome.STARTED, started.id)
 
         return await self._write(write, run_id=run.id if run is not None else None)

@@ -62,9 +62,14 @@ async def test_pause_twice_is_idempotent(store: Store) -> None:
     requested = await held(store)
     await store.control_run(requested, RunAction.PAUSE, T0)
 
+    before = {run_id: (await store.get_run(run_id)).updated_at for run_id in (paused, requested)}
+
     assert (await store.control_run(paused, RunAction.PAUSE, LATER)).status is RunStatus.PAUSED
     again = await store.control_run(requested, RunAction.PAUSE, LATER)
     assert (again.status, again.control) == (RunStatus.RUNNING, Control.PAUSE)
+    # Nothing was written the second time: the runs' updated_at did not move.
+    after = {run_id: (await store.get_run(run_id)).updated_at for run_id in (paused, requested)}
+    assert after == before
 
 
 @pytest.mark.parametrize("status", [*ENDED, RunStatus.COMPENSATING])

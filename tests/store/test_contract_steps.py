@@ -11,7 +11,16 @@ from runtime import LeaseLostError, RunStatus, StepStatus
 from runtime.ids import new_id
 from runtime.models import RunAction
 from runtime.store.base import Store
-from runtime.store.changes import PROGRESS, Complete, EndRollback, Sleep, StartRollback, Woke
+from runtime.store.changes import (
+    PROGRESS,
+    Complete,
+    EndRollback,
+    Park,
+    Release,
+    Sleep,
+    StartRollback,
+    Woke,
+)
 from runtime.store.records import NewEvent, StagedEvent, StepWrite
 from tests.helpers.records import T0, add_worker, create, step
 
@@ -263,3 +272,63 @@ async def test_rollback_wins_only_over_a_recorded_rollback_status(store: Store) 
     await store.checkpoint(run_id, "wrk_a", [], end, END)
 
     assert (await store.get_run(run_id)).status is RunStatus.FAILED
+
+
+async def test_a_cancel_never_wins_over_compensation_failed(store: Store) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    await store.checkpoint(run_id, "wrk_a", [], StartRollback(cancel=True), T0)
+
+    await store.checkpoint(
+        run_id, "wrk_a", [], EndRollback(RunStatus.COMPENSATION_FAILED, END), END
+    )
+
+    assert (await store.get_run(run_id)).status is RunStatus.COMPENSATION_FAILED
+
+
+async def test_a_cancel_wins_over_failed_at_the_rollback_s_end(store: Store) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    await store.checkpoint(run_id, "wrk_a", [], StartRollback(cancel=True), T0)
+
+    await store.checkpoint(run_id, "wrk_a", [], EndRollback(RunStatus.FAILED, END), END)
+
+    record = await store.get_run(run_id)
+    assert (record.status, record.owner_id, record.ended_at) == (RunStatus.CANCELED, None, END)
+
+
+async def test_a_completion_clears_a_durable_sleep_s_wake_up_time(store: Store) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    await store.checkpoint(run_id, "wrk_a", [step(1, "nap")], Sleep(END), T0)
+    await store.claim_run(run_id, "wrk_a", None, END)
+
+    await store.checkpoint(run_id, "wrk_a", [], Complete(output="1", ended_at=END), END)
+
+    record = await store.get_run(run_id)
+    assert (record.status, record.wake_at) == (RunStatus.COMPLETED, None)
+
+
+async def test_a_parked_retry_sleeps_released_until_it_is_due(store: Store) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    await store.checkpoint(run_id, "wrk_a", [step(1, "flaky", StepStatus.RUNNING)], Park(END), T0)
+
+    record = await store.get_run(run_id)
+    assert (record.status, record.available_at, record.wake_at, record.owner_id) == (
+        RunStatus.SLEEPING,
+        END,
+        None,
+        None,
+    )
+
+
+async def test_a_released_run_is_pending_and_due_when_said(store: Store) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    await store.control_run(run_id, RunAction.PAUSE, T0)  # a request the release answers
+
+    assert await store.checkpoint(run_id, "wrk_a", [], Release(END), T0) is None
+
+    record = await store.get_run(run_id)
+    assert (record.status, record.available_at, record.owner_id, record.control) == (
+        RunStatus.PENDING,
+        END,
+        None,
+        None,
+    )

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runtime.errors import InvalidTransitionError
-from runtime.models import Control, RunAction, RunStatus, StepError, StepStatus
+from runtime.models import Control, RunAction, RunStatus, StepStatus
 from runtime.store.rules.state_table import (
     CANCELED,
     RETRY_RESETS,
     Decision,
     Refusal,
-    RunChange,
     RunSnapshot,
+    StateChange,
     decide_action,
 )
 
@@ -22,27 +22,27 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 S = RunStatus
 A = RunAction
 
-NOTHING = RunChange()
-PAUSE_NOW = RunChange(status=S.PAUSED)
-ASK_PAUSE = RunChange(control=Control.PAUSE)
-WITHDRAW_PAUSE = RunChange(control=None)
-RESUME_NOW = RunChange(status=S.PENDING, available_at=NOW)
-ASK_CANCEL = RunChange(control=Control.CANCEL)
-END_ROLLBACK_CANCELED = RunChange(rollback_status=S.CANCELED)
-ROLL_BACK_CANCELED = RunChange(
+NOTHING = StateChange()
+PAUSE_NOW = StateChange(status=S.PAUSED)
+ASK_PAUSE = StateChange(control=Control.PAUSE)
+WITHDRAW_PAUSE = StateChange(control=None)
+RESUME_NOW = StateChange(status=S.PENDING, available_at=NOW)
+ASK_CANCEL = StateChange(control=Control.CANCEL)
+END_ROLLBACK_CANCELED = StateChange(rollback_status=S.CANCELED)
+ROLL_BACK_CANCELED = StateChange(
     status=S.COMPENSATING,
     rollback_status=S.CANCELED,
     control=None,
     available_at=NOW,
     error=CANCELED,
 )
-CANCEL_NOW = RunChange(
+CANCEL_NOW = StateChange(
     status=S.CANCELED, control=None, ended_at=NOW, error=CANCELED, drop_staged_events=True
 )
-RETRY_COMPENSATIONS = RunChange(
+RETRY_COMPENSATIONS = StateChange(
     status=S.COMPENSATING, owner_id=None, control=None, available_at=NOW, ended_at=None
 )
-RETRY = RunChange(
+RETRY = StateChange(
     status=S.PENDING,
     owner_id=None,
     control=None,
@@ -166,7 +166,7 @@ CASES: list[tuple[RunAction, RunSnapshot, Decision]] = [
     (
         A.RESUME,
         snapshot(S.PAUSED, wake_at=NOW + timedelta(hours=1)),
-        RunChange(status=S.PENDING, available_at=NOW + timedelta(hours=1)),
+        StateChange(status=S.PENDING, available_at=NOW + timedelta(hours=1)),
     ),
     (A.RESUME, snapshot(S.PAUSED, wake_at=NOW - timedelta(hours=1)), RESUME_NOW),
     (A.RESUME, snapshot(S.PAUSED, wake_at=NOW), RESUME_NOW),
@@ -212,8 +212,4 @@ def test_a_retry_runs_again_every_step_without_a_valid_checkpoint() -> None:
 def test_an_empty_change_writes_nothing() -> None:
     assert NOTHING.empty
     assert not WITHDRAW_PAUSE.empty  # clearing a column is a change
-    assert not RunChange(drop_staged_events=True).empty
-
-
-def test_a_cancel_records_an_operators_cancel() -> None:
-    assert StepError(step=None, type="Canceled", message="canceled by an operator") == CANCELED
+    assert not StateChange(drop_staged_events=True).empty

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from runtime.clock import to_text
 from runtime.errors import InvalidTransitionError, StoreOperationError
 from runtime.models import Overlap, RunStatus
 from runtime.store import sqlite_control
 from runtime.store.records import ScheduleSpec
-from runtime.store.rules.state_table import RunChange
+from runtime.store.rules.state_table import StateChange
 from runtime.store.sqlite import SqliteStore
 from tests.helpers.records import T0, new_run
 
@@ -45,7 +46,7 @@ def change_under_the_rule(sets: str, times: int, monkeypatch: pytest.MonkeyPatch
     apply = sqlite_control._apply
 
     def sneaky(
-        db: sqlite3.Connection, change: RunChange, read: Mapping[str, Any], now: Any
+        db: sqlite3.Connection, change: StateChange, read: Mapping[str, Any], now: Any
     ) -> bool:
         calls.append(1)
         if len(calls) <= times:
@@ -121,3 +122,38 @@ async def test_a_schedule_changed_under_the_rule_fires_nothing(
     assert (stored.executions, stored.next_fire_at, stored.last_run_id) == (0, T0, None)
     assert await store.list_firings("nightly") == []
     assert await store.find_run(run.workflow, run.idempotency_key or "") is None
+
+
+async def test_a_firing_claimed_elsewhere_meanwhile_is_none_not_an_error(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """Another scheduler fires this nominal time, and moves the plan on, between this one's
+    read and its claim: the claim is lost, the plan needs no moving, and ``fire`` returns
+    ``None`` ("fired elsewhere"), as the protocol says, instead of raising."""
+    spec = ScheduleSpec("nightly", "wf", "0 3 * * *", "UTC", None, Overlap.SKIP, 60.0, T0)
+    await store.sync_schedules([spec], T0)
+    later = T0 + timedelta(days=1)
+    with sqlite3.connect(tmp_path / "cas.db") as db:
+        db.execute(
+            "CREATE TRIGGER elsewhere AFTER INSERT ON schedule_firings "
+            "WHEN NEW.outcome = 'missed' BEGIN "
+            "INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, recorded_at) "
+            f"VALUES (NEW.schedule, '{to_text(T0)}', 'started', 'run_other', NEW.recorded_at); "
+            "UPDATE schedules SET executions = executions + 1, "
+            f"next_fire_at = '{to_text(later)}' WHERE name = NEW.schedule; END"
+        )
+    run = new_run()
+
+    assert await store.fire("nightly", T0, run, later, [T0 - timedelta(days=1)], T0) is None
+
+    [stored] = await store.list_schedules()
+    assert (stored.executions, stored.next_fire_at) == (1, later)
+    assert await store.find_run(run.workflow, run.idempotency_key or "") is None
+
+
+async def test_one_schedule_given_twice_is_synced_once_the_last_way(store: SqliteStore) -> None:
+    first = ScheduleSpec("nightly", "wf", "0 3 * * *", "UTC", None, Overlap.SKIP, 60.0, T0)
+    second = ScheduleSpec("nightly", "wf", "0 4 * * *", "UTC", None, Overlap.SKIP, 60.0, T0)
+    for specs in ([first, second], [second, first, second]):
+        [stored] = await store.sync_schedules(specs, T0)
+        assert stored.expression == "0 4 * * *"

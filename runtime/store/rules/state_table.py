@@ -1,7 +1,7 @@
 """The run state table of DESIGN 2.1: what an operator's pause, resume, cancel or retry does.
 
 :func:`decide_action` is the whole table. A backend reads a :class:`RunSnapshot`, calls
-it, and applies the :class:`RunChange` it returns with a compare-and-set on the columns
+it, and applies the :class:`StateChange` it returns with a compare-and-set on the columns
 the snapshot holds (``status``, ``owner_id``, ``control``, ``wake_at``), or raises the
 :class:`Refusal`'s error. The completed steps the snapshot counts need no compare: only a
 worker adds one, and a worker holds the run (``owner_id`` is set) while it does.
@@ -19,7 +19,7 @@ from runtime.models import Control, RunAction, RunStatus, StepError, StepStatus
 
 
 class Keep(enum.Enum):
-    """The value of a :class:`RunChange` field that leaves its column as it is."""
+    """The value of a :class:`StateChange` field that leaves its column as it is."""
 
     KEEP = "keep"
 
@@ -63,7 +63,7 @@ class RunSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class RunChange:
+class StateChange:
     """New values for a run's columns; a field left :data:`KEEP` keeps its column's value.
 
     An empty change (every field kept) writes nothing: the action was already in effect.
@@ -101,7 +101,7 @@ class RunChange:
     @property
     def empty(self) -> bool:
         """Whether the change writes nothing."""
-        return self == RunChange()
+        return self == StateChange()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ class Refusal:
         return InvalidTransitionError(self.message)
 
 
-Decision = RunChange | Refusal
+Decision = StateChange | Refusal
 """What :func:`decide_action` returns: the change to apply, or a refusal."""
 
 _ENDED = "only retry applies to an ended run"
@@ -149,7 +149,7 @@ def _refuse(action: RunAction, run: RunSnapshot, why: str) -> Refusal:
 
 def _pause(run: RunSnapshot) -> Decision:
     if run.status == RunStatus.PAUSED or run.control == Control.PAUSE:
-        return RunChange()  # idempotent
+        return StateChange()  # idempotent
     if run.status.terminal:
         return _refuse(RunAction.PAUSE, run, _ENDED)
     if run.status == RunStatus.COMPENSATING:
@@ -157,21 +157,21 @@ def _pause(run: RunSnapshot) -> Decision:
     if run.control == Control.CANCEL:
         return _refuse(RunAction.PAUSE, run, "a cancel is already under way")
     if run.owner_id is None:
-        return RunChange(status=RunStatus.PAUSED)
+        return StateChange(status=RunStatus.PAUSED)
     # Held by a worker: it pauses the run once the step it is running finishes.
-    return RunChange(control=Control.PAUSE)
+    return StateChange(control=Control.PAUSE)
 
 
 def _resume(run: RunSnapshot, now: datetime) -> Decision:
     if run.status.terminal:
         return _refuse(RunAction.RESUME, run, _ENDED)
     if run.control == Control.PAUSE:  # the pause had not taken effect yet: withdraw it
-        return RunChange(control=None)
+        return StateChange(control=None)
     if run.status != RunStatus.PAUSED:
-        return RunChange()  # idempotent: nothing to resume
+        return StateChange()  # idempotent: nothing to resume
     # Due now, except that a durable sleep keeps its original wake-up time.
     due = run.wake_at if run.wake_at is not None and run.wake_at > now else now
-    return RunChange(status=RunStatus.PENDING, available_at=due)
+    return StateChange(status=RunStatus.PENDING, available_at=due)
 
 
 def _cancel(run: RunSnapshot, now: datetime) -> Decision:
@@ -179,20 +179,20 @@ def _cancel(run: RunSnapshot, now: datetime) -> Decision:
         return _refuse(RunAction.CANCEL, run, _ENDED)
     if run.status == RunStatus.COMPENSATING:
         # Already rolling back: it ends canceled rather than failed.
-        return RunChange(rollback_status=RunStatus.CANCELED)
+        return StateChange(rollback_status=RunStatus.CANCELED)
     if run.owner_id is not None:
         # Held by a worker: it rolls the run back once the step it is running finishes.
-        return RunChange(control=Control.CANCEL)
+        return StateChange(control=Control.CANCEL)
     if run.has_completed_steps:
         # Something to undo: the worker runs the compensations, then the run is canceled.
-        return RunChange(
+        return StateChange(
             status=RunStatus.COMPENSATING,
             rollback_status=RunStatus.CANCELED,
             control=None,
             available_at=now,
             error=CANCELED,
         )
-    return RunChange(
+    return StateChange(
         status=RunStatus.CANCELED,
         control=None,
         ended_at=now,
@@ -204,7 +204,7 @@ def _cancel(run: RunSnapshot, now: datetime) -> Decision:
 def _retry(run: RunSnapshot, now: datetime) -> Decision:
     if run.status == RunStatus.COMPENSATION_FAILED:
         # Retry the compensations that failed (and those after them).
-        return RunChange(
+        return StateChange(
             status=RunStatus.COMPENSATING,
             owner_id=None,
             control=None,
@@ -216,7 +216,7 @@ def _retry(run: RunSnapshot, now: datetime) -> Decision:
         return _refuse(RunAction.RETRY, run, why)
     # From the first step with no valid checkpoint: a step whose compensation ran (or
     # that failed, or was cut off) runs again; a completed step with none keeps its record.
-    return RunChange(
+    return StateChange(
         status=RunStatus.PENDING,
         owner_id=None,
         control=None,
