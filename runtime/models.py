@@ -93,6 +93,11 @@ class StepError(BaseModel):
     traceback: str | None = None
 
 
+CANCELED_BY_OPERATOR = StepError(step=None, type="Canceled", message="canceled by an operator")
+"""The error an operator's cancel records on a run that has none (the engine, when it
+obeys the cancel, and the state table, for a run no worker holds)."""
+
+
 class StepRecord(BaseModel):
     """One step of a run as stored."""
 

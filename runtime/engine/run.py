@@ -20,7 +20,15 @@ import structlog
 
 from runtime.clock import Clock
 from runtime.codec import dumps, roundtrip
-from runtime.models import Control, RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from runtime.models import (
+    CANCELED_BY_OPERATOR,
+    Control,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRecord,
+    StepStatus,
+)
 from runtime.sdk.definitions import WorkflowDefinition
 from runtime.sdk.steps import EngineHooks, StepContext, StepFn, StepOptions
 from runtime.store.base import Store
@@ -39,8 +47,6 @@ if TYPE_CHECKING:
     from runtime.container import Container
 
 logger = structlog.get_logger("runtime.engine")
-
-CANCELED = StepError(step=None, type="Canceled", message="canceled by an operator")
 
 
 class Host(EngineHooks, Protocol):
@@ -248,7 +254,7 @@ class Run:
             return RunStatus.PAUSED
         if self.control is Control.CANCEL:
             if self.error is None:
-                self.error = CANCELED
+                self.error = CANCELED_BY_OPERATOR
             await self.checkpoint(change=StartRollback(self.error.model_dump_json(), cancel=True))
             logger.info("run_canceling", run_id=self.id)
             return RunStatus.COMPENSATING

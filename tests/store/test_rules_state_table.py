@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runtime.errors import InvalidTransitionError
-from runtime.models import Control, RunAction, RunStatus, StepStatus
+from runtime.models import CANCELED_BY_OPERATOR, Control, RunAction, RunStatus, StepStatus
 from runtime.store.rules.state_table import (
-    CANCELED,
     RETRY_RESETS,
     Decision,
     Refusal,
@@ -34,10 +33,14 @@ ROLL_BACK_CANCELED = StateChange(
     rollback_status=S.CANCELED,
     control=None,
     available_at=NOW,
-    error=CANCELED,
+    error=CANCELED_BY_OPERATOR,
 )
 CANCEL_NOW = StateChange(
-    status=S.CANCELED, control=None, ended_at=NOW, error=CANCELED, drop_staged_events=True
+    status=S.CANCELED,
+    control=None,
+    ended_at=NOW,
+    error=CANCELED_BY_OPERATOR,
+    drop_staged_events=True,
 )
 RETRY_COMPENSATIONS = StateChange(
     status=S.COMPENSATING, owner_id=None, control=None, available_at=NOW, ended_at=None

@@ -15,7 +15,14 @@ from datetime import datetime
 from typing import Final
 
 from runtime.errors import InvalidTransitionError
-from runtime.models import Control, RunAction, RunStatus, StepError, StepStatus
+from runtime.models import (
+    CANCELED_BY_OPERATOR,
+    Control,
+    RunAction,
+    RunStatus,
+    StepError,
+    StepStatus,
+)
 
 
 class Keep(enum.Enum):
@@ -36,9 +43,6 @@ RETRY_RESETS: Final = frozenset(
     }
 )
 """Step records a retry removes: their step runs again (a kept ``completed`` one does not)."""
-
-CANCELED: Final = StepError(step=None, type="Canceled", message="canceled by an operator")
-"""The error a cancel records on a run that has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +194,13 @@ def _cancel(run: RunSnapshot, now: datetime) -> Decision:
             rollback_status=RunStatus.CANCELED,
             control=None,
             available_at=now,
-            error=CANCELED,
+            error=CANCELED_BY_OPERATOR,
         )
     return StateChange(
         status=RunStatus.CANCELED,
         control=None,
         ended_at=now,
-        error=CANCELED,
+        error=CANCELED_BY_OPERATOR,
         drop_staged_events=True,
     )
 
