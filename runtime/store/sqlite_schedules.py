@@ -16,6 +16,9 @@ from runtime.store.rules.schedules import Verdict, decide_firing, replans
 from runtime.store.sqlite_core import SqliteCore
 from runtime.store.sqlite_tables import FIRINGS, SCHEDULE_PLAN, SCHEDULE_SNAPSHOT, SCHEDULES
 
+SYNC_TRIES = 3
+"""How many times ``sync_schedules`` decides a schedule again when its row changed meanwhile."""
+
 
 class SchedulesMixin(SqliteCore):
     """Schedules and firings (see :class:`runtime.store.base.Store`)."""
@@ -32,6 +35,56 @@ class SchedulesMixin(SqliteCore):
         # One spec per name, the last given (as applying them one after another did).
         specs = list({spec.name: spec for spec in specs}.values())
 
+        def sync_one(db: sqlite3.Connection, spec: ScheduleSpec, old: Any) -> bool:
+            """Insert or update one schedule from ``old`` (its row as read, or ``None``);
+            False when the row no longer holds what was read."""
+            planned = to_text(spec.next_fire_at) if spec.next_fire_at else None
+            if old is None:
+                db.execute(
+                    "INSERT INTO schedules (name, workflow, expression, timezone, "
+                    "next_fire_at, executions, max_executions, overlap, catchup_window, "
+                    "active, last_run_id, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, NULL, ?)",
+                    (
+                        spec.name,
+                        spec.workflow,
+                        spec.expression,
+                        spec.timezone,
+                        planned,
+                        spec.max_executions,
+                        spec.overlap,
+                        spec.catchup_window,
+                        stamp,
+                    ),
+                )
+                return True
+            replan = replans(stored_plan(old), spec.expression, spec.timezone, spec.max_executions)
+            changed = db.execute(
+                "UPDATE schedules SET workflow = ?, expression = ?, timezone = ?, "
+                "max_executions = ?, overlap = ?, catchup_window = ?, active = 1, "
+                "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? ELSE next_fire_at END "
+                "WHERE name = ? AND expression = ? AND timezone = ? AND active = ? "
+                "AND next_fire_at IS ? AND executions = ?",
+                (
+                    spec.workflow,
+                    spec.expression,
+                    spec.timezone,
+                    spec.max_executions,
+                    spec.overlap,
+                    spec.catchup_window,
+                    stamp,
+                    replan,
+                    planned,
+                    old["name"],
+                    old["expression"],
+                    old["timezone"],
+                    old["active"],
+                    old["next_fire_at"],
+                    old["executions"],
+                ),
+            ).rowcount
+            return bool(changed == 1)
+
         def write(db: sqlite3.Connection) -> list[Any]:
             stored = {
                 row["name"]: row
@@ -40,55 +93,17 @@ class SchedulesMixin(SqliteCore):
                 )
             }
             for spec in specs:
-                planned = to_text(spec.next_fire_at) if spec.next_fire_at else None
                 old = stored.get(spec.name)
-                if old is None:
-                    db.execute(
-                        "INSERT INTO schedules (name, workflow, expression, timezone, "
-                        "next_fire_at, executions, max_executions, overlap, catchup_window, "
-                        "active, last_run_id, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, NULL, ?)",
-                        (
-                            spec.name,
-                            spec.workflow,
-                            spec.expression,
-                            spec.timezone,
-                            planned,
-                            spec.max_executions,
-                            spec.overlap,
-                            spec.catchup_window,
-                            stamp,
-                        ),
-                    )
-                    continue
-                replan = replans(
-                    stored_plan(old), spec.expression, spec.timezone, spec.max_executions
-                )
-                changed = db.execute(
-                    "UPDATE schedules SET workflow = ?, expression = ?, timezone = ?, "
-                    "max_executions = ?, overlap = ?, catchup_window = ?, active = 1, "
-                    "updated_at = ?, next_fire_at = CASE WHEN ? THEN ? ELSE next_fire_at END "
-                    "WHERE name = ? AND expression = ? AND timezone = ? AND active = ? "
-                    "AND next_fire_at IS ? AND executions = ?",
-                    (
-                        spec.workflow,
-                        spec.expression,
-                        spec.timezone,
-                        spec.max_executions,
-                        spec.overlap,
-                        spec.catchup_window,
-                        stamp,
-                        replan,
-                        planned,
-                        old["name"],
-                        old["expression"],
-                        old["timezone"],
-                        old["active"],
-                        old["next_fire_at"],
-                        old["executions"],
-                    ),
-                ).rowcount
-                if changed != 1:
+                for _ in range(SYNC_TRIES):
+                    if sync_one(db, spec, old):
+                        break
+                    # The row changed since it was read (another process fired it): read
+                    # it again and decide again, as the state table's writes do.
+                    row = db.execute(
+                        f"SELECT {SCHEDULE_PLAN.sql} FROM schedules WHERE name = ?", (spec.name,)
+                    ).fetchone()
+                    old = None if row is None else SCHEDULE_PLAN.named(row)
+                else:
                     raise self._changed("sync_schedules", spec.name)
             # Declarations of workers that are gone (removed, or never beat again) lapse.
             db.execute(

@@ -8,6 +8,7 @@ what it reads then, or report the conflict with nothing written.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
@@ -157,3 +158,31 @@ async def test_one_schedule_given_twice_is_synced_once_the_last_way(store: Sqlit
     for specs in ([first, second], [second, first, second]):
         [stored] = await store.sync_schedules(specs, T0)
         assert stored.expression == "0 4 * * *"
+
+
+async def test_a_schedule_fired_elsewhere_during_a_sync_is_decided_again(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """Another process fires a schedule between this sync's read and its write: the sync
+    reads the row again and applies its spec to it (a start-up is not refused)."""
+    known = ScheduleSpec("nightly", "wf", "0 3 * * *", "UTC", None, Overlap.SKIP, 60.0, T0)
+    await store.sync_schedules([known], T0)
+    later = T0 + timedelta(days=1)
+    with sqlite3.connect(tmp_path / "cas.db") as db:
+        db.execute(
+            "CREATE TRIGGER fired_elsewhere AFTER INSERT ON schedules "
+            "WHEN NEW.name = 'hourly' BEGIN "
+            "UPDATE schedules SET executions = executions + 1, "
+            f"next_fire_at = '{to_text(later)}' WHERE name = 'nightly'; END"
+        )
+    new = ScheduleSpec("hourly", "wf", "0 * * * *", "UTC", None, Overlap.SKIP, 60.0, T0)
+    changed = dataclasses.replace(known, expression="0 4 * * *", next_fire_at=later)
+
+    synced = await store.sync_schedules([new, changed], T0)
+
+    nightly = next(s for s in synced if s.name == "nightly")
+    assert (nightly.expression, nightly.executions, nightly.next_fire_at) == (
+        "0 4 * * *",
+        1,
+        later,
+    )
