@@ -34,8 +34,6 @@ from tests.helpers.definitions import (
 )
 from tests.helpers.waiting import wait_ended, wait_status, wait_until
 
-TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
-
 
 def now() -> datetime:
     return datetime.now(UTC)

@@ -27,8 +27,6 @@ from tests.helpers.definitions import (
 )
 from tests.helpers.waiting import wait_ended
 
-TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
-
 
 def now() -> datetime:
     return datetime.now(UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -16,6 +15,7 @@ from runtime import (
     Runtime,
     StepStatus,
 )
+from runtime.models import TERMINAL
 from tests.helpers.definitions import (
     LATER,
     PARKED,
@@ -27,13 +27,6 @@ from tests.helpers.definitions import (
     steps_of,
 )
 from tests.helpers.waiting import wait_ended, wait_status
-
-TERMINAL = ("completed", "failed", "compensation_failed", "canceled")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
 
 # -- retry ------------------------------------------------------------------------------
 
@@ -145,7 +138,7 @@ async def terminal_run(rt: Runtime, flow: Any, probe: Probe, status: str) -> str
 
 
 @pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("status", TERMINAL)
+@pytest.mark.parametrize("status", sorted(s.value for s in TERMINAL))
 async def test_a_terminal_run_refuses_pause_resume_and_cancel(
     db_url: str, style: Style, status: str
 ) -> None:

@@ -10,40 +10,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import pytest
 
-from runtime import RunStatus, StoreError
-from runtime.ids import new_id
+from runtime import StoreError
 from runtime.store import sqlite_batch
-from runtime.store.records import NewRun
 from runtime.store.sqlite import SqliteStore
+from tests.helpers.records import new_run
 
 pytestmark = pytest.mark.anyio
 
 T = TypeVar("T")
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 WRITERS = 20
-
-
-def new_run(key: str) -> NewRun:
-    return NewRun(
-        id=new_id("run"),
-        workflow="wf",
-        version=None,
-        kind="composition",
-        idempotency_key=key,
-        status=RunStatus.PENDING,
-        input="null",
-        owner_id=None,
-        parent_run_id=None,
-        available_at=T0,
-        created_at=T0,
-    )
 
 
 async def within(coro: Coroutine[Any, Any, T], seconds: float = 10) -> T:
@@ -82,8 +63,11 @@ async def test_a_writer_cancelled_by_asyncio_still_ends_its_transaction(
     cancellation only after its write was committed."""
     store = await SqliteStore.open(str(db_path), fast=fast)
     try:
-        await store.create_run(new_run("warm-up"))
-        tasks = [asyncio.ensure_future(store.create_run(new_run(f"k{i}"))) for i in range(WRITERS)]
+        await store.create_run(new_run(workflow="wf", key="warm-up"))
+        tasks = [
+            asyncio.ensure_future(store.create_run(new_run(workflow="wf", key=f"k{i}")))
+            for i in range(WRITERS)
+        ]
         await anyio.lowlevel.checkpoint()  # each writer has joined the transaction and waits
         tasks[victim].cancel()
         await within(asyncio.wait(tasks))
@@ -92,7 +76,7 @@ async def test_a_writer_cancelled_by_asyncio_still_ends_its_transaction(
         # A write that was called was committed, the cancelled one included.
         assert await keys(store) == {"warm-up", *(f"k{i}" for i in range(WRITERS))}
         # And the store still writes.
-        _, created = await within(store.create_run(new_run("after")))
+        _, created = await within(store.create_run(new_run(workflow="wf", key="after")))
         assert created
     finally:
         await store.close()
@@ -108,8 +92,11 @@ async def test_a_cancelled_writer_whose_transaction_finds_the_lock_taken_still_e
     store = await SqliteStore.open(str(db_path))
     blocker = sqlite3.connect(db_path, isolation_level=None)
     try:
-        await store.create_run(new_run("warm-up"))
-        tasks = [asyncio.ensure_future(store.create_run(new_run(f"k{i}"))) for i in range(WRITERS)]
+        await store.create_run(new_run(workflow="wf", key="warm-up"))
+        tasks = [
+            asyncio.ensure_future(store.create_run(new_run(workflow="wf", key=f"k{i}")))
+            for i in range(WRITERS)
+        ]
         await anyio.lowlevel.checkpoint()  # each writer has joined the transaction and waits
         blocker.execute("BEGIN IMMEDIATE")  # another process takes the lock
         tasks[victim].cancel()
@@ -122,7 +109,7 @@ async def test_a_cancelled_writer_whose_transaction_finds_the_lock_taken_still_e
         assert all(t.result()[1] for i, t in enumerate(tasks) if i != victim)
         assert store.fast_commits == 1  # the warm-up: the batch was committed on the thread
         assert await keys(store) == {"warm-up", *(f"k{i}" for i in range(WRITERS))}
-        _, created = await within(store.create_run(new_run("after")))
+        _, created = await within(store.create_run(new_run(workflow="wf", key="after")))
         assert created
     finally:
         blocker.close()
@@ -143,7 +130,7 @@ async def test_writers_under_asyncio_timeout_lose_nothing_and_leave_the_store_wo
             async with asyncio.timeout(deadline):
                 for i in range(100_000):
                     called.append(f"{name}-{i}")
-                    await store.create_run(new_run(f"{name}-{i}"))
+                    await store.create_run(new_run(workflow="wf", key=f"{name}-{i}"))
         except TimeoutError:
             pass
 
@@ -154,7 +141,7 @@ async def test_writers_under_asyncio_timeout_lose_nothing_and_leave_the_store_wo
         ]
         await within(asyncio.wait(writers), seconds=30)
         assert await keys(store) == set(called)
-        _, created = await within(store.create_run(new_run("after")))
+        _, created = await within(store.create_run(new_run(workflow="wf", key="after")))
         assert created
     finally:
         await store.close()
@@ -184,7 +171,7 @@ async def test_a_begin_that_fails_with_a_database_error_fails_every_write_in_it(
     forever. Now each of them gets a StoreError naming the file."""
     store = await SqliteStore.open(str(db_path))
     try:
-        await store.create_run(new_run("warm-up"))
+        await store.create_run(new_run(workflow="wf", key="warm-up"))
         real = store._fast
         assert real is not None
         store._fast = _BrokenBegin(real)  # type: ignore[assignment]
@@ -193,11 +180,12 @@ async def test_a_begin_that_fails_with_a_database_error_fails_every_write_in_it(
             # write is committed at once, without gathering.
             monkeypatch.setattr(sqlite_batch, "TURN_EVERY", 60.0)
             with pytest.raises(StoreError) as caught:
-                await store.create_run(new_run("k0"))
+                await store.create_run(new_run(workflow="wf", key="k0"))
             errors: list[BaseException | None] = [caught.value]
         else:
             tasks = [
-                asyncio.ensure_future(store.create_run(new_run(f"k{i}"))) for i in range(writers)
+                asyncio.ensure_future(store.create_run(new_run(workflow="wf", key=f"k{i}")))
+                for i in range(writers)
             ]
             await within(asyncio.wait(tasks))
             errors = [task.exception() for task in tasks]
@@ -206,7 +194,7 @@ async def test_a_begin_that_fails_with_a_database_error_fails_every_write_in_it(
             assert str(db_path) in str(error) and "file is not a database" in str(error)
         store._fast = real
         assert await keys(store) == {"warm-up"}
-        _, created = await within(store.create_run(new_run("after")))
+        _, created = await within(store.create_run(new_run(workflow="wf", key="after")))
         assert created
     finally:
         await store.close()

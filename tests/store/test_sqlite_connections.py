@@ -7,7 +7,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -15,35 +14,17 @@ import pytest
 from structlog.testing import capture_logs
 
 from runtime import RunStatus, Runtime, StepStatus, StoreError
-from runtime.ids import new_id
 from runtime.store import open_store, sqlite_checkpoint, sqlite_open
 from runtime.store.changes import Complete
-from runtime.store.records import NewRun, StepWrite
+from runtime.store.records import StepWrite
 from runtime.store.sqlite import SqliteStore
 from runtime.store.sqlite_checkpoint import Checkpointer
 from runtime.store.sqlite_connection import on_thread
 from tests.helpers.definitions import chain
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+from tests.helpers.records import T0, new_run
 
 WAL_BOUND = 16 * 1024 * 1024
 """Bytes the -wal file may reach under a sustained load (issue 8's bar)."""
-
-
-def new_run(key: str) -> NewRun:
-    return NewRun(
-        id=new_id("run"),
-        workflow="wf",
-        version=None,
-        kind="composition",
-        idempotency_key=key,
-        status=RunStatus.PENDING,
-        input="null",
-        owner_id=None,
-        parent_run_id=None,
-        available_at=T0,
-        created_at=T0,
-    )
 
 
 @pytest.fixture(params=["", "?fast_path=off"], ids=["fast", "queued"])
@@ -94,7 +75,7 @@ def no_checkpointer_left() -> Iterator[None]:
 async def test_reads_and_the_change_watcher_do_not_wait_for_the_writers_thread(
     store: SqliteStore,
 ) -> None:
-    record, _ = await store.create_run(new_run("a"))
+    record, _ = await store.create_run(new_run(workflow="wf", key="a"))
     blocked = _Blocked()
     async with anyio.create_task_group() as tg:
         tg.start_soon(on_thread, store._conn, blocked.hold)
@@ -111,7 +92,7 @@ async def test_reads_and_the_change_watcher_do_not_wait_for_the_writers_thread(
 
 async def test_a_read_issued_after_a_write_returned_sees_it(store: SqliteStore) -> None:
     for i in range(50):
-        record, _ = await store.create_run(new_run(f"r{i}"))
+        record, _ = await store.create_run(new_run(workflow="wf", key=f"r{i}"))
         assert (await store.get_run(record.id)).status == RunStatus.PENDING
         claimed = await store.claim_run(record.id, "wrk_a", None, T0)
         assert claimed is not None
@@ -147,7 +128,7 @@ async def test_an_in_memory_database_keeps_reads_on_its_one_connection() -> None
     try:
         assert store._reader is store._conn
         assert store.checkpointer is None
-        record, _ = await store.create_run(new_run("m"))
+        record, _ = await store.create_run(new_run(workflow="wf", key="m"))
         assert (await store.get_run(record.id)).id == record.id
         assert await store.change_token() == await store.change_token()
     finally:
@@ -160,7 +141,7 @@ async def test_closing_the_store_closes_the_reader_and_stops_the_checkpointer(
     store = await SqliteStore.open(str(db_path))
     reader, checkpointer = store._reader, store.checkpointer
     assert checkpointer is not None and checkpointer._thread.is_alive()
-    await store.create_run(new_run("c"))
+    await store.create_run(new_run(workflow="wf", key="c"))
     await store.close()
     assert reader._connection is None
     assert not checkpointer._thread.is_alive()
@@ -242,7 +223,7 @@ async def test_every_so_many_commits_wake_the_checkpointer_without_waiting_for_i
     monkeypatch.setattr(checkpointer, "_checkpoint", checkpoint)
     with anyio.fail_after(10):
         for i in range(12):
-            await store.create_run(new_run(f"k{i}"))
+            await store.create_run(new_run(workflow="wf", key=f"k{i}"))
     assert len(wakes) == 2
     held.set()
     assert await anyio.to_thread.run_sync(ran.wait, 10)
@@ -267,7 +248,7 @@ async def test_a_wal_file_within_what_writers_keep_is_not_checkpointed(
     checkpointer = store.checkpointer
     assert checkpointer is not None
     for i in range(5):
-        await store.create_run(new_run(f"small{i}"))
+        await store.create_run(new_run(workflow="wf", key=f"small{i}"))
     real = checkpointer._run
     try:
         modes = _scripted(checkpointer, [])
@@ -316,11 +297,13 @@ async def test_a_large_wal_is_caught_up_passively_then_restarted(
     # For real: a WAL over the limit is restarted, and the next writer starts it over.
     checkpointer._restart_frames = 0
     for i in range(5):
-        await store.create_run(new_run(f"big{i}"))
+        await store.create_run(new_run(workflow="wf", key=f"big{i}"))
     checkpointer._checkpoint()
     assert checkpointer.stats.restarts == 2
     before = checkpointer.stats.frames
-    await store.create_run(new_run("restarted"))  # this writer starts the WAL over
+    await store.create_run(
+        new_run(workflow="wf", key="restarted")
+    )  # this writer starts the WAL over
     after = checkpointer._run("PASSIVE")
     assert after is not None and 0 < after[1] < before, (before, after)
 
@@ -352,7 +335,7 @@ async def test_a_failed_checkpoint_is_logged_and_not_fatal(
             "log_level": "warning",
         }
     ]
-    await store.create_run(new_run("after"))
+    await store.create_run(new_run(workflow="wf", key="after"))
 
 
 async def test_the_wal_stays_bounded_under_a_sustained_load(db_path: Path) -> None:
@@ -433,7 +416,7 @@ async def test_an_own_commit_the_token_cannot_tell_from_another_process_counts_a
     store = await open_store(f"sqlite:///{db_path}?fast_path=off")
     try:
         token = await store.change_token()
-        await store.create_run(new_run("own"))
+        await store.create_run(new_run(workflow="wf", key="own"))
         assert await store.change_token() != token
     finally:
         await store.close()
@@ -446,12 +429,14 @@ async def test_a_wal_restart_by_the_checkpointer_is_not_taken_for_a_commit(
     try:
         assert store.checkpointer is not None
         for i in range(20):
-            await store.create_run(new_run(f"w{i}"))
+            await store.create_run(new_run(workflow="wf", key=f"w{i}"))
         token = await store.change_token()
         assert store.checkpointer._run("PASSIVE") is not None
         restarted = store.checkpointer._run("RESTART")
         assert restarted is not None and restarted[0] == 0  # not busy: it got through
-        await store.create_run(new_run("after"))  # this writer starts the WAL over
+        await store.create_run(
+            new_run(workflow="wf", key="after")
+        )  # this writer starts the WAL over
         assert await store.change_token() == token
     finally:
         await store.close()
