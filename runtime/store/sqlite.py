@@ -237,17 +237,6 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
     ) -> Control | None:
         progress_only = isinstance(change, Progress)
         parts = row_change(change)
-        stamp = to_text(now)
-        sets = ", ".join(("updated_at = ?", *parts.sets))
-        held = f"UPDATE runs SET {sets} WHERE id = ? AND owner_id = ?"
-        # The common case: no operator request pending. Checked in the same statement,
-        # so the hot path stays one UPDATE; the rare case reads the request after.
-        free = held + " AND control IS NULL"
-        params: list[Any] = [stamp, *parts.params, run_id, owner_id]
-        held_params = params
-        if parts.unless_requested:
-            held = "UPDATE runs SET updated_at = ? WHERE id = ? AND owner_id = ?"
-            held_params = [stamp, run_id, owner_id]
         rows = [
             (
                 run_id,
@@ -285,6 +274,18 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
                     db.executemany(_UPSERT_STAGED, staged)
                 return None if lease["control"] is None else Control(lease["control"])
             control = None
+            # Built only for a change of the run's row: progress (nearly every step) reads it.
+            stamp = to_text(now)
+            sets = ", ".join(("updated_at = ?", *parts.sets))
+            held = f"UPDATE runs SET {sets} WHERE id = ? AND owner_id = ?"
+            # The common case: no operator request pending. Checked in the same statement,
+            # so the hot path stays one UPDATE; the rare case reads the request after.
+            free = held + " AND control IS NULL"
+            params: list[Any] = [stamp, *parts.params, run_id, owner_id]
+            held_params = params
+            if parts.unless_requested:
+                held = "UPDATE runs SET updated_at = ? WHERE id = ? AND owner_id = ?"
+                held_params = [stamp, run_id, owner_id]
             if db.execute(free, params).rowcount != 1:
                 row = db.execute(_LEASE, (run_id,)).fetchone()
                 lease = None if row is None else LEASE.named(row)
