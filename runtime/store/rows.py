@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text
@@ -182,10 +183,10 @@ def run_record(row: Row, steps: list[StepRecord] | None = None) -> RunRecord:
         available_at=from_text(row["available_at"]),
         created_at=from_text(row["created_at"]),
         updated_at=from_text(row["updated_at"]),
-        ended_at=from_text(ended_at) if ended_at else None,
+        ended_at=_time(ended_at),
         rollback_status=RunStatus(rollback_status) if rollback_status else None,
         control=None if control is None else Control(control),
-        wake_at=from_text(wake_at) if wake_at else None,
+        wake_at=_time(wake_at),
         kind=RunKind(row["kind"]),
         steps=steps or [],
     )
@@ -199,7 +200,7 @@ def run_snapshot(row: Row) -> RunSnapshot:
         status=RunStatus(row["status"]),
         owner_id=row["owner_id"],
         control=Control(control) if control is not None else None,
-        wake_at=from_text(wake_at) if wake_at is not None else None,
+        wake_at=_time(wake_at),
         has_completed_steps=bool(row["has_completed_steps"]),
     )
 
@@ -216,8 +217,8 @@ def step_record(row: Row) -> StepRecord:
         output=_json(row["output"]),
         compensate_input=_json(row["compensate_input"]),
         error=_error(row["error"]),
-        started_at=from_text(started_at) if started_at else None,
-        ended_at=from_text(ended_at) if ended_at else None,
+        started_at=_time(started_at),
+        ended_at=_time(ended_at),
         completed_order=row["completed_order"],
         compensable=bool(row["compensable"]),
     )
@@ -254,7 +255,7 @@ def delivery_record(row: Row) -> DeliveryRecord:
         error=_error(row["error"]),
         created_at=from_text(row["created_at"]),
         updated_at=from_text(row["updated_at"]),
-        finished_at=from_text(finished_at) if finished_at else None,
+        finished_at=_time(finished_at),
     )
 
 
@@ -284,7 +285,7 @@ def schedule_record(row: Row) -> ScheduleRecord:
         workflow=row["workflow"],
         expression=row["expression"],
         timezone=row["timezone"],
-        next_fire_at=from_text(next_fire_at) if next_fire_at else None,
+        next_fire_at=_time(next_fire_at),
         executions=row["executions"],
         max_executions=row["max_executions"],
         overlap=Overlap(row["overlap"]),
@@ -310,7 +311,7 @@ def schedule_snapshot(row: Row) -> ScheduleSnapshot:
     next_fire_at, last_status = row["next_fire_at"], row["last_run_status"]
     return ScheduleSnapshot(
         active=bool(row["active"]),
-        next_fire_at=from_text(next_fire_at) if next_fire_at else None,
+        next_fire_at=_time(next_fire_at),
         executions=row["executions"],
         max_executions=row["max_executions"],
         overlap=Overlap(row["overlap"]),
@@ -347,3 +348,8 @@ def _json(text: str | None) -> Any:
 
 def _error(text: str | None) -> StepError | None:
     return None if text is None else StepError.model_validate_json(text)
+
+
+def _time(text: str | None) -> datetime | None:
+    """A stored time that may be absent (``NULL``)."""
+    return from_text(text) if text else None
