@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
@@ -23,9 +24,11 @@ class DatabaseUrl:
     """A parsed database URL.
 
     Attributes:
-        scheme: ``sqlite`` (``postgresql`` comes with its store).
-        path: the SQLite file (absolute), or ``:memory:``.
-        options: query parameters, e.g. ``synchronous=full``.
+        scheme: ``sqlite`` or ``postgresql`` (``postgres://`` is read as ``postgresql``).
+        path: the SQLite file (absolute) or ``:memory:``; for PostgreSQL, the connection
+            URL handed to libpq (``postgresql://...``, without runtime's own options).
+        options: query parameters runtime reads itself: ``synchronous=full`` (SQLite),
+            ``schema=app_runtime`` (PostgreSQL).
     """
 
     scheme: str
@@ -33,8 +36,22 @@ class DatabaseUrl:
     options: dict[str, str]
 
 
+def redact(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    name = user.split(":", 1)[0]
+    return f"{scheme}://{name}:***@{host}{slash}{tail}"
+
+
 def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:
-    """Parse ``sqlite:///relative.db`` (relative to ``base_dir``) or ``sqlite:////abs.db``."""
+    """Parse ``sqlite:///relative.db`` (relative to ``base_dir``), ``sqlite:////abs.db``
+    or ``postgresql://user:password@host:port/database?schema=runtime``."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"database URL {url!r} is not a URL; use sqlite:///relative/path.db, "
@@ -57,11 +74,39 @@ def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:
             file = (base_dir or Path.cwd()) / file
         return DatabaseUrl("sqlite", str(file), options)
     if scheme in ("postgresql", "postgres"):
-        raise ConfigError(
-            f"database URL {url!r}: the PostgreSQL store is not available in this version; "
-            "use a sqlite:/// URL"
-        )
-    raise ConfigError(f"database URL {url!r}: unknown scheme {scheme!r}; use sqlite")
+        return _postgres_url(url, rest, query)
+    raise ConfigError(
+        f"database URL {redact(url)!r}: unknown scheme {scheme!r}; use sqlite or postgresql"
+    )
+
+
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""A schema name runtime accepts: lower case, so it never needs quoting."""
+
+
+def _postgres_url(url: str, rest: str, query: str) -> DatabaseUrl:
+    """A PostgreSQL URL: runtime takes ``schema``; every other option goes to libpq,
+    which refuses one it does not know when it connects."""
+    shown = redact(url)
+    schema = "runtime"
+    passed: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in seen:
+            raise ConfigError(f"database URL {shown!r}: the option {name!r} is given twice")
+        seen.add(name)
+        if name == "schema":
+            if not SCHEMA_NAME.fullmatch(value):
+                raise ConfigError(
+                    f"database URL {shown!r}: schema={value!r} is not a schema name runtime "
+                    "uses (lower-case letters, digits and _, not starting with a digit, "
+                    "at most 63)"
+                )
+            schema = value
+        else:
+            passed.append((name, value))
+    tail = f"?{urlencode(passed)}" if passed else ""
+    return DatabaseUrl("postgresql", f"postgresql://{rest}{tail}", {"schema": schema})
 
 
 SQLITE_OPTIONS: dict[str, tuple[str, ...]] = {

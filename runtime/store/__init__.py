@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.config import parse_database_url
+from runtime.config import parse_database_url, redact
 from runtime.errors import ConfigError
 from runtime.store.base import Store
 from runtime.store.sqlite import SqliteStore
@@ -21,4 +21,16 @@ async def open_store(database: str, base_dir: Path | None = None, *, create: boo
         synchronous = url.options.get("synchronous", "normal")
         fast = url.options.get("fast_path", "on").lower() not in ("off", "0", "false", "no")
         return await SqliteStore.open(url.path, synchronous=synchronous, fast=fast, create=create)
-    raise ConfigError(f"no store for {database!r}")
+    if url.scheme == "postgresql":
+        try:
+            from runtime.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"database URL {redact(database)!r} needs the PostgreSQL driver, which is not "
+                f'installed ({exc}); install it with: pip install "runtime[postgres]"'
+            ) from exc
+        store: Store = await PostgresStore.open(
+            url.path, schema=url.options["schema"], create=create
+        )
+        return store
+    raise ConfigError(f"no store for {redact(database)!r}")

@@ -4,7 +4,8 @@ Shared by every backend: a backend selects these columns in its own SQL and hand
 each row over as a mapping from column name to stored value (the SQLite store zips
 its tuples with the names, see :mod:`runtime.store.sqlite_tables`); the record is
 built here, once. Stored values are what the schema holds: times as uniform UTC text
-(:func:`runtime.clock.to_text`), JSON documents as text, flags as 0 or 1.
+(:func:`runtime.clock.to_text`) or, from PostgreSQL, aware datetimes; JSON documents as
+text; flags as 0 or 1, or booleans.
 """
 
 from __future__ import annotations
@@ -180,9 +181,9 @@ def run_record(row: Row, steps: list[StepRecord] | None = None) -> RunRecord:
         error=_error(row["error"]),
         owner_id=row["owner_id"],
         parent_run_id=row["parent_run_id"],
-        available_at=from_text(row["available_at"]),
-        created_at=from_text(row["created_at"]),
-        updated_at=from_text(row["updated_at"]),
+        available_at=_at(row["available_at"]),
+        created_at=_at(row["created_at"]),
+        updated_at=_at(row["updated_at"]),
         ended_at=_time(ended_at),
         rollback_status=RunStatus(rollback_status) if rollback_status else None,
         control=None if control is None else Control(control),
@@ -234,8 +235,8 @@ def event_record(row: Row) -> EventRecord:
         metadata=_json(row["metadata"]) or {},
         idempotency_key=row["idempotency_key"],
         source_run_id=row["source_run_id"],
-        occurred_at=from_text(row["occurred_at"]),
-        available_at=from_text(row["available_at"]),
+        occurred_at=_at(row["occurred_at"]),
+        available_at=_at(row["available_at"]),
     )
 
 
@@ -251,10 +252,10 @@ def delivery_record(row: Row) -> DeliveryRecord:
         status=DeliveryStatus(row["status"]),
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
-        available_at=from_text(row["available_at"]),
+        available_at=_at(row["available_at"]),
         error=_error(row["error"]),
-        created_at=from_text(row["created_at"]),
-        updated_at=from_text(row["updated_at"]),
+        created_at=_at(row["created_at"]),
+        updated_at=_at(row["updated_at"]),
         finished_at=_time(finished_at),
     )
 
@@ -323,10 +324,10 @@ def firing_record(row: Row) -> FiringRecord:
     """The firing stored in ``row`` (:data:`FIRING_COLUMNS`)."""
     return FiringRecord(
         schedule=row["schedule"],
-        nominal_at=from_text(row["nominal_at"]),
+        nominal_at=_at(row["nominal_at"]),
         outcome=FiringOutcome(row["outcome"]),
         run_id=row["run_id"],
-        recorded_at=from_text(row["recorded_at"]),
+        recorded_at=_at(row["recorded_at"]),
     )
 
 
@@ -336,8 +337,8 @@ def worker_row(row: Row) -> WorkerRow:
         row["id"],
         row["host"],
         row["pid"],
-        from_text(row["started_at"]),
-        from_text(row["heartbeat_at"]),
+        _at(row["started_at"]),
+        _at(row["heartbeat_at"]),
         row["process_start"],
     )
 
@@ -350,6 +351,11 @@ def _error(text: str | None) -> StepError | None:
     return None if text is None else StepError.model_validate_json(text)
 
 
-def _time(text: str | None) -> datetime | None:
+def _at(value: str | datetime) -> datetime:
+    """A stored time: UTC text (SQLite) or an aware ``datetime`` (PostgreSQL's timestamptz)."""
+    return value if isinstance(value, datetime) else from_text(value)
+
+
+def _time(value: str | datetime | None) -> datetime | None:
     """A stored time that may be absent (``NULL``)."""
-    return from_text(text) if text else None
+    return _at(value) if value else None

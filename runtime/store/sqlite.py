@@ -15,12 +15,13 @@ from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
 from runtime.ids import is_id
 from runtime.models import Control, RunRecord, RunStatus, StepRecord
 from runtime.store.changes import Progress, RunChange
+from runtime.store.paging import page_limit, status_values
 from runtime.store.records import NewRun, RunPage, StepWrite
 from runtime.store.rows import run_record, step_record
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_changes import row_change
 from runtime.store.sqlite_control import ControlMixin
-from runtime.store.sqlite_core import newest_first, page_limit, status_values
+from runtime.store.sqlite_core import newest_first
 from runtime.store.sqlite_open import (
     MEMORY,
     FileIdentity,

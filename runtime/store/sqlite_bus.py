@@ -12,16 +12,11 @@ from runtime.clock import from_text, to_text
 from runtime.errors import StoreArgumentError
 from runtime.ids import is_id, new_id
 from runtime.models import DeliveryStatus
+from runtime.store.paging import page_limit, status_values
 from runtime.store.records import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.rows import delivery_record, delivery_work, event_record, subscriber_row
 from runtime.store.rules.routing import Route, route
-from runtime.store.sqlite_core import (
-    SqliteCore,
-    in_chunks,
-    newest_first,
-    page_limit,
-    status_values,
-)
+from runtime.store.sqlite_core import SqliteCore, in_chunks, newest_first
 from runtime.store.sqlite_tables import (
     CANDIDATES,
     DELIVERIES,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -18,7 +17,6 @@ import aiosqlite
 from runtime.errors import (
     RuntimeBaseError,
     SchemaVersionError,
-    StoreArgumentError,
     StoreClosedError,
     StoreError,
 )
@@ -69,32 +67,6 @@ def newest_first(
         parts.append(_filtered(select, [f"{column} = ?", *where]))
         out += [value, *params]
     return " UNION ALL ".join(parts), out
-
-
-def status_values(kind: type[StrEnum], given: Sequence[Any] | None) -> list[str]:
-    """The values of the statuses a listing asks for.
-
-    Raises:
-        StoreArgumentError: one of them is not a ``kind``.
-    """
-    try:
-        return [kind(status).value for status in given or ()]
-    except ValueError:
-        known = ", ".join(status.value for status in kind)
-        raise StoreArgumentError(
-            f"unknown status in {list(given or ())!r}; known: {known}"
-        ) from None
-
-
-def page_limit(limit: int) -> int:
-    """``limit``, a listing's page size, checked.
-
-    Raises:
-        StoreArgumentError: it is less than 1.
-    """
-    if limit < 1:
-        raise StoreArgumentError(f"limit must be >= 1, got {limit}")
-    return limit
 
 
 def _filtered(select: str, where: Sequence[str]) -> str:

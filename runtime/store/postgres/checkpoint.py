@@ -1,0 +1,277 @@
+"""The PostgreSQL store's checkpoint: group commit of the checkpoints ready together.
+
+A checkpoint joins a queue, then takes the commit lock. Whoever holds it takes every
+checkpoint queued so far (its own and those of the runs that got ready while the
+last batch committed) and writes them in one transaction, in two round trips:
+
+1. ``SELECT ... FOR UPDATE`` of the batch's runs (in id order, so two batches never
+   wait on each other in a circle): the owner and any operator's request of each.
+   Holding the rows, the batch decides each checkpoint as the SQLite store does: a
+   run no longer held by its writer gets ``LeaseLostError`` and has nothing written;
+   a pending request is answered or returned.
+2. In one pipeline: every step row of the batch (one ``executemany``), the staged
+   events, each run's change (one ``UPDATE`` for each change other than progress),
+   the events that change publishes, and a ``NOTIFY`` when a run ended; then the
+   commit.
+
+So throughput grows with concurrency instead of being one commit per step: 200 runs
+stepping together commit in a few transactions. A lone checkpoint pays the same two
+round trips and one commit. When a batch's transaction fails (a statement error in
+one checkpoint), each of its checkpoints is written again alone, so one bad write
+cannot fail the others. The batch is written shielded from cancellation: a commit
+that started finishes, and every checkpoint in it gets its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from runtime.errors import LeaseLostError
+from runtime.models import Control, RunStatus
+from runtime.store.changes import (
+    Complete,
+    EndRollback,
+    Park,
+    Pause,
+    Progress,
+    Release,
+    RunChange,
+    Sleep,
+    StartRollback,
+    Woke,
+)
+from runtime.store.postgres.core import Cursor, PgCore
+from runtime.store.postgres.outbox import insert_event, publish_staged
+from runtime.store.records import NewEvent, StepWrite
+
+_RELEASE = ("owner_id = NULL", "control = NULL")
+
+UPSERT_STEP = (
+    "INSERT INTO steps (run_id, seq, name, status, attempts, output, compensate_input, error, "
+    "started_at, ended_at, completed_order, compensable) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (run_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status, "
+    "attempts = excluded.attempts, output = excluded.output, "
+    "compensate_input = excluded.compensate_input, error = excluded.error, "
+    "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+    "completed_order = excluded.completed_order, compensable = excluded.compensable"
+)
+
+UPSERT_STAGED = (
+    "INSERT INTO run_events (run_id, step_seq, idx, name, data, metadata) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, step_seq, idx) DO UPDATE "
+    "SET name = excluded.name, data = excluded.data, metadata = excluded.metadata"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """What a change does to the run's row and around it (as the SQLite store's).
+
+    Attributes:
+        sets: the SET clauses (besides ``updated_at``), with ``params`` for their ``%s``.
+        releases: the run is given up (its pending request is answered by the change).
+        unless_requested: written only when no operator's request is pending.
+        staged: the run's staged events: ``publish``, ``drop``, or ``None`` (kept).
+        events: events to insert in the same transaction.
+        ends: the run ends (processes waiting for it are notified).
+    """
+
+    sets: tuple[str, ...]
+    params: tuple[Any, ...] = ()
+    releases: bool = False
+    unless_requested: bool = False
+    staged: str | None = None
+    events: tuple[NewEvent, ...] = ()
+    ends: bool = False
+
+
+def row_change(change: RunChange) -> RowChange | None:
+    """The statement parts that write ``change``; ``None`` for progress (no run row)."""
+    match change:
+        case Progress():
+            return None
+        case Complete(output=output, ended_at=ended_at, events=events):
+            sets = ("status = %s", "output = %s", "ended_at = %s", "wake_at = NULL", *_RELEASE)
+            params = (RunStatus.COMPLETED.value, output, ended_at)
+            return RowChange(sets, params, True, True, "publish", events, ends=True)
+        case Park(until=until):
+            sets = ("status = %s", "available_at = %s", *_RELEASE)
+            return RowChange(sets, (RunStatus.SLEEPING.value, until), releases=True)
+        case Sleep(until=until):
+            sets = ("status = %s", "available_at = %s", "wake_at = %s", *_RELEASE)
+            return RowChange(sets, (RunStatus.SLEEPING.value, until, until), releases=True)
+        case Woke():
+            return RowChange(("wake_at = NULL",))
+        case Pause():
+            return RowChange(("status = %s", *_RELEASE), (RunStatus.PAUSED.value,), releases=True)
+        case Release(available_at=available_at):
+            sets = ("status = %s", "available_at = %s", *_RELEASE)
+            return RowChange(sets, (RunStatus.PENDING.value, available_at), releases=True)
+        case StartRollback(error=error, cancel=cancel):
+            parts: list[tuple[str, Any]] = [("status = %s", RunStatus.COMPENSATING.value)]
+            if error is not None:
+                parts.append(("error = %s", error))
+            if cancel:
+                parts.append(("rollback_status = %s", RunStatus.CANCELED.value))
+            return RowChange(tuple(p[0] for p in parts), tuple(p[1] for p in parts))
+        case EndRollback(status=status, ended_at=ended_at, events=events):
+            # A cancel recorded while the rollback ran (rollback_status) wins over failed.
+            ends = "status = COALESCE(rollback_status, %s)" if change.cancel_wins else "status = %s"
+            sets = (ends, "ended_at = %s", *_RELEASE)
+            params = (status.value, ended_at)
+            return RowChange(sets, params, True, False, "drop", events, ends=True)
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    """One checkpoint waiting in the queue, and its outcome once its batch committed."""
+
+    run_id: str
+    owner_id: str
+    steps: Sequence[StepWrite]
+    change: RunChange
+    now: datetime
+    done: bool = False
+    result: Control | None = None
+    error: BaseException | None = None
+    writes: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+
+class CheckpointMixin(PgCore):
+    """``checkpoint`` (see :class:`runtime.store.base.Store`), group-committed."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._queue: list[_Checkpoint] = []
+        self._commit_lock = anyio.Lock()
+
+    async def checkpoint(
+        self,
+        run_id: str,
+        owner_id: str,
+        steps: Sequence[StepWrite],
+        change: RunChange,
+        now: datetime,
+    ) -> Control | None:
+        item = _Checkpoint(run_id, owner_id, steps, change, now)
+        self._queue.append(item)
+        async with self._commit_lock:
+            if not item.done:
+                batch, self._queue = self._queue, []
+                with anyio.CancelScope(shield=True):
+                    await self._commit(batch)
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def _commit(self, batch: list[_Checkpoint]) -> None:
+        try:
+            await self._run(lambda cur: _write(cur, self, batch), "checkpoint")
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                # One checkpoint's statement failed the batch: write each alone.
+                for item in batch:
+                    try:
+                        await self._run(
+                            lambda cur, one=item: _write(cur, self, [one]), "checkpoint"
+                        )
+                    except Exception as alone:
+                        item.error = alone
+        finally:
+            for item in batch:
+                item.done = True
+
+
+async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
+    """Write ``batch`` in the cursor's transaction; each checkpoint gets its outcome."""
+    ids = sorted({item.run_id for item in batch})
+    await cur.execute(
+        "SELECT id, owner_id, control FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+        (ids,),
+    )
+    leases = {row["id"]: row for row in await cur.fetchall()}
+    steps: list[tuple[Any, ...]] = []
+    staged: list[tuple[Any, ...]] = []
+    after: list[tuple[_Checkpoint, RowChange]] = []
+    ended = False
+    async with cur.connection.pipeline():
+        for item in batch:
+            item.result, item.error = None, None
+            lease = leases.get(item.run_id)
+            if lease is None or lease["owner_id"] != item.owner_id:
+                item.error = LeaseLostError(item.run_id, item.owner_id)
+                continue
+            requested = lease["control"]
+            control = None if requested is None else Control(requested)
+            # The run's row is locked: later checkpoints of the same run in this batch
+            # (there are none today: a run writes one checkpoint at a time) would see it.
+            steps += _step_rows(item)
+            staged += _staged_rows(item)
+            parts = row_change(item.change)
+            if parts is None:
+                item.result = control
+                continue
+            if control is not None and parts.unless_requested:
+                # Only the steps: the completion waits for the driver to obey the request.
+                await cur.execute(
+                    "UPDATE runs SET updated_at = %s WHERE id = %s", (item.now, item.run_id)
+                )
+                item.result = control
+                continue
+            sets = ", ".join(("updated_at = %s", *parts.sets))
+            await cur.execute(
+                f"UPDATE runs SET {sets} WHERE id = %s", (item.now, *parts.params, item.run_id)
+            )
+            item.result = None if parts.releases else control
+            ended = ended or parts.ends
+            after.append((item, parts))
+        if steps:
+            await cur.executemany(UPSERT_STEP, steps)
+        if staged:
+            await cur.executemany(UPSERT_STAGED, staged)
+    for item, parts in after:
+        if parts.staged == "publish":
+            if await publish_staged(cur, item.run_id, item.now):
+                ended = True
+        elif parts.staged == "drop":
+            await cur.execute("DELETE FROM run_events WHERE run_id = %s", (item.run_id,))
+        for event in parts.events:
+            await insert_event(cur, event)
+    if ended:
+        await core._notify(cur, "ended")
+
+
+def _step_rows(item: _Checkpoint) -> list[tuple[Any, ...]]:
+    return [
+        (
+            item.run_id,
+            s.seq,
+            s.name,
+            s.status.value,
+            s.attempts,
+            s.output,
+            s.compensate_input,
+            s.error,
+            s.started_at,
+            s.ended_at,
+            s.completed_order,
+            s.compensable,
+        )
+        for s in item.steps
+    ]
+
+
+def _staged_rows(item: _Checkpoint) -> list[tuple[Any, ...]]:
+    return [
+        (item.run_id, s.seq, idx, e.name, e.data, e.metadata)
+        for s in item.steps
+        for idx, e in enumerate(s.events)
+    ]

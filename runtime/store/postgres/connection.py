@@ -1,0 +1,108 @@
+"""The PostgreSQL store's connection layer: the pool, its sessions, errors translated.
+
+Every connection the store uses is configured the same way (:func:`configure`): its
+``search_path`` is the store's schema (so the SQL names tables bare), its time zone
+UTC (so a ``timestamptz`` comes back as an aware UTC ``datetime``), and ``json``
+columns come back as the text that was stored (the shared row builders decode it,
+as they do SQLite's). Every exception from psycopg reaches a store method's caller
+as one error of runtime's tree (:func:`failure`), with the original as its cause.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+
+from runtime.errors import (
+    CorruptRecordError,
+    DatabaseLockedError,
+    RuntimeBaseError,
+    StoreClosedError,
+    StoreOperationError,
+)
+
+LOCK_TIMEOUT_MS = 10_000
+"""How long a statement waits for a row or table lock before it fails (as SQLite's busy timeout)."""
+
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when connecting."""
+
+
+def connection_kwargs(schema: str) -> dict[str, Any]:
+    """Keyword arguments for every connection the store opens on ``schema``."""
+    return {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "options": f"-c search_path={schema} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}",
+        # Statements are prepared after their fifth use (psycopg's default): the hot ones
+        # (a checkpoint's, a claim's) are planned once per connection.
+    }
+
+
+async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Load ``json`` as text: the row builders shared with SQLite decode it themselves."""
+    conn.adapters.register_loader("json", TextLoader)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection (or the server) went away, not a bad statement.
+
+    Such a failure is worth retrying on a new connection: a restarted server, a
+    failover, a connection the server or a proxy closed.
+    """
+    if isinstance(exc, pg_errors.AdminShutdown | pg_errors.CrashShutdown):
+        return True
+    if isinstance(exc, pg_errors.CannotConnectNow | pg_errors.ConnectionException):
+        return True
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pg_errors.QueryCanceled):
+        # Raised by libpq itself (no SQLSTATE): "server closed the connection
+        # unexpectedly", "connection refused", "consuming input failed".
+        return getattr(exc, "sqlstate", None) is None
+    return isinstance(exc, psycopg.InterfaceError)
+
+
+def failure(
+    exc: Exception, operation: str, where: str, run_id: str | None = None, *, closed: bool = False
+) -> StoreOperationError:
+    """The error a store method raises, ``from exc``, for an exception not of runtime's tree.
+
+    - on a closed store: :class:`~runtime.errors.StoreClosedError`;
+    - a lock waited for past ``LOCK_TIMEOUT_MS``, or a deadlock PostgreSQL broke:
+      :class:`~runtime.errors.DatabaseLockedError`;
+    - a ``ValueError`` or ``TypeError`` (bad JSON, an unknown status):
+      :class:`~runtime.errors.CorruptRecordError`, a stored row that cannot be decoded;
+    - anything else (the server unreachable, a constraint, a bad statement):
+      :class:`~runtime.errors.StoreOperationError`, naming the driver's error.
+    """
+    if closed:
+        return StoreClosedError(operation, where, run_id)
+    detail = f"{type(exc).__name__}: {str(exc).strip()}"
+    if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.DeadlockDetected):
+        return DatabaseLockedError(operation, where, detail, run_id)
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, psycopg.Error):
+        detail = f"a stored record cannot be decoded ({detail})"
+        return CorruptRecordError(operation, where, detail, run_id)
+    return StoreOperationError(operation, where, detail, run_id)
+
+
+class Decoding:
+    """Around the decoding of what a read returned: a bad row raises a ``CorruptRecordError``."""
+
+    __slots__ = ("operation", "run_id", "where")
+
+    def __init__(self, operation: str, where: str, run_id: str | None = None) -> None:
+        self.operation = operation
+        self.where = where
+        self.run_id = run_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, RuntimeBaseError):
+            raise failure(exc, self.operation, self.where, self.run_id) from exc

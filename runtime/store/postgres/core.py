@@ -1,0 +1,257 @@
+"""The PostgreSQL store's machinery: the pool, one transaction per call, retries, wake-ups.
+
+- :meth:`PgCore._run` runs a function of the store's in one transaction on a pooled
+  connection. A connection lost before the transaction's end (PostgreSQL restarted, a
+  failover) is retried on a new connection with backoff, for up to ``RECONNECT_FOR``
+  seconds, and logged (``database_unreachable``, ``database_reachable``). A
+  connection lost during the commit itself is not retried, since the commit may have
+  happened: the caller gets a ``StoreOperationError``, as it would for a failed write,
+  and the engine's own recovery (a lease, a redelivery) takes it from there.
+- Wake-ups across processes: a write that another process may be waiting for (a new
+  run, an event, deliveries, a run that ended) sends ``NOTIFY`` on the schema's
+  channel in its own transaction, so the notification goes out only if it committed.
+  :meth:`PgCore.change_token` counts the notifications a listening connection has
+  received; :meth:`PgCore.wait_change` waits for the next one. A notification is a
+  hint that makes loops look, never the record: the loops also poll.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+import psycopg
+import structlog
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from runtime.errors import RuntimeBaseError, StoreClosedError
+from runtime.retry import backoff
+from runtime.store.postgres.connection import (
+    Decoding,
+    configure,
+    connection_kwargs,
+    failure,
+    is_disconnect,
+)
+
+logger = structlog.get_logger("runtime.store")
+
+T = TypeVar("T")
+Cursor = psycopg.AsyncCursor[dict[str, Any]]
+Body = Callable[[Cursor], Awaitable[T]]
+
+RECONNECT_FOR = 60.0
+"""Seconds a call keeps retrying a lost connection before it fails."""
+
+RECONNECT_INTERVAL = 0.05
+"""The first wait before reconnecting; it doubles (with jitter) up to ``RECONNECT_CAP``."""
+
+RECONNECT_CAP = 2.0
+"""The longest wait between two reconnection attempts."""
+
+POOL_MIN = 2
+POOL_MAX = 10
+"""Connections per store: a process's concurrent reads and writes share them."""
+
+
+class _Uncertain(Exception):
+    """The connection was lost while committing: the transaction may or may not have committed."""
+
+
+class PgCore:
+    """The pool, the transaction runner and the notification listener the stores build on."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], conninfo: str, schema: str, where: str):
+        self._pool = pool
+        self._conninfo = conninfo
+        self.schema = schema
+        self.path = where
+        """What errors name as the database: the URL without its password, and the schema."""
+        self.channel = f"runtime_{schema}"
+        """The ``NOTIFY`` channel of this schema's wake-ups."""
+        self._closed = False
+        self._changes = 0
+        self._changed = anyio.Event()
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._listening = anyio.Lock()
+        self._unreachable_since: float | None = None
+
+    # -- transactions -----------------------------------------------------
+
+    async def _run(
+        self,
+        body: Body[T],
+        operation: str,
+        *,
+        run_id: str | None = None,
+        read_only: bool = False,
+    ) -> T:
+        """``body(cursor)`` in one transaction; its result once committed.
+
+        Errors of runtime's tree raised by ``body`` (a lease lost, a run not found)
+        roll the transaction back and pass through; psycopg's are translated
+        (:func:`~runtime.store.postgres.connection.failure`).
+        """
+        failures = 0
+        started = time.monotonic()
+        while True:
+            if self._closed:
+                raise StoreClosedError(operation, self.path, run_id)
+            try:
+                result = await self._once(body, read_only)
+            except RuntimeBaseError:
+                raise
+            except _Uncertain as lost:
+                cause = lost.__cause__ if isinstance(lost.__cause__, Exception) else lost
+                raise self._failure(cause, operation, run_id) from cause
+            except (PoolClosed, PoolTimeout, Exception) as exc:
+                retry = isinstance(exc, PoolTimeout) or is_disconnect(exc)
+                if not retry or self._closed or time.monotonic() - started > RECONNECT_FOR:
+                    raise self._failure(exc, operation, run_id) from exc
+                failures += 1
+                self._lost(exc)
+                await anyio.sleep(backoff(failures, RECONNECT_INTERVAL, RECONNECT_CAP))
+                continue
+            if self._unreachable_since is not None:
+                down = time.monotonic() - self._unreachable_since
+                self._unreachable_since = None
+                logger.warning("database_reachable", database=self.path, after=round(down, 3))
+            return result
+
+    async def _once(self, body: Body[T], read_only: bool) -> T:
+        async with self._pool.connection() as conn:
+            committing = False
+            try:
+                async with conn.transaction():
+                    if read_only:
+                        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    async with conn.cursor() as cur:
+                        result = await body(cur)
+                    committing = True
+            except Exception as exc:
+                if committing and not read_only and is_disconnect(exc):
+                    raise _Uncertain() from exc
+                raise
+            return result
+
+    def _lost(self, exc: BaseException) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            logger.warning(
+                "database_unreachable",
+                database=self.path,
+                error=f"{type(exc).__name__}: {str(exc).strip()}",
+                retrying_for=RECONNECT_FOR,
+            )
+
+    def _failure(self, exc: Exception, operation: str, run_id: str | None) -> Exception:
+        if isinstance(exc, PoolClosed):
+            return StoreClosedError(operation, self.path, run_id)
+        return failure(exc, operation, self.path, run_id, closed=self._closed)
+
+    def _decoding(self, operation: str, run_id: str | None = None) -> Decoding:
+        """``with self._decoding(...):`` around the decoding of a whole result of ``operation``."""
+        return Decoding(operation, self.path, run_id)
+
+    async def _notify(self, cur: Cursor, kind: str) -> None:
+        """Wake the other processes once this transaction commits (``kind`` says why)."""
+        await cur.execute("SELECT pg_notify(%s, %s)", (self.channel, kind))
+
+    # -- wake-ups ---------------------------------------------------------
+
+    async def change_token(self) -> int:
+        """A number that moves when a notification arrived (another process committed
+        something a loop may wait for); it never blocks."""
+        if self._closed:
+            raise StoreClosedError("change_token", self.path)
+        return self._changes
+
+    async def wait_change(self, token: int, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the token to move from ``token``; the token.
+
+        One caller at a time reads the listening connection; the others wait for it
+        to report. A listening connection that fails is reported as a change (the
+        loops then scan) and opened again on the next call.
+        """
+        if self._closed:
+            raise StoreClosedError("wait_change", self.path)
+        if self._changes != token:
+            return self._changes
+        with anyio.move_on_after(timeout):
+            if self._listening.locked():
+                await self._changed.wait()
+            else:
+                async with self._listening:
+                    await self._listen(timeout)
+        return self._changes
+
+    async def _listen(self, timeout: float) -> None:
+        try:
+            conn = self._listener
+            if conn is None or conn.closed:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo, **connection_kwargs(self.schema)
+                )
+                await conn.execute(f"LISTEN {self.channel}")
+                self._listener = conn
+            async for _ in conn.notifies(timeout=timeout, stop_after=1):
+                self._bump()
+        except (psycopg.Error, OSError) as exc:
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                await listener.close()
+            logger.warning("database_listen_failed", database=self.path, error=str(exc).strip())
+            self._bump()
+            # Not at once again: the caller's next wait sleeps out the rest of its timeout.
+            await anyio.sleep(timeout)
+
+    def _bump(self) -> None:
+        self._changes += 1
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def database_time(self) -> datetime:
+        """The database server's clock, now (``clock_timestamp()``)."""
+
+        async def read(cur: Cursor) -> datetime:
+            await cur.execute("SELECT clock_timestamp() AS now")
+            row = await cur.fetchone()
+            assert row is not None
+            now: datetime = row["now"]
+            return now
+
+        return await self._run(read, "database_time")
+
+    async def check_file(self) -> None:
+        """Nothing to check: a server's database cannot be replaced under a connection."""
+        if self._closed:
+            raise StoreClosedError("check_file", self.path)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        listener, self._listener = self._listener, None
+        try:
+            if listener is not None:
+                await listener.close()
+        finally:
+            await self._pool.close()
+
+
+def open_pool(conninfo: str, schema: str) -> AsyncConnectionPool[Any]:
+    """A pool of connections to ``conninfo`` on ``schema`` (not opened yet)."""
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=POOL_MIN,
+        max_size=POOL_MAX,
+        kwargs=connection_kwargs(schema),
+        configure=configure,
+        open=False,
+        timeout=RECONNECT_FOR,
+        reconnect_timeout=RECONNECT_FOR,
+        name=f"runtime-{schema}",
+    )
