@@ -129,8 +129,10 @@ class BusMixin(PgCore):
                 await cur.execute(INSERT_DELIVERIES, {**deliveries, "now": now})
                 if cur.rowcount > 0:
                     await self._notify(cur, "delivery")
-            # Exactly the events locked above: a range (seq <= the last) would also mark
-            # events another process holds, or ones that committed late with a lower seq.
+            # Exactly the events locked above. A range (seq <= the last) would wait for
+            # the events another fan-out holds (two waiting so, a deadlock), and would mark
+            # an event with a lower seq that committed since the SELECT above (this
+            # statement sees it, READ COMMITTED) without its deliveries.
             await cur.execute(
                 "UPDATE events SET fanned_out = true WHERE seq = ANY(%s)",
                 ([event["seq"] for event in events],),
