@@ -62,7 +62,13 @@ CLAIM = (
     f"{columns(EVENT_COLUMNS, 'e')} FROM claimed d JOIN events e ON e.id = d.event_id "
     "ORDER BY e.seq"
 )
-"""One claim: pick (and lock) the candidates, take them, return them with their events."""
+"""One claim: pick (and lock) the candidates, take them, return them with their events.
+
+Each subscriber's branch locks up to ``limit`` rows, so a claim over several
+subscribers may lock a few more than it takes; those are released at its commit
+(a claim racing it skips them meanwhile). Ordering over all of them at once instead
+would sort every due delivery of the subscribers, the backlog, on each claim.
+"""
 
 
 class DeliveriesMixin(PgCore):
