@@ -37,7 +37,7 @@ from runtime.store.records import (
 
 
 class Store(PruneStore, Protocol):
-    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``.
+    """Durable state of runs, steps and workers: ``store.sqlite`` and ``store.postgres``.
 
     Retention's part, ``prune``, is declared with its records in ``store/pruning.py``.
     """
@@ -204,8 +204,22 @@ class Store(PruneStore, Protocol):
         """
         raise NotImplementedError  # protocol
 
-    async def sync_subscribers(self, subscribers: Sequence[SubscriberRow], now: datetime) -> None:
-        """Declare this service's subscribers: upsert them active, deactivate the others."""
+    async def sync_subscribers(
+        self,
+        subscribers: Sequence[SubscriberRow],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
+    ) -> None:
+        """Declare this service's subscribers: upsert them active, deactivate the others
+        that no other live worker declares.
+
+        ``subscribers`` are stored as ``worker_id``'s declarations (replacing its earlier
+        ones); a subscriber is deactivated when it is not in ``subscribers`` and no other
+        worker with a heartbeat at or after ``live_since`` (``now`` if not given)
+        declares it, so during a rolling deploy an old process keeps its subscribers.
+        Declarations of workers no longer registered are dropped.
+        """
         raise NotImplementedError  # protocol
 
     async def list_subscribers(self) -> list[SubscriberRow]:
@@ -276,6 +290,25 @@ class Store(PruneStore, Protocol):
 
     async def change_token(self) -> int:
         """A number that changes when another process commits (cheap to poll)."""
+        raise NotImplementedError  # protocol
+
+    async def wait_change(self, token: int, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for :meth:`change_token` to move from ``token``.
+
+        Returns the token then (``token`` itself when nothing changed in time). SQLite
+        polls its file's version; PostgreSQL wakes on ``LISTEN/NOTIFY`` at once. Either
+        way a change is a hint that makes loops look, never the record.
+        """
+        raise NotImplementedError  # protocol
+
+    async def database_time(self) -> datetime | None:
+        """The database server's clock now, or ``None`` when the database has no clock
+        of its own (SQLite: the host's clock is the only one).
+
+        Processes on several machines share a PostgreSQL database: each aligns its
+        clock with the server's (see :func:`runtime.store.database_clock`), so leases,
+        due times and schedules are judged on one clock, never a host's.
+        """
         raise NotImplementedError  # protocol
 
     # -- schedules --------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import anyio
 import pytest
 
@@ -9,7 +12,7 @@ from runtime.errors import StoreError
 from runtime.models import DeliveryStatus
 from runtime.store.base import Store
 from runtime.store.records import SubscriberRow
-from tests.helpers.records import T0
+from tests.helpers.records import T0, add_worker
 from tests.store.bus import SUBSCRIBERS, deliveries, emit_and_fan_out, event
 
 
@@ -200,6 +203,37 @@ async def test_sync_subscribers_declares_them_active_and_deactivates_the_others(
     assert [s.active for s in await store.list_subscribers()] == [False, False]
 
 
+async def test_a_start_keeps_the_subscribers_another_live_worker_declares(store: Store) -> None:
+    # A rolling deploy: the old version's worker declares audit and email, the new one
+    # email only; audit stays active while the old worker beats.
+    live_since = T0 - timedelta(seconds=30)
+    await add_worker(store, "wrk_old", T0)
+    await add_worker(store, "wrk_new", T0)
+    email, audit = SUBSCRIBERS
+    await store.sync_subscribers([audit, email], T0, "wrk_old", live_since)
+    await store.sync_subscribers([email], T0, "wrk_new", live_since)
+    assert [(s.id, s.active) for s in await store.list_subscribers()] == [
+        ("audit", True),
+        ("email", True),
+    ]
+    # The old worker's heartbeat goes stale: the new one's next declaration drops audit.
+    later = T0 + timedelta(minutes=5)
+    await store.heartbeat("wrk_new", later)
+    await store.sync_subscribers([email], later, "wrk_new", later - timedelta(seconds=30))
+    assert [(s.id, s.active) for s in await store.list_subscribers()] == [
+        ("audit", False),
+        ("email", True),
+    ]
+    # A worker that is gone (removed) no longer keeps anything active either.
+    await store.sync_subscribers([audit, email], later, "wrk_old", live_since)
+    await store.remove_workers(["wrk_old"], later)
+    await store.sync_subscribers([email], later, "wrk_new", live_since)
+    assert [(s.id, s.active) for s in await store.list_subscribers()] == [
+        ("audit", False),
+        ("email", True),
+    ]
+
+
 async def test_fan_out_routes_to_active_subscribers_only(store: Store) -> None:
     await store.sync_subscribers([SubscriberRow("audit", ("order.*",), 5)], T0)
 
@@ -210,3 +244,23 @@ async def test_fan_out_routes_to_active_subscribers_only(store: Store) -> None:
     await store.sync_subscribers(SUBSCRIBERS, T0)
     assert await store.fan_out(T0, 100) == 0
     assert [d.subscriber_id for d in await deliveries(store, event_id=placed)] == ["audit"]
+
+
+async def test_wait_change_returns_when_another_process_commits(store: Store, other: Store) -> None:
+    token = await store.change_token()
+    # Nothing committed: the wait lasts its timeout and reports the same token.
+    assert await store.wait_change(token, 0.05) == token
+    async with anyio.create_task_group() as tg:
+        started = time.monotonic()
+        tg.start_soon(other.emit, event("user.created"))
+        moved = await store.wait_change(token, 30)
+    assert moved != token
+    assert time.monotonic() - started < 10  # woken by the commit, not by the timeout
+    # A token that already moved is answered at once.
+    assert await store.wait_change(token, 30) == moved
+
+
+async def test_database_time_is_the_servers_clock_or_none(store: Store) -> None:
+    # SQLite has no clock but the host's (None); PostgreSQL's is aware and near this host's.
+    server = await store.database_time()
+    assert server is None or abs((server - datetime.now(UTC)).total_seconds()) < 60
