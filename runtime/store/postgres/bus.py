@@ -56,16 +56,24 @@ class BusMixin(PgCore):
 
         return await self._run(write, "emit")
 
-    async def sync_subscribers(self, subscribers: Sequence[SubscriberRow], now: datetime) -> None:
+    async def sync_subscribers(
+        self,
+        subscribers: Sequence[SubscriberRow],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
+    ) -> None:
         # In id order: two processes upserting overlapping sets lock the rows alike.
         declared = sorted(subscribers, key=lambda s: s.id)
         rows = [(s.id, json.dumps(list(s.patterns)), s.max_attempts, now) for s in declared]
         ids = [s.id for s in declared]
+        live = live_since if live_since is not None else now
 
         async def write(cur: Cursor) -> None:
             # One declaration at a time (plain reads, fan-out's, are not blocked): two
-            # processes each upserting theirs and deactivating the other's would
-            # otherwise lock the same rows in opposite orders, a deadlock.
+            # processes each upserting theirs and deactivating the other's would lock
+            # the same rows in opposite orders (a deadlock), and each would judge the
+            # other's declarations before they commit.
             await cur.execute("LOCK TABLE subscribers IN SHARE ROW EXCLUSIVE MODE")
             if rows:
                 await cur.executemany(
@@ -75,10 +83,29 @@ class BusMixin(PgCore):
                     "active = true, updated_at = excluded.updated_at",
                     rows,
                 )
+            # Declarations of workers that are gone (removed, or never beat again) lapse.
+            await cur.execute(
+                "DELETE FROM worker_subscribers d WHERE NOT EXISTS "
+                "(SELECT 1 FROM workers w WHERE w.id = d.worker_id)"
+            )
+            if worker_id is not None:
+                await cur.execute(
+                    "DELETE FROM worker_subscribers WHERE worker_id = %s", (worker_id,)
+                )
+                await cur.execute(
+                    "INSERT INTO worker_subscribers (worker_id, subscriber_id) "
+                    "SELECT %s, unnest(%s::text[])",
+                    (worker_id, ids),
+                )
+            # The others stay active while another live worker declares them (a rolling
+            # deploy's old process keeps receiving its events).
             await cur.execute(
                 "UPDATE subscribers SET active = false, updated_at = %s "
-                "WHERE active AND NOT (id = ANY(%s))",
-                (now, ids),
+                "WHERE active AND NOT (id = ANY(%s)) AND id NOT IN ("
+                "SELECT d.subscriber_id FROM worker_subscribers d "
+                "JOIN workers w ON w.id = d.worker_id WHERE w.heartbeat_at >= %s "
+                "AND w.id IS DISTINCT FROM %s)",
+                (now, ids, live, worker_id),
             )
 
         await self._run(write, "sync_subscribers")
