@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
 from psycopg.adapt import Dumper, PyFormat
+from psycopg.rows import dict_row
 from psycopg.types.datetime import DatetimeDumper
 from psycopg.types.string import TextLoader
 
