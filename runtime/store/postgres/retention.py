@@ -69,9 +69,12 @@ def run_walks(cutoffs: PruneCutoffs, after: dict[str, Position]) -> dict[str, st
     index order. Its ``removable`` column is false for a child run (``parent_run_id``)
     whose parent lives on and is not removable itself.
     """
+    # The parent's own rule, read by a scalar subquery (one seek of its key per run
+    # walked; NULL when it is gone): PostgreSQL may answer a NOT EXISTS with a hash of
+    # every run there is instead.
     orphan_or_parent_goes = (
-        "(r.parent_run_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS p "
-        f"WHERE p.id = r.parent_run_id AND NOT {_removable('p', cutoffs)}))"
+        "(r.parent_run_id IS NULL OR COALESCE((SELECT "
+        f"{_removable('p', cutoffs)} FROM runs AS p WHERE p.id = r.parent_run_id), true))"
     )
     rules = [("completed", "completed")] if cutoffs.completed is not None else []
     if cutoffs.failed is not None:
