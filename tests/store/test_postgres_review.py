@@ -1,0 +1,101 @@
+"""Review findings on the PostgreSQL store's group commit, proved by failing tests.
+
+anyio's shields do not stop ``task.cancel()`` (what ``asyncio.timeout`` and a web
+framework cancelling a request do), so these cancel tasks the asyncio way, as
+``test_sqlite_cancel`` does for the SQLite store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import anyio
+import psycopg
+import pytest
+
+from runtime import RunStatus
+from runtime.store.changes import PROGRESS
+from runtime.store.postgres import PostgresStore
+from tests.helpers.postgres import fresh_schema
+from tests.helpers.records import T0, create, step
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[tuple[PostgresStore, str]]:
+    async with fresh_schema() as url:
+        schema = url.rpartition("schema=")[2]
+        store = await PostgresStore.open(url.partition("?")[0], schema=schema)
+        try:
+            yield store, url
+        finally:
+            await store.close()
+
+
+async def _lock_row(url: str, run_id: str) -> psycopg.AsyncConnection:
+    """Another process holding ``run_id``'s row (say, an operator's request committing)."""
+    schema = url.rpartition("schema=")[2]
+    conn = await psycopg.AsyncConnection.connect(url.partition("?")[0], autocommit=False)
+    await conn.execute(f"SELECT 1 FROM {schema}.runs WHERE id = %s FOR UPDATE", (run_id,))
+    return conn
+
+
+async def test_a_batch_whose_leader_asyncio_cancels_does_not_report_the_others_committed(
+    opened: tuple[PostgresStore, str],
+) -> None:
+    """Bug: the leader's ``task.cancel()`` goes through the shield and aborts the batch's
+    transaction; ``_commit``'s ``finally`` marks every checkpoint done with no error, so the
+    followers return success for steps that were never written."""
+    store, url = opened
+    leader = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    follower = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    blocker = await _lock_row(url, leader)
+    try:
+        async with store._commit_lock:  # both queue, then one batch takes them
+            lead = asyncio.ensure_future(
+                store.checkpoint(leader, "wrk_a", [step(0, "lead")], PROGRESS, T0)
+            )
+            follow = asyncio.ensure_future(
+                store.checkpoint(follower, "wrk_a", [step(0, "follow")], PROGRESS, T0)
+            )
+            await anyio.sleep(0.05)
+        await anyio.sleep(0.3)  # the batch waits for the leader's row lock
+        lead.cancel()
+        await asyncio.wait({lead}, timeout=10)
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+    done, _ = await asyncio.wait({follow}, timeout=10)
+    assert done, "the follower hung"
+    outcome = follow.exception() if follow.exception() is not None else follow.result()
+    written = [s.name for s in (await store.get_run(follower)).steps]
+    # Either the follower's step is written, or the follower is told it was not.
+    assert written == ["follow"] or isinstance(outcome, BaseException), (
+        f"follower returned {outcome!r} but its steps are {written}"
+    )
+
+
+async def test_a_checkpoint_cancelled_while_queued_is_not_written_later(
+    opened: tuple[PostgresStore, str],
+) -> None:
+    """Bug: a checkpoint cancelled while it waits for the commit lock stays in the queue;
+    the next batch (of any run, any time later) writes it although its caller was told it
+    was cancelled. The SQLite store finishes a write before its caller sees the cancel."""
+    store, _ = opened
+    cancelled = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    other = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    async with store._commit_lock:
+        task = asyncio.ensure_future(
+            store.checkpoint(cancelled, "wrk_a", [step(0, "stale")], PROGRESS, T0)
+        )
+        await anyio.sleep(0.05)
+        task.cancel()
+        await asyncio.wait({task}, timeout=10)
+    assert task.cancelled()
+    before = [s.name for s in (await store.get_run(cancelled)).steps]
+    # Later, some other run checkpoints.
+    await store.checkpoint(other, "wrk_a", [step(0, "later")], PROGRESS, T0)
+    after = [s.name for s in (await store.get_run(cancelled)).steps]
+    assert after == before, f"a cancelled checkpoint was written later: {before} -> {after}"
