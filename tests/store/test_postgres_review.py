@@ -63,10 +63,12 @@ async def test_a_batch_whose_leader_asyncio_cancels_does_not_report_the_others_c
             await anyio.sleep(0.05)
         await anyio.sleep(0.3)  # the batch waits for the leader's row lock
         lead.cancel()
-        await asyncio.wait({lead}, timeout=10)
+        await anyio.sleep(0.1)
     finally:
         await blocker.rollback()
         await blocker.close()
+    await asyncio.wait({lead}, timeout=10)
+    assert lead.done(), "the leader hung"
     done, _ = await asyncio.wait({follow}, timeout=10)
     assert done, "the follower hung"
     outcome = follow.exception() if follow.exception() is not None else follow.result()
