@@ -18,12 +18,16 @@ So throughput grows with concurrency instead of being one commit per step: 200 r
 stepping together commit in a few transactions. A lone checkpoint pays the same two
 round trips and one commit. When a batch's transaction fails (a statement error in
 one checkpoint), each of its checkpoints is written again alone, so one bad write
-cannot fail the others. The batch is written shielded from cancellation: a commit
-that started finishes, and every checkpoint in it gets its outcome.
+cannot fail the others. The batch is written whatever cancellation arrives (anyio's,
+which the shield stops, and asyncio's own ``task.cancel()``, which goes through shields
+and is caught): a commit that started finishes, every checkpoint in it gets its outcome,
+and a cancelled caller raises its cancellation only once its checkpoint's batch ended. A
+checkpoint cancelled before any batch took it leaves the queue: it is never written.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,6 +144,7 @@ class _Checkpoint:
     change: RunChange
     now: datetime
     done: bool = False
+    settled: anyio.Event = field(default_factory=anyio.Event)
     result: Control | None = None
     error: BaseException | None = None
     writes: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
@@ -167,14 +172,41 @@ class CheckpointMixin(PgCore):
     ) -> Control | None:
         item = _Checkpoint(run_id, owner_id, steps, change, now)
         self._queue.append(item)
-        async with self._commit_lock:
-            if not item.done:
-                batch, self._queue = self._queue, []
-                with anyio.CancelScope(shield=True):
-                    await self._commit(batch)
+        try:
+            async with self._commit_lock:
+                if not item.done:
+                    batch, self._queue = self._queue, []
+                    caught = await self._lead(batch)
+                    if caught is not None:
+                        raise caught
+        except BaseException:
+            if item in self._queue:
+                self._queue.remove(item)  # no batch took it: it is never written
+            else:
+                await _settle(item)  # a batch holds it: its caller learns nothing before its end
+            raise
         if item.error is not None:
             raise item.error
         return item.result
+
+    async def _lead(self, batch: list[_Checkpoint]) -> BaseException | None:
+        """Commit ``batch`` to its end; return a cancellation caught meanwhile.
+
+        A bare future, not a task group's task, on purpose: asyncio's own cancellation
+        of this task would otherwise abort the transaction while the other checkpoints
+        of the batch wait for its outcome. It is always awaited to its end here.
+        """
+        caught: BaseException | None = None
+        work = asyncio.ensure_future(self._commit(batch))  # noqa: TID251
+        with anyio.CancelScope(shield=True):
+            while not work.done():
+                try:
+                    await asyncio.wait((work,))
+                except asyncio.CancelledError as exc:
+                    if caught is None:
+                        caught = exc
+        work.result()
+        return caught
 
     async def _commit(self, batch: list[_Checkpoint]) -> None:
         self.batches += 1
@@ -194,6 +226,7 @@ class CheckpointMixin(PgCore):
         finally:
             for item in batch:
                 item.done = True
+                item.settled.set()
 
 
 async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
@@ -253,6 +286,16 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
             await insert_event(cur, event)
     if ended:
         await core._notify(cur, "ended")
+
+
+async def _settle(item: _Checkpoint) -> None:
+    """Wait for the batch holding ``item`` to end, whatever cancellation arrives meanwhile."""
+    with anyio.CancelScope(shield=True):
+        while not item.done:
+            try:
+                await item.settled.wait()
+            except asyncio.CancelledError:
+                continue  # asyncio's own: the caller is being cancelled already
 
 
 def _alone(core: PgCore, item: _Checkpoint) -> Callable[[Cursor], Awaitable[None]]:
