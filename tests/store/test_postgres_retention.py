@@ -38,11 +38,19 @@ async def two_stores() -> AsyncIterator[tuple[Store, Store]]:
             await pruner.close()
 
 
+DELETING_RUNS = ("SELECT id FROM runs WHERE id = ANY", "DELETE FROM runs")
+"""The first statement of a batch's deletes of runs: the lock of the runs (and their
+parents) it is to delete, or the DELETE itself."""
+
+
 @contextmanager
 def before_statement(
-    monkeypatch: pytest.MonkeyPatch, prefix: str, act: Callable[[], Awaitable[Any]]
+    monkeypatch: pytest.MonkeyPatch,
+    prefix: str | tuple[str, ...],
+    act: Callable[[], Awaitable[Any]],
 ) -> Iterator[list[str]]:
-    """Run ``act`` once, just before the first statement that starts with ``prefix``."""
+    """Run ``act`` once, just before the first statement that starts with ``prefix`` (or
+    with one of them)."""
     done: list[str] = []
     execute = psycopg.AsyncCursor.execute
 
@@ -66,7 +74,7 @@ async def test_a_run_retried_after_the_walk_read_it_is_not_removed(
         async def retry() -> None:
             await operator.control_run(run_id, "retry", NOW)
 
-        with before_statement(monkeypatch, "DELETE FROM runs", retry) as acted:
+        with before_statement(monkeypatch, DELETING_RUNS, retry) as acted:
             batch = await pruner.prune(PruneCutoffs(completed=CUTOFF, failed=CUTOFF))
 
         assert acted  # the walk had found the run past retention

@@ -16,7 +16,7 @@ from runtime.store.changes import Complete
 from runtime.store.pruning import PruneCutoffs
 from tests.helpers.records import T0, new_run, step
 from tests.store.test_contract_retention import CUTOFF, NOW, OLD, ended, exists
-from tests.store.test_postgres_retention import before_statement, two_stores
+from tests.store.test_postgres_retention import DELETING_RUNS, before_statement, two_stores
 
 
 async def test_a_child_whose_parent_is_retried_after_the_walk_is_not_removed(
@@ -35,7 +35,7 @@ async def test_a_child_whose_parent_is_retried_after_the_walk_is_not_removed(
         async def retry() -> None:
             await operator.control_run(parent, "retry", NOW)
 
-        with before_statement(monkeypatch, "DELETE FROM runs", retry) as acted:
+        with before_statement(monkeypatch, DELETING_RUNS, retry) as acted:
             await pruner.prune(PruneCutoffs(completed=CUTOFF, failed=CUTOFF))
 
         assert acted
