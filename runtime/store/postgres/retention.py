@@ -13,7 +13,8 @@ Other processes write meanwhile (SQLite had one writer): an operator may retry a
 failed run, or redrive an event's dead delivery, between a batch's walk and its
 deletes. So the deletes decide again on locked rows: a run is deleted only if its
 own row, locked by the ``DELETE`` and re-read after any concurrent update (READ
-COMMITTED), is still past retention; an event's deliveries are locked first and its
+COMMITTED), is still past retention, and a child run only if its parent, locked first
+with it, is gone or goes too; an event's deliveries are locked first and its
 rule is checked again by the ``DELETE`` that follows, which sees what committed.
 Only the rows actually deleted take their dependents with them and are counted.
 """
@@ -72,10 +73,7 @@ def run_walks(cutoffs: PruneCutoffs, after: dict[str, Position]) -> dict[str, st
     # The parent's own rule, read by a scalar subquery (one seek of its key per run
     # walked; NULL when it is gone): PostgreSQL may answer a NOT EXISTS with a hash of
     # every run there is instead.
-    orphan_or_parent_goes = (
-        "(r.parent_run_id IS NULL OR COALESCE((SELECT "
-        f"{_removable('p', cutoffs)} FROM runs AS p WHERE p.id = r.parent_run_id), true))"
-    )
+    orphan_or_parent_goes = _orphan_or_parent_goes(cutoffs)
     rules = [("completed", "completed")] if cutoffs.completed is not None else []
     if cutoffs.failed is not None:
         rules += [(status, "failed") for status in FAILED]
@@ -89,6 +87,14 @@ def run_walks(cutoffs: PruneCutoffs, after: dict[str, Position]) -> dict[str, st
         )
         for status, cutoff in rules
     }
+
+
+def _orphan_or_parent_goes(cutoffs: PruneCutoffs) -> str:
+    """SQL true when the run aliased ``r`` has no parent, or one that is gone or may go."""
+    return (
+        "(r.parent_run_id IS NULL OR COALESCE((SELECT "
+        f"{_removable('p', cutoffs)} FROM runs AS p WHERE p.id = r.parent_run_id), true))"
+    )
 
 
 def _event_removable(cutoffs: PruneCutoffs) -> str:
@@ -250,9 +256,16 @@ async def _delete(
     counts: dict[str, int] = {}
     runs: list[str] = []
     if run_ids:
+        # The runs and their parents locked first (in id order): an operator's retry of a
+        # parent commits before (and the DELETE, a statement of its own, sees it) or waits.
+        await cur.execute(
+            "SELECT id FROM runs WHERE id = ANY(%(ids)s) OR id IN "
+            "(SELECT parent_run_id FROM runs WHERE id = ANY(%(ids)s)) ORDER BY id FOR UPDATE",
+            {"ids": run_ids},
+        )
         await cur.execute(
             f"DELETE FROM runs AS r WHERE r.id = ANY(%(ids)s) AND {_removable('r', cutoffs)} "
-            "RETURNING r.id",
+            f"AND {_orphan_or_parent_goes(cutoffs)} RETURNING r.id",
             {**params, "ids": run_ids},
         )
         runs = [row["id"] for row in await cur.fetchall()]
