@@ -101,3 +101,30 @@ async def test_a_checkpoint_cancelled_while_queued_is_not_written_later(
     await store.checkpoint(other, "wrk_a", [step(0, "later")], PROGRESS, T0)
     after = [s.name for s in (await store.get_run(cancelled)).steps]
     assert after == before, f"a cancelled checkpoint was written later: {before} -> {after}"
+
+
+async def test_a_pooled_connection_the_server_closed_when_idle_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bug: a pooled connection the server closed for ``idle_session_timeout`` (SQLSTATE
+    57P05, a FATAL that ends the session, as a DBA's setting or a proxy does) is not seen
+    as a lost connection: the call fails instead of being retried on a new connection."""
+    from runtime.store.postgres import connection, core
+
+    original = connection.connection_kwargs
+
+    def idle_timeout(schema: str) -> dict[str, object]:
+        kwargs = original(schema)
+        kwargs["options"] = f"{kwargs['options']} -c idle_session_timeout=200"
+        return kwargs
+
+    monkeypatch.setattr(core, "connection_kwargs", idle_timeout)
+    async with fresh_schema() as url:
+        schema = url.rpartition("schema=")[2]
+        store = await PostgresStore.open(url.partition("?")[0], schema=schema)
+        try:
+            run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+            await anyio.sleep(0.6)  # every pooled connection is closed by the server now
+            assert (await store.get_run(run_id, steps=False)).id == run_id
+        finally:
+            await store.close()
