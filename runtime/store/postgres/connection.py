@@ -80,6 +80,10 @@ def is_disconnect(exc: BaseException) -> bool:
     """
     if isinstance(exc, pg_errors.AdminShutdown | pg_errors.CrashShutdown):
         return True
+    # The server ended an idle session (idle_session_timeout; a transaction idle too long):
+    # a FATAL that closes the connection, met when the pool hands it out again.
+    if isinstance(exc, pg_errors.IdleSessionTimeout | pg_errors.IdleInTransactionSessionTimeout):
+        return True
     if isinstance(exc, pg_errors.CannotConnectNow | pg_errors.ConnectionException):
         return True
     if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pg_errors.QueryCanceled):
