@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -165,8 +164,7 @@ async def test_pause_twice_is_idempotent(db_url: str, style: Style) -> None:
 
 
 @pytest.mark.parametrize("style", STYLES)
-async def test_resume_twice_is_idempotent(db_path: Path, style: Style) -> None:
-    db_url = f"sqlite:///{db_path}"
+async def test_resume_twice_is_idempotent(db_url: str, style: Style) -> None:
     probe = Probe()
     flow = abc(style, probe)
     async with Runtime(database=db_url, workflows=[flow], background=False) as rt:

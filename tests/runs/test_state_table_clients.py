@@ -94,9 +94,9 @@ async def test_sync_client_applies_the_same_table(db_url: str) -> None:
         assert await handle.result(timeout=5) == ["a", "b", "c"]
 
 
-def runtime_cli(cwd: Path, db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def runtime_cli(cwd: Path, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime", "--database", f"sqlite:///{db_path}", *args],
+        [sys.executable, "-m", "runtime", "--database", db_url, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -104,15 +104,12 @@ def runtime_cli(cwd: Path, db_path: Path, *args: str) -> subprocess.CompletedPro
     )
 
 
-async def test_the_cli_applies_the_same_table_with_exit_codes(
-    db_path: Path, tmp_path: Path
-) -> None:
-    db_url = f"sqlite:///{db_path}"
+async def test_the_cli_applies_the_same_table_with_exit_codes(db_url: str, tmp_path: Path) -> None:
     probe = Probe()
     flow = abc("durable", probe)
 
     async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return await anyio.to_thread.run_sync(lambda: runtime_cli(tmp_path, db_path, *args))
+        return await anyio.to_thread.run_sync(lambda: runtime_cli(tmp_path, db_url, *args))
 
     async with Runtime(database=db_url, workflows=[flow]) as rt:
         queued = await rt.workflows.run(flow, delay=LATER)

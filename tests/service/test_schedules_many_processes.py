@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from runtime import Runtime
 from runtime.models import FiringOutcome
 from runtime.sdk.specs import Job, JobConfig
+from runtime.store import open_store
 from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
+from tests.helpers.databases import sqlite_only
 from tests.helpers.waiting import wait_until
 
 START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
@@ -59,11 +61,13 @@ async def test_a_second_service_keeps_the_live_ones_schedules_and_drops_the_dead
         assert await active(later) == {"a": False, "b": True}
 
 
-async def test_a_worker_that_died_does_not_keep_its_schedules(db_url: str, db_path) -> None:
+@sqlite_only  # plants the dead worker's rows with SQLite's SQL
+async def test_a_worker_that_died_does_not_keep_its_schedules(db_url: str) -> None:
     async with Runtime(db_url, jobs=[job("a")]) as first:
         worker = first.identity.id
     # The first process left its declaration behind (killed before it removed its row)...
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
+    assert isinstance(store, SqliteStore)
     try:
         await store._write(
             lambda db: db.execute(
