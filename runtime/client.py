@@ -26,19 +26,19 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from runtime.bus import encode_event
-from runtime.clock import Clock, SystemClock
+from runtime.clock import AlignedClock, Clock
 from runtime.config import parse_database_url
 from runtime.engine.executor import pending_run
 from runtime.errors import ConfigError
 from runtime.limits import folder_arg, text
 from runtime.models import RunKind, RunRecord, RunStatus
 from runtime.runs import RunHandle, RunsApi, run_options, wait_timeout
-from runtime.store import open_store
+from runtime.store import align_clock, open_store
 from runtime.store.base import Store
 from runtime.store.records import RunPage
 
-POLL = 0.02
-"""Seconds between checks for commits while waiting for a run's result."""
+RECHECK = 1.0
+"""Seconds a wait for a run's result goes without reading the run when nothing changed."""
 
 
 class Client(RunsApi):
@@ -56,7 +56,7 @@ class Client(RunsApi):
         self.database = text(database, "Client(database=...)", error=ConfigError)
         self._base_dir = folder_arg(base_dir, "Client(base_dir=...)", error=ConfigError)
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not at first use
-        self._clock = clock or SystemClock()
+        self._clock: Clock = clock or AlignedClock()
         self._store: Store | None = None
         self._lock: anyio.Lock | None = None
 
@@ -66,7 +66,14 @@ class Client(RunsApi):
                 self._lock = anyio.Lock()
             async with self._lock:
                 if self._store is None:
-                    self._store = await open_store(self.database, self._base_dir)
+                    store = await open_store(self.database, self._base_dir)
+                    try:
+                        if isinstance(self._clock, AlignedClock):
+                            await align_clock(self._clock, store)
+                    except BaseException:
+                        await store.close()
+                        raise
+                    self._store = store
         return self._store
 
     async def close(self) -> None:
@@ -150,15 +157,14 @@ class Client(RunsApi):
         timeout = wait_timeout(timeout)
         store = await self._open()
         with anyio.fail_after(timeout):
-            token = None
+            token = await store.change_token()
             while True:
-                current = await store.change_token()
-                if current != token:
-                    token = current
-                    record = await store.get_run(run_id, steps=False)
-                    if record.status.terminal:
-                        return record
-                await anyio.sleep(POLL)
+                record = await store.get_run(run_id, steps=False)
+                if record.status.terminal:
+                    return record
+                # Read again when the database changed (or after a while regardless: a
+                # change is a hint that may be missed, never the record).
+                token = await store.wait_change(token, RECHECK)
 
 
 class LoopThread:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
@@ -28,6 +28,23 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(seconds, 0.0))
+
+
+class AlignedClock(SystemClock):
+    """The wall clock moved by ``offset``: the database server's clock, as seen from here.
+
+    The runtime's default clock. On a database with a clock of its own (PostgreSQL),
+    the offset is measured when the runtime or client connects
+    (:func:`runtime.store.align_clock`), so every process sharing the database writes
+    and compares times (leases, due times, schedules) on the server's clock, not on
+    hosts' clocks that may disagree. On SQLite it stays zero: one host, one clock.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 def to_text(moment: datetime) -> str:

@@ -21,12 +21,13 @@ import anyio
 import structlog
 
 from runtime.bus import EventBus
-from runtime.clock import Clock, SystemClock
+from runtime.clock import AlignedClock, Clock
 from runtime.config import (
     DEFAULT_RETENTION,
     ProjectConfig,
     load_project_config,
     parse_database_url,
+    redact,
     unknown_variables,
 )
 from runtime.container import Container
@@ -53,7 +54,7 @@ from runtime.scheduling.scheduler import Scheduler
 from runtime.sdk.definitions import DEFINITION_TYPES, WorkflowDefinition
 from runtime.sdk.running import WORKFLOWS_KEY
 from runtime.sdk.specs import Job, Subscriber
-from runtime.store import open_store
+from runtime.store import align_clock, open_store
 from runtime.store.base import Store
 from runtime.watch import guard_file, watch_commits
 from runtime.workflows_api import Workflows
@@ -168,7 +169,7 @@ class Runtime:
         if container is not None and not isinstance(container, Container):
             raise ConfigError(f"Runtime(container=...) must be a Container, got {shown(container)}")
         self.container = container if container is not None else Container()
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or AlignedClock()
         self.registry = Registry(on_register=self._workflow_known)
         a_workflow = "a workflow (create_workflow or @workflow)"
         kinds = DEFINITION_TYPES
@@ -328,6 +329,8 @@ class Runtime:
         async with AsyncExitStack() as stack:
             store = await open_store(self.database, self._base_dir)
             stack.push_async_callback(store.close)
+            if isinstance(self.clock, AlignedClock):
+                await align_clock(self.clock, store)
             parts = self._build_parts(store)
             self._parts = parts
             # Runs last but one on exit: after the loops ended, before the store closes.
@@ -355,7 +358,7 @@ class Runtime:
             logger.info(
                 "runtime_started",
                 worker=self.identity.id,
-                database=self.database,
+                database=redact(self.database),
                 workflows=defined,
                 subscribers=len(self.subscribers),
                 jobs=len(self.jobs),

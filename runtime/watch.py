@@ -1,4 +1,4 @@
-"""Two loops that watch a runtime's database file: its replacement, and other processes' commits."""
+"""Two loops that watch a runtime's database: its file's replacement, other processes' commits."""
 
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from runtime.store.base import Store
 
 logger = structlog.get_logger("runtime")
 
-WATCH_INTERVAL = 0.02
-"""Seconds between checks for commits by other processes (one cheap PRAGMA read)."""
+WATCH_TIMEOUT = 1.0
+"""Seconds one wait for another process's commit lasts before it starts over (the
+store polls within it: SQLite every 20 ms, PostgreSQL never, it is notified)."""
+
+RETRY_AFTER = 0.5
+"""Seconds before waiting again after the store failed to report changes."""
 
 FILE_CHECK_INTERVAL = 1.0
 """Seconds between checks that the database file is still the one this process opened."""
@@ -51,12 +55,12 @@ async def watch_commits(
     last = await store.change_token()
     task_status.started()
     while True:
-        # Real time, not the injected clock: this polls the database file itself.
-        await anyio.sleep(WATCH_INTERVAL)
         try:
-            token = await store.change_token()
+            token = await store.wait_change(last, WATCH_TIMEOUT)
         except StoreError:
             logger.exception("watch_failed")
+            # Real time, not the injected clock: this waits on the database itself.
+            await anyio.sleep(RETRY_AFTER)
             continue
         if token != last:
             last = token

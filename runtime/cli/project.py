@@ -18,7 +18,7 @@ from runtime.cli.common import (
     table,
 )
 from runtime.cli.jobs import jobs, jobs_found
-from runtime.config import ProjectConfig, unknown_variables
+from runtime.config import ProjectConfig, redact, unknown_variables
 from runtime.container import Container
 from runtime.discovery import Discovered, load_setup
 from runtime.errors import DatabaseNotFoundError, RuntimeBaseError
@@ -107,7 +107,7 @@ def _database_problems(ctx: Context, config: ProjectConfig) -> list[str]:
     except DatabaseNotFoundError:
         return []  # not created yet: 'runtime start' creates it
     except RuntimeBaseError as exc:
-        return [f"database {ctx.database_url(config)}: {exc}"]
+        return [f"database {redact(ctx.database_url(config))}: {exc}"]
     return []
 
 
@@ -132,7 +132,7 @@ def check(ctx: Context, as_json: bool) -> None:
     problems += _database_problems(ctx, config)
     report: dict[str, Any] = {
         "config": config.source,
-        "database": ctx.database_url(config),
+        "database": redact(ctx.database_url(config)),
         "timezone": config.timezone,
         "workflows": _workflows_found(config, found),
         "subscribers": _subscribers_found(found),

@@ -37,7 +37,7 @@ from runtime.store.records import (
 
 
 class Store(PruneStore, Protocol):
-    """Durable state of runs, steps and workers. Implemented by ``store.sqlite``.
+    """Durable state of runs, steps and workers: ``store.sqlite`` and ``store.postgres``.
 
     Retention's part, ``prune``, is declared with its records in ``store/pruning.py``.
     """
@@ -276,6 +276,25 @@ class Store(PruneStore, Protocol):
 
     async def change_token(self) -> int:
         """A number that changes when another process commits (cheap to poll)."""
+        raise NotImplementedError  # protocol
+
+    async def wait_change(self, token: int, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for :meth:`change_token` to move from ``token``.
+
+        Returns the token then (``token`` itself when nothing changed in time). SQLite
+        polls its file's version; PostgreSQL wakes on ``LISTEN/NOTIFY`` at once. Either
+        way a change is a hint that makes loops look, never the record.
+        """
+        raise NotImplementedError  # protocol
+
+    async def database_time(self) -> datetime | None:
+        """The database server's clock now, or ``None`` when the database has no clock
+        of its own (SQLite: the host's clock is the only one).
+
+        Processes on several machines share a PostgreSQL database: each aligns its
+        clock with the server's (see :func:`runtime.store.database_clock`), so leases,
+        due times and schedules are judged on one clock, never a host's.
+        """
         raise NotImplementedError  # protocol
 
     # -- schedules --------------------------------------------------------

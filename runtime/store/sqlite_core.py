@@ -9,10 +9,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from importlib import resources
 from typing import Any, TypeVar
 
 import aiosqlite
+import anyio
 
 from runtime.errors import (
     RuntimeBaseError,
@@ -28,6 +30,9 @@ from runtime.store.sqlite_connection import Decoding, on_thread, operation_of
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+
+WATCH_INTERVAL = 0.02
+"""Seconds between two reads of the file's version while waiting for another process's commit."""
 
 QUEUED = "status IN ('pending', 'sleeping')"
 """The predicate of the ``runs_queue`` index, spelled as the queries must spell it."""
@@ -142,6 +147,26 @@ class SqliteCore(GroupCommit):
                 self._changes += 1
             self._version = version
         return self._changes
+
+    async def wait_change(self, token: int, timeout: float) -> int:
+        """Poll :meth:`change_token` every ``WATCH_INTERVAL`` for up to ``timeout`` seconds.
+
+        SQLite has no way to be told of another process's commit: its file's version
+        is read (one cheap ``PRAGMA``) until it moves.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            current = await self.change_token()
+            left = deadline - time.monotonic()
+            if current != token or left <= 0:
+                return current
+            await anyio.sleep(min(WATCH_INTERVAL, left))
+
+    async def database_time(self) -> datetime | None:
+        """``None``: a SQLite file has no clock; the host's is the only one."""
+        if self._closed:
+            raise StoreClosedError("database_time", self.path)
+        return None
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T], *, run_id: str | None = None) -> T:
         """Run ``fn`` on the reader's thread, in one read transaction (one snapshot).

@@ -191,7 +191,13 @@ CLI += [
     (["--database", "", "runs", "list"], 2, "'--database': must be a non-empty"),
     (["--database", "", "emit", "a.b"], 2, "'--database': must be a non-empty"),
     (["--database", BAD_UTF8, "runs", "list"], 2, "not valid UTF-8"),
-    (["--database", "postgres://x/y", "runs", "list"], 2, "postgres"),
+    # PostgreSQL URLs: the password never shows; a host that does not resolve, a schema
+    # name runtime does not use, an option libpq does not know, each said.
+    (["--database", "postgres://u:sekret@x/y", "runs", "list"], 2, "postgresql://u:***@x/y"),
+    (["--database", "postgresql://u:sekret@x/y", "emit", "a.b"], 2, "failed to resolve host"),
+    (["--database", "postgresql://p@127.0.0.1/test?schema=A", "runs", "list"], 2, "schema='A'"),
+    (["--database", "postgresql://p@h/d?schema=a&schema=b", "runs", "list"], 2, "given twice"),
+    (["--database", "postgresql://p:sekret@127.0.0.1/test?foo=1", "runs", "list"], 2, '"foo"'),
     (["--database", "garbage", "events", "list"], 2, "garbage"),
     (["--database", "sqlite:///.", "runs", "list"], 2, "is a folder, not a file"),
 ]
@@ -236,6 +242,7 @@ def test_a_bad_argument_exits_with_one_clear_message_and_stores_nothing(
     before = rows(seeded)
     done = invoke(seeded, *args)
     assert_one_clear_message(done, code, needle)
+    assert "sekret" not in done.stdout + done.stderr
     assert rows(seeded) == before
 
 

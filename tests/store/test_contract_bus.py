@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import anyio
 import pytest
 
@@ -210,3 +213,23 @@ async def test_fan_out_routes_to_active_subscribers_only(store: Store) -> None:
     await store.sync_subscribers(SUBSCRIBERS, T0)
     assert await store.fan_out(T0, 100) == 0
     assert [d.subscriber_id for d in await deliveries(store, event_id=placed)] == ["audit"]
+
+
+async def test_wait_change_returns_when_another_process_commits(store: Store, other: Store) -> None:
+    token = await store.change_token()
+    # Nothing committed: the wait lasts its timeout and reports the same token.
+    assert await store.wait_change(token, 0.05) == token
+    async with anyio.create_task_group() as tg:
+        started = time.monotonic()
+        tg.start_soon(other.emit, event("user.created"))
+        moved = await store.wait_change(token, 30)
+    assert moved != token
+    assert time.monotonic() - started < 10  # woken by the commit, not by the timeout
+    # A token that already moved is answered at once.
+    assert await store.wait_change(token, 30) == moved
+
+
+async def test_database_time_is_the_servers_clock_or_none(store: Store) -> None:
+    # SQLite has no clock but the host's (None); PostgreSQL's is aware and near this host's.
+    server = await store.database_time()
+    assert server is None or abs((server - datetime.now(UTC)).total_seconds()) < 60

@@ -24,7 +24,7 @@ that started finishes, and every checkpoint in it gets its outcome.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,6 +93,8 @@ class RowChange:
 
 def row_change(change: RunChange) -> RowChange | None:
     """The statement parts that write ``change``; ``None`` for progress (no run row)."""
+    sets: tuple[str, ...]
+    params: tuple[Any, ...]
     match change:
         case Progress():
             return None
@@ -150,6 +152,10 @@ class CheckpointMixin(PgCore):
         super().__init__(*args)
         self._queue: list[_Checkpoint] = []
         self._commit_lock = anyio.Lock()
+        self.batches = 0
+        """Transactions that wrote checkpoints (a batch written again alone counts once)."""
+        self.checkpoints = 0
+        """Checkpoints those transactions carried."""
 
     async def checkpoint(
         self,
@@ -171,6 +177,8 @@ class CheckpointMixin(PgCore):
         return item.result
 
     async def _commit(self, batch: list[_Checkpoint]) -> None:
+        self.batches += 1
+        self.checkpoints += len(batch)
         try:
             await self._run(lambda cur: _write(cur, self, batch), "checkpoint")
         except Exception as exc:
@@ -180,9 +188,7 @@ class CheckpointMixin(PgCore):
                 # One checkpoint's statement failed the batch: write each alone.
                 for item in batch:
                     try:
-                        await self._run(
-                            lambda cur, one=item: _write(cur, self, [one]), "checkpoint"
-                        )
+                        await self._run(_alone(self, item), "checkpoint")
                     except Exception as alone:
                         item.error = alone
         finally:
@@ -247,6 +253,15 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
             await insert_event(cur, event)
     if ended:
         await core._notify(cur, "ended")
+
+
+def _alone(core: PgCore, item: _Checkpoint) -> Callable[[Cursor], Awaitable[None]]:
+    """Write one checkpoint of a batch that failed, in a transaction of its own."""
+
+    async def write(cur: Cursor) -> None:
+        await _write(cur, core, [item])
+
+    return write
 
 
 def _step_rows(item: _Checkpoint) -> list[tuple[Any, ...]]:

@@ -163,10 +163,22 @@ class PgCore:
     # -- wake-ups ---------------------------------------------------------
 
     async def change_token(self) -> int:
-        """A number that moves when a notification arrived (another process committed
-        something a loop may wait for); it never blocks."""
+        """A number that moves when a notification arrived: another process committed
+        something a loop may wait for (a run, an event, deliveries, a run that ended).
+
+        It asks the listening connection for what the server holds for it (one
+        round trip) unless a :meth:`wait_change` is reading it already; that one
+        counts what arrives.
+        """
         if self._closed:
             raise StoreClosedError("change_token", self.path)
+        if not self._listening.locked():
+            async with self._listening:
+                try:
+                    conn = await self._listener_connection()
+                    await conn.execute("SELECT 1")  # delivers the notifications held for it
+                except (psycopg.Error, OSError) as exc:
+                    await self._listener_failed(exc)
         return self._changes
 
     async def wait_change(self, token: int, timeout: float) -> int:
@@ -188,25 +200,34 @@ class PgCore:
                     await self._listen(timeout)
         return self._changes
 
+    async def _listener_connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._listener
+        if conn is None or conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, **connection_kwargs(self.schema)
+            )
+            conn.add_notify_handler(lambda _: self._bump())
+            await conn.execute(f"LISTEN {self.channel}")
+            self._listener = conn
+        return conn
+
     async def _listen(self, timeout: float) -> None:
         try:
-            conn = self._listener
-            if conn is None or conn.closed:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, **connection_kwargs(self.schema)
-                )
-                await conn.execute(f"LISTEN {self.channel}")
-                self._listener = conn
+            conn = await self._listener_connection()
             async for _ in conn.notifies(timeout=timeout, stop_after=1):
                 self._bump()
         except (psycopg.Error, OSError) as exc:
-            listener, self._listener = self._listener, None
-            if listener is not None:
-                await listener.close()
-            logger.warning("database_listen_failed", database=self.path, error=str(exc).strip())
-            self._bump()
+            await self._listener_failed(exc)
             # Not at once again: the caller's next wait sleeps out the rest of its timeout.
             await anyio.sleep(timeout)
+
+    async def _listener_failed(self, exc: BaseException) -> None:
+        """Drop the listening connection and report a change: what it missed is unknown."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        logger.warning("database_listen_failed", database=self.path, error=str(exc).strip())
+        self._bump()
 
     def _bump(self) -> None:
         self._changes += 1
