@@ -2,7 +2,7 @@
 
 The database is a SQLite file unless the test's ``backend`` says otherwise; the
 directories whose tests run on every backend parametrize ``backend`` (see
-``tests/helpers/databases.py``).
+``tests/helpers/backends.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def db_path(backend: str, tmp_path: Path) -> Path:
     if backend != "sqlite":
         pytest.fail(
             f"the test uses db_path, the SQLite file, but runs on {backend}: "
-            "mark it tests.helpers.databases.sqlite_only or use db_url",
+            "mark it tests.helpers.backends.sqlite_only or use db_url",
             pytrace=False,
         )
     return tmp_path / "runtime.db"

@@ -14,7 +14,7 @@ from runtime.bus import encode_event
 from runtime.models import DeliveryStatus
 from runtime.sdk.specs import SubscriberArgs
 from runtime.store.sqlite import SqliteStore
-from tests.helpers.databases import opened, sqlite_only
+from tests.helpers.backends import opened, sqlite_only
 from tests.helpers.definitions import Handler, running, sub
 from tests.helpers.waiting import deliveries_of, events_named, wait_delivery, wait_until
 

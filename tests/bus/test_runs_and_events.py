@@ -18,7 +18,7 @@ from runtime import (
 )
 from runtime.models import DeliveryStatus
 from runtime.sdk.specs import SubscriberArgs
-from tests.helpers.databases import opened
+from tests.helpers.backends import opened
 from tests.helpers.definitions import running, sub
 from tests.helpers.waiting import events_named, wait_delivery, wait_until
 

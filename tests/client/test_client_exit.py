@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.helpers.databases import opened
+from tests.helpers.backends import opened
 
 SYNC = """
     import sys

@@ -9,7 +9,7 @@ import pytest
 
 import runtime.client
 from runtime import SyncClient
-from tests.helpers.databases import opened
+from tests.helpers.backends import opened
 
 
 async def test_first_calls_from_many_threads_share_one_portal(

@@ -1,3 +1,3 @@
-"""The engine tests run on every database backend (``backend``, see tests/helpers/databases.py)."""
+"""The engine tests run on every database backend (``backend``, see tests/helpers/backends.py)."""
 
-from tests.helpers.databases import backend as backend
+from tests.helpers.backends import backend as backend

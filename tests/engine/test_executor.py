@@ -20,7 +20,7 @@ from runtime import (
     create_workflow,
     transform,
 )
-from tests.helpers.databases import sqlite_only
+from tests.helpers.backends import sqlite_only
 from tests.helpers.definitions import FAST, run_inline, steps_of
 from tests.helpers.waiting import wait_status
 

@@ -22,7 +22,7 @@ from runtime import (
     Runtime,
     StepStatus,
 )
-from tests.helpers.databases import opened
+from tests.helpers.backends import opened
 from tests.helpers.definitions import chain
 
 pytestmark = pytest.mark.anyio

@@ -1,6 +1,6 @@
 """The run management tests (listing, the state table) run on every database backend.
 
-See ``backend`` in tests/helpers/databases.py.
+See ``backend`` in tests/helpers/backends.py.
 """
 
-from tests.helpers.databases import backend as backend
+from tests.helpers.backends import backend as backend

@@ -15,7 +15,7 @@ from runtime.sdk.specs import Job, JobConfig
 from runtime.store import open_store
 from runtime.store.base import Store
 from runtime.testing import ManualClock
-from tests.helpers.databases import backend as backend
+from tests.helpers.backends import backend as backend
 
 START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from runtime.sdk.specs import Job, JobConfig
 from runtime.sdk.steps import create_step
 from runtime.service import Runtime
 from runtime.testing import ManualClock
-from tests.helpers.databases import opened
+from tests.helpers.backends import opened
 from tests.scheduling.conftest import START
 
 

@@ -24,7 +24,7 @@ from runtime.sdk.steps import create_step
 from runtime.store import open_store
 from runtime.store.base import Store
 from runtime.testing import ManualClock
-from tests.helpers.databases import sqlite_only
+from tests.helpers.backends import sqlite_only
 from tests.scheduling.conftest import (
     Counter,
     at,

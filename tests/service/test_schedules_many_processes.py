@@ -12,7 +12,7 @@ from runtime.scheduling.scheduler import Scheduler
 from runtime.sdk.specs import Job, JobConfig
 from runtime.store.records import WorkerRow
 from runtime.testing import ManualClock
-from tests.helpers.databases import opened
+from tests.helpers.backends import opened
 from tests.helpers.waiting import wait_until
 
 START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
