@@ -45,11 +45,13 @@ def db_path(backend: str, tmp_path: Path) -> Path:
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """The URL of the test's fresh database: a SQLite file, or a schema of its own on
     the test PostgreSQL server (skipped locally when none answers, failed under CI)."""
-    if backend == "postgresql":
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'runtime.db'}"
+    elif backend == "postgresql":
         with new_schema() as url:
             yield url
     else:
-        yield f"sqlite:///{tmp_path / 'runtime.db'}"
+        raise ValueError(f"unknown backend {backend!r}: expected sqlite or postgresql")
 
 
 @pytest.fixture
