@@ -233,11 +233,12 @@ async def test_subscriber_args_carry_the_event_the_container_and_a_bound_logger(
         captured.append(args)
 
     async with running(db_url, [sub("inspector", handler, "order.*")]) as rt:
-        before = datetime.now(UTC)
+        # The runtime's clock, not the machine's: on PostgreSQL it keeps the server's time.
+        before = rt.clock.now()
         event_id = await rt.emit(
             "order.placed", {"id": "o1", "total": 12.5}, metadata={"tenant": "acme"}
         )
-        after = datetime.now(UTC)
+        after = rt.clock.now()
         await wait_delivery(rt, event_id, "inspector", [DeliveryStatus.DONE])
         container = rt.container
 
