@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import runtime.bus
+from tests.helpers.backends import backend as backend
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,7 +18,7 @@ from runtime import (
 )
 from runtime.models import DeliveryStatus
 from runtime.sdk.specs import SubscriberArgs
-from runtime.store.sqlite import SqliteStore
+from tests.helpers.backends import opened
 from tests.helpers.definitions import running, sub
 from tests.helpers.waiting import events_named, wait_delivery, wait_until
 
@@ -65,9 +64,7 @@ async def test_a_redelivered_event_finds_the_run_its_handler_started(db_url: str
         assert len((await rt.workflows.list_runs(workflow="send-greeting")).runs) == 1
 
 
-async def test_a_redriven_delivery_finds_the_run_its_handler_started(
-    db_url: str, db_path: Path
-) -> None:
+async def test_a_redriven_delivery_finds_the_run_its_handler_started(db_url: str) -> None:
     step_calls: list[Any] = []
     greeting = greeting_workflow(step_calls)
     run_ids: list[str] = []
@@ -82,7 +79,7 @@ async def test_a_redriven_delivery_finds_the_run_its_handler_started(
     async with running(db_url, subscribers, [greeting]) as rt:
         event_id = await rt.emit("customer.created", {"name": "Grace"})
         dead = await wait_delivery(rt, event_id, "welcome", [DeliveryStatus.DEAD])
-        async with await SqliteStore.open(str(db_path)) as cli:
+        async with opened(db_url) as cli:
             assert await cli.redrive(None, datetime.now(UTC)) == 1
         await wait_delivery(rt, event_id, "welcome", [DeliveryStatus.DONE])
 

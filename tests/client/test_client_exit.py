@@ -6,24 +6,29 @@ finalizers that run after the event loop closed).
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
 
+from tests.helpers.backends import opened
+
 SYNC = """
+    import sys
     from runtime import SyncClient
 
-    c = SyncClient("sqlite:///l.db")
+    DATABASE = sys.argv[1]
+
+    c = SyncClient(DATABASE)
     print(c.list_runs(limit=1).runs)
     c.emit("a.b", {"n": 1})
 
 
     def view():  # a client made per request and dropped, never closed
-        return SyncClient("sqlite:///l.db").emit("a.b", {"n": 2})
+        return SyncClient(DATABASE).emit("a.b", {"n": 2})
 
 
     view()
@@ -31,10 +36,13 @@ SYNC = """
 
 ASYNC_LOCAL = """
     import asyncio
+    import sys
     from runtime import Client
 
+    DATABASE = sys.argv[1]
+
     async def main():
-        client = Client("sqlite:///l.db")  # as the README shows, no close()
+        client = Client(DATABASE)  # as the README shows, no close()
         await client.emit("a.b", {"n": 1})
         await client.emit("a.b", {"n": 2})
 
@@ -43,9 +51,12 @@ ASYNC_LOCAL = """
 
 ASYNC_GLOBAL = """
     import asyncio
+    import sys
     from runtime import Client
 
-    client = Client("sqlite:///l.db")
+    DATABASE = sys.argv[1]
+
+    client = Client(DATABASE)
 
     async def main():
         await client.emit("a.b", {"n": 1})
@@ -58,11 +69,20 @@ ASYNC_GLOBAL = """
 @pytest.mark.parametrize(
     "script", [SYNC, ASYNC_LOCAL, ASYNC_GLOBAL], ids=["sync", "async", "global"]
 )
-def test_a_client_never_closed_lets_the_script_exit_cleanly(tmp_path: Path, script: str) -> None:
+async def test_a_client_never_closed_lets_the_script_exit_cleanly(
+    db_url: str, tmp_path: Path, script: str
+) -> None:
     (tmp_path / "x.py").write_text(textwrap.dedent(script))
-    done = subprocess.run(
-        [sys.executable, "x.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    done = await anyio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [sys.executable, "x.py", db_url],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     )
     assert (done.returncode, done.stderr) == (0, "")
-    with sqlite3.connect(tmp_path / "l.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (2,)
+    async with opened(db_url) as store:
+        page = await store.list_events(name="a.b", limit=10)
+    assert sorted(e.data["n"] for e in page.items) == [1, 2]

@@ -9,11 +9,11 @@ import pytest
 
 import runtime.client
 from runtime import SyncClient
-from runtime.store.sqlite import SqliteStore
+from tests.helpers.backends import opened
 
 
 async def test_first_calls_from_many_threads_share_one_portal(
-    db_url: str, db_path: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[int] = []
     real = runtime.client.LoopThread
@@ -47,9 +47,6 @@ async def test_first_calls_from_many_threads_share_one_portal(
     assert portal is not None
     assert len(started) == 1  # one event loop thread, however many threads raced
     assert len(set(ids)) == 8
-    store = await SqliteStore.open(str(db_path))
-    try:
+    async with opened(db_url) as store:
         page = await store.list_events(name="view.rendered", limit=100)
-    finally:
-        await store.close()
     assert sorted(e.data["i"] for e in page.items) == list(range(8))

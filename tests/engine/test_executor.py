@@ -20,6 +20,7 @@ from runtime import (
     create_workflow,
     transform,
 )
+from tests.helpers.backends import sqlite_only
 from tests.helpers.definitions import FAST, run_inline, steps_of
 from tests.helpers.waiting import wait_status
 
@@ -298,6 +299,7 @@ async def test_throw_on_error_false_returns_the_errors(rt: Runtime) -> None:
     assert "Traceback" in (result.errors[0].traceback or "")
 
 
+@sqlite_only  # counts the SQLite store's commits
 async def test_the_last_steps_checkpoint_also_completes_the_run(db_url: str) -> None:
     """Two commits for a one-step run: its insert, then its step with its completion."""
 

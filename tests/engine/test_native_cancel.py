@@ -10,11 +10,9 @@ rather than blocking the suite.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -24,6 +22,7 @@ from runtime import (
     Runtime,
     StepStatus,
 )
+from tests.helpers.backends import opened
 from tests.helpers.definitions import chain
 
 pytestmark = pytest.mark.anyio
@@ -49,9 +48,9 @@ async def within(coro: Coroutine[Any, Any, T], seconds: float = 30) -> T:
 
 
 @asynccontextmanager
-async def runtime(db_path: Path) -> AsyncIterator[Runtime]:
+async def runtime(db_url: str) -> AsyncIterator[Runtime]:
     """A Runtime, closed at the end, unless it hung: closing it would hang as well."""
-    rt = Runtime(f"sqlite:///{db_path}", background=False)
+    rt = Runtime(db_url, background=False)
     await rt.__aenter__()
     try:
         yield rt
@@ -63,14 +62,22 @@ async def runtime(db_path: Path) -> AsyncIterator[Runtime]:
     await rt.__aexit__(None, None, None)
 
 
-def stored_events(db_path: Path) -> list[str]:
-    with sqlite3.connect(db_path) as db:
-        return [name for (name,) in db.execute("SELECT name FROM events ORDER BY seq")]
+async def stored_events(db_url: str) -> list[str]:
+    """The names of every stored event, oldest first."""
+    names: list[str] = []
+    cursor: str | None = None
+    async with opened(db_url) as store:
+        while True:
+            page = await store.list_events(limit=500, cursor=cursor)
+            names.extend(event.name for event in page.items)
+            if page.next_cursor is None:
+                return names[::-1]
+            cursor = page.next_cursor
 
 
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
 async def test_emit_loops_cancelled_by_asyncio_lose_nothing_and_the_runtime_goes_on(
-    db_path: Path, how: str
+    db_url: str, how: str
 ) -> None:
     """Bug: ``rt.emit`` in a loop under ``asyncio.timeout(0.05)``: once the deadline hit
     a write that was gathering a transaction, every later ``emit`` waited forever.
@@ -92,7 +99,7 @@ async def test_emit_loops_cancelled_by_asyncio_lose_nothing_and_the_runtime_goes
         except TimeoutError:
             pass
 
-    async with runtime(db_path) as rt:
+    async with runtime(db_url) as rt:
         tasks = [
             asyncio.ensure_future(emitter(rt, name, deadline))
             for name, deadline in (("a", 0.02), ("b", 0.03), ("c", 0.05))
@@ -104,7 +111,7 @@ async def test_emit_loops_cancelled_by_asyncio_lose_nothing_and_the_runtime_goes
         await within(asyncio.wait(tasks))
         await within(rt.emit("after", {}))
 
-    stored = stored_events(db_path)
+    stored = await stored_events(db_url)
     assert stored[-1] == "after"
     assert set(returned) <= set(stored) <= {*called, "after"}
     assert len(set(called) - set(stored)) <= len(tasks)  # at most the one cut off, each
@@ -112,7 +119,7 @@ async def test_emit_loops_cancelled_by_asyncio_lose_nothing_and_the_runtime_goes
 
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
 async def test_a_run_cancelled_by_asyncio_next_to_other_runs_is_resumable(
-    db_path: Path, how: str
+    db_url: str, how: str
 ) -> None:
     """Bug: ``asyncio.timeout`` around one ``run()`` while two other runs were in flight
     left the write it was gathering uncommitted: all three runs hung. Now the other
@@ -128,7 +135,7 @@ async def test_a_run_cancelled_by_asyncio_next_to_other_runs_is_resumable(
 
     wf = chain("chain", STEPS, count)
 
-    async with runtime(db_path) as rt:
+    async with runtime(db_url) as rt:
 
         async def victim() -> None:
             async with asyncio.timeout(None) as deadline:

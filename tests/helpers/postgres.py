@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import cache
 
 import psycopg
@@ -54,12 +54,19 @@ def drop_schema(schema: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-@asynccontextmanager
-async def fresh_schema() -> AsyncIterator[str]:
-    """The URL of a schema no test used before; dropped on exit."""
+@contextmanager
+def new_schema() -> Iterator[str]:
+    """The URL of a schema no test used before; dropped on exit (for synchronous fixtures)."""
     require_server()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     try:
         yield url(schema)
     finally:
         drop_schema(schema)
+
+
+@asynccontextmanager
+async def fresh_schema() -> AsyncIterator[str]:
+    """The URL of a schema no test used before; dropped on exit."""
+    with new_schema() as schema_url:
+        yield schema_url

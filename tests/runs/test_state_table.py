@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -34,11 +33,6 @@ from tests.helpers.definitions import (
 )
 from tests.helpers.waiting import wait_ended, wait_status, wait_until
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 # -- pause ------------------------------------------------------------------------------
 
 
@@ -52,14 +46,14 @@ async def test_pause_pending_then_resume_makes_it_due_now_and_it_completes(
         handle = await rt.workflows.run(flow, delay=LATER)
         queued = await rt.workflows.get_run(handle.run_id)
         assert queued.status is RunStatus.PENDING
-        assert queued.available_at > now() + timedelta(seconds=LATER - 60)
+        assert queued.available_at > rt.clock.now() + timedelta(seconds=LATER - 60)
 
         record = await rt.workflows.pause(handle.run_id)
         assert (record.status, record.owner_id, record.control) == (RunStatus.PAUSED, None, None)
 
         record = await rt.workflows.resume(handle.run_id)
         assert record.status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.COMPLETED)
-        assert record.available_at <= now()
+        assert record.available_at <= rt.clock.now()
         assert await handle.result(timeout=5) == ["a", "b", "c"]
         assert probe.calls == ["a", "b", "c"]
 
@@ -127,12 +121,12 @@ async def test_pause_a_retry_parked_run_is_due_now_on_resume(db_url: str, style:
     async with Runtime(database=db_url, workflows=[flow]) as rt:
         handle = await rt.workflows.run(flow)
         record = await wait_status(rt, handle.run_id, RunStatus.SLEEPING)
-        assert record.available_at > now() + timedelta(seconds=200)
+        assert record.available_at > rt.clock.now() + timedelta(seconds=200)
         assert record.wake_at is None
 
         assert (await rt.workflows.pause(handle.run_id)).status is RunStatus.PAUSED
         record = await rt.workflows.resume(handle.run_id)
-        assert record.available_at <= now()
+        assert record.available_at <= rt.clock.now()
         assert await handle.result(timeout=5) == ["a", "b", "c"]
         assert probe.calls == ["a", "b", "b", "c"]
         record = await rt.workflows.get_run(handle.run_id)
@@ -165,8 +159,7 @@ async def test_pause_twice_is_idempotent(db_url: str, style: Style) -> None:
 
 
 @pytest.mark.parametrize("style", STYLES)
-async def test_resume_twice_is_idempotent(db_path: Path, style: Style) -> None:
-    db_url = f"sqlite:///{db_path}"
+async def test_resume_twice_is_idempotent(db_url: str, style: Style) -> None:
     probe = Probe()
     flow = abc(style, probe)
     async with Runtime(database=db_url, workflows=[flow], background=False) as rt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from tests.helpers.definitions import (
 )
 from tests.helpers.waiting import wait_ended
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
+ALIGNED = timedelta(seconds=1)
+"""How far two processes' clocks may disagree: on PostgreSQL each is aligned with the
+server's, within its round trips to it."""
 
 
 # -- the same table through Client, SyncClient and the CLI ----------------------------------
@@ -44,7 +44,7 @@ async def test_client_applies_the_same_table(db_url: str) -> None:
         assert (await client.pause(handle.run_id)).status is RunStatus.PAUSED
         record = await client.resume(handle.run_id)
         assert record.status is RunStatus.PENDING
-        assert record.available_at <= now()
+        assert record.available_at <= rt.clock.now() + ALIGNED
         assert await handle.result(timeout=5) == ["a", "b", "c"]
         with pytest.raises(InvalidTransitionError, match=handle.run_id):
             await client.pause(handle.run_id)
@@ -94,9 +94,9 @@ async def test_sync_client_applies_the_same_table(db_url: str) -> None:
         assert await handle.result(timeout=5) == ["a", "b", "c"]
 
 
-def runtime_cli(cwd: Path, db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def runtime_cli(cwd: Path, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime", "--database", f"sqlite:///{db_path}", *args],
+        [sys.executable, "-m", "runtime", "--database", db_url, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -104,15 +104,12 @@ def runtime_cli(cwd: Path, db_path: Path, *args: str) -> subprocess.CompletedPro
     )
 
 
-async def test_the_cli_applies_the_same_table_with_exit_codes(
-    db_path: Path, tmp_path: Path
-) -> None:
-    db_url = f"sqlite:///{db_path}"
+async def test_the_cli_applies_the_same_table_with_exit_codes(db_url: str, tmp_path: Path) -> None:
     probe = Probe()
     flow = abc("durable", probe)
 
     async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return await anyio.to_thread.run_sync(lambda: runtime_cli(tmp_path, db_path, *args))
+        return await anyio.to_thread.run_sync(lambda: runtime_cli(tmp_path, db_url, *args))
 
     async with Runtime(database=db_url, workflows=[flow]) as rt:
         queued = await rt.workflows.run(flow, delay=LATER)

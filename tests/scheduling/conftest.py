@@ -1,11 +1,10 @@
-"""Scheduler test helpers: a store on the test's SQLite file, a manual clock, stepping."""
+"""Scheduler test helpers: a store on the test's database (each backend), a manual clock."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import anyio
 import pytest
@@ -13,8 +12,10 @@ import pytest
 from runtime.scheduling.entries import ScheduleEntry, schedules_for
 from runtime.scheduling.scheduler import Scheduler
 from runtime.sdk.specs import Job, JobConfig
-from runtime.store.sqlite import SqliteStore
+from runtime.store import open_store
+from runtime.store.base import Store
 from runtime.testing import ManualClock
+from tests.helpers.backends import backend as backend
 
 START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -43,8 +44,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(str(db_path))
+async def store(db_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(db_url)
     try:
         yield opened
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Any
 
 import anyio
 
@@ -15,8 +14,8 @@ from runtime.sdk.composition import create_workflow
 from runtime.sdk.specs import Job, JobConfig
 from runtime.sdk.steps import create_step
 from runtime.service import Runtime
-from runtime.store.sqlite import SqliteStore
 from runtime.testing import ManualClock
+from tests.helpers.backends import opened
 from tests.scheduling.conftest import START
 
 
@@ -58,7 +57,7 @@ async def test_a_failing_handler_is_retried_per_max_retries(db_url: str) -> None
 
 
 async def test_a_job_that_fails_for_good_ends_failed_and_publishes_job_failed(
-    db_url: str, db_path: Any
+    db_url: str,
 ) -> None:
     calls = {"n": 0}
 
@@ -75,13 +74,10 @@ async def test_a_job_that_fails_for_good_ends_failed_and_publishes_job_failed(
     assert calls["n"] == 2
     assert result.errors[0].type == "ValueError"
 
-    store = await SqliteStore.open(str(db_path))
-    try:
+    async with opened(db_url) as store:
         run = await store.get_run(result.run_id)
         assert run.steps[0].status is StepStatus.FAILED
         [event] = (await store.list_events(name=JOB_FAILED)).items
-    finally:
-        await store.close()
     assert event.source_run_id == result.run_id
     assert event.data["job"] == "sync-cms"
     assert event.data["run_id"] == result.run_id

@@ -21,8 +21,10 @@ from runtime.scheduling.scheduler import MAX_MISSED, MAX_SLEEP, Scheduler
 from runtime.sdk.composition import create_workflow
 from runtime.sdk.specs import Schedule
 from runtime.sdk.steps import create_step
-from runtime.store.sqlite import SqliteStore
+from runtime.store import open_store
+from runtime.store.base import Store
 from runtime.testing import ManualClock
+from tests.helpers.backends import sqlite_only
 from tests.scheduling.conftest import (
     Counter,
     at,
@@ -41,18 +43,18 @@ def _workflow(name: str, schedule: Schedule | str):
     return create_workflow(name, lambda: step(), schedule=schedule)
 
 
-async def started(store: SqliteStore, schedule: str) -> list[tuple[datetime, str | None]]:
+async def started(store: Store, schedule: str) -> list[tuple[datetime, str | None]]:
     """(nominal time, run id) of a schedule's started firings, oldest first."""
     firings = await store.list_firings(schedule, limit=10_000)
     return [(f.nominal_at, f.run_id) for f in reversed(firings) if f.outcome == "started"]
 
 
-async def outcomes(store: SqliteStore, schedule: str) -> list[tuple[datetime, FiringOutcome]]:
+async def outcomes(store: Store, schedule: str) -> list[tuple[datetime, FiringOutcome]]:
     firings = await store.list_firings(schedule, limit=10_000)
     return [(f.nominal_at, f.outcome) for f in reversed(firings)]
 
 
-async def schedule_row(store: SqliteStore, name: str):
+async def schedule_row(store: Store, name: str):
     return {s.name: s for s in await store.list_schedules()}[name]
 
 
@@ -60,7 +62,7 @@ async def schedule_row(store: SqliteStore, name: str):
 
 
 async def test_jobs_and_workflow_schedules_fire_at_their_nominal_times(
-    store: SqliteStore, clock: ManualClock
+    store: Store, clock: ManualClock
 ) -> None:
     counter = {"n": 0}
 
@@ -110,7 +112,7 @@ async def test_jobs_and_workflow_schedules_fire_at_their_nominal_times(
 
 
 async def test_the_loop_sleeps_until_the_next_firing_at_most_max_sleep(
-    store: SqliteStore, clock: ManualClock
+    store: Store, clock: ManualClock
 ) -> None:
     scheduler = Scheduler(store, clock, entries(job("hourly", "0 * * * *")))
     async with running(scheduler, clock=clock):
@@ -122,12 +124,12 @@ async def test_the_loop_sleeps_until_the_next_firing_at_most_max_sleep(
 
 
 async def test_two_schedulers_on_one_file_start_one_run_per_nominal_time(
-    db_path: Path, clock: ManualClock
+    db_url: str, clock: ManualClock
 ) -> None:
     plans = entries(
         job("tick", "* * * * *", overlap="allow"), job("other", "*/2 * * * *", overlap="allow")
     )
-    first, second = await SqliteStore.open(str(db_path)), await SqliteStore.open(str(db_path))
+    first, second = await open_store(db_url), await open_store(db_url)
     try:
         a, b = Scheduler(first, clock, plans), Scheduler(second, clock, plans)
         async with running(a, b, clock=clock):
@@ -144,11 +146,12 @@ async def test_two_schedulers_on_one_file_start_one_run_per_nominal_time(
         await second.close()
 
 
+@sqlite_only  # it writes the stale plan into the SQLite file itself
 async def test_a_restart_does_not_fire_a_nominal_time_again(
-    db_path: Path, clock: ManualClock
+    db_url: str, db_path: Path, clock: ManualClock
 ) -> None:
     plans = entries(job("tick", "* * * * *", overlap="allow"))
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     async with running(Scheduler(store, clock, plans), clock=clock):
         await move_to(clock, at(12, 1))
         await move_to(clock, at(12, 2))
@@ -157,7 +160,7 @@ async def test_a_restart_does_not_fire_a_nominal_time_again(
     # points at a nominal time that was already fired. The firing key still holds.
     with sqlite3.connect(db_path) as db:
         db.execute("UPDATE schedules SET next_fire_at = ?", (to_text(at(12, 2)),))
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     try:
         scheduler = Scheduler(store, clock, plans)
         async with running(scheduler, clock=clock):
@@ -173,15 +176,15 @@ async def test_a_restart_does_not_fire_a_nominal_time_again(
 
 
 async def test_after_downtime_only_the_latest_firing_within_the_window_runs(
-    db_path: Path, clock: ManualClock
+    db_url: str, clock: ManualClock
 ) -> None:
     plans = entries(job("tick", "* * * * *", catchup_window=120))
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     await Scheduler(store, clock, plans).reconcile()  # planned 12:01, then the process stops
     await store.close()
 
     clock.set(at(12, 10, 30))
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     try:
         scheduler = Scheduler(store, clock, plans)
         async with running(scheduler, clock=clock):
@@ -199,7 +202,7 @@ async def test_after_downtime_only_the_latest_firing_within_the_window_runs(
 
 
 async def test_after_downtime_nothing_runs_when_every_firing_is_older_than_the_window(
-    store: SqliteStore, clock: ManualClock
+    store: Store, clock: ManualClock
 ) -> None:
     plans = entries(job("tick", "* * * * *", catchup_window=10))
     await Scheduler(store, clock, plans).reconcile()
@@ -218,7 +221,7 @@ async def test_after_downtime_nothing_runs_when_every_firing_is_older_than_the_w
 
 
 async def test_a_long_downtime_records_at_most_the_latest_missed_firings(
-    store: SqliteStore, clock: ManualClock
+    store: Store, clock: ManualClock
 ) -> None:
     plans = entries(job("hourly", "0 * * * *"))
     await Scheduler(store, clock, plans).reconcile()  # planned 13:00
@@ -237,7 +240,7 @@ async def test_a_long_downtime_records_at_most_the_latest_missed_firings(
 
 
 async def test_a_firing_while_the_previous_run_is_active_is_skipped(
-    store: SqliteStore, clock: ManualClock
+    store: Store, clock: ManualClock
 ) -> None:
     scheduler = Scheduler(store, clock, entries(job("tick", "* * * * *")))
     async with running(scheduler, clock=clock):
@@ -259,9 +262,7 @@ async def test_a_firing_while_the_previous_run_is_active_is_skipped(
     assert len((await store.list_runs(workflow="job-tick")).runs) == 2
 
 
-async def test_overlap_allow_starts_a_run_at_every_firing(
-    store: SqliteStore, clock: ManualClock
-) -> None:
+async def test_overlap_allow_starts_a_run_at_every_firing(store: Store, clock: ManualClock) -> None:
     scheduler = Scheduler(store, clock, entries(job("tick", "* * * * *", overlap="allow")))
     async with running(scheduler, clock=clock):
         for minute in (1, 2, 3):
@@ -275,15 +276,15 @@ async def test_overlap_allow_starts_a_run_at_every_firing(
 
 
 async def test_number_of_executions_is_persisted_across_a_restart(
-    db_path: Path, clock: ManualClock
+    db_url: str, clock: ManualClock
 ) -> None:
     plans = entries(job("twice", "* * * * *", number_of_executions=2, overlap="allow"))
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     async with running(Scheduler(store, clock, plans), clock=clock):
         await move_to(clock, at(12, 1))
     await store.close()
 
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     try:
         async with running(Scheduler(store, clock, plans), clock=clock):
             for minute in (2, 3, 4):
@@ -294,7 +295,7 @@ async def test_number_of_executions_is_persisted_across_a_restart(
     finally:
         await store.close()
     # Still exhausted after another restart.
-    store = await SqliteStore.open(str(db_path))
+    store = await open_store(db_url)
     try:
         records = await Scheduler(store, clock, plans).reconcile()
         assert [(r.executions, r.next_fire_at) for r in records] == [(2, None)]
@@ -310,7 +311,7 @@ async def test_number_of_executions_is_persisted_across_a_restart(
 
 
 async def test_reconciliation_keeps_replans_and_deactivates(
-    store: SqliteStore, clock: ManualClock
+    store: Store, clock: ManualClock
 ) -> None:
     before = entries(
         job("keep", "*/10 * * * *", overlap="allow"),
@@ -373,7 +374,7 @@ def test_schedules_use_the_default_timezone_unless_they_name_one() -> None:
 
 
 async def test_a_daily_time_skipped_by_the_spring_jump_fires_once_right_after_it(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     clock = ManualClock(datetime(2026, 3, 7, 12, 0, tzinfo=NEW_YORK))
     plans = entries(job("nightly", "30 2 * * *", timezone="America/New_York", overlap="allow"))
@@ -387,7 +388,7 @@ async def test_a_daily_time_skipped_by_the_spring_jump_fires_once_right_after_it
 
 
 async def test_a_daily_time_repeated_by_the_autumn_fallback_fires_once(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     clock = ManualClock(datetime(2026, 10, 31, 12, 0, tzinfo=NEW_YORK))
     plans = entries(job("nightly", "30 1 * * *", timezone="America/New_York", overlap="allow"))
@@ -402,7 +403,7 @@ async def test_a_daily_time_repeated_by_the_autumn_fallback_fires_once(
 
 
 async def test_a_wildcard_hour_fires_in_both_repeated_hours_through_the_scheduler(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     clock = ManualClock(datetime(2026, 11, 1, 4, 40, tzinfo=UTC))  # 00:40 EDT
     plans = entries(
@@ -423,9 +424,7 @@ async def test_a_wildcard_hour_fires_in_both_repeated_hours_through_the_schedule
 # -- life cycle ----------------------------------------------------------------
 
 
-async def test_drain_ends_the_loop_and_fires_nothing_more(
-    store: SqliteStore, clock: ManualClock
-) -> None:
+async def test_drain_ends_the_loop_and_fires_nothing_more(store: Store, clock: ManualClock) -> None:
     scheduler = Scheduler(store, clock, entries(job("tick", "* * * * *")))
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
@@ -451,7 +450,7 @@ def _runtime_error() -> None:
 
 @pytest.mark.parametrize("raiser", [_runtime_error, _exits, _interrupted])
 async def test_a_failing_input_function_records_the_firing_missed(
-    store: SqliteStore, clock: ManualClock, raiser: Callable[[], None]
+    store: Store, clock: ManualClock, raiser: Callable[[], None]
 ) -> None:
     """Bug (for sys.exit() and KeyboardInterrupt): only ``Exception`` was caught around
     the user's input function, so one of those stopped the scheduler and the service."""

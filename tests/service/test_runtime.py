@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ async def test_a_delayed_run_waits_until_it_is_due(db_url: str) -> None:
 
     @create_step("stamp")
     async def stamp(input: Any) -> str:
-        started_at.append(datetime.now(UTC))
+        started_at.append(rt.clock.now())  # due times are on the runtime's clock
         return "ok"
 
     stamped = create_workflow("stamped", lambda input: WorkflowResponse(stamp(input)))
@@ -453,9 +453,7 @@ async def test_a_sync_client_works_without_a_with_block_and_closes(db_url: str) 
     assert run_ids == []
 
 
-async def test_a_client_works_right_after_construction_and_after_close(
-    db_url: str, db_path: Path
-) -> None:
+async def test_a_client_works_right_after_construction_and_after_close(db_url: str) -> None:
     client = Client(db_url)
     first = await client.emit("customer.created", {"id": "c4"})
     handle = await client.run("double", {"n": 1}, idempotency_key="k1")
@@ -464,7 +462,6 @@ async def test_a_client_works_right_after_construction_and_after_close(
     again = await client.run("double", {"n": 1}, idempotency_key="k1")
     await client.close()
 
-    assert db_path.exists()  # noqa: ASYNC240 - a stat, in a test
     assert again.run_id == handle.run_id
     async with Client(db_url) as reader:
         page = await reader.list_runs(workflow="double")

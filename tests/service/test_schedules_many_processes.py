@@ -7,12 +7,16 @@ from datetime import UTC, datetime
 
 from runtime import Runtime
 from runtime.models import FiringOutcome
+from runtime.scheduling.entries import schedules_for
+from runtime.scheduling.scheduler import Scheduler
 from runtime.sdk.specs import Job, JobConfig
-from runtime.store.sqlite import SqliteStore
+from runtime.store.records import WorkerRow
 from runtime.testing import ManualClock
+from tests.helpers.backends import opened
 from tests.helpers.waiting import wait_until
 
 START = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 async def _noop(container: object) -> None:
@@ -59,27 +63,16 @@ async def test_a_second_service_keeps_the_live_ones_schedules_and_drops_the_dead
         assert await active(later) == {"a": False, "b": True}
 
 
-async def test_a_worker_that_died_does_not_keep_its_schedules(db_url: str, db_path) -> None:
+async def test_a_worker_that_died_does_not_keep_its_schedules(db_url: str) -> None:
     async with Runtime(db_url, jobs=[job("a")]) as first:
         worker = first.identity.id
-    # The first process left its declaration behind (killed before it removed its row)...
-    store = await SqliteStore.open(str(db_path))
-    try:
-        await store._write(
-            lambda db: db.execute(
-                "INSERT INTO workers (id, host, pid, process_start, started_at, heartbeat_at) "
-                "VALUES (?, 'elsewhere', 1, NULL, '2000-01-01T00:00:00.000000Z', "
-                "'2000-01-01T00:00:00.000000Z')",
-                (worker,),
-            )
-        )
-        await store._write(
-            lambda db: db.execute(
-                "INSERT OR IGNORE INTO worker_schedules VALUES (?, 'a')", (worker,)
-            )
-        )
-    finally:
-        await store.close()
+    # The first process left its rows behind (killed before it removed them): its
+    # registration, its heartbeat long stale, and its declaration of 'a'...
+    async with opened(db_url) as store:
+        await store.upsert_worker(WorkerRow(worker, "elsewhere", 1, LONG_AGO, LONG_AGO))
+        plans = schedules_for([job("a")], (), "UTC")
+        scheduler = Scheduler(store, ManualClock(datetime.now(UTC)), plans, worker_id=worker)
+        assert [r.name for r in await scheduler.reconcile()] == ["a"]
     # ...but its heartbeat is long stale: it declares nothing any more.
     async with Runtime(db_url, jobs=[job("b")]) as later:
         assert await active(later) == {"a": False, "b": True}
