@@ -3,7 +3,8 @@
 The SIGKILL crash tests, the chaos campaign and the multi-process tests run their
 processes on a database given by URL and judge what those processes committed by
 reading the tables directly, the way an operator would. :class:`Database` hides the
-two backends' differences for those reads: ``?`` placeholders on both, times as the
+two backends' differences for those reads: ``?`` placeholders on both (so no literal
+``?`` or ``%`` in the SQL), times as the
 SQLite store's UTC text (:func:`runtime.clock.to_text`) on both, JSON columns as text
 on both, so one check reads the same values from either.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 from psycopg.types.string import TextLoader
@@ -47,6 +49,20 @@ class Database:
     url: str
     file: Path | None = None
     schema: str | None = None
+
+    @classmethod
+    def at(cls, url: str) -> Database:
+        """The database of a URL the processes under test are given.
+
+        ``sqlite:///PATH`` or ``postgresql://...?schema=NAME`` (read on the test server,
+        :data:`tests.helpers.postgres.SERVER`, as every PostgreSQL URL of the tests is).
+        """
+        if url.startswith("sqlite:///"):
+            return cls("sqlite", url, file=Path(url.removeprefix("sqlite:///")))
+        query = parse_qs(urlsplit(url).query)
+        if not url.startswith("postgresql://") or len(query.get("schema", [])) != 1:
+            raise ValueError(f"not a sqlite:/// or postgresql://...?schema= URL: {url!r}")
+        return cls("postgresql", url, schema=query["schema"][0])
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """The rows of one ``SELECT`` (``?`` placeholders); ``[]`` before the tables exist."""
