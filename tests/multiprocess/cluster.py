@@ -30,7 +30,10 @@ import pytest
 from tests.helpers.databases import Database
 from tests.helpers.processes import Service
 
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = Path(__file__).resolve().parent / "project"
+LAUNCH = "tests.multiprocess.launch"
+"""``runtime start`` with the lease the cluster is given (:mod:`tests.multiprocess.launch`)."""
 
 READY_DEADLINE = 30.0
 """Seconds a service may take to start (three start at once on two shared cores)."""
@@ -46,6 +49,9 @@ def _environment(database: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["RUNTIME_DATABASE"] = database
+    # For tests.multiprocess.launch; the project's own folder (the working directory)
+    # comes first, so its workflows/ and subscribers/ are the ones imported.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -55,12 +61,14 @@ class Cluster:
     Args:
         root: where to copy the project (must not exist).
         db: the database every process is given.
+        lease: the processes' lease TTL, seconds.
     """
 
-    def __init__(self, root: Path, db: Database) -> None:
+    def __init__(self, root: Path, db: Database, lease: float) -> None:
         shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("__pycache__"))
         self.root = root
         self.db = db
+        self.lease = lease
         self.services: list[Service] = []
         self.started = 0
 
@@ -72,7 +80,15 @@ class Cluster:
         output = self.root / f"service-{self.started}.log"
         with output.open("wb") as sink:
             child = subprocess.Popen(
-                [sys.executable, "-m", "runtime", "--project", str(self.root), "start"],
+                [
+                    sys.executable,
+                    "-m",
+                    LAUNCH,
+                    str(self.lease),
+                    "--project",
+                    str(self.root),
+                    "start",
+                ],
                 cwd=self.root,
                 env=_environment(self.db.url),
                 stdin=subprocess.DEVNULL,
@@ -145,6 +161,6 @@ class Cluster:
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
-    def release(self) -> None:
-        """Let the ``stall`` workflow's held step go on (in whichever process runs it)."""
-        (self.root / "release").touch()
+    def release(self, token: str) -> None:
+        """Let the held step of the ``stall`` run of ``token`` go on (wherever it runs)."""
+        (self.root / f"release-{token}").touch()

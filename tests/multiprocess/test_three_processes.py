@@ -8,10 +8,16 @@ for the module. In order:
    and every step of every run executed exactly once, by whichever process took it;
 2. meanwhile the every-second schedule fired exactly once per nominal second across the
    three (no duplicate firing, run or execution; no gap of more than a few seconds);
-3. a process SIGKILLed in the middle of a step has its run finished by another, long
-   before the dead worker's lease would expire (30 s: its pid is known dead on this
-   host), the interrupted step run again and no finished step repeated;
-4. SIGTERM stops each process with exit code 0.
+3. a process SIGKILLed in the middle of a step has its run finished by another, which
+   knew it dead at once (its pid is gone on this host), the interrupted step run again
+   and no finished step repeated;
+4. a process frozen in the middle of a step (SIGSTOP: a machine cut off, whose pid says
+   nothing here) keeps its run until its lease expires, then another finishes it, the
+   same way;
+5. SIGTERM stops each process with exit code 0.
+
+The processes run with a lease of :data:`LEASE` seconds instead of 30
+(:mod:`tests.multiprocess.launch`), so that expiry takes seconds.
 
 The tests share the processes and run in this order (each later one relies on the
 processes the earlier left running: a replacement is started for the killed one).
@@ -54,14 +60,16 @@ LONGEST_GAP = 5
 """Consecutive nominal seconds that may pass without a run started (a catch-up after
 every process was starved of CPU records the seconds between as ``missed``)."""
 
+LEASE = 8.0
+"""The processes' lease TTL (seconds): their heartbeat beats every third of it."""
+
 TAKEOVER_DEADLINE = 20.0
-"""Seconds for another process to finish the killed process's run: below the lease TTL,
-so a run that is only taken over once the dead lease expires fails the test."""
+"""Seconds for another process to finish the killed (or frozen) process's run."""
 
 STOP_DEADLINE = 15.0
 """Seconds between SIGTERM and the exit (the project's shutdown grace is 5 s)."""
 
-assert TAKEOVER_DEADLINE < LEASE_TTL
+assert LEASE < LEASE_TTL
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -70,7 +78,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     folder: Path = tmp_path_factory.mktemp("multiprocess")
     with database(request.param, folder) as db:
-        cluster = Cluster(folder / "app", db)
+        cluster = Cluster(folder / "app", db, LEASE)
         try:
             services = [cluster.start() for _ in range(PROCESSES)]
             cluster.wait_ready(*services)
@@ -83,6 +91,17 @@ def cluster(
 def lines_of(log: list[dict[str, Any]], run_id: str) -> list[tuple[str, str, int]]:
     """A run's execution-log lines as (step, phase, pid), in order."""
     return [(e["step"], e["phase"], e["pid"]) for e in log if e["run_id"] == run_id]
+
+
+def released_workers(cluster: Cluster) -> set[str]:
+    """The workers any service logged it released as dead (their process gone)."""
+    return {
+        worker
+        for service in cluster.services
+        for line in service.log()
+        if line.get("event") == "dead_workers_released"
+        for worker in line["workers"]
+    }
 
 
 def pids_of(log: list[dict[str, Any]], run_id: str, step: str, phase: str) -> list[int]:
@@ -224,10 +243,11 @@ def test_a_run_whose_process_is_killed_mid_step_is_finished_by_another(
         assert {s.name: s.status.value for s in held.steps if s.status.value == "completed"} == {
             "before": "completed"
         }
+        [victim_worker] = cluster.db.query("SELECT id FROM workers WHERE pid = ?", holder)[0]
         victim.sigkill()
         assert victim.process.returncode == -signal.SIGKILL
         killed_at = time.monotonic()
-        cluster.release()
+        cluster.release("t-1")
 
         def completed() -> bool:
             return client.get_run(run_id, steps=False).status.value == "completed"
@@ -237,6 +257,8 @@ def test_a_run_whose_process_is_killed_mid_step_is_finished_by_another(
         record = client.get_run(run_id)
 
     assert took < TAKEOVER_DEADLINE
+    # Known dead by its pid, not by its lease: a survivor said it released the worker.
+    assert victim_worker in released_workers(cluster), [s.tail(5) for s in cluster.running()]
     assert record.output == {"token": "t-1", "before": True, "held": True, "after": True}
     assert [(s.name, s.status.value, s.attempts) for s in record.steps] == [
         ("before", "completed", 1),
@@ -258,7 +280,63 @@ def test_a_run_whose_process_is_killed_mid_step_is_finished_by_another(
     cluster.wait_ready(cluster.start())
 
 
-# -- 4. SIGTERM: each process stops with exit 0 -------------------------------------------
+# -- 4. a frozen process: its run is taken over once its lease expired ----------------------
+
+
+def test_a_run_whose_process_is_frozen_mid_step_is_taken_over_when_its_lease_expires(
+    cluster: Cluster,
+) -> None:
+    with SyncClient(cluster.db.url) as client:
+        run_id = client.run("stall", {"token": "t-2"}).run_id
+
+        def reached() -> int | None:
+            pids = pids_of(cluster.execution_log(), run_id, "hold", "reached")
+            return pids[0] if pids else None
+
+        holder = cluster.wait("the stall run to reach its held step", reached, WORK_DEADLINE)
+        frozen = cluster.by_pid(holder)
+        [frozen_worker] = cluster.db.query("SELECT id FROM workers WHERE pid = ?", holder)[0]
+        # Alive to this host (a stopped process is not a dead one), silent to the database.
+        frozen.process.send_signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        try:
+            cluster.release("t-2")
+
+            def completed() -> bool:
+                return client.get_run(run_id, steps=False).status.value == "completed"
+
+            others = tuple(s for s in cluster.running() if s is not frozen)
+            cluster.wait("another process to finish the run", completed, TAKEOVER_DEADLINE, others)
+            took = time.monotonic() - frozen_at
+            record = client.get_run(run_id)
+        finally:
+            frozen.process.send_signal(signal.SIGKILL)  # never to wake up and finish the step
+            frozen.process.wait(10)
+
+    # Not taken while the lease could still be live (its last beat at most a third of
+    # the lease before the freeze), nor by the dead-pid rule.
+    assert took >= LEASE * 2 / 3, took
+    assert frozen_worker not in released_workers(cluster)
+    assert record.output == {"token": "t-2", "before": True, "held": True, "after": True}
+    assert [(s.name, s.status.value, s.attempts) for s in record.steps] == [
+        ("before", "completed", 1),
+        ("hold", "completed", 1),
+        ("after", "completed", 1),
+    ]
+    log = cluster.execution_log()
+    [rescuer] = pids_of(log, run_id, "hold", "done")
+    assert rescuer != holder
+    assert rescuer in {s.pid for s in cluster.running()}
+    assert pids_of(log, run_id, "before", "start") == [holder]
+    assert pids_of(log, run_id, "before", "done") == [holder]
+    assert pids_of(log, run_id, "hold", "start") == [holder, rescuer]
+    assert pids_of(log, run_id, "after", "start") == [rescuer]
+    assert pids_of(log, run_id, "after", "done") == [rescuer]
+
+    cluster.wait_ready(cluster.start())
+
+
+# -- 5. SIGTERM: each process stops with exit 0 -------------------------------------------
 
 
 def test_sigterm_stops_each_process_with_exit_code_0(cluster: Cluster) -> None:

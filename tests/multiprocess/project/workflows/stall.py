@@ -1,8 +1,9 @@
 """Three steps, the middle one held until the test lets it go: the process to kill mid-step.
 
-``hold`` logs ``start``, then ``reached``, then waits until the file ``release`` exists in
-the project folder; the test SIGKILLs the process holding it there, creates the file, and
-watches another process finish the run.
+``hold`` logs ``start``, then ``reached``, then waits until the file ``release-TOKEN``
+exists in the project folder (``TOKEN``: the run's input); the test SIGKILLs (or freezes)
+the process holding it there, creates the file, and watches another process finish the
+run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from workflows._log import FOLDER, record
 from runtime import StepContext, StepResponse, WorkflowResponse, create_step, create_workflow
 
 WORKFLOW = "stall"
-RELEASE = FOLDER / "release"
 
 
 @create_step("before")
@@ -29,7 +29,7 @@ async def before(input: dict[str, Any], ctx: StepContext) -> StepResponse:
 async def hold(data: dict[str, Any], ctx: StepContext) -> StepResponse:
     await record(run_id=ctx.run_id, step="hold", phase="start")
     await record(run_id=ctx.run_id, step="hold", phase="reached")
-    while not RELEASE.exists():  # noqa: ASYNC110 - the test process creates it
+    while not (FOLDER / f"release-{data['token']}").exists():  # noqa: ASYNC110 - the test process creates it
         await anyio.sleep(0.02)
     await record(run_id=ctx.run_id, step="hold", phase="done")
     return StepResponse({**data, "held": True})
