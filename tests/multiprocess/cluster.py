@@ -69,6 +69,8 @@ class Cluster:
         self.root = root
         self.db = db
         self.lease = lease
+        self.up_at = 0.0
+        """When (``time.time()``) the first services were all up; set by whoever waits."""
         self.services: list[Service] = []
         self.started = 0
 

@@ -82,7 +82,7 @@ def cluster(
         try:
             services = [cluster.start() for _ in range(PROCESSES)]
             cluster.wait_ready(*services)
-            cluster.up_at = time.time()  # type: ignore[attr-defined]
+            cluster.up_at = time.time()
             yield cluster
         finally:
             cluster.kill_all()
@@ -166,7 +166,7 @@ def test_the_every_second_schedule_fires_once_per_second_across_the_processes(
     cluster: Cluster,
 ) -> None:
     db = cluster.db
-    up_at: float = cluster.up_at  # type: ignore[attr-defined]
+    up_at = cluster.up_at
     # Judge whole seconds from one after all three were up to a few before now.
     cluster.wait(
         f"{BEAT_WINDOW} s of firings",
