@@ -14,6 +14,7 @@ that should be running exited.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -106,7 +107,7 @@ class Cluster:
         for service in services:
             self.wait(
                 f"service {service.pid} to start",
-                lambda s=service: s.logged("runtime_started"),  # type: ignore[misc]
+                functools.partial(service.logged, "runtime_started"),
                 READY_DEADLINE,
                 services=(service,),
             )
