@@ -117,13 +117,15 @@ def test_each_event_is_handled_by_one_run_whose_steps_each_ran_once(cluster: Clu
         ids = [client.emit("order.placed", {"n": n}) for n in range(EVENTS)]
     assert len(set(ids)) == EVENTS
 
-    def all_completed() -> bool:
-        done = db.scalar(
+    def all_handled() -> bool:
+        # The run completes before its handler returns and the delivery is marked done.
+        completed = db.scalar(
             "SELECT count(*) FROM runs WHERE workflow = 'fulfil' AND status = 'completed'"
         )
-        return bool(done == EVENTS)
+        done = db.scalar("SELECT count(*) FROM deliveries WHERE status = 'done'")
+        return bool(completed == done == EVENTS)
 
-    cluster.wait(f"{EVENTS} fulfil runs to complete", all_completed, WORK_DEADLINE)
+    cluster.wait(f"{EVENTS} events handled, their runs completed", all_handled, WORK_DEADLINE)
 
     # One run per event (its transaction id is the event's id), with the event's output.
     number = {id: n for id, n in zip(ids, range(EVENTS), strict=True)}
@@ -309,6 +311,8 @@ def test_a_run_whose_process_is_frozen_mid_step_is_taken_over_when_its_lease_exp
             cluster.wait("another process to finish the run", completed, TAKEOVER_DEADLINE, others)
             took = time.monotonic() - frozen_at
             record = client.get_run(run_id)
+            # Before the SIGKILL below, after which its pid is gone and it may be released.
+            released = released_workers(cluster)
         finally:
             frozen.process.send_signal(signal.SIGKILL)  # never to wake up and finish the step
             frozen.process.wait(10)
@@ -316,7 +320,7 @@ def test_a_run_whose_process_is_frozen_mid_step_is_taken_over_when_its_lease_exp
     # Not taken while the lease could still be live (its last beat at most a third of
     # the lease before the freeze), nor by the dead-pid rule.
     assert took >= LEASE * 2 / 3, took
-    assert frozen_worker not in released_workers(cluster)
+    assert frozen_worker not in released
     assert record.output == {"token": "t-2", "before": True, "held": True, "after": True}
     assert [(s.name, s.status.value, s.attempts) for s in record.steps] == [
         ("before", "completed", 1),
