@@ -1,13 +1,14 @@
 """The random-SIGKILL chaos campaign: ``scripts/chaos --kills 300 --seed S``.
 
 It copies the chaos project (``tests/chaos/project``) into a fresh folder, starts
-``python -m runtime --project <copy> start`` (the project's own CLI, a real process)
-on a fresh SQLite file, and starts the load generator (:mod:`tests.chaos.load`, another
-process with a ``SyncClient``) that emits events and starts runs at a steady rate. Then,
-``--kills`` times: wait a random delay (seeded; now and then before the service is even
-up) and SIGKILL the service, then start it again. Then it stops the load, lets the last
-service drain everything the load sent, stops it with SIGTERM (exit 0 expected), and
-judges what the processes left behind (:mod:`tests.chaos.checks`).
+``python -m runtime --project <copy> start`` (the project's own CLI, a real process) on
+a fresh SQLite file (or the PostgreSQL schema ``--database`` names), and starts the load
+generator (:mod:`tests.chaos.load`, another process with a ``SyncClient``) that emits
+events and starts runs at a steady rate. Then, ``--kills`` times: wait a random delay
+(seeded; now and then before the service is even up) and SIGKILL the service, then start
+it again. Then it stops the load, lets the last service drain everything the load sent,
+stops it with SIGTERM (exit 0 expected), and judges what the processes left behind
+(:mod:`tests.chaos.checks`).
 
 It prints a JSON summary (seed, kills, what ran, every violation count) on stdout and
 exits 1 on any violation, 0 otherwise. Progress goes to stderr. The folder is removed
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chaos.checks import figures, judge, load_evidence
+from tests.helpers.databases import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = Path(__file__).resolve().parent / "project"
@@ -57,11 +59,14 @@ class Settings:
     drain_timeout: float = 120.0
     workdir: Path | None = None
     keep: bool = False
+    database: str | None = None
+    """The processes' database URL; ``None``: a SQLite file in the project's copy."""
 
 
-def _env() -> dict[str, str]:
+def _env(database: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env["RUNTIME_DATABASE"] = database
     return env
 
 
@@ -81,7 +86,7 @@ class Campaign:
         self.folder = folder
         self.app = folder / "app"
         shutil.copytree(PROJECT, self.app, ignore=shutil.ignore_patterns("__pycache__"))
-        self.db = self.app / "runtime.db"
+        self.db = Database.at(settings.database or f"sqlite:///{self.app / 'runtime.db'}")
         self.ops = folder / "operations.jsonl"
         self.rng = random.Random(settings.seed)
         self.children: list[subprocess.Popen[bytes]] = []
@@ -99,7 +104,7 @@ class Campaign:
             child = subprocess.Popen(
                 [sys.executable, *argv],
                 cwd=cwd,
-                env=_env(),
+                env=_env(self.db.url),
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -115,7 +120,7 @@ class Campaign:
 
     def start_load(self) -> subprocess.Popen[bytes]:
         s = self.settings
-        url = f"sqlite:///{self.db}"
+        url = self.db.url
         argv = [
             "-m",
             "tests.chaos.load",
@@ -132,17 +137,9 @@ class Campaign:
 
     def is_up(self, service: subprocess.Popen[bytes]) -> bool:
         """The service registered its worker row (its loops start right after)."""
-        if not self.db.exists():
-            return False
         try:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1)
-            try:
-                return bool(
-                    conn.execute("SELECT 1 FROM workers WHERE pid = ?", (service.pid,)).fetchone()
-                )
-            finally:
-                conn.close()
-        except sqlite3.OperationalError:  # no schema yet, or busy for a moment
+            return bool(self.db.query("SELECT 1 FROM workers WHERE pid = ?", service.pid))
+        except sqlite3.OperationalError:  # busy for a moment
             return False
 
     def wait_up(self, service: subprocess.Popen[bytes]) -> float:
@@ -206,23 +203,23 @@ class Campaign:
 
     # -- the campaign ---------------------------------------------------------------
 
-    def backlog(self, cutoff: str = "9999") -> tuple[int, int]:
-        """Runs created before ``cutoff`` not yet terminal; events not yet fanned out or
-        delivered."""
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        try:
-            [(runs,)] = conn.execute(
-                "SELECT count(*) FROM runs WHERE status IN "
-                "('pending', 'running', 'sleeping', 'paused', 'compensating') AND created_at < ?",
-                (cutoff,),
-            )
-            [(unrouted,)] = conn.execute("SELECT count(*) FROM events WHERE fanned_out = 0")
-            [(undelivered,)] = conn.execute(
-                "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'running')"
-            )
-            return runs, unrouted + undelivered
-        finally:
-            conn.close()
+    def backlog(self, cutoff: str | None = None) -> tuple[int, int]:
+        """Runs (created before ``cutoff``, if given) not yet terminal; events not yet fanned
+        out or delivered."""
+        active = (
+            "SELECT count(*) FROM runs WHERE status IN "
+            "('pending', 'running', 'sleeping', 'paused', 'compensating')"
+        )
+        runs = (
+            self.db.scalar(active)
+            if cutoff is None
+            else self.db.scalar(active + " AND created_at < ?", cutoff)
+        )
+        unrouted = self.db.scalar("SELECT count(*) FROM events WHERE NOT fanned_out")
+        undelivered = self.db.scalar(
+            "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'running')"
+        )
+        return runs or 0, (unrouted or 0) + (undelivered or 0)
 
     def run(self) -> dict[str, Any]:
         s = self.settings
@@ -314,6 +311,12 @@ def parse(argv: list[str]) -> Settings:
     )
     parser.add_argument("--workdir", type=Path, default=None, help="folder (default: a temp one)")
     parser.add_argument("--keep", action="store_true", help="keep the folder even when all held")
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="the database URL, a postgresql://...?schema=NAME (default: a SQLite file "
+        "in the folder); the schema should be new: the campaign judges all it holds",
+    )
     args = parser.parse_args(argv)
     if args.kills < 1:
         parser.error(f"--kills must be at least 1, got {args.kills}")
@@ -328,6 +331,7 @@ def parse(argv: list[str]) -> Settings:
         drain_timeout=args.drain_timeout,
         workdir=args.workdir,
         keep=args.keep,
+        database=args.database,
     )
 
 

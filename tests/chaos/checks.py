@@ -2,7 +2,7 @@
 
 :func:`load_evidence` reads the three witnesses: the operations the load generator
 had accepted (its own file), the execution log the chaos project's code fsyncs line
-by line (``tests/chaos/project/workflows/_chaoslog.py``), and the SQLite database.
+by line (``tests/chaos/project/workflows/_chaoslog.py``), and the database (either backend).
 :func:`judge` counts every violation of the promises (nothing lost, nothing stuck,
 no finished step or compensation repeated, compensations once each and in DESIGN 2.3
 order, no cron duplicate) and describes each one.
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.databases import Database
 
 SAGA, SAGA_STEPS = "chaos-saga", ("reserve", "price", "charge", "pack", "ship")
 DURABLE, DURABLE_STEPS = "chaos_durable", ("open", "debit", "credit", "notify", "settle", "close")
@@ -100,49 +101,47 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def load_evidence(db: Path, log: Path, ops: Path, killed: dict[int, int], cutoff: str) -> Evidence:
-    """Read the database (read-only), the execution log and the operations file."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        runs = {
-            row[0]: {
-                "workflow": row[1],
-                "key": row[2],
-                "status": row[3],
-                "input": _json(row[4]),
-                "output": _json(row[5]),
-                "created_at": row[6],
-            }
-            for row in conn.execute(
-                "SELECT id, workflow, idempotency_key, status, input, output, created_at FROM runs"
-            )
+def load_evidence(
+    db: Database, log: Path, ops: Path, killed: dict[int, int], cutoff: str
+) -> Evidence:
+    """Read the database (plain ``SELECT``s), the execution log and the operations file."""
+    runs = {
+        row[0]: {
+            "workflow": row[1],
+            "key": row[2],
+            "status": row[3],
+            "input": _json(row[4]),
+            "output": _json(row[5]),
+            "created_at": row[6],
         }
-        steps = {
-            (run_id, name): {"status": status, "output": _json(output)}
-            for run_id, name, status, output in conn.execute(
-                "SELECT run_id, name, status, output FROM steps"
-            )
-        }
-        events = {
-            id: {"name": name, "key": key, "source_run_id": source}
-            for id, name, key, source in conn.execute(
-                "SELECT id, name, idempotency_key, source_run_id FROM events"
-            )
-        }
-        deliveries = {
-            (event_id, subscriber): {"status": status, "attempts": attempts}
-            for event_id, subscriber, status, attempts in conn.execute(
-                "SELECT event_id, subscriber_id, status, attempts FROM deliveries"
-            )
-        }
-        firings = {
-            (schedule, nominal): {"outcome": outcome, "run_id": run_id}
-            for schedule, nominal, outcome, run_id in conn.execute(
-                "SELECT schedule, nominal_at, outcome, run_id FROM schedule_firings"
-            )
-        }
-    finally:
-        conn.close()
+        for row in db.query(
+            "SELECT id, workflow, idempotency_key, status, input, output, created_at FROM runs"
+        )
+    }
+    steps = {
+        (run_id, name): {"status": status, "output": _json(output)}
+        for run_id, name, status, output in db.query(
+            "SELECT run_id, name, status, output FROM steps"
+        )
+    }
+    events = {
+        id: {"name": name, "key": key, "source_run_id": source}
+        for id, name, key, source in db.query(
+            "SELECT id, name, idempotency_key, source_run_id FROM events"
+        )
+    }
+    deliveries = {
+        (event_id, subscriber): {"status": status, "attempts": attempts}
+        for event_id, subscriber, status, attempts in db.query(
+            "SELECT event_id, subscriber_id, status, attempts FROM deliveries"
+        )
+    }
+    firings = {
+        (schedule, nominal): {"outcome": outcome, "run_id": run_id}
+        for schedule, nominal, outcome, run_id in db.query(
+            "SELECT schedule, nominal_at, outcome, run_id FROM schedule_firings"
+        )
+    }
     return Evidence(
         ops=read_lines(ops),
         log=read_lines(log),

@@ -1,19 +1,22 @@
 """A short chaos campaign in CI: 10 random SIGKILLs of ``runtime start`` under load.
 
-One campaign (:mod:`tests.chaos.campaign`, the same code ``scripts/chaos`` runs with
-300 kills) runs once for the module; each test asserts one family of promises on its
-summary, so a failure names the promise and the campaign's seed and details.
+One campaign (:mod:`tests.chaos.campaign`, the same code ``scripts/chaos`` runs with 300
+kills) runs once for the module on each backend (a SQLite file, a PostgreSQL schema);
+each test asserts one family of promises on its summary, so a failure names the promise
+and the campaign's seed and details.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.chaos.campaign import Settings, run_campaign
+from tests.helpers.databases import BACKENDS, database
 
 KILLS = 10
 SEED = 20261130
@@ -21,11 +24,18 @@ SEED = 20261130
 (the kills land at the same delays; what they cut off depends on timing too)."""
 
 
-@pytest.fixture(scope="module")
-def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def summary(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     folder: Path = tmp_path_factory.mktemp("chaos")
-    settings = Settings(kills=KILLS, seed=SEED, drain_timeout=30.0, workdir=folder, keep=True)
-    return run_campaign(settings)
+    with database(request.param, folder) as db:
+        # On SQLite, the project's own file (in the campaign's copy of the project).
+        url = db.url if db.backend == "postgresql" else None
+        settings = Settings(
+            kills=KILLS, seed=SEED, drain_timeout=30.0, workdir=folder, keep=True, database=url
+        )
+        yield run_campaign(settings)
 
 
 def _none(summary: dict[str, Any], *names: str) -> None:

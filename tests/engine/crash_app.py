@@ -181,7 +181,7 @@ async def main(args: argparse.Namespace) -> None:
     container.register(SERVICE, ExecutionLog(Path(args.log), args.block))
     order = {**ORDER, "fail_shipping": args.fail_shipping}
     async with Runtime(
-        database=f"sqlite:///{args.db}",
+        database=args.database,
         workflows=[crash_saga],
         container=container,
     ) as rt:
@@ -212,7 +212,9 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="crash_app", description=__doc__)
-    parser.add_argument("--db", required=True, help="the SQLite file")
+    parser.add_argument(
+        "--database", required=True, help="the database URL (sqlite:///... or postgresql://...)"
+    )
     parser.add_argument("--log", required=True, help="the execution log (JSON lines)")
     parser.add_argument("--out", required=True, help="where the outcome JSON goes")
     parser.add_argument("--mode", choices=("run", "wait"), default="run")
@@ -221,8 +223,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--transaction-id", default="crash-order-o-42")
     parser.add_argument("--timeout", type=float, default=20.0, help="wait mode's deadline (s)")
     args = parser.parse_args(argv)
-    # sqlite:////abs/path.db: an absolute path, whatever the working directory.
-    args.db = Path(args.db).resolve()
     return args
 
 

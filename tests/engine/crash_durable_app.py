@@ -2,8 +2,8 @@
 
 ``tests/engine/test_crash_durable.py`` starts this file with ``sys.executable``, kills it
 with SIGKILL at a chosen moment (the run sleeping, paused, or in the middle of a step),
-starts it again on the same SQLite file, and judges the outcome from files, because a
-killed process leaves nothing else behind:
+starts it again on the same database (SQLite or PostgreSQL), and judges the outcome
+from files, because a killed process leaves nothing else behind:
 
 - the execution log (``--log``): one JSON line per thing that happened (``ready`` when
   the runtime is up, ``started``/``completed`` per step execution, ``reached`` at the
@@ -105,7 +105,7 @@ async def main(args: argparse.Namespace) -> None:
     container = Container()
     container.register(SERVICE, log)
     async with Runtime(
-        database=f"sqlite:///{args.db}", workflows=[crash_durable], container=container
+        database=args.database, workflows=[crash_durable], container=container
     ) as rt:
         # The worker's first scan is done by now: what it takes at once, it has taken.
         started = time.monotonic()
@@ -133,7 +133,9 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="crash_durable_app", description=__doc__)
-    parser.add_argument("--db", required=True, help="the SQLite file")
+    parser.add_argument(
+        "--database", required=True, help="the database URL (sqlite:///... or postgresql://...)"
+    )
     parser.add_argument("--log", required=True, help="the execution log (JSON lines)")
     parser.add_argument("--out", required=True, help="where the outcome JSON goes")
     parser.add_argument("--mode", choices=("start", "wait"), default="start")
@@ -142,8 +144,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--nap", type=float, default=0.2, help="seconds of the durable sleep")
     parser.add_argument("--timeout", type=float, default=20.0, help="deadline for the run (s)")
     args = parser.parse_args(argv)
-    # sqlite:////abs/path.db: an absolute path, whatever the working directory.
-    args.db = Path(args.db).resolve()
     return args
 
 

@@ -2,7 +2,8 @@
 
 ``tests/engine/test_crash_rollback.py`` forks this app (through
 :mod:`tests.helpers.forkserver`), kills it with SIGKILL at a chosen point of the rollback,
-and starts it again, once or several times, on the same SQLite file. The saga exists in
+and starts it again, once or several times, on the same database (either backend). The
+saga exists in
 both authoring styles, with the same steps and compensations:
 
 - ``composition``: ``create_workflow`` over five ``create_step`` steps;
@@ -65,6 +66,7 @@ from runtime import (
 )
 from runtime.models import Control, StepStatus
 from runtime.store.changes import RunChange
+from runtime.store.postgres.store import PostgresStore
 from runtime.store.records import StepWrite
 from runtime.store.sqlite import SqliteStore
 from tests.helpers.crashkit import ExecutionLog
@@ -196,13 +198,16 @@ WORKFLOWS = {
 # -- the process ---------------------------------------------------------------------
 
 
-def gate_checkpoints(log: ExecutionLog) -> None:
+def gate_checkpoints(log: ExecutionLog, database: str) -> None:
     """Stop at ``failed:NAME``/``after:NAME`` once the checkpoint recording NAME ``failed``
-    or ``compensated`` committed."""
-    checkpoint = SqliteStore.checkpoint
+    or ``compensated`` committed (in the store class of ``database``'s backend)."""
+    store: type[SqliteStore | PostgresStore] = (
+        PostgresStore if database.startswith("postgresql:") else SqliteStore
+    )
+    checkpoint = store.checkpoint
 
     async def gated(
-        self: SqliteStore,
+        self: Any,
         run_id: str,
         owner_id: str,
         steps: Sequence[StepWrite],
@@ -217,7 +222,7 @@ def gate_checkpoints(log: ExecutionLog) -> None:
                 await log.gate(f"after:{write.name}", run_id)
         return control
 
-    SqliteStore.checkpoint = gated  # type: ignore[method-assign]
+    store.checkpoint = gated  # type: ignore[method-assign]
 
 
 def _write_outcome(path: Path, outcome: dict[str, Any]) -> None:
@@ -230,13 +235,11 @@ def _write_outcome(path: Path, outcome: dict[str, Any]) -> None:
 async def main(args: argparse.Namespace) -> None:
     log = ExecutionLog(Path(args.log), args.block)
     if args.block is not None and args.block.startswith(("failed:", "after:")):
-        gate_checkpoints(log)
+        gate_checkpoints(log, args.database)
     definition, name = WORKFLOWS[args.style]
     container = Container()
     container.register(SERVICE, log)
-    async with Runtime(
-        database=f"sqlite:///{args.db}", workflows=[definition], container=container
-    ) as rt:
+    async with Runtime(database=args.database, workflows=[definition], container=container) as rt:
         if args.mode == "start":
             handle = await rt.workflows.run(
                 name, {"order_id": "o-9"}, idempotency_key=IDEMPOTENCY_KEY
@@ -259,7 +262,9 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="rollback_app", description=__doc__)
-    parser.add_argument("--db", required=True, help="the SQLite file")
+    parser.add_argument(
+        "--database", required=True, help="the database URL (sqlite:///... or postgresql://...)"
+    )
     parser.add_argument("--log", required=True, help="the execution log (JSON lines)")
     parser.add_argument("--out", required=True, help="where the outcome JSON goes")
     parser.add_argument("--style", choices=tuple(WORKFLOWS), required=True)
@@ -267,8 +272,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--block", default=None, help="KIND:NAME to stop at (see module doc)")
     parser.add_argument("--timeout", type=float, default=20.0, help="deadline for the run (s)")
     args = parser.parse_args(argv)
-    # sqlite:////abs/path.db: an absolute path, whatever the working directory.
-    args.db = Path(args.db).resolve()
     return args
 
 

@@ -2,7 +2,8 @@
 
 Each scenario runs the saga of :mod:`tests.engine.crash_app` in a child process that stops
 at a chosen point (after logging ``reached``), kills it with SIGKILL there, and restarts it
-on the same SQLite file, either calling ``run()`` again with the same transaction id or
+on the same database (a SQLite file, or a PostgreSQL schema: every scenario runs on
+both), either calling ``run()`` again with the same transaction id or
 only waiting for the runtime's recovery to finish the run. The outcome is compared with an
 uninterrupted run of the same input in another database, and the execution log (fsynced
 line by line by the child) shows what ran how many times, in which process.
@@ -13,7 +14,6 @@ Every wait is a poll with a short interval and a deadline; no test sleeps for a 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +24,7 @@ import pytest
 
 from runtime.engine.leases import LEASE_TTL
 from tests.helpers.crashkit import Child, Processes, read_log, reaping, wait_reached
+from tests.helpers.databases import BACKENDS, Database, database
 
 APP = "tests.engine.crash_app"
 TRANSACTION_ID = "crash-order-o-42"
@@ -76,28 +77,34 @@ class Scenario(Processes):
         return self.start(name, argv)
 
 
-def _scenario(directory: Path) -> contextlib.AbstractContextManager[Scenario]:
-    return reaping(Scenario(directory, []))
+@contextlib.contextmanager
+def _scenario(directory: Path, backend: str) -> Iterator[Scenario]:
+    with database(backend, directory) as db, reaping(Scenario(directory, db, [])) as s:
+        yield s
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every scenario runs on each backend (the references too: one per backend)."""
+    param: str = request.param
+    return param
 
 
 @pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with _scenario(tmp_path) as s:
+def scenario(tmp_path: Path, backend: str) -> Iterator[Scenario]:
+    with _scenario(tmp_path, backend) as s:
         yield s
 
 
 # -- reading the evidence --------------------------------------------------------
 
 
-def stored_run(db: Path) -> dict[str, Any]:
-    """The run as another process sees it in the file: what was committed, nothing more."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-        runs = conn.execute("SELECT id, status, owner_id FROM runs").fetchall()
-        assert len(runs) == 1, runs
-        run_id, status, owner = runs[0]
-        steps = conn.execute(
-            "SELECT name, status FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
-        ).fetchall()
+def stored_run(db: Database) -> dict[str, Any]:
+    """The run as another process sees it in the database: what was committed, nothing more."""
+    runs = db.query("SELECT id, status, owner_id FROM runs")
+    assert len(runs) == 1, runs
+    run_id, status, owner = runs[0]
+    steps = db.query("SELECT name, status FROM steps WHERE run_id = ? ORDER BY seq", run_id)
     return {"id": run_id, "status": status, "owner_id": owner, "steps": dict(steps)}
 
 
@@ -146,24 +153,26 @@ def returned(outcome: dict[str, Any]) -> dict[str, Any]:
 # -- uninterrupted runs, the reference -------------------------------------------
 
 
-def _uninterrupted(directory: Path, *, fail: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with _scenario(directory) as s:
+def _uninterrupted(
+    directory: Path, backend: str, *, fail: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    with _scenario(directory, backend) as s:
         outcome = s.spawn("uninterrupted", fail=fail).wait_outcome(START_DEADLINE)
         return outcome, read_log(s.log)
 
 
 @pytest.fixture(scope="module")
 def completed_reference(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, backend: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    return _uninterrupted(tmp_path_factory.mktemp("reference-completed"), fail=False)
+    return _uninterrupted(tmp_path_factory.mktemp("reference-completed"), backend, fail=False)
 
 
 @pytest.fixture(scope="module")
 def failed_reference(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, backend: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    return _uninterrupted(tmp_path_factory.mktemp("reference-failed"), fail=True)
+    return _uninterrupted(tmp_path_factory.mktemp("reference-failed"), backend, fail=True)
 
 
 def test_uninterrupted_runs_are_the_reference(
@@ -239,7 +248,7 @@ def test_kill_after_a_checkpoint_resumes_without_repeating_steps(
     first = scenario.spawn("first", block="before:charge")
     reached = wait_reached(scenario.log, first, "before:charge", START_DEADLINE)
     # Killed with reserve and price committed, and charge not yet begun.
-    stored = stored_run(scenario.db)
+    stored = stored_run(scenario.database)
     assert stored["id"] == reached["run_id"]
     assert stored["status"] == "running"
     assert stored["owner_id"] is not None
@@ -273,7 +282,7 @@ def test_kill_in_the_middle_of_a_step_runs_that_step_again(
 ) -> None:
     first = scenario.spawn("first", block="step:ship")
     reached = wait_reached(scenario.log, first, "step:ship", START_DEADLINE)
-    stored = stored_run(scenario.db)
+    stored = stored_run(scenario.database)
     assert stored["status"] == "running"
     assert stored["steps"] == {"reserve": "completed", "price": "completed", "charge": "completed"}
     first.kill()
@@ -312,7 +321,7 @@ def test_kill_in_the_middle_of_a_compensation_resumes_the_rollback(
     first = scenario.spawn("first", block="comp:price", fail=True)
     reached = wait_reached(scenario.log, first, "comp:price", START_DEADLINE)
     # Killed with ship's and charge's compensations committed, price's under way.
-    stored = stored_run(scenario.db)
+    stored = stored_run(scenario.database)
     assert stored["status"] == "compensating"
     assert stored["steps"] == {
         "reserve": "completed",

@@ -1,8 +1,9 @@
 """A SIGKILL during a sleeping run, a paused run and a running step loses nothing.
 
 Each scenario runs the ``@workflow`` of :mod:`tests.engine.crash_durable_app` (steps
-``reserve``, ``price``, a durable sleep, ``charge``) in a real child process on a SQLite
-file, kills it with SIGKILL at a chosen moment, starts it again in ``wait`` mode (it only
+``reserve``, ``price``, a durable sleep, ``charge``) in a real child process on a
+database (a SQLite file, or a PostgreSQL schema: every scenario runs on both), kills it
+with SIGKILL at a chosen moment, starts it again in ``wait`` mode (it only
 waits: whatever finishes the run is the runtime's recovery), and checks that after the
 restart the run does what its status says:
 
@@ -30,6 +31,7 @@ import pytest
 
 from runtime import RunRecord, RunStatus, SyncClient
 from tests.helpers.crashkit import Child, Processes, poll, read_log, reaping
+from tests.helpers.databases import BACKENDS, database
 
 APP = "tests.engine.crash_durable_app"
 STEPS = ("reserve", "price", "charge")
@@ -87,13 +89,22 @@ class Scenario(Processes):
         return self.start(name, argv)
 
 
-def _scenario(directory: Path) -> contextlib.AbstractContextManager[Scenario]:
-    return reaping(Scenario(directory, []))
+@contextlib.contextmanager
+def _scenario(directory: Path, backend: str) -> Iterator[Scenario]:
+    with database(backend, directory) as db, reaping(Scenario(directory, db, [])) as s:
+        yield s
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every scenario runs on each backend (the reference too: one per backend)."""
+    param: str = request.param
+    return param
 
 
 @pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with _scenario(tmp_path) as s:
+def scenario(tmp_path: Path, backend: str) -> Iterator[Scenario]:
+    with _scenario(tmp_path, backend) as s:
         yield s
 
 
@@ -103,7 +114,7 @@ def client(scenario: Scenario) -> Iterator[SyncClient]:
 
     Opened lazily (at its first call), so only once a child has created the database.
     """
-    with SyncClient(f"sqlite:///{scenario.db}") as sync_client:
+    with SyncClient(scenario.database.url) as sync_client:
         yield sync_client
 
 
@@ -185,8 +196,8 @@ def check_finished(outcome: dict[str, Any], run_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    with _scenario(tmp_path_factory.mktemp("reference")) as s:
+def reference(tmp_path_factory: pytest.TempPathFactory, backend: str) -> dict[str, Any]:
+    with _scenario(tmp_path_factory.mktemp("reference"), backend) as s:
         outcome = s.spawn("uninterrupted").wait_outcome(START_DEADLINE)
         log = read_log(s.log)
     assert outcome["run"]["status"] == "completed"

@@ -36,6 +36,7 @@ import pytest
 
 from tests.engine.rollback_app import CANCEL_LABEL, CAUGHT, FAILING, REFUSED, STEPS
 from tests.helpers.crashkit import ForkedChild, ForkedProcesses, ForkServer, read_log, wait_reached
+from tests.helpers.databases import BACKENDS, database
 
 STYLES = ("composition", "durable")
 ROLLBACK = (FAILING, *reversed(STEPS[:-1]))
@@ -113,13 +114,16 @@ class Scenario(ForkedProcesses):
         return self.start(name, argv)
 
 
-@pytest.fixture
-def scenario(tmp_path: Path, server: ForkServer) -> Iterator[Scenario]:
-    s = Scenario(tmp_path, server, [])
-    try:
-        yield s
-    finally:
-        s.kill_all()
+@pytest.fixture(params=BACKENDS)
+def scenario(
+    request: pytest.FixtureRequest, tmp_path: Path, server: ForkServer
+) -> Iterator[Scenario]:
+    with database(request.param, tmp_path) as db:
+        s = Scenario(tmp_path, db, server, [])
+        try:
+            yield s
+        finally:
+            s.kill_all()
 
 
 def crash_through(scenario: Scenario, style: str, points: tuple[str, ...]) -> dict[str, Any]:

@@ -6,4 +6,5 @@
 - ``processes``: a project copied to a temporary folder and run as ``runtime start``.
 - ``crashkit`` and ``forkserver``: child processes killed with SIGKILL, and the fsynced
   log that tells what they did before.
+- ``databases``: a multi-process test's database on either backend, read alike.
 """

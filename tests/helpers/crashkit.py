@@ -27,6 +27,8 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import pytest
 
+from tests.helpers.databases import Database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 POLL = 0.005
@@ -176,13 +178,10 @@ def _summary(log: Path | None) -> str:
 
 @dataclass
 class ScenarioFiles:
-    """The files one scenario's processes share: a database and an execution log."""
+    """What one scenario's processes share: a database (either backend) and an execution log."""
 
     dir: Path
-
-    @property
-    def db(self) -> Path:
-        return self.dir / "runtime.db"
+    database: Database
 
     @property
     def log(self) -> Path:
@@ -198,10 +197,10 @@ class Processes(ScenarioFiles):
     def start(self, name: str, argv: list[str]) -> Child:
         """Start ``argv`` as process ``name`` (its outcome and stderr files are named after it).
 
-        ``argv`` is completed with ``--db``, ``--log`` and ``--out``.
+        ``argv`` is completed with ``--database``, ``--log`` and ``--out``.
         """
         out, err = self.dir / f"{name}.json", self.dir / f"{name}.stderr"
-        argv = [*argv, "--db", str(self.db), "--log", str(self.log), "--out", str(out)]
+        argv = [*argv, "--database", self.database.url, "--log", str(self.log), "--out", str(out)]
         # stderr to a file, not a pipe: a full pipe nobody reads would block the child.
         with err.open("wb") as stderr:
             proc = subprocess.Popen(
@@ -321,9 +320,9 @@ class ForkedProcesses(ScenarioFiles):
     children: list[ForkedChild]
 
     def start(self, name: str, argv: list[str]) -> ForkedChild:
-        """Fork the app with ``argv`` as process ``name``, completed with ``--db/--log/--out``."""
+        """Fork the app with ``argv`` as process ``name`` (plus ``--database/--log/--out``)."""
         out, err = self.dir / f"{name}.json", self.dir / f"{name}.stderr"
-        argv = [*argv, "--db", str(self.db), "--log", str(self.log), "--out", str(out)]
+        argv = [*argv, "--database", self.database.url, "--log", str(self.log), "--out", str(out)]
         status = self.dir / f"{name}.status"
         child = ForkedChild(self.server.fork(argv, err, status), out, err, status)
         self.children.append(child)
