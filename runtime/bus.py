@@ -127,8 +127,10 @@ class EventBus:
         *,
         concurrency: int = 100,
         interval: float = 1.0,
+        worker_ttl: float = 30.0,
     ) -> None:
         self.store = store
+        self._worker_ttl = worker_ttl
         self.clock = clock
         self.worker_id = worker_id
         self.container = container
@@ -201,14 +203,18 @@ class EventBus:
         """Declare this runtime's subscribers in the store, so fan-out routes to them.
 
         Whichever process fans an event out, it creates deliveries for the subscribers
-        declared there; subscribers no longer declared stop receiving new events.
+        declared there; subscribers that no live process (a heartbeat within
+        ``worker_ttl``) declares any more stop receiving new events. A process with no
+        subscribers (a web app) declares nothing and deactivates nothing.
         """
         if self.subscribers:
             rows = [
                 SubscriberRow(s.id, s.config.patterns, s.config.max_attempts)
                 for s in self.subscribers.values()
             ]
-            await self.store.sync_subscribers(rows, self.clock.now())
+            now = self.clock.now()
+            live_since = now - timedelta(seconds=self._worker_ttl)
+            await self.store.sync_subscribers(rows, now, self.worker_id, live_since)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Dispatch until cancelled."""

@@ -383,6 +383,7 @@ class Runtime:
             self.subscribers,
             self.container,
             interval=self._interval,
+            worker_ttl=LEASE_TTL,
         )
         if not self._background:
             workflows = Workflows(engine, self.registry, None)

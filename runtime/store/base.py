@@ -204,8 +204,22 @@ class Store(PruneStore, Protocol):
         """
         raise NotImplementedError  # protocol
 
-    async def sync_subscribers(self, subscribers: Sequence[SubscriberRow], now: datetime) -> None:
-        """Declare this service's subscribers: upsert them active, deactivate the others."""
+    async def sync_subscribers(
+        self,
+        subscribers: Sequence[SubscriberRow],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
+    ) -> None:
+        """Declare this service's subscribers: upsert them active, deactivate the others
+        that no other live worker declares.
+
+        ``subscribers`` are stored as ``worker_id``'s declarations (replacing its earlier
+        ones); a subscriber is deactivated when it is not in ``subscribers`` and no other
+        worker with a heartbeat at or after ``live_since`` (``now`` if not given)
+        declares it, so during a rolling deploy an old process keeps its subscribers.
+        Declarations of workers no longer registered are dropped.
+        """
         raise NotImplementedError  # protocol
 
     async def list_subscribers(self) -> list[SubscriberRow]:

@@ -81,8 +81,15 @@ class BusMixin(SqliteCore):
     async def emit(self, event: NewEvent) -> tuple[str, bool]:
         return await self._write(lambda db: insert_event(db, event))
 
-    async def sync_subscribers(self, subscribers: Sequence[SubscriberRow], now: datetime) -> None:
+    async def sync_subscribers(
+        self,
+        subscribers: Sequence[SubscriberRow],
+        now: datetime,
+        worker_id: str | None = None,
+        live_since: datetime | None = None,
+    ) -> None:
         stamp = to_text(now)
+        live = to_text(live_since if live_since is not None else now)
         rows = [(s.id, json.dumps(list(s.patterns)), s.max_attempts, stamp) for s in subscribers]
         declared = [s.id for s in subscribers]
 
@@ -94,11 +101,24 @@ class BusMixin(SqliteCore):
                 "active = 1, updated_at = excluded.updated_at",
                 rows,
             )
-            marks = ", ".join("?" * len(declared))
+            # Declarations of workers that are gone (removed, or never beat again) lapse.
             db.execute(
-                f"UPDATE subscribers SET active = 0, updated_at = ? WHERE active = 1 "
-                f"AND id NOT IN ({marks})",
-                (stamp, *declared),
+                "DELETE FROM worker_subscribers WHERE worker_id NOT IN (SELECT id FROM workers)"
+            )
+            if worker_id is not None:
+                db.execute("DELETE FROM worker_subscribers WHERE worker_id = ?", (worker_id,))
+                db.executemany(
+                    "INSERT INTO worker_subscribers (worker_id, subscriber_id) VALUES (?, ?)",
+                    [(worker_id, name) for name in declared],
+                )
+            marks = ", ".join("?" * len(declared))
+            not_here = f"AND id NOT IN ({marks}) " if declared else ""
+            db.execute(
+                f"UPDATE subscribers SET active = 0, updated_at = ? WHERE active = 1 {not_here}"
+                "AND id NOT IN (SELECT d.subscriber_id FROM worker_subscribers d "
+                "JOIN workers w ON w.id = d.worker_id WHERE w.heartbeat_at >= ? "
+                "AND w.id IS NOT ?)",
+                (stamp, *declared, live, worker_id),
             )
 
         await self._write(write)

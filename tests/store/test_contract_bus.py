@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
@@ -12,7 +12,7 @@ from runtime.errors import StoreError
 from runtime.models import DeliveryStatus
 from runtime.store.base import Store
 from runtime.store.records import SubscriberRow
-from tests.helpers.records import T0
+from tests.helpers.records import T0, add_worker
 from tests.store.bus import SUBSCRIBERS, deliveries, emit_and_fan_out, event
 
 
@@ -201,6 +201,37 @@ async def test_sync_subscribers_declares_them_active_and_deactivates_the_others(
     ]
     await store.sync_subscribers([], T0)
     assert [s.active for s in await store.list_subscribers()] == [False, False]
+
+
+async def test_a_start_keeps_the_subscribers_another_live_worker_declares(store: Store) -> None:
+    # A rolling deploy: the old version's worker declares audit and email, the new one
+    # email only; audit stays active while the old worker beats.
+    live_since = T0 - timedelta(seconds=30)
+    await add_worker(store, "wrk_old", T0)
+    await add_worker(store, "wrk_new", T0)
+    email, audit = SUBSCRIBERS
+    await store.sync_subscribers([audit, email], T0, "wrk_old", live_since)
+    await store.sync_subscribers([email], T0, "wrk_new", live_since)
+    assert [(s.id, s.active) for s in await store.list_subscribers()] == [
+        ("audit", True),
+        ("email", True),
+    ]
+    # The old worker's heartbeat goes stale: the new one's next declaration drops audit.
+    later = T0 + timedelta(minutes=5)
+    await store.heartbeat("wrk_new", later)
+    await store.sync_subscribers([email], later, "wrk_new", later - timedelta(seconds=30))
+    assert [(s.id, s.active) for s in await store.list_subscribers()] == [
+        ("audit", False),
+        ("email", True),
+    ]
+    # A worker that is gone (removed) no longer keeps anything active either.
+    await store.sync_subscribers([audit, email], later, "wrk_old", live_since)
+    await store.remove_workers(["wrk_old"], later)
+    await store.sync_subscribers([email], later, "wrk_new", live_since)
+    assert [(s.id, s.active) for s in await store.list_subscribers()] == [
+        ("audit", False),
+        ("email", True),
+    ]
 
 
 async def test_fan_out_routes_to_active_subscribers_only(store: Store) -> None:

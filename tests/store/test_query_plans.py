@@ -175,7 +175,9 @@ async def workload(store: Any) -> None:
     past = PruneCutoffs(completed=later + timedelta(days=1), failed=later + timedelta(days=1))
     await store.prune(past, dry_run=True)
     await store.prune(past)
-    await store.change_token()
+    token = await store.change_token()
+    await store.wait_change(token, 0.0)
+    await store.database_time()
     await store.check_file()
 
 

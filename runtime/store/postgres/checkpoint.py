@@ -152,6 +152,10 @@ class CheckpointMixin(PgCore):
         super().__init__(*args)
         self._queue: list[_Checkpoint] = []
         self._commit_lock = anyio.Lock()
+        self.batches = 0
+        """Transactions that wrote checkpoints (a batch written again alone counts once)."""
+        self.checkpoints = 0
+        """Checkpoints those transactions carried."""
 
     async def checkpoint(
         self,
@@ -173,6 +177,8 @@ class CheckpointMixin(PgCore):
         return item.result
 
     async def _commit(self, batch: list[_Checkpoint]) -> None:
+        self.batches += 1
+        self.checkpoints += len(batch)
         try:
             await self._run(lambda cur: _write(cur, self, batch), "checkpoint")
         except Exception as exc:

@@ -38,6 +38,8 @@ def connection_kwargs(schema: str) -> dict[str, Any]:
         "autocommit": True,
         "row_factory": dict_row,
         "connect_timeout": CONNECT_TIMEOUT,
+        # Shown in pg_stat_activity, so an operator can tell runtime's connections apart.
+        "application_name": f"runtime:{schema}",
         "options": f"-c search_path={schema} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}",
         # Statements are prepared after their fifth use (psycopg's default): the hot ones
         # (a checkpoint's, a claim's) are planned once per connection.

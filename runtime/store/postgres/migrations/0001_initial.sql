@@ -160,3 +160,11 @@ CREATE TABLE worker_schedules (
     schedule   text NOT NULL,
     PRIMARY KEY (worker_id, schedule)
 );
+
+-- The subscribers each worker declares: a start deactivates only those no live worker
+-- declares.
+CREATE TABLE worker_subscribers (
+    worker_id      text NOT NULL,
+    subscriber_id  text NOT NULL,
+    PRIMARY KEY (worker_id, subscriber_id)
+);
