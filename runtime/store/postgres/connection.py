@@ -10,17 +10,21 @@ as one error of runtime's tree (:func:`failure`), with the original as its cause
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import Dumper, PyFormat
 from psycopg.rows import dict_row
+from psycopg.types.datetime import DatetimeDumper
 from psycopg.types.string import TextLoader
 
 from runtime.errors import (
     CorruptRecordError,
     DatabaseLockedError,
     RuntimeBaseError,
+    StoreArgumentError,
     StoreClosedError,
     StoreOperationError,
 )
@@ -46,9 +50,26 @@ def connection_kwargs(schema: str) -> dict[str, Any]:
     }
 
 
-async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Load ``json`` as text: the row builders shared with SQLite decode it themselves."""
+class AwareDumper(DatetimeDumper):
+    """Dumps an aware ``datetime``; refuses a naive one, as the SQLite store does, rather
+    than let the server read it in the session's time zone."""
+
+    def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
+        if obj.tzinfo is None:
+            raise StoreArgumentError(f"naive datetime {obj!r}: runtime stores aware UTC times only")
+        return super().upgrade(obj, format)
+
+
+def adapt(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Load ``json`` as text (the row builders shared with SQLite decode it themselves);
+    refuse naive datetimes."""
     conn.adapters.register_loader("json", TextLoader)
+    conn.adapters.register_dumper(datetime, AwareDumper)
+
+
+async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's set-up of each new connection: :func:`adapt`."""
+    adapt(conn)
 
 
 def is_disconnect(exc: BaseException) -> bool:

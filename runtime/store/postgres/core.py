@@ -176,7 +176,11 @@ class PgCore:
             async with self._listening:
                 try:
                     conn = await self._listener_connection()
-                    await conn.execute("SELECT 1")  # delivers the notifications held for it
+                    # A round trip: the server delivers what it holds for this connection
+                    # (kept by psycopg until read), then one look that does not wait.
+                    await conn.execute("SELECT 1")
+                    async for _ in conn.notifies(timeout=0):
+                        self._bump()
                 except (psycopg.Error, OSError) as exc:
                     await self._listener_failed(exc)
         return self._changes
@@ -206,7 +210,6 @@ class PgCore:
             conn = await psycopg.AsyncConnection.connect(
                 self._conninfo, **connection_kwargs(self.schema)
             )
-            conn.add_notify_handler(lambda _: self._bump())
             await conn.execute(f"LISTEN {self.channel}")
             self._listener = conn
         return conn

@@ -28,6 +28,7 @@ from runtime.store.postgres.checkpoint import CheckpointMixin
 from runtime.store.postgres.connection import connection_kwargs, failure
 from runtime.store.postgres.control import ControlMixin
 from runtime.store.postgres.core import Cursor, open_pool
+from runtime.store.postgres.deliveries import DeliveriesMixin
 from runtime.store.postgres.queue import QueueMixin
 from runtime.store.postgres.retention import RetentionMixin
 from runtime.store.postgres.schedules import SchedulesMixin
@@ -40,6 +41,7 @@ from runtime.store.rows import run_record, step_record
 
 class PostgresStore(
     BusMixin,
+    DeliveriesMixin,
     SchedulesMixin,
     ControlMixin,
     QueueMixin,
