@@ -108,8 +108,12 @@ async def _setup(area: Scratch) -> tuple[PostgresStore, str, str]:
     url = area.url("profile")
     schema = url.rpartition("schema=")[2]
     store = await PostgresStore.open(area.conninfo, schema=schema)
+    return store, await _new_run(store, "profile-owner"), "profile-owner"
+
+
+async def _new_run(store: PostgresStore, owner: str) -> str:
     now = datetime.now(UTC)
-    run_id, owner = uuid.uuid4().hex, "profile-owner"
+    run_id = uuid.uuid4().hex
     await store.create_run(
         NewRun(
             id=run_id,
@@ -125,7 +129,26 @@ async def _setup(area: Scratch) -> tuple[PostgresStore, str, str]:
             created_at=now,
         )
     )
-    return store, run_id, owner
+    return run_id
+
+
+async def _concurrent(store: PostgresStore, runs: int, steps: int) -> float:
+    """Checkpoints per second of ``runs`` runs writing ``steps`` checkpoints each, at once
+    (the store alone: what group commit allows before the engine's own cost)."""
+    owner = "profile-owner"
+    ids = [await _new_run(store, owner) for _ in range(runs)]
+
+    async def one(run_id: str) -> None:
+        for seq in range(steps):
+            now = datetime.now(UTC)
+            step = StepWrite(seq, f"s{seq}", StepStatus.COMPLETED, 1, "1", None, None, now, now)
+            await store.checkpoint(run_id, owner, [step], Progress(), now)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for run_id in ids:
+            tg.start_soon(one, run_id)
+    return runs * steps / (time.perf_counter() - started)
 
 
 async def _checkpoints(store: PostgresStore, run_id: str, owner: str, first: int, count: int):  # type: ignore[no-untyped-def]
@@ -167,6 +190,8 @@ async def _main(url: str, count: int) -> None:
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
             print("\ncProfile, by own time (the same loop again):")
             print(out.getvalue())
+            rate = await _concurrent(store, 200, 10)
+            print(f"200 runs x 10 checkpoints at once (store only): {rate:.0f} checkpoints/s")
         finally:
             await store.close()
         baseline = await baseline_commit_us(area)
