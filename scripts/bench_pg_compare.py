@@ -1,4 +1,4 @@
-"""``runtime bench --database`` and DBOS on the same PostgreSQL, alternated, against issue 10's bars.
+"""``runtime bench --database`` and DBOS on one PostgreSQL, alternated, against issue 10's bars.
 
 Not part of the test suite. Runs with the project's venv; DBOS runs in its own venv
 (see ``scripts/bench_peer.py``)::
