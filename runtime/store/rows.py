@@ -343,6 +343,12 @@ def worker_row(row: Row) -> WorkerRow:
     )
 
 
+def error_json(error: StepError) -> str:
+    """``error`` as ``runs.error`` stores it, in the key order every writer of it uses."""
+    fields = {"type": error.type, "message": error.message, "step": error.step}
+    return json.dumps({**fields, "traceback": error.traceback})
+
+
 def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 

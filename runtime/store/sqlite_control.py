@@ -6,7 +6,6 @@ snapshot, asks it, and writes its decision with a compare-and-set, in one transa
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime
 from enum import StrEnum
@@ -15,7 +14,7 @@ from typing import Any
 from runtime.clock import to_text
 from runtime.errors import RunNotFoundError, StoreArgumentError, StoreOperationError
 from runtime.models import RunAction, RunRecord, StepError
-from runtime.store.rows import Row, run_record, run_snapshot
+from runtime.store.rows import Row, error_json, run_record, run_snapshot
 from runtime.store.rules.state_table import Keep, Refusal, StateChange, decide_action
 from runtime.store.sqlite_core import SqliteCore
 from runtime.store.sqlite_tables import RUN_SNAPSHOT, RUNS
@@ -106,7 +105,7 @@ def _apply(db: sqlite3.Connection, change: StateChange, read: Row, now: datetime
             params.append(_column(value))
     if isinstance(change.error, StepError):
         sets.append("error = COALESCE(error, ?)")  # the first error explains the run
-        params.append(_error_text(change.error))
+        params.append(error_json(change.error))
     elif change.error is None:
         sets.append("error = NULL")
     run_id = read["id"]
@@ -136,9 +135,3 @@ def _column(value: datetime | StrEnum | None) -> str | None:
     if isinstance(value, datetime):
         return to_text(value)
     return value.value if value is not None else None
-
-
-def _error_text(error: StepError) -> str:
-    # The key order every writer of runs.error uses.
-    fields = {"type": error.type, "message": error.message, "step": error.step}
-    return json.dumps({**fields, "traceback": error.traceback})

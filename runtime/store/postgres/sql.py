@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runtime.store.rows import (
+    FIRING_COLUMNS,
     RUN_COLUMNS,
+    RUN_SNAPSHOT_COLUMNS,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_PLAN_COLUMNS,
+    SCHEDULE_SNAPSHOT_COLUMNS,
     STEP_COLUMNS,
     WORKER_COLUMNS,
 )
@@ -33,3 +38,17 @@ QUEUED = "status IN ('pending', 'sleeping')"
 """The predicate of the ``runs_queue`` index."""
 HELD = "status IN ('running', 'compensating')"
 """The predicate of the ``runs_held`` index."""
+
+# -- schedules and the operator's state table --------------------------------------
+
+SCHEDULES = columns(SCHEDULE_COLUMNS)
+SCHEDULE_PLAN = columns(SCHEDULE_PLAN_COLUMNS)
+FIRINGS = columns(FIRING_COLUMNS)
+SCHEDULE_STATE = columns(
+    (*(name for name in SCHEDULE_SNAPSHOT_COLUMNS if name != "last_run_status"), "last_run_id")
+)
+"""What the firing rule reads of a schedule's own row; the last run's status is read after
+the row is locked (:mod:`runtime.store.postgres.schedules` says why)."""
+RUN_STATE = columns(name for name in RUN_SNAPSHOT_COLUMNS if name != "has_completed_steps")
+"""What the state table reads of a run's own row; whether a step completed is read after
+the row is locked (:mod:`runtime.store.postgres.control` says why)."""
