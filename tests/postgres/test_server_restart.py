@@ -76,11 +76,11 @@ async def test_a_restart_under_load_loses_nothing_and_repeats_no_finished_step()
             await anyio.run_process(command)
 
             async def all_ended() -> bool:
-                records = [await rt.workflows.get_run(h.id, steps=False) for h in handles]
+                records = [await rt.workflows.get_run(h.run_id, steps=False) for h in handles]
                 return all(r.status.terminal for r in records)
 
             await wait_until(all_ended, timeout=90)
-        records = [await rt.workflows.get_run(h.id, steps=False) for h in handles]
+        records = [await rt.workflows.get_run(h.run_id, steps=False) for h in handles]
     assert [r.status for r in records] == [RunStatus.COMPLETED] * RUNS
     assert all(r.output == STEPS for r in records)
     # Every step ran; one that ran twice was cut before its checkpoint committed.
