@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import psycopg
 
 from runtime.config import SCHEMA_NAME, parse_database_url, redact
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, StoreError
 from runtime.store.postgres.connection import CONNECT_TIMEOUT, connection_kwargs
 
 PREFIX = "runtime_bench_"
@@ -66,9 +66,18 @@ class Scratch:
         """Drop every scratch schema handed out (those never created are no matter)."""
         if not self.schemas:
             return
-        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as db:
-            for name in self.schemas:
-                db.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        try:
+            with psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            ) as db:
+                for name in self.schemas:
+                    db.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"{self.shown}: the benchmark's scratch schemas {self.prefix}_* could not be "
+                f"dropped ({type(exc).__name__}: {str(exc).strip()}); drop them by hand: "
+                + "; ".join(f"DROP SCHEMA IF EXISTS {name} CASCADE" for name in self.schemas)
+            ) from exc
         self.schemas.clear()
 
 
