@@ -55,6 +55,15 @@ class PruneCounts:
         return sum(self.as_tuple())
 
 
+Position = tuple[str, int | str]
+"""Where a walk stopped: the last row it read, as (its time in ISO text, its key).
+
+The key orders the rows of one time, in the backend's own index order: SQLite's
+rowid; an event's ``seq``; on PostgreSQL, which has no stable row address, a run's
+``id`` and a firing's ``schedule``. Only the backend that made a position reads it.
+"""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PruneCursor:
     """Where each of a prune's walks goes on from: the last row it read (opaque).
@@ -62,14 +71,15 @@ class PruneCursor:
     A round walks each kind of history once, batch after batch, so the rows a rule
     keeps (a dead delivery's event, a child whose parent lives on) are read once per
     round, not once per batch; and a dry run, which removes nothing, moves on too.
+    A cursor belongs to the store that returned it (see :data:`Position`).
     """
 
-    runs: tuple[tuple[str, str, int], ...] = ()
-    """Per status walked: (status, ended_at, rowid) of the last run read."""
-    events: tuple[str, int] | None = None
-    """(occurred_at, seq) of the last event read."""
-    firings: tuple[str, int] | None = None
-    """(nominal_at, rowid) of the last firing read."""
+    runs: tuple[tuple[str, str, int | str], ...] = ()
+    """Per status walked: (status, ended_at, key) of the last run read."""
+    events: Position | None = None
+    """(occurred_at, key) of the last event read."""
+    firings: Position | None = None
+    """(nominal_at, key) of the last firing read."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -19,7 +19,14 @@ import time
 from typing import Any
 
 from runtime.clock import to_text
-from runtime.store.pruning import PRUNE_BATCH, PruneBatch, PruneCounts, PruneCursor, PruneCutoffs
+from runtime.store.pruning import (
+    PRUNE_BATCH,
+    Position,
+    PruneBatch,
+    PruneCounts,
+    PruneCursor,
+    PruneCutoffs,
+)
 from runtime.store.sqlite_core import SqliteCore
 from runtime.store.sqlite_tables import Select
 
@@ -27,8 +34,9 @@ FAILED = ("failed", "compensation_failed", "canceled")
 """The ended statuses an operator can still retry (DESIGN 2.1): kept until ``failed``."""
 _FAILED = "(" + ", ".join(f"'{status}'" for status in FAILED) + ")"
 
-# What each walk yields of a row, by name: its position (a time and a rowid, which the
-# next batch's cursor starts after), its key, and whether it may go.
+# What each walk yields of a row, by name: its position (a time and a rowid, the key
+# of a pruning.Position here, which the next batch's cursor starts after), its key,
+# and whether it may go.
 _RUN_WALK = ("rowid", "id", "ended_at", "removable")
 _EVENT_WALK = ("seq", "occurred_at", "removable")
 _FIRING_WALK = ("rowid", "nominal_at", "removable")
@@ -70,7 +78,7 @@ def run_walks(cutoffs: PruneCutoffs) -> dict[str, str]:
             f"SELECT {walk.sql} "
             f"FROM runs AS r INDEXED BY runs_ended WHERE r.status = '{status}' "
             f"AND r.ended_at IS NOT NULL AND r.ended_at < :{cutoff} "
-            "AND (r.ended_at, r.rowid) > (:after_at, :after_rowid) "
+            "AND (r.ended_at, r.rowid) > (:after_at, :after_key) "
             "ORDER BY r.ended_at, r.rowid LIMIT :limit"
         )
         for status, cutoff in rules
@@ -102,7 +110,7 @@ def event_walk(cutoffs: PruneCutoffs) -> str | None:
     walk = Select(_EVENT_WALK, table="e", sources={"removable": removable})
     return (
         f"SELECT {walk.sql} FROM events AS e INDEXED BY events_occurred "
-        "WHERE e.occurred_at < :upto AND (e.occurred_at, e.seq) > (:after_at, :after_rowid) "
+        "WHERE e.occurred_at < :upto AND (e.occurred_at, e.seq) > (:after_at, :after_key) "
         "ORDER BY e.occurred_at, e.seq LIMIT :limit"
     )
 
@@ -114,7 +122,7 @@ _NEWER_FIRING = (
 FIRING_WALK = (
     f"SELECT {Select(_FIRING_WALK, table='f', sources={'removable': _NEWER_FIRING}).sql} "
     "FROM schedule_firings AS f INDEXED BY schedule_firings_nominal "
-    "WHERE f.nominal_at < :completed AND (f.nominal_at, f.rowid) > (:after_at, :after_rowid) "
+    "WHERE f.nominal_at < :completed AND (f.nominal_at, f.rowid) > (:after_at, :after_key) "
     "ORDER BY f.nominal_at, f.rowid LIMIT :limit"
 )
 """Firings older than ``completed``; all but the newest of each schedule may go."""
@@ -168,11 +176,11 @@ def _walk(
     columns: tuple[str, ...],
     sql: str,
     params: dict[str, Any],
-    after: tuple[str, int] | None,
+    after: Position | None,
 ) -> list[dict[str, Any]]:
     """The rows of the walk ``sql`` after the position ``after``, by the names of ``columns``."""
-    at, rowid = after if after is not None else ("", 0)
-    rows = db.execute(sql, {**params, "after_at": at, "after_rowid": rowid})
+    at, key = after if after is not None else ("", 0)
+    rows = db.execute(sql, {**params, "after_at": at, "after_key": key})
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
@@ -184,7 +192,7 @@ def _batch(
     params = _stamps(cutoffs, limit)
     more = False
     run_ids: list[tuple[str]] = []
-    positions = {status: (at, rowid) for status, at, rowid in after.runs}
+    positions = {status: (at, key) for status, at, key in after.runs}
     for status, sql in run_walks(cutoffs).items():
         room = limit - len(run_ids)
         if room <= 0:
@@ -223,7 +231,7 @@ def _batch(
             for kind, found in rows.items()
         }
     cursor = PruneCursor(
-        runs=tuple((status, at, rowid) for status, (at, rowid) in positions.items()),
+        runs=tuple((status, at, key) for status, (at, key) in positions.items()),
         events=(events[-1]["occurred_at"], events[-1]["seq"]) if events else after.events,
         firings=(firings[-1]["nominal_at"], firings[-1]["rowid"]) if firings else after.firings,
     )

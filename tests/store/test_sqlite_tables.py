@@ -92,7 +92,7 @@ async def test_the_retention_walks_name_their_columns_as_they_are_read(
         "upto": "",
         "limit": 1,
         "after_at": "",
-        "after_rowid": 0,
+        "after_key": 0,
     }
     walks = [
         (sqlite_retention._RUN_WALK, sql) for sql in sqlite_retention.run_walks(cutoffs).values()

@@ -46,8 +46,10 @@ CREATE INDEX runs_listing ON runs (created_at, id);
 CREATE INDEX runs_by_status ON runs (status, created_at, id);
 CREATE INDEX runs_by_workflow ON runs (workflow, created_at, id);
 CREATE INDEX runs_by_workflow_status ON runs (workflow, status, created_at, id);
--- Retention: ended runs by status and end time.
-CREATE INDEX runs_ended ON runs (status, ended_at) WHERE ended_at IS NOT NULL;
+-- Retention: ended runs by status and end time, then id, so a prune's walk resumes after
+-- (ended_at, id) by a seek even when many runs ended at the same instant (each retention
+-- walk's index ends with the key its cursor holds: PostgreSQL has no stable rowid).
+CREATE INDEX runs_ended ON runs (status, ended_at, id) WHERE ended_at IS NOT NULL;
 
 CREATE TABLE steps (
     run_id            text NOT NULL,
@@ -80,7 +82,7 @@ CREATE TABLE events (
 
 CREATE INDEX events_to_fan_out ON events (seq) WHERE NOT fanned_out;
 CREATE INDEX events_by_name ON events (name, seq);
-CREATE INDEX events_occurred ON events (occurred_at);
+CREATE INDEX events_occurred ON events (occurred_at, seq);
 
 -- The subscribers the running services declare: fan-out routes each event to the
 -- active ones, whichever process fans it out.
@@ -151,7 +153,7 @@ CREATE TABLE schedule_firings (
     PRIMARY KEY (schedule, nominal_at)
 );
 
-CREATE INDEX schedule_firings_nominal ON schedule_firings (nominal_at);
+CREATE INDEX schedule_firings_nominal ON schedule_firings (nominal_at, schedule);
 
 -- The schedules each worker declares, so a process that starts only deactivates the
 -- schedules no live worker declares.

@@ -1,0 +1,327 @@
+"""The PostgreSQL store's hot questions seek: their plans read no history (STYLE 14).
+
+The worker asks the queue (``next_run_due``, ``recoverable_runs``,
+``unclaimed_unknown``) and claims deliveries every time it wakes, in every process.
+Here a database holds a little live work and years of history (20,000 ended runs,
+events and done deliveries), analyzed; the statements those calls run are captured
+and each is explained (``EXPLAIN (FORMAT JSON)``) both as the store first runs it
+(a plan for its parameters) and as it runs once prepared (psycopg prepares a
+statement after its fifth use, and PostgreSQL may then keep one generic plan). No
+plan may scan a history table, and the runs and deliveries are reached through the
+live partial indexes, a key, or an index seek that pins the status to live work
+(the planner may rightly prefer ``runs_by_workflow_status`` on running runs of a few
+workflows to every held run of ``runs_held``), so the cost follows the work in hand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from runtime.models import RunStatus
+from runtime.store import open_store
+from runtime.store.base import Store
+from runtime.store.postgres.connection import connection_kwargs
+from runtime.store.pruning import PruneCutoffs
+from runtime.store.records import SubscriberRow, WorkerRow
+from tests.helpers.postgres import SERVER, fresh_schema
+from tests.helpers.records import T0, new_run
+from tests.store.bus import event
+
+LIVE = WorkerRow("wrk_live", "host", 1, T0, T0, None)
+GONE = WorkerRow("wrk_gone", "host", 2, T0, T0, None)
+WORKFLOWS = ["wf-0", "wf-1", "wf-2"]
+LATER = T0 + timedelta(minutes=5)
+
+HISTORY = ("runs", "steps", "events", "deliveries", "run_events", "schedule_firings")
+"""Tables that grow with history: no plan may scan them."""
+
+SEEKS = {
+    "runs": {"runs_queue", "runs_held"},
+    "deliveries": {"deliveries_due", "deliveries_running", "deliveries_pkey"},
+    "events": {"events_id_key", "events_pkey"},
+}
+"""The indexes each hot question may reach a table through: live partial ones, or a key."""
+
+HISTORY_SQL = """
+INSERT INTO runs (id, workflow, version, kind, status, input, output, available_at,
+    created_at, updated_at, ended_at)
+SELECT 'run_old' || lpad(i::text, 19, '0'), 'wf-' || (i %% 7), '1', 'composition',
+    CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'completed' END, '{}', '1',
+    timestamptz '2020-01-01 00:00:00+00',
+    timestamptz '2020-01-01 00:00:00+00' + i * interval '1 ms',
+    timestamptz '2020-01-02 00:00:00+00', timestamptz '2020-01-02 00:00:00+00'
+FROM generate_series(1, %(count)s) AS i;
+INSERT INTO steps (run_id, seq, name, status, attempts, output, started_at, ended_at)
+SELECT id, s.seq, 'step', 'completed', 1, '1', created_at, created_at
+FROM runs, generate_series(1, 3) AS s (seq) WHERE id LIKE 'run_old%%';
+INSERT INTO run_events (run_id, step_seq, idx, name, data, metadata)
+SELECT id, 1, 0, 'staged', '{}', '{}' FROM runs WHERE id LIKE 'run_old%%';
+INSERT INTO schedule_firings (schedule, nominal_at, outcome, run_id, recorded_at)
+SELECT 'job-' || (i %% 20), timestamptz '2020-01-01 00:00:00+00' + i * interval '1 min',
+    'started', NULL, timestamptz '2020-01-01 00:00:00+00'
+FROM generate_series(1, %(count)s) AS i;
+INSERT INTO events (id, name, data, metadata, occurred_at, available_at, fanned_out)
+SELECT 'evt_old' || lpad(i::text, 19, '0'), 'order.' || (i %% 5), '{}', '{}',
+    timestamptz '2020-01-01 00:00:00+00', timestamptz '2020-01-01 00:00:00+00', true
+FROM generate_series(1, %(count)s) AS i;
+INSERT INTO deliveries (id, event_id, event_seq, subscriber_id, status, attempts,
+    max_attempts, available_at, created_at, updated_at, finished_at)
+SELECT 'dlv_old' || s.id || lpad(e.seq::text, 19, '0'), e.id, e.seq, s.id, 'done', 1, 3,
+    e.occurred_at, e.occurred_at, e.occurred_at, e.occurred_at
+FROM events e, (VALUES ('audit'), ('email')) AS s (id) WHERE e.id LIKE 'evt_old%%';
+"""
+"""Years of service: ended runs of many workflows (their steps, staged events), events,
+their done deliveries, schedule firings."""
+
+
+@dataclass
+class Database:
+    """The test schema: a store on it and a connection to read plans with."""
+
+    store: Store
+    conn: psycopg.Connection[Any]
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[Database]:
+    async with fresh_schema() as url:
+        store = await open_store(url)
+        schema = url.rsplit("schema=", 1)[1]
+        try:
+            with psycopg.connect(SERVER, **connection_kwargs(schema)) as conn:
+                await live_work(store)
+                for statement in HISTORY_SQL.split(";")[:-1]:
+                    conn.execute(statement, {"count": 20_000})
+                conn.execute("ANALYZE")
+                yield Database(store, conn)
+        finally:
+            await store.close()
+
+
+async def live_work(store: Store) -> None:
+    """The work in hand: queued runs, a dead worker's runs and deliveries, due deliveries."""
+    await store.upsert_worker(LIVE)
+    await store.upsert_worker(GONE)
+    for i, workflow in enumerate([*WORKFLOWS, "unknown-wf"]):
+        await store.create_run(new_run(workflow=workflow, available_at=T0 + timedelta(seconds=i)))
+    await store.create_run(new_run(workflow="wf-0", status=RunStatus.RUNNING, owner=GONE.id))
+    await store.create_run(new_run(workflow="wf-1", status=RunStatus.RUNNING, owner=LIVE.id))
+    subscribers = [SubscriberRow("audit", ("order.*",), 3), SubscriberRow("email", ("*",), 3)]
+    await store.sync_subscribers(subscribers, T0)
+    for _ in range(3):
+        await store.emit(event("order.placed"))
+    await store.fan_out(T0, 100)
+    assert await store.claim_deliveries(GONE.id, ["audit"], T0, T0, 1)
+
+
+@contextmanager
+def capture(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
+    """Every (statement, parameters) a psycopg async cursor executes inside the block."""
+    seen: list[tuple[str, Any]] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def traced(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        seen.append((str(query), params))
+        return await execute(self, query, params, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.AsyncCursor, "execute", traced)
+        yield seen
+
+
+async def questions(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The statements of the worker's periodic questions, with the parameters they ran with."""
+    with capture(monkeypatch) as seen:
+        for names in (["wf-0"], WORKFLOWS):
+            assert await store.next_run_due(names) == T0
+            assert await store.recoverable_runs(names, LATER, T0 + timedelta(seconds=1), 10)
+        assert [run.workflow for run in await store.unclaimed_unknown(WORKFLOWS, LATER, 20)] == [
+            "unknown-wf"
+        ]
+        claimed = await store.claim_deliveries(LIVE.id, ["audit", "email"], LATER, LATER, 10)
+        assert len(claimed) == 6  # five due, one retaken from the dead worker
+    return [(query, params) for query, params in seen if _QUERY.match(query)]
+
+
+_QUERY = re.compile(r"^\s*(SELECT|WITH|UPDATE|DELETE|INSERT)\b(?!.*pg_notify)", re.IGNORECASE)
+"""A statement with a plan (not transaction control, not a wake-up)."""
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan tree, init plans and subplans included."""
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from nodes(child)
+
+
+def problems(plan: dict[str, Any]) -> list[str]:
+    """What in ``plan`` reads history: a scan of a history table, or a seek through an index
+    that is neither live nor a key (empty when it only seeks)."""
+    found = []
+    for node in nodes(plan):
+        table, index = node.get("Relation Name"), node.get("Index Name")
+        if table not in HISTORY:
+            continue
+        kind = node["Node Type"]
+        if kind == "Seq Scan":
+            found.append(f"scans {table}")
+        elif kind in ("Index Scan", "Index Only Scan") and index not in SEEKS.get(table, ()):
+            if not live_statuses_only(node.get("Index Cond", "")):
+                found.append(f"walks {table} by {index}")
+        elif kind == "Bitmap Heap Scan":
+            found.append(f"gathers {table} in a bitmap")
+    return found
+
+
+LIVE_STATUSES = {"pending", "sleeping", "running", "compensating"}
+"""Statuses of work in hand (runs' and deliveries'): the ended rows are never these."""
+
+_STATUS = re.compile(r"\bstatus = (?:'(\w+)'|ANY \('\{([\w,]+)\}')")
+
+
+def live_statuses_only(condition: str) -> bool:
+    """Whether an index condition pins ``status`` to statuses of live work only: such a
+    seek (``runs_by_workflow_status`` on running runs) reads no ended row either."""
+    found = _STATUS.findall(condition)
+    statuses = {name for one, many in found for name in (one or many).split(",")}
+    return bool(statuses) and statuses <= LIVE_STATUSES
+
+
+def seeks(plan: dict[str, Any]) -> set[str]:
+    """The indexes ``plan`` walks."""
+    return {node["Index Name"] for node in nodes(plan) if "Index Name" in node}
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
+
+
+def positional(query: str, params: Any) -> tuple[str, list[Any]]:
+    """``query`` with ``$n`` placeholders (as PREPARE takes them), and its values in order."""
+    names: dict[str, int] = {}
+    values: list[Any] = []
+    plain = iter(params if isinstance(params, (list, tuple)) else ())
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] is None:
+            values.append(next(plain))
+            return f"${len(values)}"
+        if match[1] not in names:
+            values.append(params[match[1]])
+            names[match[1]] = len(values)
+        return f"${names[match[1]]}"
+
+    return _PLACEHOLDER.sub(number, query), values
+
+
+def custom_plan(conn: psycopg.Connection[Any], query: str, params: Any) -> dict[str, Any]:
+    """The plan PostgreSQL makes for ``query`` with these parameters."""
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query}", params).fetchone()
+    assert row is not None
+    plan: dict[str, Any] = row["QUERY PLAN"][0]["Plan"]
+    return plan
+
+
+def generic_plan(conn: psycopg.Connection[Any], query: str, params: Any) -> dict[str, Any]:
+    """The one plan PostgreSQL may keep for ``query`` once prepared, whatever its parameters."""
+    text, values = positional(query, params)
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    conn.execute(f"PREPARE hot AS {text}")
+    try:
+        literals = sql.SQL(", ").join(sql.Literal(value) for value in values)
+        explain = sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE hot ({})").format(literals)
+        row = conn.execute(explain).fetchone()
+    finally:
+        conn.execute("DEALLOCATE hot")
+        conn.execute("RESET plan_cache_mode")
+    assert row is not None
+    plan: dict[str, Any] = row["QUERY PLAN"][0]["Plan"]
+    return plan
+
+
+async def test_the_worker_questions_reach_every_hot_statement(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # So that a store change that stops running one of them cannot pass here unchecked.
+    statements = "\n".join(query for query, _ in await questions(database.store, monkeypatch))
+    expected = ["CROSS JOIN LATERAL", "WITH RECURSIVE", "FOR UPDATE SKIP LOCKED", "runs r"]
+    assert [marker for marker in expected if marker not in statements] == []
+
+
+@pytest.mark.parametrize("planned", [custom_plan, generic_plan], ids=["custom", "generic"])
+async def test_no_worker_question_reads_the_history(
+    database: Database, monkeypatch: pytest.MonkeyPatch, planned: Any
+) -> None:
+    statements = await questions(database.store, monkeypatch)
+    assert len(statements) >= 6
+    found = []
+    for query, params in statements:
+        plan = planned(database.conn, query, params)
+        found += [f"{problem} <- {query}" for problem in problems(plan)]
+        touched = {node.get("Relation Name") for node in nodes(plan)}
+        if "runs" in touched:
+            assert seeks(plan) & SEEKS["runs"], query
+        if "deliveries" in touched:
+            assert seeks(plan) & {"deliveries_due", "deliveries_running"}, query
+    assert found == [], "\n".join(found)
+
+
+async def test_the_check_fails_on_a_scan_and_on_a_walk_of_history(database: Database) -> None:
+    # The guard itself: each of these reads every ended run (or delivery) there is.
+    bad = [
+        # The live statuses joined by OR to a due time: no index can pin the status.
+        "SELECT id FROM runs WHERE workflow = ANY(%s) AND (status IN ('running', "
+        "'compensating') OR (status = 'pending' AND available_at <= now())) LIMIT 5",
+        # A seek that pins the status, but to one with history behind it.
+        "SELECT id FROM runs WHERE workflow = ANY(%s) AND status IN ('pending', 'failed')",
+        # A seek, but through an index over the history (every run of the workflow).
+        "SELECT id FROM runs WHERE workflow = ANY(%s) ORDER BY created_at, id LIMIT 5",
+        "SELECT id FROM deliveries WHERE subscriber_id = 'audit' AND error IS NULL",
+    ]
+    for query in bad:
+        params = [WORKFLOWS] if "%s" in query else None
+        assert problems(custom_plan(database.conn, query, params)), query
+    fine = "SELECT id FROM runs WHERE status IN ('pending', 'sleeping') AND workflow = 'wf-0'"
+    assert problems(custom_plan(database.conn, fine, None)) == []
+
+
+async def prune_statements(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The statements of two batches of a prune (the second resumes after a cursor), dry
+    and for real, over the history (20,000 runs that ended at one same instant)."""
+    cutoffs = PruneCutoffs(completed=T0, failed=T0)
+    with capture(monkeypatch) as seen:
+        for dry_run in (True, False):
+            first = await store.prune(cutoffs, dry_run=dry_run)
+            assert first.more and first.counts.runs > 0
+            second = await store.prune(cutoffs, after=first.cursor, dry_run=dry_run)
+            assert second.counts.runs > 0
+            assert second.cursor != first.cursor
+    return [(query, params) for query, params in seen if _QUERY.match(query)]
+
+
+@pytest.mark.parametrize("planned", [custom_plan, generic_plan], ids=["custom", "generic"])
+async def test_a_prune_batch_seeks_from_its_cursor(
+    database: Database, monkeypatch: pytest.MonkeyPatch, planned: Any
+) -> None:
+    # Retention reads history by design, but each walk seeks its index from the cursor
+    # in index order (no sort), and each delete seeks by key.
+    statements = await prune_statements(database.store, monkeypatch)
+    assert any("> (%(after_at)s, %(after_key)s)" in query for query, _ in statements)
+    found = []
+    for query, params in statements:
+        plan = planned(database.conn, query, params)
+        for node in nodes(plan):
+            table = node.get("Relation Name")
+            if table in HISTORY and node["Node Type"] in ("Seq Scan", "Bitmap Heap Scan"):
+                found.append(f"scans {table} <- {query}")
+            if "LIMIT" in query and node["Node Type"] in ("Sort", "Incremental Sort"):
+                found.append(f"sorts <- {query}")
+    assert found == [], "\n".join(found)
