@@ -1,8 +1,12 @@
 """``runtime bench``: steps, latency, the event bus, cron lag and memory on this machine.
 
-Every figure is measured on a fresh SQLite file (WAL mode) in a temporary
-directory, through the public API (``wf(container).run()``), so each step pays
-its full checkpoint: a committed transaction before the next step starts.
+Every figure is measured on a fresh database, through the public API
+(``wf(container).run()``), so each step pays its full checkpoint: a committed
+transaction before the next step starts. The database is a fresh SQLite file (WAL
+mode) in a temporary directory per measurement, or, with ``--database
+postgresql://...``, a fresh scratch schema per measurement (``runtime.bench.scratch``),
+dropped at the end; on PostgreSQL, ``two_process_ratio`` is the concurrent
+throughput of two ``runtime start`` processes over one's (``runtime.bench.scaling``).
 
 ``loop_stall_ms_max`` is how late a 1 ms ticker, running next to the
 sequential and concurrent runs, was woken at worst: the longest any run kept
@@ -12,8 +16,9 @@ ran to its end before the next began, up to ``RUNS`` if they all interleaved.
 
 ``baseline_commit_us`` is the yardstick measured in the same run: one
 insert-and-commit through aiosqlite's plain statement API on the same machine
-and disk. ``step_overhead_vs_commit`` (a step's cost over that) is the figure
-that holds when the machine is busy, because both sides slow down together.
+and disk (on PostgreSQL: ``BEGIN; INSERT; COMMIT`` over psycopg's async
+connection, the store's own kind). ``step_overhead_vs_commit`` (a step's cost
+over that) is the figure that holds when the machine is busy, because both sides slow down together.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from runtime.bench.scratch import Scratch
+from runtime.bench.scratch import baseline_commit_us as pg_baseline_commit_us
 from runtime.container import Container
 from runtime.sdk.composition import CompositionWorkflow, create_workflow
 from runtime.sdk.durable import DurableWorkflow, WorkflowContext, workflow
@@ -38,6 +45,9 @@ from runtime.sdk.specs import Job, JobConfig, Subscriber, SubscriberArgs, Subscr
 from runtime.sdk.steps import StepDefinition, create_step
 from runtime.service import Runtime
 from runtime.store.sqlite_core import baseline_commit_us
+
+Urls = Callable[[str], str]
+"""A fresh database's URL for the measurement named by its argument."""
 
 STEPS = 10
 RUNS = 200
@@ -144,7 +154,7 @@ def _quantile(samples: list[float], q: float) -> float:
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
-async def _bus(path: Path) -> dict[str, float]:
+async def _bus(url: str) -> dict[str, float]:
     """Emit-to-handler latency and delivered events per second, through the durable bus."""
     latencies: list[float] = []
     received = anyio.Event()
@@ -165,7 +175,7 @@ async def _bus(path: Path) -> dict[str, float]:
         Subscriber("bench-ping", ping, SubscriberConfig("bench.ping")),
         Subscriber("bench-count", count, SubscriberConfig("bench.count")),
     ]
-    async with Runtime(database=_url(path), subscribers=subscribers, retention=0) as rt:
+    async with Runtime(database=url, subscribers=subscribers, retention=0) as rt:
         for i in range(EMIT_LATENCY_EVENTS + 20):
             received = anyio.Event()
             await rt.emit("bench.ping", {"t": time.perf_counter()})
@@ -217,10 +227,10 @@ def _durable_chain(name: str, length: int) -> DurableWorkflow:
     return workflow(name=name)(chain)
 
 
-async def _durable(path: Path) -> float:
+async def _durable(url: str) -> float:
     """Steps per second of 200 background runs of 10 ``ctx.step`` steps, all enqueued at once."""
     chain = _durable_chain("bench-durable", STEPS)
-    async with Runtime(database=_url(path), workflows=[chain], retention=0) as rt:
+    async with Runtime(database=url, workflows=[chain], retention=0) as rt:
         for _ in range(5):  # warm-up
             await (await rt.workflows.run(chain, {"start": 0})).result(timeout=10)
         started = time.perf_counter()
@@ -232,7 +242,7 @@ async def _durable(path: Path) -> float:
     return RUNS * STEPS / elapsed
 
 
-async def _cron(path: Path) -> dict[str, float]:
+async def _cron(url: str) -> dict[str, float]:
     """How late every-second cron firings start (the job's handler runs) after nominal time."""
     lags: list[float] = []
     enough = anyio.Event()
@@ -249,7 +259,7 @@ async def _cron(path: Path) -> dict[str, float]:
             enough.set()
 
     job = Job(tick, JobConfig(name="bench-tick", schedule="* * * * * *"))
-    async with Runtime(database=_url(path), jobs=[job], retention=0):
+    async with Runtime(database=url, jobs=[job], retention=0):
         with anyio.fail_after(CRON_FIRINGS + 10):
             await enough.wait()
     return {
@@ -264,61 +274,73 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-_QUERY = {"value": ""}
-
-
-def _url(path: Path) -> str:
-    return f"sqlite:///{path}{_QUERY['value']}"
-
-
 async def measure(
-    directory: Path | None = None, *, with_cron: bool = True, fast_path: bool = True
+    directory: Path | None = None,
+    *,
+    with_cron: bool = True,
+    fast_path: bool = True,
+    postgres: Scratch | None = None,
 ) -> dict[str, float]:
     """Run every measurement once and return the figures.
 
     The cron measurement waits for real firings (about ``CRON_FIRINGS`` seconds).
     ``fast_path=False`` measures the store without its fast path (every transaction
-    on aiosqlite's thread), for comparison.
+    on aiosqlite's thread), for comparison. With ``postgres``, every measurement runs
+    on a scratch schema of its own there (the caller drops them), not on SQLite.
     """
-    _QUERY["value"] = "" if fast_path else "?fast_path=off"
+    if postgres is not None:
+        return await _measure(postgres.url, lambda: pg_baseline_commit_us(postgres), with_cron)
+    query = "" if fast_path else "?fast_path=off"
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        chain = _chain("bench-chain", STEPS)
-        in_flight = _InFlight()
-        counted = _chain("bench-counted", STEPS, in_flight)
-        single = _chain("bench-single", 1)
-        async with Runtime(database=_url(Path(tmp) / "bench.db"), retention=0) as rt:
-            # Warm up: imports, first statements compiled, the file grown.
-            for _ in range(5):
-                await chain(rt.container).run(input={"start": 0})
-                await single(rt.container).run(input={"start": 0})
-                await counted(rt.container).run(input={"start": 0})
-            in_flight.most = 0
-            watch = _StallWatch()
-            async with anyio.create_task_group() as tg:
-                await tg.start(watch.run)
-                sequential = await _sequential(rt, chain)
-                concurrent = await _concurrent(rt, counted)
-                tg.cancel_scope.cancel()
-            latencies = sorted(await _latencies(rt, single))
-            queue = await _queue(rt, single)
-        baseline = await baseline_commit_us(str(Path(tmp) / "baseline.db"))
-        bus = await _bus(Path(tmp) / "bus.db")
-        durable = await _durable(Path(tmp) / "durable.db")
-        cron = await _cron(Path(tmp) / "cron.db") if with_cron else {}
-        total_steps = RUNS * STEPS
-        return {
-            "steps_per_s_sequential": round(total_steps / sequential, 1),
-            "step_overhead_us": round(sequential / total_steps * 1e6, 1),
-            "baseline_commit_us": round(baseline, 1),
-            "step_overhead_vs_commit": round(sequential / total_steps * 1e6 / baseline, 2),
-            "steps_per_s_concurrent": round(total_steps / concurrent, 1),
-            "concurrent_in_flight_max": in_flight.most,
-            "loop_stall_ms_max": round(watch.worst * 1000, 3),
-            "latency_ms_p50": round(statistics.median(latencies), 3),
-            "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1], 3),
-            "queue_latency_ms_p50": round(statistics.median(queue), 3),
-            "durable_fn_steps_per_s": round(durable, 1),
-            **bus,
-            **cron,
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-        }
+
+        def sqlite(label: str) -> str:
+            return f"sqlite:///{Path(tmp) / label}.db{query}"
+
+        return await _measure(
+            sqlite, lambda: baseline_commit_us(str(Path(tmp) / "baseline.db")), with_cron
+        )
+
+
+async def _measure(
+    urls: Urls, baseline_us: Callable[[], Awaitable[float]], with_cron: bool
+) -> dict[str, float]:
+    chain = _chain("bench-chain", STEPS)
+    in_flight = _InFlight()
+    counted = _chain("bench-counted", STEPS, in_flight)
+    single = _chain("bench-single", 1)
+    async with Runtime(database=urls("bench"), retention=0) as rt:
+        # Warm up: imports, first statements compiled, the file grown.
+        for _ in range(5):
+            await chain(rt.container).run(input={"start": 0})
+            await single(rt.container).run(input={"start": 0})
+            await counted(rt.container).run(input={"start": 0})
+        in_flight.most = 0
+        watch = _StallWatch()
+        async with anyio.create_task_group() as tg:
+            await tg.start(watch.run)
+            sequential = await _sequential(rt, chain)
+            concurrent = await _concurrent(rt, counted)
+            tg.cancel_scope.cancel()
+        latencies = sorted(await _latencies(rt, single))
+        queue = await _queue(rt, single)
+    baseline = await baseline_us()
+    bus = await _bus(urls("bus"))
+    durable = await _durable(urls("durable"))
+    cron = await _cron(urls("cron")) if with_cron else {}
+    total_steps = RUNS * STEPS
+    return {
+        "steps_per_s_sequential": round(total_steps / sequential, 1),
+        "step_overhead_us": round(sequential / total_steps * 1e6, 1),
+        "baseline_commit_us": round(baseline, 1),
+        "step_overhead_vs_commit": round(sequential / total_steps * 1e6 / baseline, 2),
+        "steps_per_s_concurrent": round(total_steps / concurrent, 1),
+        "concurrent_in_flight_max": in_flight.most,
+        "loop_stall_ms_max": round(watch.worst * 1000, 3),
+        "latency_ms_p50": round(statistics.median(latencies), 3),
+        "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1], 3),
+        "queue_latency_ms_p50": round(statistics.median(queue), 3),
+        "durable_fn_steps_per_s": round(durable, 1),
+        **bus,
+        **cron,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }

@@ -124,7 +124,7 @@ async def _in_process(path: Path, idle_seconds: float) -> dict[str, float]:
         # The most a writer may have waited for the WAL (a RESTART holds the write lock).
         checkpointer = getattr(rt.store, "checkpointer", None)
         restart = checkpointer.stats.longest_restart if checkpointer is not None else 0.0
-    bus = await _bus(path)
+    bus = await _bus(_url(path))
     total = RUNS * STEPS
     return {
         "steps_per_s_sequential": round(total / sequential, 1),

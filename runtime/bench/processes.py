@@ -108,17 +108,21 @@ def write_project(root: Path) -> Path:
     return root
 
 
-class _Service:
-    """One ``runtime start`` child, its output in a file of the project."""
+class Service:
+    """One ``runtime start`` child, its output in a file of the project.
+
+    ``database`` is a SQLite file or a database URL.
+    """
 
     def __init__(
-        self, project: Path, database: Path, name: str, concurrency: int | None = None
+        self, project: Path, database: Path | str, name: str, concurrency: int | None = None
     ) -> None:
         self.log_path = project / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.launched = time.time()
         command = [sys.executable, "-m", "runtime", "--project", str(project)]
-        command += ["--database", f"sqlite:///{database}", "start"]
+        url = database if isinstance(database, str) else f"sqlite:///{database}"
+        command += ["--database", url, "start"]
         env = dict(os.environ)
         if concurrency is not None:
             env["RUNTIME_CONCURRENCY"] = str(concurrency)
@@ -182,7 +186,7 @@ def service_figures(
     stops: list[float] = []
     idle_cpu = 0.0
     for i in range(repeats):
-        service = _Service(project, database, f"service-{i}")
+        service = Service(project, database, f"service-{i}")
         try:
             startups.append(service.ready_at() - service.launched)
             if i == 0:
@@ -207,7 +211,7 @@ def recovery_rate(project: Path, database: Path) -> float:
     """Runs per second a new service drains after the one holding them was SIGKILLed."""
     hold = project / "hold"
     hold.touch()
-    holder = _Service(project, database, "holder", concurrency=RECOVERY_RUNS)
+    holder = Service(project, database, "holder", concurrency=RECOVERY_RUNS)
     try:
         holder.ready_at()
         ids = anyio.run(_enqueue, project, database)
@@ -215,7 +219,7 @@ def recovery_rate(project: Path, database: Path) -> float:
     finally:
         holder.kill()
         hold.unlink()
-    drainer = _Service(project, database, "drainer", concurrency=DRAIN_CONCURRENCY)
+    drainer = Service(project, database, "drainer", concurrency=DRAIN_CONCURRENCY)
     try:
         drainer.ready_at()
         _wait(database, _ACTIVE, ids, 0, drainer, "the recovered runs to finish")
@@ -248,7 +252,7 @@ _ACTIVE = (
 
 
 def _wait(
-    database: Path, sql: str, ids: list[str], wanted: int, service: _Service, what: str
+    database: Path, sql: str, ids: list[str], wanted: int, service: Service, what: str
 ) -> None:
     db = _reader(database)
     query = sql.format(ids=", ".join("?" * len(ids)))

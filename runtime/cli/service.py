@@ -19,6 +19,8 @@ from runtime.cli.common import (
     run_async,
     table,
 )
+from runtime.cli.payloads import Text
+from runtime.config import parse_database_url, redact
 from runtime.errors import ConfigError, RuntimeBaseError
 from runtime.log import configure_logging
 
@@ -67,6 +69,13 @@ def start(ctx: Context) -> None:
     help="Measure with (or without) the store's fast path, for comparison.",
 )
 @click.option(
+    "--database",
+    "database",
+    type=Text(non_empty=True),
+    help="Measure on this PostgreSQL database (postgresql://...), in scratch schemas "
+    "created and dropped by the benchmark (never the project's own).",
+)
+@click.option(
     "--history",
     type=click.IntRange(1, 100_000_000),
     help="Grow a file to this many finished runs and measure it next to a fresh one.",
@@ -85,15 +94,27 @@ def bench(
     as_json: bool,
     repeat: int,
     fast_path: bool,
+    database: str | None,
     history: int | None,
     history_db: Path | None,
     idle_seconds: float | None,
 ) -> None:
     """Measure step throughput, start-to-result latency and memory on a fresh SQLite file.
 
+    With --database postgresql://...: the same figures on PostgreSQL, each in a scratch
+    schema (runtime_bench_<random>_<figure>) dropped at the end, even on failure or
+    Ctrl-C, plus two 'runtime start' processes against one (two_process_ratio).
+
     With --history N: grow a file to N finished runs (10 steps, one event, two
     deliveries each) and measure the growth figures on it and on a fresh file.
     """
+    if database is not None:
+        if history is not None:
+            fail("--database: not with --history (the growth figures are SQLite's)", EXIT_USAGE)
+        if not fast_path:
+            fail("--no-fast-path: only on SQLite, not with --database", EXIT_USAGE)
+        _postgres(as_json, repeat, database)
+        return
     if history is not None:
         _history(as_json, repeat, fast_path, history, history_db, idle_seconds or IDLE_SECONDS)
         return
@@ -110,6 +131,41 @@ def bench(
         echo_json(figures)
         return
     click.echo(f"runtime bench: medians of {repeat} run(s), fresh SQLite file in WAL mode")
+    click.echo(table(("FIGURE", "VALUE"), list(figures.items())))
+
+
+def _postgres(as_json: bool, repeat: int, database: str) -> None:
+    import psycopg
+
+    from runtime.bench.scaling import measure_postgres
+    from runtime.bench.scratch import scratch
+
+    try:
+        parsed = parse_database_url(database)
+        if parsed.scheme != "postgresql":
+            fail(f"--database {redact(database)}: only a postgresql:// URL", EXIT_USAGE)
+        samples = []
+        for i in range(repeat):
+            with scratch(database) as area:
+                click.echo(
+                    f"bench: measuring ({i + 1}/{repeat}) on {area.shown}, "
+                    f"scratch schemas {area.prefix}_*",
+                    err=True,
+                )
+                samples.append(measure_postgres(area))
+    except RuntimeBaseError as exc:
+        fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+    except psycopg.Error as exc:
+        fail(f"--database {redact(database)}: {type(exc).__name__}: {exc}".strip(), EXIT_FAILED)
+    figures = {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
+    figures["peak_rss_mb"] = max(s["peak_rss_mb"] for s in samples)
+    if as_json:
+        echo_json(figures)
+        return
+    click.echo(
+        f"runtime bench: medians of {repeat} run(s), PostgreSQL {redact(database)}, "
+        "scratch schemas (dropped)"
+    )
     click.echo(table(("FIGURE", "VALUE"), list(figures.items())))
 
 
