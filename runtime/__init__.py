@@ -3,6 +3,7 @@
 from runtime.client import Client, SyncClient
 from runtime.container import Container
 from runtime.errors import (
+    CommitUncertainError,
     ConfigError,
     CorruptRecordError,
     DatabaseLockedError,
@@ -73,6 +74,7 @@ from runtime.workflows_api import Workflows
 __all__ = [
     "BoundWorkflow",
     "Client",
+    "CommitUncertainError",
     "CompositionWorkflow",
     "ConfigError",
     "Container",

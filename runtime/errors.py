@@ -275,6 +275,11 @@ class StoreOperationError(StoreError):
         super().__init__(f"{operation} on the database {path}{about}: {detail}")
 
 
+class CommitUncertainError(StoreOperationError):
+    """The connection to a database server was lost while a write committed: it may or
+    may not have happened. Never retried blindly; the caller's recovery decides."""
+
+
 class StoreClosedError(StoreOperationError):
     """The store was used after it was closed."""
 

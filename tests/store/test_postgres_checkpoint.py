@@ -10,8 +10,10 @@ import pytest
 
 from runtime import LeaseLostError, RunStatus
 from runtime.errors import StoreOperationError
-from runtime.store.changes import PROGRESS, Complete
+from runtime.models import Control, RunAction
+from runtime.store.changes import PROGRESS, Complete, RunChange
 from runtime.store.postgres import PostgresStore
+from runtime.store.records import StagedEvent
 from tests.helpers.postgres import fresh_schema
 from tests.helpers.records import T0, create, step
 
@@ -77,3 +79,52 @@ async def test_one_bad_checkpoint_fails_alone_in_its_batch(store: PostgresStore)
     assert (await store.get_run(bad)).steps == []
     assert isinstance(outcomes[lost], LeaseLostError)
     assert (await store.get_run(lost)).steps == []
+
+
+async def test_a_batch_of_every_kind_gets_what_each_alone_would(store: PostgresStore) -> None:
+    """One batch: progress, a completion, a completion with a pause pending, a completion
+    whose run staged events (the long way), a run another worker holds."""
+    plain, done, paused, staging, lost = [
+        await create(store, status=RunStatus.RUNNING, owner="wrk_a") for _ in range(5)
+    ]
+    await store.checkpoint(
+        staging, "wrk_a", [step(0, "stage", events=(StagedEvent("x.y", "1", "{}"),))], PROGRESS, T0
+    )
+    await store.control_run(paused, RunAction.PAUSE, T0)
+    await store.claim_run(lost, "wrk_b", "wrk_a", T0)
+    outcomes: dict[str, object] = {}
+
+    async def write(run_id: str, change: RunChange) -> None:
+        try:
+            outcomes[run_id] = await store.checkpoint(
+                run_id, "wrk_a", [step(1, "last")], change, T0
+            )
+        except Exception as exc:
+            outcomes[run_id] = exc
+
+    batches = store.batches
+    async with anyio.create_task_group() as tg, store._commit_lock:
+        tg.start_soon(write, plain, PROGRESS)
+        for run_id in (done, paused, staging, lost):
+            tg.start_soon(write, run_id, Complete('"out"', T0))
+        await anyio.sleep(0.1)
+    assert store.batches == batches + 1
+    assert outcomes[plain] is None
+    assert outcomes[done] is None
+    assert outcomes[paused] is Control.PAUSE
+    assert outcomes[staging] is None
+    assert isinstance(outcomes[lost], LeaseLostError)
+    runs = {run_id: await store.get_run(run_id) for run_id in (plain, done, paused, staging, lost)}
+    assert runs[plain].status is RunStatus.RUNNING
+    assert (runs[done].status, runs[done].output, runs[done].owner_id) == (
+        RunStatus.COMPLETED,
+        "out",
+        None,
+    )
+    assert (runs[paused].status, runs[paused].owner_id) == (RunStatus.RUNNING, "wrk_a")
+    assert runs[staging].status is RunStatus.COMPLETED
+    assert [s.name for s in runs[lost].steps] == []
+    for run_id in (plain, done, paused, staging):
+        assert [s.name for s in runs[run_id].steps][-1] == "last"
+    published = await store.list_events(name="x.y")
+    assert [e.source_run_id for e in published.items] == [staging]

@@ -115,7 +115,7 @@ class BusMixin(PgCore):
             await cur.execute(f"SELECT {SUBSCRIBERS} FROM subscribers ORDER BY id")
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_subscribers")
+        rows = await self._run(read, "list_subscribers", read_only=True, single=True)
         with self._decoding("list_subscribers"):
             return [subscriber_row(row) for row in rows]
 
@@ -189,7 +189,7 @@ class BusMixin(PgCore):
             await cur.execute(sql, params)
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_events")
+        rows = await self._run(read, "list_events", read_only=True, single=True)
         with self._decoding("list_events"):
             items = [event_record(row) for row in rows[:limit]]
         more = len(rows) > limit

@@ -35,7 +35,7 @@ from typing import Any
 
 import anyio
 
-from runtime.errors import LeaseLostError
+from runtime.errors import CommitUncertainError, LeaseLostError
 from runtime.models import Control, RunStatus
 from runtime.store.changes import (
     Complete,
@@ -49,6 +49,7 @@ from runtime.store.changes import (
     StartRollback,
     Woke,
 )
+from runtime.store.postgres import fast_checkpoint
 from runtime.store.postgres.core import Cursor, PgCore
 from runtime.store.postgres.outbox import insert_event, publish_staged
 from runtime.store.records import NewEvent, StepWrite
@@ -212,21 +213,48 @@ class CheckpointMixin(PgCore):
         self.batches += 1
         self.checkpoints += len(batch)
         try:
-            await self._run(lambda cur: _write(cur, self, batch), "checkpoint")
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-            else:
-                # One checkpoint's statement failed the batch: write each alone.
-                for item in batch:
-                    try:
-                        await self._run(_alone(self, item), "checkpoint")
-                    except Exception as alone:
-                        item.error = alone
+            fast = [item for item in batch if fast_checkpoint.fits(item.change, item.steps)]
+            slow = [item for item in batch if item not in fast]
+            if fast:
+                slow += await self._group(fast, fast=True)
+            if slow:
+                await self._group(slow, fast=False)
         finally:
             for item in batch:
                 item.done = True
                 item.settled.set()
+
+    async def _group(self, items: list[_Checkpoint], *, fast: bool) -> list[_Checkpoint]:
+        """Write ``items`` together (one statement if ``fast``, else one transaction);
+        return the completions the statement left for the long way.
+
+        A failure of the whole group writes each again alone, the long way, so one
+        checkpoint's bad statement cannot fail the others; a commit whose outcome is
+        unknown (its connection lost) is reported to each as it is, never written again.
+        """
+        progress_only = all(isinstance(item.change, Progress) for item in items)
+        try:
+            if fast:
+                return await self._run(
+                    lambda cur: fast_checkpoint.write(cur, items, self.channel),
+                    "checkpoint",
+                    single=True,
+                    idempotent=progress_only,  # upserts of the same records
+                )
+            await self._run(lambda cur: _write(cur, self, items), "checkpoint")
+        except CommitUncertainError as exc:
+            for item in items:
+                item.error = exc
+        except Exception as exc:
+            if len(items) == 1 and not fast:
+                items[0].error = exc
+            else:
+                for item in items:
+                    try:
+                        await self._run(_alone(self, item), "checkpoint")
+                    except Exception as alone:
+                        item.error = alone
+        return []
 
 
 async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:

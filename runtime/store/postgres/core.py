@@ -27,7 +27,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from runtime.errors import RuntimeBaseError, StoreClosedError
+from runtime.errors import CommitUncertainError, RuntimeBaseError, StoreClosedError
 from runtime.retry import backoff
 from runtime.store.postgres.connection import (
     Decoding,
@@ -51,6 +51,9 @@ RECONNECT_INTERVAL = 0.05
 
 RECONNECT_CAP = 2.0
 """The longest wait between two reconnection attempts."""
+
+SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+"""A read of several statements sees one snapshot."""
 
 POOL_MIN = 2
 POOL_MAX = 10
@@ -88,12 +91,29 @@ class PgCore:
         *,
         run_id: str | None = None,
         read_only: bool = False,
+        single: bool = False,
+        idempotent: bool = False,
     ) -> T:
         """``body(cursor)`` in one transaction; its result once committed.
+
+        Args:
+            read_only: the body only reads; with several statements they see one
+                snapshot (``REPEATABLE READ``).
+            single: the body runs exactly one statement, so it runs without ``BEGIN``
+                and ``COMMIT`` (autocommit): one round trip instead of three. Such a
+                write whose connection is lost may have committed; it is retried only
+                if ``idempotent``, else reported as an uncertain commit is.
+            idempotent: running the body twice does what running it once did.
 
         Errors of runtime's tree raised by ``body`` (a lease lost, a run not found)
         roll the transaction back and pass through; psycopg's are translated
         (:func:`~runtime.store.postgres.connection.failure`).
+
+        Each attempt is shielded from cancellation once it has its connection, as the
+        SQLite store's writes are: a call that started its statements finishes them
+        (bounded by the lock timeout and the connection's keepalives), so a write is
+        never half known to its caller, and no connection is thrown away mid-query.
+        A caller cancelled meanwhile sees the cancellation at its next checkpoint.
         """
         failures = 0
         started = time.monotonic()
@@ -101,12 +121,14 @@ class PgCore:
             if self._closed:
                 raise StoreClosedError(operation, self.path, run_id)
             try:
-                result = await self._once(body, read_only)
+                result = await self._once(body, read_only, single, idempotent)
             except RuntimeBaseError:
                 raise
             except _Uncertain as lost:
                 cause = lost.__cause__ if isinstance(lost.__cause__, Exception) else lost
-                raise self._failure(cause, operation, run_id) from cause
+                detail = f"the connection was lost while committing ({type(cause).__name__}: "
+                detail += f"{str(cause).strip()}); the write may or may not have happened"
+                raise CommitUncertainError(operation, self.path, detail, run_id) from cause
             except (PoolClosed, PoolTimeout, Exception) as exc:
                 retry = isinstance(exc, PoolTimeout) or is_disconnect(exc)
                 if not retry or self._closed or time.monotonic() - started > RECONNECT_FOR:
@@ -121,21 +143,45 @@ class PgCore:
                 logger.warning("database_reachable", database=self.path, after=round(down, 3))
             return result
 
-    async def _once(self, body: Body[T], read_only: bool) -> T:
+    async def _once(self, body: Body[T], read_only: bool, single: bool, idempotent: bool) -> T:
         async with self._pool.connection() as conn:
-            committing = False
+            with anyio.CancelScope(shield=True):
+                return await self._attempt(conn, body, read_only, single, idempotent)
+        raise AssertionError("unreachable: a shielded attempt returns or raises")
+
+    async def _attempt(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        body: Body[T],
+        read_only: bool,
+        single: bool,
+        idempotent: bool,
+    ) -> T:
+        """One attempt of :meth:`_run` on ``conn``."""
+        if single:
             try:
-                async with conn.transaction():
-                    if read_only:
-                        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    async with conn.cursor() as cur:
-                        result = await body(cur)
-                    committing = True
+                async with conn.cursor() as cur:
+                    return await body(cur)
             except Exception as exc:
-                if committing and not read_only and is_disconnect(exc):
+                # The server said why it closed (a shutdown, an idle timeout):
+                # the statement did not run. Without a word, it may have.
+                silent = getattr(exc, "sqlstate", None) is None
+                if not (read_only or idempotent) and silent and is_disconnect(exc):
                     raise _Uncertain() from exc
                 raise
-            return result
+        committing = False
+        try:
+            async with conn.transaction():
+                if read_only:
+                    await conn.execute(SNAPSHOT)
+                async with conn.cursor() as cur:
+                    result = await body(cur)
+                committing = True
+        except Exception as exc:
+            if committing and not read_only and is_disconnect(exc):
+                raise _Uncertain() from exc
+            raise
+        return result
 
     def _lost(self, exc: BaseException) -> None:
         if self._unreachable_since is None:

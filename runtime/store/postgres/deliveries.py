@@ -96,7 +96,7 @@ class DeliveriesMixin(PgCore):
             await cur.execute(CLAIM, params)
             return await cur.fetchall()
 
-        rows = await self._run(write, "claim_deliveries")
+        rows = await self._run(write, "claim_deliveries", single=True)
         with self._decoding("claim_deliveries"):
             return [delivery_work(row) for row in rows]
 
@@ -125,7 +125,7 @@ class DeliveriesMixin(PgCore):
             )
             return cur.rowcount == 1
 
-        return await self._run(write, "finish_delivery")
+        return await self._run(write, "finish_delivery", single=True)
 
     async def next_delivery_at(self, subscriber_ids: Sequence[str]) -> datetime | None:
         if not subscriber_ids:
@@ -144,7 +144,7 @@ class DeliveriesMixin(PgCore):
             due: datetime | None = row["due"]
             return due
 
-        return await self._run(read, "next_delivery_at")
+        return await self._run(read, "next_delivery_at", read_only=True, single=True)
 
     async def list_deliveries(
         self,
@@ -184,7 +184,7 @@ class DeliveriesMixin(PgCore):
             await cur.execute(sql, params)
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_deliveries")
+        rows = await self._run(read, "list_deliveries", read_only=True, single=True)
         with self._decoding("list_deliveries"):
             items = [delivery_record(row) for row in rows[:limit]]
         more = len(rows) > limit

@@ -86,7 +86,7 @@ class QueueMixin(PgCore):
             due: datetime | None = row["due"]
             return due
 
-        return await self._run(read, "next_run_due", read_only=True)
+        return await self._run(read, "next_run_due", read_only=True, single=True)
 
     async def recoverable_runs(
         self, workflows: Sequence[str], now: datetime, stale_before: datetime, limit: int
@@ -94,7 +94,9 @@ class QueueMixin(PgCore):
         if not workflows:
             return []
         params = {"workflows": list(workflows), "now": now, "stale": stale_before, "limit": limit}
-        rows = await self._run(_reading(RECOVERABLE, params), "recoverable_runs", read_only=True)
+        rows = await self._run(
+            _reading(RECOVERABLE, params), "recoverable_runs", read_only=True, single=True
+        )
         with self._decoding("recoverable_runs"):
             return [run_record(row) for row in rows]
 
@@ -103,7 +105,7 @@ class QueueMixin(PgCore):
     ) -> list[RunRecord]:
         params = {"known": list(workflows), "now": now, "limit": limit}
         rows = await self._run(
-            _reading(UNCLAIMED_UNKNOWN, params), "unclaimed_unknown", read_only=True
+            _reading(UNCLAIMED_UNKNOWN, params), "unclaimed_unknown", read_only=True, single=True
         )
         with self._decoding("unclaimed_unknown"):
             return [run_record(row) for row in rows]

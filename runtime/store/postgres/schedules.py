@@ -90,7 +90,7 @@ class SchedulesMixin(PgCore):
             await cur.execute(f"SELECT {SCHEDULES} FROM schedules ORDER BY name")
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_schedules")
+        rows = await self._run(read, "list_schedules", read_only=True, single=True)
         with self._decoding("list_schedules"):
             return [schedule_record(row) for row in rows]
 
@@ -179,7 +179,7 @@ class SchedulesMixin(PgCore):
             )
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_firings")
+        rows = await self._run(read, "list_firings", read_only=True, single=True)
         with self._decoding("list_firings"):
             return [firing_record(row) for row in rows]
 

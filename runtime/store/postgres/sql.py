@@ -29,6 +29,8 @@ def columns(names: Iterable[str], table: str = "") -> str:
 
 RUNS = columns(RUN_COLUMNS)
 STEPS = columns(STEP_COLUMNS)
+STEP_ALIASES = ", ".join(f"s.{name} AS s_{name}" for name in STEP_COLUMNS)
+"""A step's columns joined to its run's row, each named ``s_<column>``."""
 WORKERS = columns(WORKER_COLUMNS)
 
 ACTIVE = ("pending", "running", "sleeping", "compensating")

@@ -19,6 +19,7 @@ from runtime.errors import (
     RunNotFoundError,
     RuntimeBaseError,
     StoreArgumentError,
+    StoreOperationError,
 )
 from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
@@ -33,10 +34,10 @@ from runtime.store.postgres.queue import QueueMixin
 from runtime.store.postgres.retention import RetentionMixin
 from runtime.store.postgres.schedules import SchedulesMixin
 from runtime.store.postgres.schema import migrate, schema_version
-from runtime.store.postgres.sql import ACTIVE, RUNS, STEPS
+from runtime.store.postgres.sql import ACTIVE, RUNS, STEP_ALIASES, STEPS, columns
 from runtime.store.postgres.workers import WorkersMixin
 from runtime.store.records import NewRun, RunPage
-from runtime.store.rows import run_record, step_record
+from runtime.store.rows import RUN_COLUMNS, STEP_COLUMNS, run_record, step_record
 
 
 class PostgresStore(
@@ -100,43 +101,63 @@ class PostgresStore(
     # -- runs -----------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
-        async def write(cur: Cursor) -> tuple[dict[str, Any], bool]:
+        # One statement, safe to run again: the run is inserted unless its id or its
+        # idempotency key is taken; either way the stored run comes back. A retry after
+        # a lost connection that had committed finds the run by its own id: created.
+        # A queued run wakes the other processes' workers (a held one is driven here).
+        woken = (
+            ""
+            if run.owner_id is not None
+            else " CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, 'run')) AS woken"
+        )
+        params = {
+            "id": run.id,
+            "workflow": run.workflow,
+            "version": run.version,
+            "kind": str(run.kind),
+            "key": run.idempotency_key,
+            "status": str(run.status),
+            "input": run.input,
+            "owner": run.owner_id,
+            "parent": run.parent_run_id,
+            "available": run.available_at,
+            "created": run.created_at,
+            "channel": self.channel,
+        }
+
+        async def write(cur: Cursor) -> dict[str, Any]:
             await cur.execute(
-                "INSERT INTO runs (id, workflow, version, kind, idempotency_key, status, input, "
-                "owner_id, parent_run_id, available_at, created_at, updated_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                f"ON CONFLICT (workflow, idempotency_key) DO NOTHING RETURNING {RUNS}",
-                (
-                    run.id,
-                    run.workflow,
-                    run.version,
-                    str(run.kind),
-                    run.idempotency_key,
-                    str(run.status),
-                    run.input,
-                    run.owner_id,
-                    run.parent_run_id,
-                    run.available_at,
-                    run.created_at,
-                    run.created_at,
-                ),
+                "WITH inserted AS (INSERT INTO runs (id, workflow, version, kind, "
+                "idempotency_key, status, input, owner_id, parent_run_id, available_at, "
+                "created_at, updated_at) VALUES (%(id)s, %(workflow)s, %(version)s, %(kind)s, "
+                "%(key)s, %(status)s, %(input)s, %(owner)s, %(parent)s, %(available)s, "
+                f"%(created)s, %(created)s) ON CONFLICT DO NOTHING RETURNING {RUNS}) "
+                f"SELECT * FROM (SELECT {RUNS} FROM inserted{woken} UNION ALL "
+                f"SELECT {RUNS} FROM runs "
+                "WHERE NOT EXISTS (SELECT 1 FROM inserted) AND (id = %(id)s OR "
+                "(workflow = %(workflow)s AND idempotency_key = %(key)s))) AS found "
+                "ORDER BY id = %(id)s DESC LIMIT 1",
+                params,
             )
             row = await cur.fetchone()
-            if row is not None:
-                if run.owner_id is None:
-                    await self._notify(cur, "run")
-                return row, True
-            await cur.execute(
-                f"SELECT {RUNS} FROM runs WHERE workflow = %s AND idempotency_key = %s",
-                (run.workflow, run.idempotency_key),
-            )
-            found = await cur.fetchone()
-            assert found is not None  # the conflict was on this key
-            return found, False
+            if row is None:
+                # The key's run committed after this statement's snapshot was taken:
+                # the next statement sees it.
+                await cur.execute(
+                    f"SELECT {RUNS} FROM runs WHERE workflow = %(workflow)s "
+                    "AND idempotency_key = %(key)s",
+                    params,
+                )
+                row = await cur.fetchone()
+            if row is None:
+                raise StoreOperationError(
+                    "create_run", self.path, "the run was neither inserted nor found", run.id
+                )
+            return row
 
-        row, created = await self._run(write, "create_run", run_id=run.id)
+        row = await self._run(write, "create_run", run_id=run.id, idempotent=True)
         with self._decoding("create_run", run.id):
-            return run_record(row), created
+            return run_record(row), row["id"] == run.id
 
     async def claim_run(
         self,
@@ -169,7 +190,7 @@ class PostgresStore(
             )
             return await cur.fetchone()
 
-        row = await self._run(write, "claim_run", run_id=run_id)
+        row = await self._run(write, "claim_run", run_id=run_id, single=True)
         with self._decoding("claim_run", run_id):
             return None if row is None else run_record(row)
 
@@ -186,39 +207,61 @@ class PostgresStore(
     ) -> RunRecord | None:
         rollback = None if rollback_status is None else rollback_status.value
 
+        # Processes waiting for the run (it ended) or for work (it is pending again)
+        # are woken, in the same statement.
+        wake = "ended" if status.terminal else "run" if status is RunStatus.PENDING else None
+        notify = "" if wake is None else ", pg_notify(%s, %s)"
+        params: tuple[Any, ...] = (
+            status.value,
+            owner_id,
+            now,
+            error,
+            rollback,
+            run_id,
+            [s.value for s in expected],
+        )
+        if wake is not None:
+            params += (self.channel, wake)
+
         async def write(cur: Cursor) -> dict[str, Any] | None:
             await cur.execute(
-                "UPDATE runs SET status = %s, owner_id = %s, updated_at = %s, "
+                "WITH changed AS (UPDATE runs SET status = %s, owner_id = %s, updated_at = %s, "
                 "error = COALESCE(%s::json, error), "
                 "rollback_status = COALESCE(%s, rollback_status) "
-                f"WHERE id = %s AND status = ANY(%s) RETURNING {RUNS}",
-                (status.value, owner_id, now, error, rollback, run_id, [s.value for s in expected]),
+                f"WHERE id = %s AND status = ANY(%s) RETURNING {RUNS}) "
+                f"SELECT {RUNS}{notify} FROM changed",
+                params,
             )
-            row = await cur.fetchone()
-            if row is not None and (status.terminal or status is RunStatus.PENDING):
-                await self._notify(cur, "ended" if status.terminal else "run")
-            return row
+            return await cur.fetchone()
 
-        row = await self._run(write, "transition", run_id=run_id)
+        row = await self._run(write, "transition", run_id=run_id, single=True)
         with self._decoding("transition", run_id):
             return None if row is None else run_record(row)
 
     async def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
-        async def read(cur: Cursor) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-            await cur.execute(f"SELECT {RUNS} FROM runs WHERE id = %s", (run_id,))
-            row = await cur.fetchone()
-            if row is None or not steps:
-                return row, []
-            await cur.execute(
-                f"SELECT {STEPS} FROM steps WHERE run_id = %s ORDER BY seq", (run_id,)
+        # One statement (one snapshot, one round trip): the run's row joined with each
+        # of its steps, whose columns are named s_<column>.
+        sql = f"SELECT {RUNS} FROM runs WHERE id = %s"
+        if steps:
+            sql = (
+                f"SELECT {columns(RUN_COLUMNS, 'r')}, {STEP_ALIASES} FROM runs r "
+                "LEFT JOIN steps s ON s.run_id = r.id WHERE r.id = %s ORDER BY s.seq"
             )
-            return row, await cur.fetchall()
 
-        row, step_rows = await self._run(read, "get_run", run_id=run_id, read_only=steps)
-        if row is None:
+        async def read(cur: Cursor) -> list[dict[str, Any]]:
+            await cur.execute(sql, (run_id,))
+            return await cur.fetchall()
+
+        rows = await self._run(read, "get_run", run_id=run_id, read_only=True, single=True)
+        if not rows:
             raise RunNotFoundError(run_id)
         with self._decoding("get_run", run_id):
-            return run_record(row, [step_record(step) for step in step_rows])
+            found = [
+                step_record({name: row[f"s_{name}"] for name in STEP_COLUMNS})
+                for row in rows
+                if steps and row["s_seq"] is not None
+            ]
+            return run_record(rows[0], found)
 
     async def find_run(self, workflow: str, idempotency_key: str) -> RunRecord | None:
         async def read(cur: Cursor) -> dict[str, Any] | None:
@@ -228,7 +271,7 @@ class PostgresStore(
             )
             return await cur.fetchone()
 
-        row = await self._run(read, "find_run")
+        row = await self._run(read, "find_run", read_only=True, single=True)
         with self._decoding("find_run"):
             return None if row is None else run_record(row)
 
@@ -266,7 +309,7 @@ class PostgresStore(
             await cur.execute(sql, params)
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_runs")
+        rows = await self._run(read, "list_runs", read_only=True, single=True)
         with self._decoding("list_runs"):
             found = rows[:limit]
             runs = [run_record(row) for row in found]
@@ -281,7 +324,7 @@ class PostgresStore(
             )
             return await cur.fetchall()
 
-        rows = await self._run(read, "load_steps", run_id=run_id)
+        rows = await self._run(read, "load_steps", run_id=run_id, read_only=True, single=True)
         with self._decoding("load_steps", run_id):
             return [step_record(row) for row in rows]
 

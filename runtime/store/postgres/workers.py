@@ -37,7 +37,7 @@ class WorkersMixin(PgCore):
                 params,
             )
 
-        await self._run(write, "upsert_worker")
+        await self._run(write, "upsert_worker", single=True, idempotent=True)
 
     async def heartbeat(self, worker_id: str, now: datetime) -> bool:
         async def write(cur: Cursor) -> bool:
@@ -46,14 +46,14 @@ class WorkersMixin(PgCore):
             )
             return cur.rowcount == 1
 
-        return await self._run(write, "heartbeat")
+        return await self._run(write, "heartbeat", single=True, idempotent=True)
 
     async def list_workers(self) -> list[WorkerRow]:
         async def read(cur: Cursor) -> list[dict[str, Any]]:
             await cur.execute(f"SELECT {WORKERS} FROM workers ORDER BY id")
             return await cur.fetchall()
 
-        rows = await self._run(read, "list_workers", read_only=True)
+        rows = await self._run(read, "list_workers", read_only=True, single=True)
         with self._decoding("list_workers"):
             return [worker_row(row) for row in rows]
 
