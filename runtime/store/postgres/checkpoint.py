@@ -28,8 +28,8 @@ checkpoint cancelled before any batch took it leaves the queue: it is never writ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -145,10 +145,8 @@ class _Checkpoint:
     change: RunChange
     now: datetime
     done: bool = False
-    settled: anyio.Event = field(default_factory=anyio.Event)
     result: Control | None = None
     error: BaseException | None = None
-    writes: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
 
 class CheckpointMixin(PgCore):
@@ -173,41 +171,22 @@ class CheckpointMixin(PgCore):
     ) -> Control | None:
         item = _Checkpoint(run_id, owner_id, steps, change, now)
         self._queue.append(item)
-        try:
-            async with self._commit_lock:
-                if not item.done:
-                    batch, self._queue = self._queue, []
-                    caught = await self._lead(batch)
-                    if caught is not None:
-                        raise caught
-        except BaseException:
-            if item in self._queue:
-                self._queue.remove(item)  # no batch took it: it is never written
-            else:
-                await _settle(item)  # a batch holds it: its caller learns nothing before its end
-            raise
+        # As every store write: a checkpoint called is written, and a cancellation that
+        # arrives meanwhile (anyio's or asyncio's own) is raised once it was.
+        caught = await _to_the_end(self._take_turn(item))
+        if caught is not None:
+            raise caught
         if item.error is not None:
             raise item.error
         return item.result
 
-    async def _lead(self, batch: list[_Checkpoint]) -> BaseException | None:
-        """Commit ``batch`` to its end; return a cancellation caught meanwhile.
-
-        A bare future, not a task group's task, on purpose: asyncio's own cancellation
-        of this task would otherwise abort the transaction while the other checkpoints
-        of the batch wait for its outcome. It is always awaited to its end here.
-        """
-        caught: BaseException | None = None
-        work = asyncio.ensure_future(self._commit(batch))  # noqa: TID251
-        with anyio.CancelScope(shield=True):
-            while not work.done():
-                try:
-                    await asyncio.wait((work,))
-                except asyncio.CancelledError as exc:
-                    if caught is None:
-                        caught = exc
-        work.result()
-        return caught
+    async def _take_turn(self, item: _Checkpoint) -> None:
+        """Wait for the commit lock; write every checkpoint queued then, unless a batch
+        that held the lock meanwhile took ``item`` along."""
+        async with self._commit_lock:
+            if not item.done:
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
 
     async def _commit(self, batch: list[_Checkpoint]) -> None:
         self.batches += 1
@@ -222,7 +201,6 @@ class CheckpointMixin(PgCore):
         finally:
             for item in batch:
                 item.done = True
-                item.settled.set()
 
     async def _group(self, items: list[_Checkpoint], *, fast: bool) -> list[_Checkpoint]:
         """Write ``items`` together (one statement if ``fast``, else one transaction);
@@ -316,14 +294,25 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
         await core._notify(cur, "ended")
 
 
-async def _settle(item: _Checkpoint) -> None:
-    """Wait for the batch holding ``item`` to end, whatever cancellation arrives meanwhile."""
+async def _to_the_end(work: Coroutine[Any, Any, None]) -> BaseException | None:
+    """Run ``work`` to its end whatever cancellation arrives; return the one caught.
+
+    A bare future, not a task group's task, on purpose: anyio's shield does not stop
+    asyncio's own cancellation (``task.cancel()``, ``asyncio.timeout``), which would
+    otherwise abort a batch's transaction while the other checkpoints in it wait for
+    its outcome. It is always awaited to its end here.
+    """
+    caught: BaseException | None = None
+    future = asyncio.ensure_future(work)  # noqa: TID251
     with anyio.CancelScope(shield=True):
-        while not item.done:
+        while not future.done():
             try:
-                await item.settled.wait()
-            except asyncio.CancelledError:
-                continue  # asyncio's own: the caller is being cancelled already
+                await asyncio.wait((future,))
+            except asyncio.CancelledError as exc:
+                if caught is None:
+                    caught = exc
+    future.result()
+    return caught
 
 
 def _alone(core: PgCore, item: _Checkpoint) -> Callable[[Cursor], Awaitable[None]]:

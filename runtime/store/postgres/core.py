@@ -55,6 +55,10 @@ RECONNECT_CAP = 2.0
 SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
 """A read of several statements sees one snapshot."""
 
+ACQUIRE_TIMEOUT = 5.0
+"""Seconds an attempt waits for a pooled connection (the server unreachable: the pool
+cannot open one) before it counts as failed and is retried after a cancellable wait."""
+
 POOL_MIN = 2
 POOL_MAX = 10
 """Connections per store: a process's concurrent reads and writes share them."""
@@ -109,11 +113,13 @@ class PgCore:
         roll the transaction back and pass through; psycopg's are translated
         (:func:`~runtime.store.postgres.connection.failure`).
 
-        Each attempt is shielded from cancellation once it has its connection, as the
-        SQLite store's writes are: a call that started its statements finishes them
-        (bounded by the lock timeout and the connection's keepalives), so a write is
-        never half known to its caller, and no connection is thrown away mid-query.
-        A caller cancelled meanwhile sees the cancellation at its next checkpoint.
+        Each attempt is shielded from cancellation, as the SQLite store's writes are
+        ("store writes are not cancel points", which the engine relies on): a call
+        finishes its attempt (bounded by ``ACQUIRE_TIMEOUT``, the lock timeout and the
+        connection's keepalives), so a write is never half known to its caller and no
+        connection is thrown away mid-query. A caller cancelled meanwhile sees the
+        cancellation at its next checkpoint; the waits between attempts (the server
+        unreachable) are cancellable, as nothing was written.
         """
         failures = 0
         started = time.monotonic()
@@ -144,8 +150,8 @@ class PgCore:
             return result
 
     async def _once(self, body: Body[T], read_only: bool, single: bool, idempotent: bool) -> T:
-        async with self._pool.connection() as conn:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            async with self._pool.connection(timeout=ACQUIRE_TIMEOUT) as conn:
                 return await self._attempt(conn, body, read_only, single, idempotent)
         raise AssertionError("unreachable: a shielded attempt returns or raises")
 
