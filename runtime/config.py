@@ -9,7 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
@@ -37,16 +37,40 @@ class DatabaseUrl:
 
 
 def redact(url: str) -> str:
-    """``url`` with the password of its user part replaced by ``***`` (for messages and logs)."""
+    """``url`` with its password replaced by ``***`` (for messages and logs).
+
+    Both places a URL may carry one: the user part (``user:secret@host``, the secret
+    may hold ``/`` or ``@``) and a ``password=`` query parameter.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    authority, slash, tail = rest.partition("/")
-    user, at, host = authority.rpartition("@")
-    if not at or ":" not in user:
-        return url
-    name = user.split(":", 1)[0]
-    return f"{scheme}://{name}:***@{host}{slash}{tail}"
+    rest, mark, query = rest.partition("?")
+    user, at, host = rest.rpartition("@")
+    if at and ":" in user:
+        rest = f"{user.split(':', 1)[0]}:***@{host}"
+    if query:
+        params = [
+            f"{name}=***" if name == "password" else part
+            for part in query.split("&")
+            for name in [part.partition("=")[0]]
+        ]
+        query = "&".join(params)
+    return f"{scheme}://{rest}{mark}{query}"
+
+
+def secrets_of(url: str) -> list[str]:
+    """The password a URL carries, as written and decoded (to scrub from a driver's
+    messages, which may repeat it); empty when it has none."""
+    rest = url.partition("://")[2]
+    rest, _, query = rest.partition("?")
+    user, at, _ = rest.rpartition("@")
+    found = [user.split(":", 1)[1]] if at and ":" in user else []
+    found += [
+        value for name, value in parse_qsl(query, keep_blank_values=True) if name == "password"
+    ]
+    found += [unquote(value) for value in found]
+    return [value for value in dict.fromkeys(found) if value]
 
 
 def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:

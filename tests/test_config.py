@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from runtime import Runtime
-from runtime.config import load_project_config, parse_database_url, unknown_variables
+from runtime.config import (
+    load_project_config,
+    parse_database_url,
+    redact,
+    secrets_of,
+    unknown_variables,
+)
 from runtime.errors import ConfigError
 
 
@@ -242,3 +248,27 @@ def test_a_project_folder_that_does_not_exist_is_a_config_error(tmp_path: Path) 
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match=r"the project folder .*file is not a folder"):
         load_project_config(tmp_path / "file", environ={})
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:sekret@db:5432/app", "postgresql://app:***@db:5432/app"),
+        ("postgresql://app:se/kr@et@db/app?schema=x", "postgresql://app:***@db/app?schema=x"),
+        (
+            "postgresql://app@db/app?password=sekret&sslmode=require",
+            "postgresql://app@db/app?password=***&sslmode=require",
+        ),
+        ("postgresql://db/app", "postgresql://db/app"),
+        ("sqlite:///app.db", "sqlite:///app.db"),
+    ],
+)
+def test_redact_hides_every_password_a_url_carries(url: str, shown: str) -> None:
+    assert redact(url) == shown
+    assert "sekret" not in redact(url)
+
+
+def test_secrets_of_finds_the_password_as_written_and_decoded() -> None:
+    assert secrets_of("postgresql://app:se%2Fkret@db/app") == ["se%2Fkret", "se/kret"]
+    assert secrets_of("postgresql://app@db/app?password=x%40y") == ["x@y"]
+    assert secrets_of("postgresql://app@db/app") == []

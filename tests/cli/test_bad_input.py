@@ -198,6 +198,8 @@ CLI += [
     (["--database", "postgresql://p@127.0.0.1/test?schema=A", "runs", "list"], 2, "schema='A'"),
     (["--database", "postgresql://p@h/d?schema=a&schema=b", "runs", "list"], 2, "given twice"),
     (["--database", "postgresql://p:sekret@127.0.0.1/test?foo=1", "runs", "list"], 2, '"foo"'),
+    # libpq quotes a badly escaped password in its message: scrubbed.
+    (["--database", "postgresql://p:sekret%zz@127.0.0.1/test", "runs", "list"], 2, "***"),
     (["--database", "garbage", "events", "list"], 2, "garbage"),
     (["--database", "sqlite:///.", "runs", "list"], 2, "is a folder, not a file"),
 ]

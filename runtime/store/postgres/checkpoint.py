@@ -246,7 +246,7 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
     steps: list[tuple[Any, ...]] = []
     staged: list[tuple[Any, ...]] = []
     after: list[tuple[_Checkpoint, RowChange]] = []
-    ended = False
+    ended = queued = False
     async with cur.connection.pipeline():
         for item in batch:
             item.result, item.error = None, None
@@ -277,6 +277,9 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
             )
             item.result = None if parts.releases else control
             ended = ended or parts.ends
+            # A run handed back to the queue (a shutdown, a long retry wait): another
+            # process's worker may take it, or plan its wake-up.
+            queued = queued or isinstance(item.change, Release | Park)
             after.append((item, parts))
         if steps:
             await cur.executemany(UPSERT_STEP, steps)
@@ -292,6 +295,8 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
             await insert_event(cur, event)
     if ended:
         await core._notify(cur, "ended")
+    if queued:
+        await core._notify(cur, "run")
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> BaseException | None:

@@ -10,6 +10,7 @@ as one error of runtime's tree (:func:`failure`), with the original as its cause
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ from runtime.errors import (
 LOCK_TIMEOUT_MS = 10_000
 """How long a statement waits for a row or table lock before it fails (as SQLite's busy timeout)."""
 
+IDLE_IN_TRANSACTION_MS = 30_000
+"""How long the server keeps a transaction open with nothing sent (the lease's length)."""
+
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the server when connecting."""
 
@@ -44,7 +48,19 @@ def connection_kwargs(schema: str) -> dict[str, Any]:
         "connect_timeout": CONNECT_TIMEOUT,
         # Shown in pg_stat_activity, so an operator can tell runtime's connections apart.
         "application_name": f"runtime:{schema}",
-        "options": f"-c search_path={schema} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}",
+        # A server (or a network path) that went away without a word is noticed within
+        # about 20 s rather than at TCP's own timeout, minutes later.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 2,
+        # idle_in_transaction_session_timeout: a process frozen inside a transaction
+        # (stopped, partitioned) gives up its row locks after that long, so another
+        # worker can take its runs over (the store retries on a new connection).
+        "options": (
+            f"-c search_path={schema} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS} "
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+        ),
         # Statements are prepared after their fifth use (psycopg's default): the hot ones
         # (a checkpoint's, a claim's) are planned once per connection.
     }
@@ -93,8 +109,21 @@ def is_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.InterfaceError)
 
 
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret in it replaced by ``***`` (libpq may quote a password)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def failure(
-    exc: Exception, operation: str, where: str, run_id: str | None = None, *, closed: bool = False
+    exc: Exception,
+    operation: str,
+    where: str,
+    run_id: str | None = None,
+    *,
+    closed: bool = False,
+    secrets: Sequence[str] = (),
 ) -> StoreOperationError:
     """The error a store method raises, ``from exc``, for an exception not of runtime's tree.
 
@@ -108,7 +137,7 @@ def failure(
     """
     if closed:
         return StoreClosedError(operation, where, run_id)
-    detail = f"{type(exc).__name__}: {str(exc).strip()}"
+    detail = scrub(f"{type(exc).__name__}: {str(exc).strip()}", secrets)
     if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.DeadlockDetected):
         return DatabaseLockedError(operation, where, detail, run_id)
     if isinstance(exc, ValueError | TypeError) and not isinstance(exc, psycopg.Error):

@@ -27,6 +27,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from runtime.config import secrets_of
 from runtime.errors import CommitUncertainError, RuntimeBaseError, StoreClosedError
 from runtime.retry import backoff
 from runtime.store.postgres.connection import (
@@ -35,6 +36,7 @@ from runtime.store.postgres.connection import (
     connection_kwargs,
     failure,
     is_disconnect,
+    scrub,
 )
 
 logger = structlog.get_logger("runtime.store")
@@ -85,6 +87,8 @@ class PgCore:
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._listening = anyio.Lock()
         self._unreachable_since: float | None = None
+        self._secrets = secrets_of(conninfo)
+        """The URL's password, scrubbed from every message the driver gives."""
 
     # -- transactions -----------------------------------------------------
 
@@ -132,8 +136,9 @@ class PgCore:
                 raise
             except _Uncertain as lost:
                 cause = lost.__cause__ if isinstance(lost.__cause__, Exception) else lost
-                detail = f"the connection was lost while committing ({type(cause).__name__}: "
-                detail += f"{str(cause).strip()}); the write may or may not have happened"
+                said = scrub(f"{type(cause).__name__}: {str(cause).strip()}", self._secrets)
+                detail = f"the connection was lost while committing ({said}); "
+                detail += "the write may or may not have happened"
                 raise CommitUncertainError(operation, self.path, detail, run_id) from cause
             except (PoolClosed, PoolTimeout, Exception) as exc:
                 retry = isinstance(exc, PoolTimeout) or is_disconnect(exc)
@@ -195,14 +200,16 @@ class PgCore:
             logger.warning(
                 "database_unreachable",
                 database=self.path,
-                error=f"{type(exc).__name__}: {str(exc).strip()}",
+                error=scrub(f"{type(exc).__name__}: {str(exc).strip()}", self._secrets),
                 retrying_for=RECONNECT_FOR,
             )
 
     def _failure(self, exc: Exception, operation: str, run_id: str | None) -> Exception:
         if isinstance(exc, PoolClosed):
             return StoreClosedError(operation, self.path, run_id)
-        return failure(exc, operation, self.path, run_id, closed=self._closed)
+        return failure(
+            exc, operation, self.path, run_id, closed=self._closed, secrets=self._secrets
+        )
 
     def _decoding(self, operation: str, run_id: str | None = None) -> Decoding:
         """``with self._decoding(...):`` around the decoding of a whole result of ``operation``."""
@@ -281,7 +288,8 @@ class PgCore:
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()
-        logger.warning("database_listen_failed", database=self.path, error=str(exc).strip())
+        error = scrub(str(exc).strip(), self._secrets)
+        logger.warning("database_listen_failed", database=self.path, error=error)
         self._bump()
 
     def _bump(self) -> None:

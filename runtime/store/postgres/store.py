@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from runtime.clock import from_text, to_text
-from runtime.config import redact
+from runtime.config import redact, secrets_of
 from runtime.errors import (
     DatabaseNotFoundError,
     RunNotFoundError,
@@ -83,13 +83,13 @@ class PostgresStore(
         except RuntimeBaseError:
             raise
         except (psycopg.Error, OSError) as exc:
-            raise failure(exc, "open", where) from exc
+            raise failure(exc, "open", where, secrets=secrets_of(conninfo)) from exc
         pool = open_pool(conninfo, schema)
         try:
             await pool.open(wait=True)
         except Exception as exc:
             await pool.close()
-            raise failure(exc, "open", where) from exc
+            raise failure(exc, "open", where, secrets=secrets_of(conninfo)) from exc
         return cls(pool, conninfo, schema, where)
 
     async def __aenter__(self) -> PostgresStore:

@@ -63,14 +63,16 @@ class WorkersMixin(PgCore):
         ids = list(worker_ids)
 
         async def write(cur: Cursor) -> int:
-            # Each row is locked as it is updated: a checkpoint of the removed worker's
-            # committing meanwhile is waited for, and the row is re-read after it (READ
-            # COMMITTED), so a run it ended is not handed back.
+            # The rows are locked in id order first, as a checkpoint batch locks its runs
+            # (so the two never wait on each other in a circle); a checkpoint of the
+            # removed worker's committing meanwhile is waited for, and the row re-read
+            # after it (READ COMMITTED), so a run it ended is not handed back.
             await cur.execute(
                 "UPDATE runs SET owner_id = NULL, updated_at = %s, "
                 "status = CASE WHEN status = 'running' THEN 'pending' ELSE status END "
-                "WHERE owner_id = ANY(%s)",
-                (now, ids),
+                "WHERE id IN (SELECT id FROM runs WHERE owner_id = ANY(%s) ORDER BY id "
+                "FOR UPDATE) AND owner_id = ANY(%s)",
+                (now, ids, ids),
             )
             released = cur.rowcount
             # A delivery cut off by a dead or stopping worker does not count as an attempt.
