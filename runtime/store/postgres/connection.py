@@ -59,7 +59,12 @@ def connection_kwargs(schema: str) -> dict[str, Any]:
         # worker can take its runs over (the store retries on a new connection).
         "options": (
             f"-c search_path={schema} -c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS} "
-            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
+            # The store's statements are prepared after their fifth use (psycopg's
+            # default); a generic plan then spares planning them at every call (about
+            # 0.25 ms of a checkpoint's 0.4). tests/store/test_postgres_plans.py checks
+            # each statement's generic plan seeks.
+            "-c plan_cache_mode=force_generic_plan"
         ),
         # Statements are prepared after their fifth use (psycopg's default): the hot ones
         # (a checkpoint's, a claim's) are planned once per connection.
