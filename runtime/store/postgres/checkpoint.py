@@ -1,34 +1,37 @@
 """The PostgreSQL store's checkpoint: group commit of the checkpoints ready together.
 
-A checkpoint joins a queue, then takes the commit lock. Whoever holds it takes every
-checkpoint queued so far (its own and those of the runs that got ready while the
-last batch committed) and writes them in one transaction, in two round trips:
+A checkpoint joins a queue and waits for its outcome. One leader (a future started
+by the first checkpoint that finds none) writes batches while checkpoints are
+queued: each batch is every checkpoint queued while the last one was written, so
+throughput grows with concurrency instead of being one commit per step (200 runs
+stepping together: a batch of about 170 checkpoints per commit here).
 
-1. ``SELECT ... FOR UPDATE`` of the batch's runs (in id order, so two batches never
-   wait on each other in a circle): the owner and any operator's request of each.
-   Holding the rows, the batch decides each checkpoint as the SQLite store does: a
-   run no longer held by its writer gets ``LeaseLostError`` and has nothing written;
-   a pending request is answered or returned.
-2. In one pipeline: every step row of the batch (one ``executemany``), the staged
-   events, each run's change (one ``UPDATE`` for each change other than progress),
-   the events that change publishes, and a ``NOTIFY`` when a run ended; then the
-   commit.
+A batch is written one of two ways:
 
-So throughput grows with concurrency instead of being one commit per step: 200 runs
-stepping together commit in a few transactions. A lone checkpoint pays the same two
-round trips and one commit. When a batch's transaction fails (a statement error in
-one checkpoint), each of its checkpoints is written again alone, so one bad write
-cannot fail the others. The batch is written whatever cancellation arrives (anyio's,
-which the shield stops, and asyncio's own ``task.cancel()``, which goes through shields
-and is caught): a commit that started finishes, every checkpoint in it gets its outcome,
-and a cancelled caller raises its cancellation only once its checkpoint's batch ended. A
-checkpoint cancelled before any batch took it leaves the queue: it is never written.
+- Progress checkpoints and plain completions, nearly all of them, in one autocommit
+  statement (:mod:`runtime.store.postgres.fast_checkpoint`): one round trip.
+- Any other change (a rollback, a sleep, a release, a completion whose steps staged
+  events) in a transaction (:func:`_write`): ``SELECT ... FOR UPDATE`` of the runs,
+  then, in one pipeline, the step rows, each run's change, the events it publishes
+  and a ``NOTIFY``; then the commit.
+
+Either way the batch's runs are locked in id order (two batches never wait on each
+other in a circle), and each checkpoint is decided as the SQLite store does: a run no
+longer held by its writer gets ``LeaseLostError`` with nothing written; a pending
+operator's request is answered or returned. When a batch fails (a statement error
+in one checkpoint), each of its checkpoints is written again alone, so one bad write
+cannot fail the others.
+
+A checkpoint called is written whatever cancellation arrives (anyio's, which the
+shield stops, and asyncio's own ``task.cancel()``, which goes through shields and is
+caught): its caller raises the cancellation once its batch ended, as the SQLite
+store's writes do. No caller's cancellation reaches the leader.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,6 +147,7 @@ class _Checkpoint:
     steps: Sequence[StepWrite]
     change: RunChange
     now: datetime
+    settled: asyncio.Future[None]
     done: bool = False
     result: Control | None = None
     error: BaseException | None = None
@@ -156,6 +160,9 @@ class CheckpointMixin(PgCore):
         super().__init__(*args)
         self._queue: list[_Checkpoint] = []
         self._commit_lock = anyio.Lock()
+        """Held while a batch is written (a test holds it to gather one batch)."""
+        self._leader: asyncio.Future[None] | None = None
+        """Writes batches while checkpoints are queued; one at a time."""
         self.batches = 0
         """Transactions that wrote checkpoints (a batch written again alone counts once)."""
         self.checkpoints = 0
@@ -169,38 +176,62 @@ class CheckpointMixin(PgCore):
         change: RunChange,
         now: datetime,
     ) -> Control | None:
-        item = _Checkpoint(run_id, owner_id, steps, change, now)
+        settled = asyncio.get_running_loop().create_future()
+        item = _Checkpoint(run_id, owner_id, steps, change, now, settled)
         self._queue.append(item)
+        if self._leader is None:
+            # A bare future, not a task group's task, on purpose: it serves every
+            # caller's checkpoint, and none's cancellation may cut a batch short.
+            self._leader = asyncio.ensure_future(self._lead())  # noqa: TID251
         # As every store write: a checkpoint called is written, and a cancellation that
         # arrives meanwhile (anyio's or asyncio's own) is raised once it was.
-        caught = await _to_the_end(self._take_turn(item))
+        caught: BaseException | None = None
+        with anyio.CancelScope(shield=True):
+            while not settled.done():
+                try:
+                    await asyncio.shield(settled)
+                except asyncio.CancelledError as exc:
+                    caught = caught or exc
         if caught is not None:
             raise caught
         if item.error is not None:
             raise item.error
         return item.result
 
-    async def _take_turn(self, item: _Checkpoint) -> None:
-        """Wait for the commit lock; write every checkpoint queued then, unless a batch
-        that held the lock meanwhile took ``item`` along."""
-        async with self._commit_lock:
-            if not item.done:
-                batch, self._queue = self._queue, []
-                await self._commit(batch)
+    async def _lead(self) -> None:
+        """Write batches until none is queued: each batch is every checkpoint queued
+        while the last one was written."""
+        try:
+            while self._queue:
+                async with self._commit_lock:
+                    batch, self._queue = self._queue, []
+                    await self._commit(batch)
+        finally:
+            self._leader = None
 
     async def _commit(self, batch: list[_Checkpoint]) -> None:
         self.batches += 1
         self.checkpoints += len(batch)
         try:
-            fast = [item for item in batch if fast_checkpoint.fits(item.change, item.steps)]
-            slow = [item for item in batch if item not in fast]
+            fast: list[_Checkpoint] = []
+            slow: list[_Checkpoint] = []
+            for item in batch:
+                (fast if fast_checkpoint.fits(item.change, item.steps) else slow).append(item)
             if fast:
                 slow += await self._group(fast, fast=True)
             if slow:
                 await self._group(slow, fast=False)
+        except BaseException as exc:  # a bug, or the loop closing: no caller is left waiting
+            for item in batch:
+                if item.error is None:
+                    item.error = exc
+            if not isinstance(exc, Exception):
+                raise
         finally:
             for item in batch:
                 item.done = True
+                if not item.settled.done():
+                    item.settled.set_result(None)
 
     async def _group(self, items: list[_Checkpoint], *, fast: bool) -> list[_Checkpoint]:
         """Write ``items`` together (one statement if ``fast``, else one transaction);
@@ -297,27 +328,6 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
         await core._notify(cur, "ended")
     if queued:
         await core._notify(cur, "run")
-
-
-async def _to_the_end(work: Coroutine[Any, Any, None]) -> BaseException | None:
-    """Run ``work`` to its end whatever cancellation arrives; return the one caught.
-
-    A bare future, not a task group's task, on purpose: anyio's shield does not stop
-    asyncio's own cancellation (``task.cancel()``, ``asyncio.timeout``), which would
-    otherwise abort a batch's transaction while the other checkpoints in it wait for
-    its outcome. It is always awaited to its end here.
-    """
-    caught: BaseException | None = None
-    future = asyncio.ensure_future(work)  # noqa: TID251
-    with anyio.CancelScope(shield=True):
-        while not future.done():
-            try:
-                await asyncio.wait((future,))
-            except asyncio.CancelledError as exc:
-                if caught is None:
-                    caught = exc
-    future.result()
-    return caught
 
 
 def _alone(core: PgCore, item: _Checkpoint) -> Callable[[Cursor], Awaitable[None]]:
