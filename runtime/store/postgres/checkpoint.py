@@ -245,7 +245,7 @@ class CheckpointMixin(PgCore):
         try:
             if fast:
                 return await self._run(
-                    lambda cur: fast_checkpoint.write(cur, items, self.channel),
+                    lambda cur: fast_checkpoint.write(cur, items, self.channel, self.wake("ended")),
                     "checkpoint",
                     single=True,
                     idempotent=progress_only,  # upserts of the same records

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -81,6 +82,8 @@ class PgCore:
         """What errors name as the database: the URL without its password, and the schema."""
         self.channel = f"runtime_{schema}"
         """The ``NOTIFY`` channel of this schema's wake-ups."""
+        self.origin = os.urandom(8).hex()
+        """This store's mark on its wake-ups."""
         self._closed = False
         self._changes = 0
         self._changed = anyio.Event()
@@ -215,9 +218,14 @@ class PgCore:
         """``with self._decoding(...):`` around the decoding of a whole result of ``operation``."""
         return Decoding(operation, self.path, run_id)
 
+    def wake(self, kind: str) -> str:
+        """The payload of a wake-up: why (``run``, ``event``, ``delivery``, ``ended``) and
+        from which store, so that a store ignores its own."""
+        return f"{kind} {self.origin}"
+
     async def _notify(self, cur: Cursor, kind: str) -> None:
         """Wake the other processes once this transaction commits (``kind`` says why)."""
-        await cur.execute("SELECT pg_notify(%s, %s)", (self.channel, kind))
+        await cur.execute("SELECT pg_notify(%s, %s)", (self.channel, self.wake(kind)))
 
     # -- wake-ups ---------------------------------------------------------
 
@@ -238,8 +246,9 @@ class PgCore:
                     # A round trip: the server delivers what it holds for this connection
                     # (kept by psycopg until read), then one look that does not wait.
                     await conn.execute("SELECT 1")
-                    async for _ in conn.notifies(timeout=0):
-                        self._bump()
+                    async for note in conn.notifies(timeout=0):
+                        if self._foreign(note.payload):
+                            self._bump()
                 except (psycopg.Error, OSError) as exc:
                     await self._listener_failed(exc)
         return self._changes
@@ -276,12 +285,19 @@ class PgCore:
     async def _listen(self, timeout: float) -> None:
         try:
             conn = await self._listener_connection()
-            async for _ in conn.notifies(timeout=timeout, stop_after=1):
-                self._bump()
+            async for note in conn.notifies(timeout=timeout):
+                if self._foreign(note.payload):
+                    self._bump()
+                    break
         except (psycopg.Error, OSError) as exc:
             await self._listener_failed(exc)
             # Not at once again: the caller's next wait sleeps out the rest of its timeout.
             await anyio.sleep(timeout)
+
+    def _foreign(self, payload: str) -> bool:
+        """Whether a notification came from another store (process): this process's
+        own commits wake its loops directly, as on SQLite, and need no scan."""
+        return not payload.endswith(self.origin)
 
     async def _listener_failed(self, exc: BaseException) -> None:
         """Drop the listening connection and report a change: what it missed is unknown."""

@@ -87,7 +87,7 @@ STATEMENT = (
     "completed_order = excluded.completed_order, compensable = excluded.compensable) "
     "SELECT l.id, l.owner_id, l.control, l.staged, "
     "EXISTS (SELECT 1 FROM done d WHERE d.id = l.id) AS completed, "
-    "CASE WHEN EXISTS (SELECT 1 FROM done) THEN pg_notify(%(channel)s, 'ended')::text END "
+    "CASE WHEN EXISTS (SELECT 1 FROM done) THEN pg_notify(%(channel)s, %(ended)s)::text END "
     "AS woken FROM lease l"
 )
 
@@ -100,7 +100,7 @@ def fits(change: RunChange, steps: Sequence[StepWrite]) -> bool:
     return isinstance(change, Progress) or (isinstance(change, Complete) and not change.events)
 
 
-def parameters(items: list[Any], channel: str) -> dict[str, Any]:
+def parameters(items: list[Any], channel: str, ended: str) -> dict[str, Any]:
     """The statement's parameters for ``items`` (checkpoints that :func:`fits`)."""
     checkpoints = []
     steps = []
@@ -140,14 +140,15 @@ def parameters(items: list[Any], channel: str) -> dict[str, Any]:
         "items": json.dumps(checkpoints),
         "steps": json.dumps([dict(zip(names, row, strict=True)) for row in steps]),
         "channel": channel,
+        "ended": ended,
     }
 
 
-async def write(cur: Cursor, items: list[Any], channel: str) -> list[Any]:
+async def write(cur: Cursor, items: list[Any], channel: str, ended: str) -> list[Any]:
     """Write ``items`` (checkpoints that :func:`fits`) in one statement; each gets its
     outcome, except the completions whose run staged events: those are returned, to be
     written the long way."""
-    await cur.execute(STATEMENT, parameters(items, channel))
+    await cur.execute(STATEMENT, parameters(items, channel, ended))
     leases = {row["id"]: row for row in await cur.fetchall()}
     longer = []
     for item in items:

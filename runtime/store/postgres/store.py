@@ -108,7 +108,7 @@ class PostgresStore(
         woken = (
             ""
             if run.owner_id is not None
-            else " CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, 'run')) AS woken"
+            else " CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, %(wake)s)) AS woken"
         )
         params = {
             "id": run.id,
@@ -123,6 +123,7 @@ class PostgresStore(
             "available": run.available_at,
             "created": run.created_at,
             "channel": self.channel,
+            "wake": self.wake("run"),
         }
 
         async def write(cur: Cursor) -> dict[str, Any]:
@@ -221,7 +222,7 @@ class PostgresStore(
             [s.value for s in expected],
         )
         if wake is not None:
-            params += (self.channel, wake)
+            params += (self.channel, self.wake(wake))
 
         async def write(cur: Cursor) -> dict[str, Any] | None:
             await cur.execute(
