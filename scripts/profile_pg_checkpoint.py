@@ -10,12 +10,12 @@ It opens the store directly (no engine), creates and claims one run, and writes
 lone checkpoint: what a sequential step pays). psycopg's calls are wrapped with
 timers, so each checkpoint's wall time splits into:
 
-- ``queue_wait``: from ``checkpoint()`` to holding the commit lock (the group commit);
+- ``queue_wait``: from ``checkpoint()`` to the leader holding the commit lock;
 - ``pool_get``/``pool_put``: taking the pooled connection and handing it back;
-- ``begin``: ``BEGIN`` (``conn.transaction()`` entered: one round trip);
-- ``select_for_update``: the batch's runs locked and read (one round trip);
-- ``pipeline``: the step rows and run changes sent and synced (one round trip);
-- ``commit``: ``COMMIT`` (one round trip, the server's WAL flush);
+- ``select_for_update``: the statement that locks the runs. A progress checkpoint is
+  now one autocommit statement (``store/postgres/fast_checkpoint.py``), so this phase
+  is its whole round trip, commit and WAL flush included; ``begin``, ``pipeline`` and
+  ``commit`` only appear for the changes written in a transaction;
 - ``python``: the rest (the store's own code, building rows, the event loop).
 
 Then the same loop under cProfile, and the top functions by own CPU time. One

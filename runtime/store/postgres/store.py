@@ -57,7 +57,9 @@ class PostgresStore(
     """
 
     @classmethod
-    async def open(cls, conninfo: str, *, schema: str = "runtime", create: bool = True) -> Any:
+    async def open(
+        cls, conninfo: str, *, schema: str = "runtime", create: bool = True
+    ) -> PostgresStore:
         """Connect to ``conninfo`` (a ``postgresql://`` URL) and use ``schema``.
 
         Args:
