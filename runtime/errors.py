@@ -29,6 +29,7 @@ builtin so ``except LookupError`` and friends keep working::
         ├── LeaseLostError                      another worker took the run over
         ├── StoreArgumentError (ValueError)     a bad limit, cursor, status or action
         └── StoreOperationError                 the connection or the file failed (disk I/O...)
+            ├── CommitUncertainError            the connection was lost while committing
             ├── StoreClosedError                the store was used after close()
             ├── DatabaseLockedError (TimeoutError)  locked by another past the busy timeout
             └── CorruptRecordError (ValueError)     a stored row that cannot be decoded
