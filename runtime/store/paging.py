@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from runtime.clock import from_text
 from runtime.errors import StoreArgumentError
+from runtime.ids import is_id
 
 
 def status_values(kind: type[StrEnum], given: Sequence[Any] | None) -> list[str]:
@@ -33,3 +36,20 @@ def page_limit(limit: int) -> int:
     if limit < 1:
         raise StoreArgumentError(f"limit must be >= 1, got {limit}")
     return limit
+
+
+def run_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) of the last run of a page, from its ``RunPage.next_cursor``
+    (``<created_at as UTC text>|<run id>``, the same text on every backend).
+
+    Raises:
+        StoreArgumentError: ``cursor`` is not one a listing returned.
+    """
+    created, _, run_id = cursor.partition("|")
+    try:
+        moment = from_text(created)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or not is_id(run_id, "run"):
+        raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
+    return moment, run_id

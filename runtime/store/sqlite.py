@@ -10,16 +10,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from runtime.clock import from_text, to_text
+from runtime.clock import to_text
 from runtime.errors import LeaseLostError, RunNotFoundError, StoreArgumentError
-from runtime.ids import is_id
 from runtime.models import Control, RunRecord, RunStatus, StepRecord
 from runtime.store.changes import Progress, RunChange
-from runtime.store.paging import page_limit, status_values
+from runtime.store.paging import page_limit, run_cursor, status_values
 from runtime.store.records import NewRun, RunPage, StepWrite
+from runtime.store.row_changes import row_change
 from runtime.store.rows import run_record, step_record
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
-from runtime.store.sqlite_changes import row_change
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import newest_first
 from runtime.store.sqlite_open import (
@@ -362,11 +361,10 @@ class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionM
             where.append("workflow = ?")
             params.append(workflow)
         if cursor is not None:
-            created, _, run_id = cursor.partition("|")
-            if not is_id(run_id, "run") or not _is_time(created):
-                raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
+            # Compared as stored: the cursor's text is the stored text of the time.
+            created, run_id = run_cursor(cursor)
             where.append("(created_at, id) < (?, ?)")
-            params += [created, run_id]
+            params += [to_text(created), run_id]
         statuses = status_values(RunStatus, status)
         sql, params = newest_first(f"SELECT {RUNS.sql} FROM runs", where, params, statuses)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -410,14 +408,3 @@ _UPSERT_STEP = (
     "started_at = excluded.started_at, ended_at = excluded.ended_at, "
     "completed_order = excluded.completed_order, compensable = excluded.compensable"
 )
-
-
-# -- decoding ------------------------------------------------------------
-
-
-def _is_time(text: str) -> bool:
-    """Whether ``text`` is a stored time (a cursor's first part)."""
-    try:
-        return from_text(text).tzinfo is not None
-    except ValueError:
-        return False

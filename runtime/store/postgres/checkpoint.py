@@ -39,25 +39,13 @@ from typing import Any
 import anyio
 
 from runtime.errors import CommitUncertainError, LeaseLostError
-from runtime.models import Control, RunStatus
-from runtime.store.changes import (
-    Complete,
-    EndRollback,
-    Park,
-    Pause,
-    Progress,
-    Release,
-    RunChange,
-    Sleep,
-    StartRollback,
-    Woke,
-)
+from runtime.models import Control
+from runtime.store.changes import Progress, RunChange
 from runtime.store.postgres import fast_checkpoint
 from runtime.store.postgres.core import Cursor, PgCore
 from runtime.store.postgres.outbox import insert_event, publish_staged
-from runtime.store.records import NewEvent, StepWrite
-
-_RELEASE = ("owner_id = NULL", "control = NULL")
+from runtime.store.records import StepWrite
+from runtime.store.row_changes import POSTGRES, RowChange, row_change
 
 UPSERT_STEP = (
     "INSERT INTO steps (run_id, seq, name, status, attempts, output, compensate_input, error, "
@@ -75,67 +63,6 @@ UPSERT_STAGED = (
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, step_seq, idx) DO UPDATE "
     "SET name = excluded.name, data = excluded.data, metadata = excluded.metadata"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RowChange:
-    """What a change does to the run's row and around it (as the SQLite store's).
-
-    Attributes:
-        sets: the SET clauses (besides ``updated_at``), with ``params`` for their ``%s``.
-        releases: the run is given up (its pending request is answered by the change).
-        unless_requested: written only when no operator's request is pending.
-        staged: the run's staged events: ``publish``, ``drop``, or ``None`` (kept).
-        events: events to insert in the same transaction.
-        ends: the run ends (processes waiting for it are notified).
-    """
-
-    sets: tuple[str, ...]
-    params: tuple[Any, ...] = ()
-    releases: bool = False
-    unless_requested: bool = False
-    staged: str | None = None
-    events: tuple[NewEvent, ...] = ()
-    ends: bool = False
-
-
-def row_change(change: RunChange) -> RowChange | None:
-    """The statement parts that write ``change``; ``None`` for progress (no run row)."""
-    sets: tuple[str, ...]
-    params: tuple[Any, ...]
-    match change:
-        case Progress():
-            return None
-        case Complete(output=output, ended_at=ended_at, events=events):
-            sets = ("status = %s", "output = %s", "ended_at = %s", "wake_at = NULL", *_RELEASE)
-            params = (RunStatus.COMPLETED.value, output, ended_at)
-            return RowChange(sets, params, True, True, "publish", events, ends=True)
-        case Park(until=until):
-            sets = ("status = %s", "available_at = %s", *_RELEASE)
-            return RowChange(sets, (RunStatus.SLEEPING.value, until), releases=True)
-        case Sleep(until=until):
-            sets = ("status = %s", "available_at = %s", "wake_at = %s", *_RELEASE)
-            return RowChange(sets, (RunStatus.SLEEPING.value, until, until), releases=True)
-        case Woke():
-            return RowChange(("wake_at = NULL",))
-        case Pause():
-            return RowChange(("status = %s", *_RELEASE), (RunStatus.PAUSED.value,), releases=True)
-        case Release(available_at=available_at):
-            sets = ("status = %s", "available_at = %s", *_RELEASE)
-            return RowChange(sets, (RunStatus.PENDING.value, available_at), releases=True)
-        case StartRollback(error=error, cancel=cancel):
-            parts: list[tuple[str, Any]] = [("status = %s", RunStatus.COMPENSATING.value)]
-            if error is not None:
-                parts.append(("error = %s", error))
-            if cancel:
-                parts.append(("rollback_status = %s", RunStatus.CANCELED.value))
-            return RowChange(tuple(p[0] for p in parts), tuple(p[1] for p in parts))
-        case EndRollback(status=status, ended_at=ended_at, events=events):
-            # A cancel recorded while the rollback ran (rollback_status) wins over failed.
-            ends = "status = COALESCE(rollback_status, %s)" if change.cancel_wins else "status = %s"
-            sets = (ends, "ended_at = %s", *_RELEASE)
-            params = (status.value, ended_at)
-            return RowChange(sets, params, True, False, "drop", events, ends=True)
 
 
 @dataclass(slots=True)
@@ -291,10 +218,10 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
             # (there are none today: a run writes one checkpoint at a time) would see it.
             steps += _step_rows(item)
             staged += _staged_rows(item)
-            parts = row_change(item.change)
-            if parts is None:
+            if isinstance(item.change, Progress):
                 item.result = control
                 continue
+            parts = row_change(item.change, POSTGRES)
             if control is not None and parts.unless_requested:
                 # Only the steps: the completion waits for the driver to obey the request.
                 await cur.execute(
@@ -310,7 +237,7 @@ async def _write(cur: Cursor, core: PgCore, batch: list[_Checkpoint]) -> None:
             ended = ended or parts.ends
             # A run handed back to the queue (a shutdown, a long retry wait): another
             # process's worker may take it, or plan its wake-up.
-            queued = queued or isinstance(item.change, Release | Park)
+            queued = queued or parts.queues
             after.append((item, parts))
         if steps:
             await cur.executemany(UPSERT_STEP, steps)

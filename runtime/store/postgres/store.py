@@ -12,18 +12,16 @@ from typing import Any
 
 import psycopg
 
-from runtime.clock import from_text, to_text
+from runtime.clock import to_text
 from runtime.config import redact, secrets_of
 from runtime.errors import (
     DatabaseNotFoundError,
     RunNotFoundError,
     RuntimeBaseError,
-    StoreArgumentError,
     StoreOperationError,
 )
-from runtime.ids import is_id
 from runtime.models import RunRecord, RunStatus, StepRecord
-from runtime.store.paging import page_limit, status_values
+from runtime.store.paging import page_limit, run_cursor, status_values
 from runtime.store.postgres.bus import BusMixin
 from runtime.store.postgres.checkpoint import CheckpointMixin
 from runtime.store.postgres.connection import connection_kwargs, failure
@@ -297,11 +295,8 @@ class PostgresStore(
             where.append("status = ANY(%s)")
             params.append(statuses)
         if cursor is not None:
-            created, _, run_id = cursor.partition("|")
-            if not is_id(run_id, "run") or not _is_time(created):
-                raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a RunPage.next_cursor")
             where.append("(created_at, id) < (%s, %s)")
-            params += [from_text(created), run_id]
+            params += run_cursor(cursor)
         sql = f"SELECT {RUNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -330,11 +325,3 @@ class PostgresStore(
         rows = await self._run(read, "load_steps", run_id=run_id, read_only=True, single=True)
         with self._decoding("load_steps", run_id):
             return [step_record(row) for row in rows]
-
-
-def _is_time(text: str) -> bool:
-    """Whether ``text`` is a stored time (a cursor's first part)."""
-    try:
-        return from_text(text).tzinfo is not None
-    except ValueError:
-        return False
