@@ -5,6 +5,7 @@ this process's worker and dispatcher scanning."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,3 +37,12 @@ async def test_a_store_is_woken_by_another_not_by_itself(
     assert await here.wait_change(token, 0.2) == token
     await there.emit(event("user.created"))
     assert await here.wait_change(token, 10) != token  # another's
+
+
+async def test_the_database_time_is_the_servers(
+    stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    here, _ = stores
+    server = await here.database_time()
+    assert server is not None
+    assert abs((server - datetime.now(UTC)).total_seconds()) < 60  # same host here
