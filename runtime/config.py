@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -162,6 +163,81 @@ def _sqlite_options(url: str, query: str) -> dict[str, str]:
     return options
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpAddress:
+    """Where the HTTP API and dashboard listen (``runtime start --http HOST:PORT``)."""
+
+    host: str
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can reach it (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to anything
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_http_address(value: Any, where: str = "http") -> HttpAddress:
+    """``HOST:PORT`` (``[::1]:8000`` for IPv6) read as an address to listen on.
+
+    Raises:
+        ConfigError: naming ``where``: not ``HOST:PORT``, or a port outside 0 to 65535.
+    """
+    example = "HOST:PORT, e.g. 127.0.0.1:8000"
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be {example}, got {value!r}")
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: must be {example} (a port from 0 to 65535), got {value!r}")
+    return HttpAddress(host, int(port))
+
+
+def check_exposure(address: HttpAddress, token: str | None, where: str = "http") -> None:
+    """Refuse to serve the API beyond this machine without a token.
+
+    Raises:
+        ConfigError: ``address`` is not a loopback address and no token is set.
+    """
+    if token is None and not address.loopback:
+        raise ConfigError(
+            f"{where}: refusing to serve the HTTP API and dashboard on {address} without a "
+            "token: anyone who can reach that address could start, cancel and retry runs. "
+            "Set http_token in runtime.toml (or RUNTIME_HTTP_TOKEN), or bind a loopback "
+            "address such as 127.0.0.1"
+        )
+
+
+def http_token(value: Any, where: str = "http_token") -> str | None:
+    """A token the API and dashboard require; ``None`` when none is set.
+
+    Raises:
+        ConfigError: not text, blank, shorter than 16 characters, or holding spaces or
+            control characters (it travels in a header and a cookie).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string, got {type(value).__name__}")
+    if len(value) < MIN_TOKEN or any(c.isspace() or not c.isprintable() for c in value):
+        raise ConfigError(
+            f"{where}: must be at least {MIN_TOKEN} printable characters without spaces "
+            "(e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+    return value
+
+
+MIN_TOKEN = 16
+"""The shortest ``http_token`` accepted: a short one could be guessed."""
+
 CONFIG_FILE = "runtime.toml"
 DEFAULT_DATABASE = "sqlite:///runtime.db"
 ENV_PREFIX = "RUNTIME_"
@@ -192,6 +268,10 @@ class ProjectConfig(BaseModel):
             events with a dead delivery, which an operator may still retry; 0 (the
             default) keeps them forever. See ``docs/retention.md``.
         workflows_dir, subscribers_dir, jobs_dir: the folders discovery reads.
+        http: ``HOST:PORT`` where ``runtime start`` serves the HTTP API, the dashboard
+            and ``/metrics`` (off when unset); see ``docs/http.md``.
+        http_token: the token every API call and page then needs (``Authorization:
+            Bearer ...``); without one only a loopback address may be served.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -210,6 +290,8 @@ class ProjectConfig(BaseModel):
     workflows_dir: str = "workflows"
     subscribers_dir: str = "subscribers"
     jobs_dir: str = "jobs"
+    http: str | None = None
+    http_token: str | None = None
 
     # The checks (and messages) of Runtime(concurrency=..., shutdown_grace=...): a boolean
     # is a mistake, not a number; an environment variable's text is read as a number first.
@@ -229,6 +311,24 @@ class ProjectConfig(BaseModel):
     @classmethod
     def _retention(cls, value: Any, info: ValidationInfo) -> float:
         return period(value, str(info.field_name), error=ValueError)
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_http_address(value, "http")
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("http: ")) from None
+        return value
+
+    @field_validator("http_token")
+    @classmethod
+    def _http_token(cls, value: str | None) -> str | None:
+        try:
+            return http_token(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("http_token: ")) from None
 
     @field_validator("setup")
     @classmethod

@@ -14,6 +14,7 @@ builtin so ``except LookupError`` and friends keep working::
     ├── UnknownServiceError (LookupError)       Container.resolve of an unknown name
     ├── UnknownWorkflowError (LookupError)      a workflow name/version nobody registered
     ├── RunNotFoundError (LookupError)          no run with that id
+    ├── DeliveryNotFoundError (LookupError)     no delivery with that id
     ├── SerializationError (TypeError)          a value that cannot be stored as JSON
     ├── StepFailed                              a step failed; carries type and message
     │   └── StepTimeoutError (TimeoutError)     a step ran past its timeout
@@ -141,6 +142,14 @@ class RunNotFoundError(RuntimeBaseError, LookupError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run with id {run_id!r}")
+
+
+class DeliveryNotFoundError(RuntimeBaseError, LookupError):
+    """No delivery (of an event to a subscriber) with that id."""
+
+    def __init__(self, delivery_id: str) -> None:
+        self.delivery_id = delivery_id
+        super().__init__(f"no delivery with id {delivery_id!r}")
 
 
 class SerializationError(RuntimeBaseError, TypeError):

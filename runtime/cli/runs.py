@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import textwrap
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -39,9 +38,9 @@ from runtime.errors import (
     UnknownWorkflowError,
 )
 from runtime.ids import new_id
-from runtime.models import RunAction, RunRecord, RunStatus, StepError, StepStatus
+from runtime.models import RunAction, RunRecord, RunStatus, StepError
 from runtime.registry import Registry
-from runtime.runs import run_filter
+from runtime.runs import current_step, run_filter
 from runtime.scheduling.entries import job_workflow
 from runtime.sdk.definitions import stored_input
 from runtime.sdk.running import WorkflowResult
@@ -358,67 +357,6 @@ def error_text(error: StepError) -> str:
     """``step: Type: message``, or ``Type: message`` for an error that no step raised."""
     where = f"{error.step}: " if error.step else ""
     return f"{where}{error.type}: {error.message}"
-
-
-def current_step(record: RunRecord) -> dict[str, Any] | None:
-    """The step a run has in flight, from what is stored; ``None`` if it has none.
-
-    A dict with ``seq``, ``name``, ``state`` (``running``, ``sleeping`` in a durable
-    sleep, ``retrying`` while it waits out a retry interval, ``compensating``),
-    ``attempts`` (failed so far), ``since`` and ``wakes_at`` (sleeping and retrying).
-    A step is recorded when it ends (or fails an attempt), so the step a ``running`` run
-    is in the middle of may have no record yet: it is then the next step number, with
-    ``name`` ``None``, running since the last checkpoint.
-    """
-    steps = sorted(record.steps, key=lambda s: s.seq, reverse=True)
-    if record.status is RunStatus.COMPENSATING:
-        undoing = [s for s in steps if s.status is StepStatus.COMPENSATING]
-        if not undoing:
-            return None
-        return _in_flight(undoing[0].seq, undoing[0].name, "compensating", 0, None, None)
-    started = [s for s in steps if s.status is StepStatus.RUNNING]
-    if started:
-        step = started[0]
-        wakes = _wake_at(step.output)
-        if wakes is not None:  # a durable sleep (its wake-up time holds while paused too)
-            state = "sleeping"
-        elif record.status is RunStatus.SLEEPING:
-            state, wakes = "retrying", record.available_at
-        elif record.status is RunStatus.RUNNING:
-            state = "running"
-        else:
-            return None  # pending or paused: nothing in flight
-        return _in_flight(step.seq, step.name, state, step.attempts, step.started_at, wakes)
-    if record.status is not RunStatus.RUNNING:
-        return None
-    ends = [s.ended_at for s in record.steps if s.ended_at is not None]
-    after = max((s.seq for s in record.steps), default=0)
-    return _in_flight(after + 1, None, "running", 0, max(ends, default=record.created_at), None)
-
-
-def _in_flight(
-    seq: int,
-    name: str | None,
-    state: str,
-    attempts: int,
-    since: datetime | None,
-    wakes_at: datetime | None,
-) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "name": name,
-        "state": state,
-        "attempts": attempts,
-        "since": since,
-        "wakes_at": wakes_at,
-    }
-
-
-def _wake_at(output: Any) -> datetime | None:
-    """The wake-up time a durable sleep's record holds."""
-    if isinstance(output, dict) and isinstance(output.get("wake_at"), str):
-        return datetime.fromisoformat(output["wake_at"])
-    return None
 
 
 def _doing(current: dict[str, Any]) -> str:

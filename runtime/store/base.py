@@ -13,6 +13,7 @@ from typing import Protocol
 
 from runtime.models import (
     Control,
+    DeliveryRecord,
     DeliveryStatus,
     FiringRecord,
     RunAction,
@@ -282,6 +283,14 @@ class Store(PruneStore, Protocol):
         cursor: str | None = None,
     ) -> Page:
         """Deliveries, newest event first (``Page.items`` are :class:`DeliveryRecord`)."""
+        raise NotImplementedError  # protocol
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        """One delivery.
+
+        Raises:
+            DeliveryNotFoundError: no delivery with that id.
+        """
         raise NotImplementedError  # protocol
 
     async def redrive(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:

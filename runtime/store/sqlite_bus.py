@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from runtime.clock import from_text, to_text
-from runtime.errors import StoreArgumentError
+from runtime.errors import DeliveryNotFoundError, StoreArgumentError
 from runtime.ids import is_id, new_id
-from runtime.models import DeliveryStatus
+from runtime.models import DeliveryRecord, DeliveryStatus
 from runtime.store.paging import page_limit, status_values
 from runtime.store.records import DeliveryWork, NewEvent, Page, SubscriberRow
 from runtime.store.rows import delivery_record, delivery_work, event_record, subscriber_row
@@ -347,6 +347,17 @@ class BusMixin(SqliteCore):
             items = [delivery_record(row) for row in DELIVERIES.all_named(rows[:limit])]
         more = len(rows) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        sql = (
+            f"SELECT {DELIVERIES.sql} FROM deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE d.id = ?"
+        )
+        rows = await self._read(lambda db: db.execute(sql, (delivery_id,)).fetchall())
+        if not rows:
+            raise DeliveryNotFoundError(delivery_id)
+        with self._decoding("get_delivery"):
+            return delivery_record(DELIVERIES.all_named(rows)[0])
 
     async def redrive(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
         stamp = to_text(now)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from runtime.errors import StoreArgumentError
+from runtime.errors import DeliveryNotFoundError, StoreArgumentError
 from runtime.ids import is_id
-from runtime.models import DeliveryStatus
+from runtime.models import DeliveryRecord, DeliveryStatus
 from runtime.store.paging import page_limit, status_values
 from runtime.store.postgres.bus import seq_cursor
 from runtime.store.postgres.core import Cursor, PgCore
@@ -189,6 +189,22 @@ class DeliveriesMixin(PgCore):
             items = [delivery_record(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        sql = (
+            f"SELECT {DELIVERIES} FROM deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE d.id = %s"
+        )
+
+        async def read(cur: Cursor) -> list[dict[str, Any]]:
+            await cur.execute(sql, (delivery_id,))
+            return await cur.fetchall()
+
+        rows = await self._run(read, "get_delivery", read_only=True, single=True)
+        if not rows:
+            raise DeliveryNotFoundError(delivery_id)
+        with self._decoding("get_delivery"):
+            return delivery_record(rows[0])
 
     async def redrive(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
         sql = (
