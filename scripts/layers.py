@@ -45,7 +45,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("sdk/", "container"),
     2: ("registry", "store/"),
     3: ("engine/", "bus", "scheduling/", "pruner", "watch", "discovery"),
-    4: ("service", "workflows_api", "runs", "client"),
+    4: ("service", "workflows_api", "runs", "client", "web/"),
     5: ("cli/", "bench/", "testing", "__main__", "__init__"),
 }
 """Components by layer: a module (``clock``) or a package (``store/``, every module in it).
