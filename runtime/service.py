@@ -24,12 +24,16 @@ from runtime.bus import EventBus
 from runtime.clock import AlignedClock, Clock
 from runtime.config import (
     DEFAULT_RETENTION,
+    HttpAddress,
     ProjectConfig,
+    check_exposure,
     load_project_config,
     parse_database_url,
+    parse_http_address,
     redact,
     unknown_variables,
 )
+from runtime.config import http_token as _http_token
 from runtime.container import Container
 from runtime.cron import timezone as cron_timezone
 from runtime.discovery import SetupHook, discover, load_setup
@@ -57,6 +61,10 @@ from runtime.sdk.specs import Job, Subscriber
 from runtime.store import align_clock, open_store
 from runtime.store.base import Store
 from runtime.watch import guard_file, watch_commits
+from runtime.web.app import build_app, store_source
+from runtime.web.console import Console
+from runtime.web.project import Project
+from runtime.web.server import HttpServer
 from runtime.workflows_api import Workflows
 
 logger = structlog.get_logger("runtime")
@@ -90,6 +98,7 @@ class Parts:
         worker: the run queue consumer; ``None`` unless the runtime runs in the background.
         scheduler: fires cron schedules; ``None`` unless in the background.
         pruner: the retention loop; ``None`` unless in the background with retention on.
+        http: the HTTP API, dashboard and metrics; ``None`` unless ``http`` is set.
     """
 
     store: Store
@@ -99,10 +108,12 @@ class Parts:
     worker: Worker | None
     scheduler: Scheduler | None
     pruner: Pruner | None
+    http: HttpServer | None = None
 
     def drainable(self) -> list[Drainable]:
         """Every part that takes work, in the order a shutdown stops their intake."""
         parts: list[Drainable | None] = [
+            self.http,
             self.engine,
             self.worker,
             self.bus,
@@ -140,6 +151,11 @@ class Runtime:
         setup: a project's setup hook, called with the container on every entry,
             before any loop starts (:meth:`from_project` loads it from ``runtime.toml``).
         config: the project's settings, kept as :attr:`config` (:meth:`from_project`).
+        http: ``"HOST:PORT"`` to serve the HTTP API, the dashboard and ``/metrics``
+            from this runtime's task group (``docs/http.md``); port 0 takes a free one
+            (:attr:`http_port`). Off by default.
+        http_token: the token every request then needs; without one, ``http`` must be
+            a loopback address.
     """
 
     def __init__(
@@ -161,6 +177,8 @@ class Runtime:
         failed_retention: float | timedelta | str = 0.0,
         setup: SetupHook | None = None,
         config: ProjectConfig | None = None,
+        http: str | None = None,
+        http_token: str | None = None,
     ) -> None:
         self._stack: AsyncExitStack | None = None
         self._parts: Parts | None = None
@@ -213,6 +231,11 @@ class Runtime:
         parse_database_url(database, self._base_dir)  # a bad URL fails here, not on entry
         self._background = background
         self._setup = setup
+        self.http_token = _http_token(http_token, "Runtime(http_token=...)")
+        self.http: HttpAddress | None = None
+        if http is not None:
+            self.http = parse_http_address(http, "Runtime(http=...)")
+            check_exposure(self.http, self.http_token, "Runtime(http=...)")
         self.config = config
         """The project's settings, when the runtime was made from a project."""
 
@@ -235,8 +258,15 @@ class Runtime:
             "shutdown_grace": config.shutdown_grace,
             "retention": config.retention,
             "failed_retention": config.failed_retention,
+            "http": config.http,
+            "http_token": config.http_token,
         }
         settings.update(options)
+        if settings["http"] is not None:
+            # Refused naming the file (or variable) the address came from.
+            where = "--http" if "http" in options else f"{config.source}: 'http'"
+            address = parse_http_address(settings["http"], where)
+            check_exposure(address, settings["http_token"], where)
         database = settings.pop("database", None) or config.database
         return cls(
             database,
@@ -258,6 +288,12 @@ class Runtime:
                 f"the runtime is not started{detail}: use it as 'async with Runtime(...)'"
             )
         return parts
+
+    @property
+    def http_port(self) -> int | None:
+        """The port the HTTP API listens on, once started with ``http``."""
+        parts = self._parts
+        return parts.http.port if parts is not None and parts.http is not None else None
 
     @property
     def store(self) -> Store:
@@ -352,6 +388,8 @@ class Runtime:
                 await tg.start(watch_commits, store, self._committed_elsewhere)
                 if parts.pruner is not None:
                     await tg.start(parts.pruner.run)
+            if parts.http is not None:
+                await tg.start(parts.http.run)
             # Counted as `runtime workflows list` counts: each version, jobs' workflows not.
             defined = sum(len(self.registry.versions(n)) for n in self.registry.names())
             defined -= len(self.jobs)
@@ -385,9 +423,10 @@ class Runtime:
             interval=self._interval,
             worker_ttl=LEASE_TTL,
         )
+        http = self._http_server(store)
         if not self._background:
             workflows = Workflows(engine, self.registry, None)
-            return Parts(store, engine, workflows, bus, None, None, None)
+            return Parts(store, engine, workflows, bus, None, None, None, http)
         worker = Worker(engine, self.container, self.concurrency, self._interval)
         scheduler = Scheduler(
             store,
@@ -399,7 +438,16 @@ class Runtime:
         )
         pruner = Pruner(store, self.clock, self.retention) if self.retention.enabled else None
         workflows = Workflows(engine, self.registry, worker)
-        return Parts(store, engine, workflows, bus, worker, scheduler, pruner)
+        return Parts(store, engine, workflows, bus, worker, scheduler, pruner, http)
+
+    def _http_server(self, store: Store) -> HttpServer | None:
+        """The HTTP server of ``http``, over this runtime's store and definitions."""
+        if self.http is None:
+            return None
+        project = Project(self.registry, self.schedules, self.subscribers, self.jobs)
+        console = Console(store_source(store), project, self.clock)
+        app = build_app(console, token=self.http_token)
+        return HttpServer(app, self.http, grace=self.shutdown_grace)
 
     def _forget_parts(self) -> None:
         self._parts = None

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from runtime.cli.common import EXIT_USAGE, Context, fail
+from runtime.cli.dashboard import dashboard
 from runtime.cli.events import emit, events
 from runtime.cli.jobs import schedules
 from runtime.cli.payloads import Text
@@ -96,5 +97,6 @@ for command in (
     events,
     prune_command,
     bench,
+    dashboard,
 ):
     main.add_command(command)

@@ -18,10 +18,16 @@ from runtime.cli.common import (
     table,
 )
 from runtime.cli.jobs import jobs, jobs_found
-from runtime.config import ProjectConfig, redact, unknown_variables
+from runtime.config import (
+    ProjectConfig,
+    check_exposure,
+    parse_http_address,
+    redact,
+    unknown_variables,
+)
 from runtime.container import Container
 from runtime.discovery import Discovered, load_setup
-from runtime.errors import DatabaseNotFoundError, RuntimeBaseError
+from runtime.errors import ConfigError, DatabaseNotFoundError, RuntimeBaseError
 from runtime.sdk.composition import CompositionWorkflow
 from runtime.sdk.definitions import WorkflowDefinition
 from runtime.sdk.durable import version_key
@@ -92,6 +98,11 @@ def _startup_problems(config: ProjectConfig, found: Discovered) -> list[str]:
         )
     except RuntimeBaseError as exc:
         problems.append(f"{config.source}: {exc}")
+    if config.http is not None:
+        try:
+            check_exposure(parse_http_address(config.http), config.http_token)
+        except ConfigError as exc:
+            problems.append(f"{config.source}: {exc}")
     return problems
 
 

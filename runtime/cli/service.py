@@ -29,8 +29,15 @@ IDLE_SECONDS = 5.0
 
 
 @click.command()
+@click.option(
+    "--http",
+    "http",
+    type=Text(non_empty=True),
+    help="Also serve the HTTP API, the dashboard and /metrics on HOST:PORT "
+    "(overrides 'http' in runtime.toml); beyond loopback only with http_token set.",
+)
 @pass_context
-def start(ctx: Context) -> None:
+def start(ctx: Context, http: str | None) -> None:
     """Run the service: worker, event dispatcher, scheduler, recovery (until SIGTERM/SIGINT).
 
     A project whose modules have problems does not start (exit 2, every problem listed).
@@ -46,6 +53,8 @@ def start(ctx: Context) -> None:
         options: dict[str, Any] = {}
         if ctx.database:
             options["database"] = ctx.database
+        if http is not None:
+            options["http"] = http
         runtime = Runtime.from_project(ctx.project, **options)
     except RuntimeBaseError as exc:
         fail(str(exc), EXIT_USAGE)

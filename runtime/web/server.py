@@ -74,13 +74,12 @@ class HttpServer:
         self.address = address
         self.grace = grace
         self._server: _Server | None = None
+        self._port: int | None = None
 
     @property
     def port(self) -> int | None:
         """The port it listens on once started (the one the OS chose for port 0)."""
         return self._port
-
-    _port: int | None = None
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen, report started, and serve until :meth:`drain` (or cancellation)."""

@@ -203,6 +203,13 @@ CLI += [
     (["--database", "garbage", "events", "list"], 2, "garbage"),
     (["--database", "sqlite:///.", "runs", "list"], 2, "is a folder, not a file"),
 ]
+# The HTTP API: an address that is not HOST:PORT, and one beyond loopback without a token.
+for serving in (["start"], ["dashboard"]):
+    for address in ("nope", "8000", ":8000", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:70000"):
+        CLI.append(([*serving, "--http", address], 2, "--http: must be HOST:PORT"))
+    for exposed in ("0.0.0.0:8000", "[::]:8000", "192.0.2.1:8000", "example.com:80"):
+        CLI.append(([*serving, "--http", exposed], 2, "refusing to serve the HTTP API"))
+    CLI.append(([*serving, "--http", ""], 2, "'--http': must be a non-empty string"))
 for option in ("--older-than", "--failed-older-than"):
     for period in ("x", "", "-1", "-1d", "nan", "inf", "1y", "3651d", HUGE, "d", BAD_UTF8):
         CLI.append((["prune", option, period], 2, f"Invalid value for '{option}'"))
@@ -221,6 +228,7 @@ for command in (
     ["events", "list"],
     ["bench"],
     ["prune"],
+    ["dashboard"],
 ):
     CLI += [
         ([*command, "--bogus"], 2, "No such option '--bogus'"),
@@ -477,6 +485,14 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
         {"runtime.toml": "[runtime]\nfailed_retention = -3\n"},
         "'failed_retention' must be a period",
     ),
+    ("http not an address", {"runtime.toml": "[runtime]\nhttp = 'localhost'\n"}, "'http'"),
+    ("http a number", {"runtime.toml": "[runtime]\nhttp = 8000\n"}, "'http'"),
+    ("http_token short", {"runtime.toml": "[runtime]\nhttp_token = 'abc'\n"}, "'http_token'"),
+    (
+        "http_token with a space",
+        {"runtime.toml": "[runtime]\nhttp_token = 'a b c d e f g h i j k'\n"},
+        "'http_token'",
+    ),
 ]
 
 
@@ -502,3 +518,17 @@ def test_a_broken_project_is_named_by_check_and_start_refuses_it(
         assert refused.escaped is None and refused.code == 2, (command, refused.stderr)
         assert needle in refused.stderr and "Traceback" not in refused.stderr, command
     assert not (project / "app.db").exists()  # nothing created before the refusal
+
+
+def test_serving_beyond_loopback_without_a_token_is_refused_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    project = write_project(tmp_path, {"runtime.toml": "[runtime]\nhttp = '0.0.0.0:8000'\n"})
+    checked = invoke(project, "check")
+    assert checked.code == 1 and "refusing to serve the HTTP API" in checked.stderr
+    for command in (["start"], ["dashboard"]):
+        refused = invoke(project, *command)
+        assert_one_clear_message(refused, 2, "runtime.toml: 'http': refusing to serve")
+    # Commands that serve nothing are not concerned.
+    assert invoke(project, "workflows", "list").code == 0
+    assert not (project / "app.db").exists()
