@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from runtime import RunStatus, Runtime
@@ -100,6 +101,28 @@ async def test_the_readme_runs_as_shown(tmp_path: Path, monkeypatch: pytest.Monk
         "{'currency': 'EUR'}",
         "['inventory', 'settings']",
     ]
+
+
+async def test_the_readme_mounts_the_operator_surface_in_fastapi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # its sqlite:///app.db, and the project it loads
+    namespace = reader_code()
+    namespace["print"] = lambda *values: None
+    await run_blocks("README.md", namespace)
+    api = namespace["api"]
+    transport = httpx.ASGITransport(app=api)
+    async with (
+        api.router.lifespan_context(api),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        health = await client.get("/runtime/api/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        runs = (await client.get("/runtime/api/runs?status=completed")).json()["runs"]
+        assert runs and all(r["status"] == "completed" for r in runs)
+        missing = await client.get("/runtime/api/runs/run_nope")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["type"] == "RunNotFoundError"
 
 
 async def test_the_durable_page_example_runs(tmp_path: Path) -> None:
