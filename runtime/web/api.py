@@ -81,7 +81,11 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                             "api_database_unavailable", path=request.url.path, error=str(exc)
                         )
                     return error_response(status, type(exc).__name__, str(exc))
-            raise
+            # A bug: logged whole in the service's log, answered as JSON without details.
+            logger.exception("api_failed", method=request.method, path=request.url.path)
+            return error_response(
+                500, "InternalError", "the server failed on this request; its log says why"
+            )
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
