@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import anyio
-
 from runtime import (
     Job,
     JobConfig,
@@ -26,8 +24,8 @@ from runtime import (
     create_workflow,
     workflow,
 )
-from runtime.models import DeliveryStatus
-from tests.helpers.waiting import wait_status, wait_until
+from runtime.web.project import Project
+from tests.helpers.waiting import wait_delivery, wait_status
 
 LATER = 3600.0
 """A start delay that keeps a queued run pending for the whole test."""
@@ -102,7 +100,7 @@ WORKFLOWS = [place_order, daily_report]
 
 
 def runtime(database: str, **options: Any) -> Runtime:
-    """A runtime of the demo project on ``database``."""
+    """A runtime of the demo project on ``database`` (its worker drives the runs)."""
     return Runtime(database, workflows=WORKFLOWS, subscribers=SUBSCRIBERS, jobs=JOBS, **options)
 
 
@@ -117,6 +115,11 @@ class Seeded:
     dead_delivery: str
 
 
+def project(rt: Runtime) -> Project:
+    """What the dashboard knows of the demo project: ``rt``'s definitions."""
+    return Project(rt.registry, rt.schedules, rt.subscribers, rt.jobs)
+
+
 async def seed(rt: Runtime) -> Seeded:
     """Runs, events and a dead delivery on ``rt``'s database (bounded waits)."""
     done = await rt.workflows.run(place_order, {"id": "o-1001", "address": "1 Main St"})
@@ -127,22 +130,6 @@ async def seed(rt: Runtime) -> Seeded:
     await wait_status(rt, failed.run_id, RunStatus.FAILED)
     await wait_status(rt, sleeping.run_id, RunStatus.SLEEPING)
     event_id = await rt.emit("customer.created", {"id": "c-7", "first_name": "Ada"})
-    store = rt.store
-
-    async def dead() -> bool:
-        page = await store.list_deliveries(event_id=event_id, limit=10)
-        return any(d.status == DeliveryStatus.DEAD for d in page.items)
-
-    await wait_until(dead, what="the sync-crm delivery to die")
-    page = await store.list_deliveries(event_id=event_id, limit=10)
-    dead_id = next(d.id for d in page.items if d.status == DeliveryStatus.DEAD)
-    with anyio.fail_after(5):
-        await wait_until(
-            lambda: _all_done(store, event_id), what="the send-welcome delivery to finish"
-        )
-    return Seeded(done.run_id, failed.run_id, sleeping.run_id, queued.run_id, dead_id)
-
-
-async def _all_done(store: Any, event_id: str) -> bool:
-    page = await store.list_deliveries(event_id=event_id, limit=10)
-    return all(d.status in (DeliveryStatus.DONE, DeliveryStatus.DEAD) for d in page.items)
+    dead = await wait_delivery(rt, event_id, "sync-crm")
+    await wait_delivery(rt, event_id, "send-welcome")
+    return Seeded(done.run_id, failed.run_id, sleeping.run_id, queued.run_id, dead.id)
