@@ -25,7 +25,7 @@ from runtime.errors import ConfigError
 from runtime.limits import text
 from runtime.store import align_clock, open_store
 from runtime.store.base import Store
-from runtime.web import api, auth
+from runtime.web import api, auth, pages
 from runtime.web.console import Console, StoreSource
 from runtime.web.project import Project
 
@@ -54,7 +54,7 @@ def build_app(
 ) -> Starlette:
     """The app over ``console``; with ``token``, every request needs it (:mod:`.auth`)."""
     app = Starlette(
-        routes=[*api.routes(), *auth.routes()],
+        routes=[*api.routes(), *auth.routes(), *pages.routes()],
         middleware=[Middleware(auth.TokenGate, token=token)],
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,

@@ -26,19 +26,23 @@ from runtime.errors import (
 )
 from runtime.limits import MAX_PAGE, count, shown, text
 from runtime.models import (
+    Control,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
     RunAction,
     RunKind,
     RunRecord,
+    RunStatus,
     ScheduleRecord,
+    StepStatus,
 )
 from runtime.runs import current_step, run_filter
 from runtime.scheduling.entries import ScheduleEntry
 from runtime.sdk.composition import CompositionWorkflow
 from runtime.sdk.definitions import stored_input
 from runtime.store.base import Store
+from runtime.store.rules.state_table import RunSnapshot, StateChange, decide_action
 from runtime.web.project import Project
 
 StoreSource = Callable[[], Awaitable[Store]]
@@ -73,6 +77,25 @@ def delivery_json(record: DeliveryRecord) -> dict[str, Any]:
     """A delivery as ``runtime events dead --json`` prints it."""
     shown_delivery: dict[str, Any] = record.model_dump(mode="json")
     return shown_delivery
+
+
+def allowed_actions(run: dict[str, Any], now: datetime) -> list[RunAction]:
+    """The actions the state table (DESIGN 2.1) would apply to ``run`` (a run's JSON
+    with its steps) at ``now``: neither refused nor already in effect."""
+    snapshot = RunSnapshot(
+        run_id=run["id"],
+        status=RunStatus(run["status"]),
+        owner_id=run["owner_id"],
+        control=Control(run["control"]) if run["control"] else None,
+        wake_at=datetime.fromisoformat(run["wake_at"]) if run["wake_at"] else None,
+        has_completed_steps=any(s["status"] == StepStatus.COMPLETED for s in run["steps"]),
+    )
+    return [
+        action
+        for action in RunAction
+        if isinstance(decision := decide_action(action, snapshot, now), StateChange)
+        and not decision.empty
+    ]
 
 
 def limit_arg(value: Any) -> int:
@@ -246,6 +269,17 @@ class Console:
         """
         store = await self._store()
         return await store.get_run(plain_text(run_id, "run_id"))
+
+    async def show_run(self, run_id: Any) -> dict[str, Any]:
+        """A run with its steps, as ``GET /api/runs/{id}`` answers, and ``actions``: the
+        operator's actions the state table would apply to it now (for the dashboard).
+
+        Raises:
+            RunNotFoundError: no run with that id.
+        """
+        shown_run = run_json(await self.get_run(run_id), steps=True)
+        shown_run["actions"] = [a.value for a in allowed_actions(shown_run, self._clock.now())]
+        return shown_run
 
     async def control(self, run_id: Any, action: RunAction) -> RunRecord:
         """Pause, resume, cancel or retry a run; the run after the change, with its steps.

@@ -1,0 +1,70 @@
+// The runtime dashboard: local times, the runs table's auto-refresh, confirmations.
+// Plain JavaScript, no build step; every page works without it.
+(function () {
+  "use strict";
+
+  var pad = function (n) { return String(n).padStart(2, "0"); };
+
+  // Each <time datetime="ISO-UTC"> shows the viewer's local time; its title keeps UTC.
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var at = new Date(el.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      el.textContent = at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) +
+        " " + pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds());
+    });
+  }
+
+  // The runs table reloads itself: the page's own URL (filters and page included) is
+  // fetched again and the table swapped, while the toggle is on and the tab is visible.
+  function autoRefresh() {
+    var toggle = document.getElementById("auto-refresh");
+    if (!toggle) return;
+    var target = document.getElementById(toggle.dataset.target);
+    var state = document.getElementById("refresh-state");
+    var key = "runtime.autoRefresh";
+    toggle.checked = localStorage.getItem(key) !== "off";
+    toggle.addEventListener("change", function () {
+      localStorage.setItem(key, toggle.checked ? "on" : "off");
+      state.textContent = "";
+    });
+    var busy = false;
+    setInterval(function () {
+      if (!toggle.checked || document.hidden || busy) return;
+      busy = true;
+      fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) {
+          if (!response.ok || response.redirected) throw new Error(String(response.status));
+          return response.text();
+        })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(target.id);
+          if (!fresh) throw new Error("no table");
+          target.innerHTML = fresh.innerHTML;
+          localTimes(target);
+          var now = new Date();
+          state.textContent = "· updated " + pad(now.getHours()) + ":" + pad(now.getMinutes()) + ":" + pad(now.getSeconds());
+        })
+        .catch(function () { state.textContent = "· refresh failed, retrying"; })
+        .finally(function () { busy = false; });
+    }, 5000);
+  }
+
+  // Filter chips apply at once; forms marked data-confirm ask first.
+  function forms() {
+    document.querySelectorAll("form[data-autosubmit] input[type=checkbox]").forEach(function (box) {
+      box.addEventListener("change", function () { box.form.requestSubmit(); });
+    });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    autoRefresh();
+    forms();
+  });
+})();
