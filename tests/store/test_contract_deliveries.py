@@ -7,6 +7,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
+from runtime.errors import DeliveryNotFoundError
 from runtime.models import DeliveryStatus
 from runtime.store.base import Store
 from tests.helpers.records import T0
@@ -251,6 +252,15 @@ async def test_redrive_by_id_gives_those_dead_deliveries_fresh_attempts(
     # Only dead deliveries are redriven.
     assert await store.redrive([first], later) == 0
     assert await store.redrive([], later) == 0
+
+
+async def test_get_delivery_reads_one_delivery_and_names_an_unknown_id(store: Store) -> None:
+    (one,) = await dead(store, 1)
+    record = await store.get_delivery(one)
+    assert record.id == one and record.status is DeliveryStatus.DEAD
+    assert record == {d.id: d for d in await deliveries(store)}[one]
+    with pytest.raises(DeliveryNotFoundError, match="dlv_nope"):
+        await store.get_delivery("dlv_nope")
 
 
 async def test_redrive_all_takes_every_dead_delivery(store: Store) -> None:

@@ -159,6 +159,7 @@ async def workload(store: Any) -> None:
     await store.list_deliveries(event_id=first, limit=5)
     dead = await store.list_deliveries(status=[DeliveryStatus.DEAD])
     assert dead.items
+    await store.get_delivery(dead.items[0].id)
     await store.redrive([d.id for d in dead.items], T0)
     await store.redrive(None, T0)
 
