@@ -98,7 +98,7 @@ class Parts:
         worker: the run queue consumer; ``None`` unless the runtime runs in the background.
         scheduler: fires cron schedules; ``None`` unless in the background.
         pruner: the retention loop; ``None`` unless in the background with retention on.
-        http: the HTTP API, dashboard and metrics; ``None`` unless ``http`` is set.
+        http: the HTTP API and dashboard; ``None`` unless ``http`` is set.
     """
 
     store: Store
@@ -151,7 +151,7 @@ class Runtime:
         setup: a project's setup hook, called with the container on every entry,
             before any loop starts (:meth:`from_project` loads it from ``runtime.toml``).
         config: the project's settings, kept as :attr:`config` (:meth:`from_project`).
-        http: ``"HOST:PORT"`` to serve the HTTP API, the dashboard and ``/metrics``
+        http: ``"HOST:PORT"`` to serve the HTTP API and the dashboard
             from this runtime's task group (``docs/http.md``); port 0 takes a free one
             (:attr:`http_port`). Off by default.
         http_token: the token every request then needs; without one, ``http`` must be

@@ -1,4 +1,4 @@
-"""``runtime dashboard``: the HTTP API, dashboard and metrics without a worker."""
+"""``runtime dashboard``: the HTTP API and dashboard without a worker."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ DEFAULT_HTTP = "127.0.0.1:8000"
 )
 @pass_context
 def dashboard(ctx: Context, http: str | None) -> None:
-    """Serve the HTTP API, the dashboard and /metrics, without a worker (until SIGTERM/SIGINT).
+    """Serve the HTTP API and the dashboard, without a worker (until SIGTERM/SIGINT).
 
     For an operator's box: it reads and manages the runs of the project's database
     (the project is loaded as 'runtime start' loads it, to know its workflows), and

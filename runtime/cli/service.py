@@ -33,7 +33,7 @@ IDLE_SECONDS = 5.0
     "--http",
     "http",
     type=Text(non_empty=True),
-    help="Also serve the HTTP API, the dashboard and /metrics on HOST:PORT "
+    help="Also serve the HTTP API and the dashboard on HOST:PORT "
     "(overrides 'http' in runtime.toml); beyond loopback only with http_token set.",
 )
 @pass_context

@@ -1,4 +1,4 @@
-"""The ASGI app: the JSON API, the dashboard, ``/openapi.json`` and ``/metrics``.
+"""The ASGI app: the JSON API and the dashboard.
 
 :func:`create_app` is what a user mounts in their own FastAPI or Starlette app; the
 service and ``runtime dashboard`` build theirs with :func:`build_app` on the store
@@ -100,7 +100,7 @@ def create_app(
     *,
     project: Path | str | None = ".",
 ) -> Starlette:
-    """The HTTP API, dashboard and metrics over ``database_url``, as an ASGI app.
+    """The HTTP API and dashboard over ``database_url``, as an ASGI app.
 
     Mount it in your own app (``app.mount("/runtime", create_app(url))``) or serve it
     with any ASGI server. The database is opened on the first request (the tables are
