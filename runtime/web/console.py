@@ -151,7 +151,11 @@ class Console:
         """The live workers: those whose heartbeat is younger than a lease."""
         store = await self._store()
         now = self._clock.now()
-        live = [w for w in await store.list_workers() if now - w.heartbeat_at < _LEASE]
+        live = [
+            w
+            for w in await store.list_workers()
+            if now - w.heartbeat_at < timedelta(seconds=LEASE_TTL)
+        ]
         return [
             {
                 "id": w.id,
@@ -447,9 +451,6 @@ class Console:
         stored = {s.name: s for s in await store.list_schedules()}
         now = self._clock.now()
         return {e.name: _next_fire(e, stored.get(e.name), now) for e in self.project.schedules}
-
-
-_LEASE = timedelta(seconds=LEASE_TTL)
 
 
 def _next_fire(

@@ -16,9 +16,16 @@ import runtime.engine.executor
 import runtime.engine.leases
 import runtime.engine.worker
 import runtime.service
+import runtime.web.console
 from runtime.cli import main
 
-READERS = (runtime.engine.leases, runtime.engine.executor, runtime.engine.worker, runtime.service)
+READERS = (
+    runtime.engine.leases,
+    runtime.engine.executor,
+    runtime.engine.worker,
+    runtime.service,
+    runtime.web.console,
+)
 """The modules that read ``LEASE_TTL`` (each holds its own name for it)."""
 
 
