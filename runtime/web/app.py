@@ -33,8 +33,11 @@ TOKEN_VARIABLE = "RUNTIME_HTTP_TOKEN"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """404 and 405 (no such path, a method a path does not take) as the API's JSON."""
+    """404 and 405 (no such path, a method a path does not take): JSON under ``/api``
+    (and for clients that do not ask for HTML), the dashboard's error page otherwise."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages.wants_page(request):
+        return pages.not_found(request)
     kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
     message = {
         404: f"no such path: {request.url.path}",

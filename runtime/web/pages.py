@@ -187,6 +187,12 @@ def _page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
         except StoreOperationError as exc:
             logger.warning("page_database_unavailable", path=request.url.path, error=str(exc))
             return _error_page(request, 503, "Database unavailable", str(exc))
+        except Exception:
+            # A bug: logged whole in the service's log, shown as a page without details.
+            logger.exception("page_failed", method=request.method, path=request.url.path)
+            return _error_page(
+                request, 500, "Server error", "The server failed on this page; its log says why."
+            )
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
@@ -195,6 +201,19 @@ def _page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
 
 def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     return render(request, "error.html", "", status, title=title, message=message)
+
+
+def wants_page(request: Request) -> bool:
+    """The request is a browser's for a page: not under ``/api``, and it accepts HTML."""
+    path = request.url.path[len(root(request)) :]
+    api = path == "/api" or path.startswith("/api/")
+    return not api and "text/html" in request.headers.get("accept", "")
+
+
+def not_found(request: Request) -> HTMLResponse:
+    """The 404 page for a path the dashboard does not have."""
+    path = request.url.path
+    return _error_page(request, 404, "Not found", f"There is no page at {path}.")
 
 
 def _redirect(request: Request, path: str, **params: Any) -> RedirectResponse:

@@ -39,3 +39,29 @@ async def test_a_bug_answers_500_as_json_and_is_logged_with_its_traceback() -> N
     assert "boom" not in answer.text and "Traceback" not in answer.text
     failed = [e for e in logs if e["event"] == "api_failed"]
     assert failed and failed[0]["path"] == "/api/jobs" and failed[0]["exc_info"]
+
+
+async def test_a_bug_under_a_page_answers_a_500_page_and_is_logged() -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with _app(RuntimeError("boom")) as client:
+            answer = await client.get("/jobs", headers={"Accept": "text/html"})
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Server error" in answer.text
+    assert "boom" not in answer.text and "Traceback" not in answer.text
+    failed = [e for e in logs if e["event"] == "page_failed"]
+    assert failed and failed[0]["path"] == "/jobs" and failed[0]["exc_info"]
+
+
+async def test_an_unknown_page_is_an_html_404_and_an_unknown_api_path_is_json() -> None:
+    async with _app(RuntimeError("unused")) as client:
+        page = await client.get("/no/such/page", headers={"Accept": "text/html"})
+        api = await client.get("/api/nothing", headers={"Accept": "text/html"})
+        plain = await client.get("/no/such/page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is no page at /no/such/page." in page.text
+    assert api.status_code == 404
+    assert api.json()["error"]["type"] == "NotFound"
+    assert plain.status_code == 404
+    assert plain.json()["error"] == {"type": "NotFound", "message": "no such path: /no/such/page"}
