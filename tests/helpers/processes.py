@@ -87,11 +87,13 @@ class Project:
         self.children.append(child)
         return child
 
-    def start_service(self) -> Service:
-        """``python -m runtime --project <root> start``, not waited for."""
+    def start_service(self, *options: str) -> Service:
+        """``python -m runtime --project <root> start <options>``, not waited for."""
         self._outputs += 1
         output = self.root / f"service-{self._outputs}.log"
-        child = self.spawn("-m", "runtime", "--project", str(self.root), "start", output=output)
+        child = self.spawn(
+            "-m", "runtime", "--project", str(self.root), "start", *options, output=output
+        )
         return Service(child, output)
 
     def cli(self, *args: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
@@ -198,6 +200,11 @@ class Service:
 
     def logged(self, event: str) -> bool:
         return any(line.get("event") == event for line in self.log())
+
+    def http_url(self) -> str:
+        """The base URL the service's HTTP server listens on (from its ``http_listening``)."""
+        [url] = [line["url"] for line in self.log() if line.get("event") == "http_listening"]
+        return str(url).rstrip("/")
 
     async def wait_ready(self, timeout: float = READY_DEADLINE) -> float:
         """Wait until the service logged ``runtime_started``; returns how long it took."""
