@@ -12,11 +12,19 @@ then the service stops and nothing moves under a test.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from runtime import Runtime
 from runtime.models import RunStatus
+from tests.helpers.postgres import new_schema
 from tests.helpers.waiting import wait_delivery, wait_status
+
+TOKEN = "api-test-token-0123456789"
+"""The app's token in the API's tests."""
+
+SIGNED = {"Authorization": f"Bearer {TOKEN}"}
 
 LATER = 3600.0
 """A start delay that keeps a queued run pending for the whole test."""
@@ -107,6 +115,16 @@ FILES = {
     "jobs/cleanup.py": CLEANUP,
     "runtime.toml": '[runtime]\ndatabase = "sqlite:///app.db"\n',
 }
+
+
+@contextmanager
+def database(backend: str, folder: Path) -> Iterator[str]:
+    """A fresh database's URL: a file in ``folder``, or a PostgreSQL schema of its own."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'app.db'}"
+    else:
+        with new_schema() as url:
+            yield url
 
 
 def write_project(folder: Path) -> Path:
