@@ -34,7 +34,7 @@ from runtime.models import Overlap
 if TYPE_CHECKING:
     from runtime.container import Container
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_\-:]+$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_\-:]+")
 
 
 class Event(BaseModel):
@@ -61,7 +61,7 @@ def check_event_name(name: Any, where: str = "event name") -> str:
     """An event name: non-empty dot-separated segments of letters, digits, ``_-:``."""
     if not isinstance(name, str) or not name:
         raise DefinitionError(f"{where} must be a non-empty string, got {shown(name)}")
-    if not all(_SEGMENT.match(part) for part in name.split(".")):
+    if not all(_SEGMENT.fullmatch(part) for part in name.split(".")):
         raise DefinitionError(
             f"{where} {name!r} is not a valid event name: use dot-separated segments of "
             "letters, digits, '_', '-' or ':' (e.g. 'order.placed')"
@@ -76,7 +76,7 @@ def check_pattern(pattern: Any) -> str:
     if not isinstance(pattern, str) or not pattern:
         raise DefinitionError(f"event pattern must be a non-empty string, got {shown(pattern)}")
     for part in pattern.split("."):
-        if part != "*" and not _SEGMENT.match(part):
+        if part != "*" and not _SEGMENT.fullmatch(part):
             raise DefinitionError(
                 f"event pattern {pattern!r} is not valid: each dot-separated segment is a name "
                 "or '*' (which matches exactly one segment), or the whole pattern is '*'"

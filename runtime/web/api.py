@@ -32,7 +32,9 @@ from runtime.errors import (
     StoreOperationError,
     UnknownWorkflowError,
 )
+from runtime.limits import MAX_PAGE, shown
 from runtime.models import RunAction
+from runtime.web import openapi
 from runtime.web.console import Console, delivery_json, run_json
 
 logger = structlog.get_logger("runtime.web")
@@ -118,6 +120,25 @@ def _one(found: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+def _limit(found: dict[str, list[str]]) -> int | None:
+    """The ``limit`` parameter: ASCII digits, 1 to :data:`MAX_PAGE`; ``None`` when absent.
+
+    Raises:
+        BadRequest: anything else (a sign, spaces, other digits, ``1e3``).
+    """
+    value = _one(found, "limit")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()):
+        raise BadRequest(f"limit must be a whole number in ASCII digits, got {shown(value)}")
+    digits = value.lstrip("0") or "0"
+    # int() refuses thousands of digits; a number that long is out of range anyway.
+    size = int(digits) if len(digits) <= len(str(MAX_PAGE)) else MAX_PAGE + 1
+    if not 1 <= size <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}, got {shown(value)}")
+    return size
+
+
 def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"the body is not JSON: {name} is not a JSON number")
 
@@ -185,7 +206,7 @@ async def list_runs(request: Request, console: Console) -> Response:
     page = await console.list_runs(
         status=found.get("status", []),
         workflow=_one(found, "workflow"),
-        limit=_one(found, "limit"),
+        limit=_limit(found),
         cursor=_one(found, "cursor"),
     )
     return JSONResponse(page)
@@ -225,7 +246,7 @@ async def emit(request: Request, console: Console) -> Response:
 async def list_events(request: Request, console: Console) -> Response:
     found = _query(request, {"name": False, "limit": False, "cursor": False})
     page = await console.list_events(
-        name=_one(found, "name"), limit=_one(found, "limit"), cursor=_one(found, "cursor")
+        name=_one(found, "name"), limit=_limit(found), cursor=_one(found, "cursor")
     )
     return JSONResponse(page)
 
@@ -237,7 +258,7 @@ async def list_deliveries(request: Request, console: Console) -> Response:
     page = await console.list_deliveries(
         status=found.get("status", []),
         subscriber_id=_one(found, "subscriber_id"),
-        limit=_one(found, "limit"),
+        limit=_limit(found),
         cursor=_one(found, "cursor"),
     )
     return JSONResponse(page)
@@ -254,25 +275,48 @@ async def list_jobs(request: Request, console: Console) -> Response:
     return JSONResponse({"jobs": await console.jobs()})
 
 
+async def openapi_document(request: Request, console: Console) -> Response:
+    """This API's OpenAPI document (:mod:`runtime.web.openapi`), for where it is mounted."""
+    _query(request, {})
+    document = openapi.document(secured=request.app.state.token is not None)
+    root = str(request.scope.get("root_path", "")) or "/"
+    return JSONResponse({**document, "servers": [{"url": root}]})
+
+
 async def list_subscribers(request: Request, console: Console) -> Response:
     _query(request, {})
     return JSONResponse({"subscribers": await console.subscribers()})
 
 
+def _by_method(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint for a path: the handler of the request's method (HEAD is GET's)."""
+    endpoints = {method: _endpoint(handler) for method, handler in handlers.items()}
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
+
+
 def routes() -> list[BaseRoute]:
-    """The API's routes, as DESIGN 6's table lists them."""
-    table: list[tuple[str, str, Handler]] = [
-        ("GET", "/api/health", health),
-        ("GET", "/api/workflows", list_workflows),
-        ("POST", "/api/workflows/{name}/runs", start_run),
-        ("GET", "/api/runs", list_runs),
-        ("GET", "/api/runs/{run_id}", get_run),
-        *(("POST", f"/api/runs/{{run_id}}/{a.value}", _control(a)) for a in RunAction),
-        ("POST", "/api/events", emit),
-        ("GET", "/api/events", list_events),
-        ("GET", "/api/deliveries", list_deliveries),
-        ("POST", "/api/deliveries/{delivery_id}/redrive", redrive),
-        ("GET", "/api/jobs", list_jobs),
-        ("GET", "/api/subscribers", list_subscribers),
+    """The API's routes, as DESIGN 6's table lists them: one per path, with every method
+    the path takes, so another method answers 405 with an ``Allow`` header naming them."""
+    table: dict[str, dict[str, Handler]] = {
+        "/api/health": {"GET": health},
+        "/api/workflows": {"GET": list_workflows},
+        "/api/workflows/{name}/runs": {"POST": start_run},
+        "/api/runs": {"GET": list_runs},
+        "/api/runs/{run_id}": {"GET": get_run},
+        **{f"/api/runs/{{run_id}}/{a.value}": {"POST": _control(a)} for a in RunAction},
+        "/api/events": {"GET": list_events, "POST": emit},
+        "/api/deliveries": {"GET": list_deliveries},
+        "/api/deliveries/{delivery_id}/redrive": {"POST": redrive},
+        "/api/jobs": {"GET": list_jobs},
+        "/api/subscribers": {"GET": list_subscribers},
+        "/openapi.json": {"GET": openapi_document},
+    }
+    return [
+        Route(path, _by_method(handlers), methods=list(handlers))
+        for path, handlers in table.items()
     ]
-    return [Route(path, _endpoint(handler), methods=[method]) for method, path, handler in table]

@@ -320,7 +320,7 @@ class Console:
             plain_text(name, "name"),
             data,
             metadata=metadata,
-            delay=timedelta(seconds=delay) if delay is not None else None,
+            delay=delay,  # checked there: a number of seconds in range
             idempotency_key=idempotency_key,
             now=self._clock.now(),
         )

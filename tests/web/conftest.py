@@ -8,9 +8,12 @@ sleeping run stays sleeping, a redriven delivery stays pending.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -43,6 +46,27 @@ def dashboard_app(store: Store, known: Project, token: str | None = None) -> Sta
 def client_of(app: Starlette) -> httpx.AsyncClient:
     """A client of ``app``, in process."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Run ``app``'s ASGI lifespan around the block as a server does: startup before it,
+    shutdown after (where :func:`runtime.web.create_app`'s app closes its store)."""
+    to_app, app_receives = anyio.create_memory_object_stream[dict[str, Any]](1)
+    app_sends, from_app = anyio.create_memory_object_stream[dict[str, Any]](1)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    async with to_app, app_receives, app_sends, from_app, anyio.create_task_group() as tg:
+        tg.start_soon(app, scope, app_receives.receive, app_sends.send)
+        await to_app.send({"type": "lifespan.startup"})
+        started = await from_app.receive()
+        assert started["type"] == "lifespan.startup.complete", started
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True), anyio.fail_after(10):
+                await to_app.send({"type": "lifespan.shutdown"})
+                stopped = await from_app.receive()
+            assert stopped["type"] == "lifespan.shutdown.complete", stopped
 
 
 async def seeded_database(url: str) -> tuple[Seeded, Project]:
