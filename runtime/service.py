@@ -60,6 +60,7 @@ from runtime.sdk.running import WORKFLOWS_KEY
 from runtime.sdk.specs import Job, Subscriber
 from runtime.store import align_clock, open_store
 from runtime.store.base import Store
+from runtime.telemetry import Telemetry
 from runtime.watch import guard_file, watch_commits
 from runtime.web.app import build_app, store_source
 from runtime.web.console import Console
@@ -238,6 +239,9 @@ class Runtime:
             check_exposure(self.http, self.http_token, "Runtime(http=...)")
         self.config = config
         """The project's settings, when the runtime was made from a project."""
+        self.telemetry = Telemetry()
+        """What this runtime's engine and scheduler counted (steps ended, firings and
+        their lag), across its entries; ``GET /metrics`` serves it (``docs/metrics.md``)."""
 
     @classmethod
     def from_project(cls, root: Path | str = ".", **options: Any) -> Runtime:
@@ -412,7 +416,12 @@ class Runtime:
     def _build_parts(self, store: Store) -> Parts:
         """The parts of this runtime on ``store``, built (nothing runs yet)."""
         engine = Engine(
-            store, self.registry, self.clock, self.identity, on_run_ended=self._run_ended
+            store,
+            self.registry,
+            self.clock,
+            self.identity,
+            on_run_ended=self._run_ended,
+            telemetry=self.telemetry,
         )
         bus = EventBus(
             store,
@@ -435,6 +444,7 @@ class Runtime:
             on_started=worker.poke,
             worker_id=self.identity.id,
             worker_ttl=LEASE_TTL,
+            telemetry=self.telemetry,
         )
         pruner = Pruner(store, self.clock, self.retention) if self.retention.enabled else None
         workflows = Workflows(engine, self.registry, worker)
@@ -446,7 +456,7 @@ class Runtime:
             return None
         project = Project(self.registry, self.schedules, self.subscribers, self.jobs)
         console = Console(store_source(store), project, self.clock)
-        app = build_app(console, token=self.http_token)
+        app = build_app(console, token=self.http_token, telemetry=self.telemetry)
         return HttpServer(app, self.http, grace=self.shutdown_grace)
 
     def _forget_parts(self) -> None:

@@ -41,6 +41,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "codec",
         "retry",
         "usercode",
+        "telemetry",
     ),
     1: ("sdk/", "container"),
     2: ("registry", "store/"),

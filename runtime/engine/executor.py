@@ -44,6 +44,7 @@ from runtime.sdk.specs import derived_transaction_id
 from runtime.sdk.steps import StepContext
 from runtime.store.base import Store
 from runtime.store.records import NewRun
+from runtime.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from runtime.container import Container
@@ -62,6 +63,8 @@ class Engine:
         identity: this worker (the owner written on the runs it holds).
         on_run_ended: called with the run id whenever this worker stops driving a run
             (it may have ended, and published events).
+        telemetry: where the steps that end are counted (``GET /metrics``); a fresh
+            one, read by nobody, if omitted.
     """
 
     def __init__(
@@ -72,8 +75,10 @@ class Engine:
         identity: WorkerIdentity,
         *,
         on_run_ended: Callable[[str], None] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.registry = registry
         self.clock = clock
         self.identity = identity

@@ -41,6 +41,7 @@ from runtime.store.changes import (
     StartRollback,
 )
 from runtime.store.records import NewEvent, StepWrite
+from runtime.telemetry import Telemetry
 from runtime.usercode import failure, is_failure
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ class Host(EngineHooks, Protocol):
     @property
     def draining(self) -> bool:
         """The engine is shutting down: runs the worker drives stop before their next step."""
+        ...
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where the steps that end are counted."""
         ...
 
 
@@ -183,6 +189,11 @@ class Run:
             logger=logger,
             hooks=self._host,
         )
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where the engine counts the steps that end (``GET /metrics``)."""
+        return self._host.telemetry
 
     def take_order(self) -> int:
         """The completion order of the step completing now (1, 2, 3 ... per run)."""

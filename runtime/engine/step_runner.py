@@ -125,6 +125,7 @@ async def run_step(
         outcome.value.output if isinstance(outcome.value, StepResponse) else outcome.value, out_text
     )
     staged = extra_events + tuple(StagedEvent(*e) for e in last_ctx[0].staged)
+    ended = run.now()
     write = StepWrite(
         seq=seq,
         name=name,
@@ -133,7 +134,7 @@ async def run_step(
         output=out_text,
         compensate_input=comp_text,
         started_at=started,
-        ended_at=run.now(),
+        ended_at=ended,
         completed_order=run.take_order(),
         compensable=compensable,
         events=staged,
@@ -141,6 +142,7 @@ async def run_step(
     finish = completion(output) if completion is not None else None
     comp = loads(comp_text) if comp_text is not None else None
     await run.checkpoint(write, finish or PROGRESS, output=output, compensate_input=comp)
+    run.telemetry.step_completed(run.workflow.name, (ended - started).total_seconds())
     return StepResult(True, outcome.attempts, output=output, started=started)
 
 
@@ -168,6 +170,7 @@ async def record_failure(
     error = result.error
     error_text = error.model_dump_json() if error is not None else None
     now = run.now()
+    started = result.started or now
     write = StepWrite(
         seq=seq,
         name=name,
@@ -175,7 +178,7 @@ async def record_failure(
         attempts=result.attempts,
         compensate_input=comp_text,
         error=error_text,
-        started_at=result.started or now,
+        started_at=started,
         ended_at=now,
         compensable=compensable,
     )
@@ -185,6 +188,8 @@ async def record_failure(
             run.error = error
         change = StartRollback(error_text)
     await run.checkpoint(write, change, compensate_input=loads(comp_text), error=error)
+    if status is StepStatus.FAILED:
+        run.telemetry.step_failed(run.workflow.name, (now - started).total_seconds())
 
 
 async def _retry_wait(

@@ -67,6 +67,7 @@ from runtime.ids import new_id
 from runtime.models import FiringOutcome, FiringRecord, RunStatus, ScheduleRecord
 from runtime.scheduling.entries import ScheduleEntry
 from runtime.store.records import NewRun, ScheduleSpec
+from runtime.telemetry import Telemetry
 from runtime.usercode import is_failure
 
 logger = structlog.get_logger("runtime.scheduler")
@@ -164,6 +165,8 @@ class Scheduler:
             ``None`` declares nothing (a test's bare scheduler).
         worker_ttl: seconds without a heartbeat after which another worker's
             declarations no longer keep its schedules active.
+        telemetry: where each firing's outcome and lag are counted (``GET /metrics``);
+            a fresh one, read by nobody, if omitted.
 
     Raises:
         DefinitionError: two schedules with one name.
@@ -178,8 +181,10 @@ class Scheduler:
         *,
         worker_id: str | None = None,
         worker_ttl: float = 30.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
+        self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._worker_id = worker_id
         self._worker_ttl = worker_ttl
         self._clock = clock
@@ -399,6 +404,8 @@ class Scheduler:
             return
         if missed:
             self._missed += len(missed)
+            missed_outcome = FiringOutcome.MISSED.value
+            self._telemetry.schedule_fired(entry.name, missed_outcome, count=len(missed))
             logger.warning(
                 "schedule_missed",
                 schedule=entry.name,
@@ -406,16 +413,17 @@ class Scheduler:
                 first_at=_iso(missed[0]),
                 last_at=_iso(missed[-1]),
             )
-        lag_ms: float | None = None
+        lag: float | None = None
         if firing.outcome is FiringOutcome.STARTED:
             self._started += 1
             lag = (self._clock.now() - nominal).total_seconds()
             self._lags.append(lag)
-            lag_ms = round(lag * 1000.0, 3)
         elif firing.outcome is FiringOutcome.SKIPPED_OVERLAP:
             self._skipped += 1
         else:
             self._missed += 1
+        self._telemetry.schedule_fired(entry.name, firing.outcome.value, lag)
+        lag_ms = None if lag is None else round(lag * 1000.0, 3)
         logger.info(
             "schedule_fired",
             schedule=entry.name,

@@ -21,6 +21,7 @@ from runtime.store.rows import run_record, step_record
 from runtime.store.sqlite_bus import BusMixin, insert_event, publish_staged
 from runtime.store.sqlite_control import ControlMixin
 from runtime.store.sqlite_core import newest_first
+from runtime.store.sqlite_counts import CountsMixin
 from runtime.store.sqlite_open import (
     MEMORY,
     FileIdentity,
@@ -41,7 +42,15 @@ from runtime.store.sqlite_workers import WorkersMixin
 _ACTIVE = ("pending", "running", "sleeping", "compensating")
 
 
-class SqliteStore(BusMixin, SchedulesMixin, ControlMixin, QueueMixin, RetentionMixin, WorkersMixin):
+class SqliteStore(
+    BusMixin,
+    SchedulesMixin,
+    ControlMixin,
+    QueueMixin,
+    RetentionMixin,
+    WorkersMixin,
+    CountsMixin,
+):
     """A :class:`~runtime.store.base.Store` on one SQLite file.
 
     Use :meth:`open`; it creates or migrates the schema and refuses a file

@@ -25,7 +25,8 @@ from runtime.errors import ConfigError
 from runtime.limits import text
 from runtime.store import align_clock, open_store
 from runtime.store.base import Store
-from runtime.web import api, auth, pages
+from runtime.telemetry import Telemetry
+from runtime.web import api, auth, metrics, pages
 from runtime.web.console import Console, StoreSource
 from runtime.web.project import Project
 
@@ -54,16 +55,21 @@ def build_app(
     *,
     token: str | None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Starlette:
-    """The app over ``console``; with ``token``, every request needs it (:mod:`.auth`)."""
+    """The app over ``console``; with ``token``, every request needs it (:mod:`.auth`).
+
+    ``telemetry``, the serving runtime's, adds its steps and firings to ``/metrics``.
+    """
     app = Starlette(
-        routes=[*api.routes(), *auth.routes(), *pages.routes()],
+        routes=[*api.routes(), *metrics.routes(), *auth.routes(), *pages.routes()],
         middleware=[Middleware(auth.TokenGate, token=token)],
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )
     app.state.console = console
     app.state.token = token
+    app.state.telemetry = telemetry
     return app
 
 

@@ -145,6 +145,15 @@ class Console:
         self.project = project
         self._clock = clock
 
+    async def store(self) -> Store:
+        """The store (the app's own is opened on first use): ``GET /metrics`` reads it."""
+        return await self._store()
+
+    @property
+    def clock(self) -> Clock:
+        """The time actions are stamped with and liveness is judged by."""
+        return self._clock
+
     # -- the service ----------------------------------------------------------
 
     async def workers(self) -> list[dict[str, Any]]:

@@ -269,3 +269,26 @@ async def test_redrive_all_takes_every_dead_delivery(store: Store) -> None:
     assert {d.id for d in await deliveries(store, status=[DeliveryStatus.PENDING])} == set(ids)
     assert await deliveries(store, status=[DeliveryStatus.DEAD]) == []
     assert await store.redrive(None, T0) == 0
+
+
+# -- count_deliveries (GET /metrics) -----------------------------------------------
+
+
+async def test_count_deliveries_counts_each_status(store: Store) -> None:
+    assert await store.count_deliveries() == dict.fromkeys(DeliveryStatus, 0)
+    await dead(store, 2)  # two to email, dead
+    await emit_and_fan_out(store, event("order.placed"))  # one to email, one to audit
+    await add_worker(store, "w2", T0 + timedelta(hours=1))
+    (work,) = await claim(store, "w2", subscribers=["audit"])
+    assert await store.finish_delivery(work.id, "w2", DeliveryStatus.DONE, T0)
+    await claim(store, "w2", subscribers=["email"])
+
+    assert await store.count_deliveries() == {
+        DeliveryStatus.PENDING: 0,
+        DeliveryStatus.RUNNING: 1,
+        DeliveryStatus.DONE: 1,
+        DeliveryStatus.DEAD: 2,
+    }
+    await store.redrive(None, T0)
+    counts = await store.count_deliveries()
+    assert (counts[DeliveryStatus.PENDING], counts[DeliveryStatus.DEAD]) == (2, 0)

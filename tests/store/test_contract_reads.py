@@ -173,3 +173,41 @@ async def test_recoverable_runs_respects_the_limit_and_takes_the_earliest_due(
     found = await store.recoverable_runs([WORKFLOW], T0, T0, 2)
 
     assert [run.id for run in found] == [runs[4], runs[3]]
+
+
+# -- count_runs (GET /metrics) -------------------------------------------------------
+
+
+async def test_count_runs_counts_each_workflow_in_each_status(store: Store) -> None:
+    assert await store.count_runs() == {}
+    for status, workflow in [
+        (RunStatus.COMPLETED, WORKFLOW),
+        (RunStatus.COMPLETED, WORKFLOW),
+        (RunStatus.FAILED, WORKFLOW),
+        (RunStatus.PENDING, "refund"),
+        (RunStatus.RUNNING, "refund"),
+        (RunStatus.PAUSED, "a-first"),
+    ]:
+        await create(store, status=status, workflow=workflow)
+    await store.control_run(await create(store, workflow="refund"), "cancel", T0)
+
+    counts = await store.count_runs()
+
+    # Every status of every workflow that has runs, zeros included, and nothing else.
+    assert set(counts) == {(w, s) for w in (WORKFLOW, "refund", "a-first") for s in RunStatus}
+    assert {key: n for key, n in counts.items() if n} == {
+        (WORKFLOW, RunStatus.COMPLETED): 2,
+        (WORKFLOW, RunStatus.FAILED): 1,
+        ("refund", RunStatus.PENDING): 1,
+        ("refund", RunStatus.RUNNING): 1,
+        ("refund", RunStatus.CANCELED): 1,
+        ("a-first", RunStatus.PAUSED): 1,
+    }
+
+
+async def test_count_runs_follows_a_run_through_its_statuses(store: Store) -> None:
+    run_id = await create(store, status=RunStatus.RUNNING, owner="wrk_a")
+    assert (await store.count_runs())[WORKFLOW, RunStatus.RUNNING] == 1
+    assert await store.transition(run_id, [RunStatus.RUNNING], RunStatus.PAUSED, T0)
+    counts = await store.count_runs()
+    assert (counts[WORKFLOW, RunStatus.RUNNING], counts[WORKFLOW, RunStatus.PAUSED]) == (0, 1)

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runtime.models import RunStatus
+from runtime.models import DeliveryStatus, RunStatus
 from runtime.store import open_store
 from runtime.store.base import Store
 from runtime.store.postgres.connection import connection_kwargs
@@ -325,3 +325,76 @@ async def test_a_prune_batch_seeks_from_its_cursor(
             if "LIMIT" in query and node["Node Type"] in ("Sort", "Incremental Sort"):
                 found.append(f"sorts <- {query}")
     assert found == [], "\n".join(found)
+
+
+BULK = ("completed", "done")
+"""The ended statuses nearly every row is in. Counting one reads all its rows whichever
+way; the planner may rightly read the table (a parallel scan) rather than the index."""
+
+_LOOSE_SCAN = {"runs_idempotency", "runs_by_workflow", "runs_by_workflow_status"}
+"""Indexes led by ``workflow``: the next workflow after the last one found, ``LIMIT 1``."""
+
+_COUNTED_BY = {
+    "runs_by_workflow_status",
+    "deliveries_by_status",
+    "runs_queue",
+    "runs_held",
+    "deliveries_due",
+    "deliveries_running",
+}
+"""The indexes a count may read whole ranges of: one (workflow,) status each, or live work."""
+
+
+def count_problems(plan: dict[str, Any]) -> list[str]:
+    """What in a count's plan reads more than the rows of the status it counts."""
+    found = []
+    for node in nodes(plan):
+        table, index, kind = node.get("Relation Name"), node.get("Index Name"), node["Node Type"]
+        if table not in HISTORY:
+            continue
+        if kind in ("Seq Scan", "Bitmap Heap Scan"):
+            condition = node.get("Filter", "") + node.get("Recheck Cond", "")
+            if not any(f"status = '{bulk}'" in condition for bulk in BULK):
+                found.append(f"scans {table} for {condition or 'every row'}")
+            continue
+        condition = node.get("Index Cond", "")
+        if index in _COUNTED_BY and ("status = '" in condition or "status" not in index):
+            continue
+        if index in _LOOSE_SCAN and (not condition or condition.startswith("(workflow > ")):
+            continue
+        found.append(f"walks {table} by {index} ({condition})")
+    return found
+
+
+async def test_the_metrics_counts_read_only_the_rows_of_each_status(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /metrics counts runs by workflow and status, deliveries by status. Each count
+    # seeks its own (workflow, status), so a status of few rows (failed, dead, the live
+    # ones) costs what it holds, never the history; the runs are counted on the index
+    # alone. VACUUM sets the visibility map index-only scans need, as autovacuum does.
+    database.conn.execute("VACUUM ANALYZE")
+    with capture(monkeypatch) as seen:
+        runs = await database.store.count_runs()
+        deliveries = await database.store.count_deliveries()
+    failed = sum(1 for i in range(1, 20_001) if i % 50 == 0 and i % 7 == 0)
+    assert runs["wf-0", RunStatus.FAILED] == failed
+    assert runs["wf-0", RunStatus.RUNNING] == 1  # the dead worker's
+    assert sum(runs.values()) == 20_000 + 6
+    assert deliveries == {
+        DeliveryStatus.PENDING: 5,
+        DeliveryStatus.RUNNING: 1,
+        DeliveryStatus.DONE: 40_000,
+        DeliveryStatus.DEAD: 0,
+    }
+    statements = [query for query, _ in seen if _QUERY.match(query)]
+    assert len(statements) == 2
+    found = []
+    for query in statements:
+        plan = custom_plan(database.conn, query, None)
+        assert seeks(plan) & {"runs_by_workflow_status", "deliveries_by_status"}, query
+        found += [f"{problem} <- {query[:60]}" for problem in count_problems(plan)]
+    assert found == [], "\n".join(found)
+    # The check itself: a count grouped over the table reads every run.
+    grouped = "SELECT workflow, status, COUNT(*) FROM runs GROUP BY workflow, status"
+    assert count_problems(custom_plan(database.conn, grouped, None))

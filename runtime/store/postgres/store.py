@@ -27,6 +27,7 @@ from runtime.store.postgres.checkpoint import CheckpointMixin
 from runtime.store.postgres.connection import connection_kwargs, failure
 from runtime.store.postgres.control import ControlMixin
 from runtime.store.postgres.core import Cursor, open_pool
+from runtime.store.postgres.counts import CountsMixin
 from runtime.store.postgres.deliveries import DeliveriesMixin
 from runtime.store.postgres.queue import QueueMixin
 from runtime.store.postgres.retention import RetentionMixin
@@ -47,6 +48,7 @@ class PostgresStore(
     RetentionMixin,
     WorkersMixin,
     CheckpointMixin,
+    CountsMixin,
 ):
     """A :class:`~runtime.store.base.Store` on a PostgreSQL database, in one schema.
 
