@@ -42,7 +42,7 @@ def dashboard_app(store: Store, known: Project, token: str | None = None) -> Sta
 
 def client_of(app: Starlette) -> httpx.AsyncClient:
     """A client of ``app``, in process."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 async def seeded_database(url: str) -> tuple[Seeded, Project]:

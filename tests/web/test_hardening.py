@@ -9,15 +9,28 @@ a huge delay or a very long name reached the store (and came back as a 500).
 
 from __future__ import annotations
 
+import json
 import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from runtime.clock import SystemClock
 from runtime.config import HttpAddress
+from runtime.store import open_store
+from runtime.store.base import Store
+from runtime.web.app import build_app, store_source
+from runtime.web.auth import MAX_API_BODY, MAX_LOGIN_BODY
+from runtime.web.console import Console
+from runtime.web.project import Project
 from runtime.web.server import HttpServer
+
+TOKEN = "s3cret-token-for-tests"
 
 
 class SlowApp:
@@ -142,3 +155,183 @@ async def test_a_cancelled_server_cuts_its_connections() -> None:
                 await app.entered.wait()
                 inner.cancel_scope.cancel()
     assert len(failures) == 1 and server.stopped
+
+
+# -- the app over a real store -----------------------------------------------------------
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path / 'app.db'}", create=True)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _client(
+    store: Store, *, token: str | None = None, host: str = "127.0.0.1:8000", **options: Any
+) -> httpx.AsyncClient:
+    console = Console(store_source(store), Project.unknown(), SystemClock())
+    app = build_app(console, token=token, **options)
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url=f"http://{host}")
+
+
+def _error(answer: httpx.Response) -> tuple[int, str, str]:
+    error = answer.json()["error"]
+    return answer.status_code, error["type"], error["message"]
+
+
+# -- DNS rebinding: without a token only loopback names are served ------------------------
+
+LOOPBACK = [
+    "localhost",
+    "localhost:8000",
+    "LOCALHOST:8000",
+    "127.0.0.1",
+    "127.0.0.1:8000",
+    "127.1.2.3:9",
+    "[::1]",
+    "[::1]:8000",
+]
+FOREIGN = [
+    "evil.example",
+    "evil.example:8000",
+    "localhost.evil.example:8000",
+    "127.0.0.1.evil.example",
+    "10.0.0.1:8000",
+    "[::2]:8000",
+    "[::ffff:8.8.8.8]:80",
+    "0.0.0.0:8000",
+    "",
+]
+
+
+@pytest.mark.parametrize("host", LOOPBACK)
+async def test_without_a_token_loopback_names_are_served(store: Store, host: str) -> None:
+    async with _client(store, host=host) as client:
+        assert (await client.get("/api/runs", headers={"Host": host})).status_code == 200
+
+
+@pytest.mark.parametrize("host", FOREIGN)
+async def test_without_a_token_another_host_name_is_refused(store: Store, host: str) -> None:
+    async with _client(store) as client:
+        for method, path in (("GET", "/api/runs"), ("POST", "/api/events"), ("GET", "/")):
+            answer = await client.request(method, path, headers={"Host": host}, json={})
+            status, kind, message = _error(answer)
+            assert (status, kind) == (403, "ForbiddenHost"), (method, path)
+            assert f"Host {host!r}" in message and "loopback" in message
+            assert "http_token" in message
+
+
+async def test_without_a_host_header_a_request_is_refused(store: Store) -> None:
+    console = Console(store_source(store), Project.unknown(), SystemClock())
+    app = build_app(console, token=None)
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/runs",
+        "raw_path": b"/api/runs",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "http_version": "1.0",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 403
+    assert json.loads(sent[1]["body"])["error"]["type"] == "ForbiddenHost"
+
+
+async def test_with_a_token_any_host_name_is_served(store: Store) -> None:
+    signed = {"Authorization": f"Bearer {TOKEN}", "Host": "runtime.example.com"}
+    async with _client(store, token=TOKEN) as client:
+        assert (await client.get("/api/runs", headers=signed)).status_code == 200
+        # The token is still asked for: the name check does not replace it.
+        unsigned = await client.get("/api/runs", headers={"Host": "runtime.example.com"})
+        assert unsigned.status_code == 401
+
+
+async def test_the_host_check_can_be_left_to_the_server_in_front(store: Store) -> None:
+    async with _client(store, loopback_only=False) as client:
+        answer = await client.get("/api/runs", headers={"Host": "ops.example.com"})
+    assert answer.status_code == 200
+
+
+async def test_a_rebinding_page_is_refused_by_the_real_server(store: Store) -> None:
+    # Through uvicorn: the browser of a DNS rebinding attack sends the attacker's name.
+    console = Console(store_source(store), Project.unknown(), SystemClock())
+    server = HttpServer(build_app(console, token=None), HttpAddress("127.0.0.1", 0))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(server.run)
+            base = f"http://127.0.0.1:{server.port}"
+            async with httpx.AsyncClient(base_url=base) as client:
+                ours = await client.get("/api/health")
+                theirs = await client.get("/api/health", headers={"Host": "evil.example:80"})
+            server.drain()
+    assert ours.status_code == 200
+    assert theirs.status_code == 403 and theirs.json()["error"]["type"] == "ForbiddenHost"
+
+
+# -- body caps ----------------------------------------------------------------------------
+
+
+async def test_a_huge_sign_in_form_is_refused_unread(store: Store) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with _client(store, token=TOKEN) as client:
+        huge = b"token=" + b"a" * MAX_LOGIN_BODY
+        answer = await client.post("/login", content=huge, headers=form)
+        assert _error(answer)[:2] == (413, "PayloadTooLarge")
+        assert f"{MAX_LOGIN_BODY} bytes" in _error(answer)[2]
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to trust
+            yield b"token="
+            for _ in range(MAX_LOGIN_BODY // 1024 + 1):
+                yield b"a" * 1024
+
+        streamed = await client.post("/login", content=chunked(), headers=form)
+        assert _error(streamed)[:2] == (413, "PayloadTooLarge")
+        # A form of a sane size is read as before.
+        sane = await client.post("/login", content=f"token={TOKEN}&next=/", headers=form)
+        assert sane.status_code == 303
+
+
+async def test_a_huge_api_body_is_refused_with_413(store: Store) -> None:
+    async with _client(store) as client:
+        data = "x" * MAX_API_BODY
+        answer = await client.post("/api/events", json={"name": "a.b", "data": data})
+        status, kind, message = _error(answer)
+        assert (status, kind) == (413, "PayloadTooLarge")
+        assert f"at most {MAX_API_BODY} bytes" in message
+
+        async def chunked() -> AsyncIterator[bytes]:
+            yield b'{"name": "a.b", "data": "'
+            for _ in range(MAX_API_BODY // 65536 + 1):
+                yield b"x" * 65536
+            yield b'"}'
+
+        streamed = await client.post("/api/events", content=chunked())
+        assert _error(streamed)[:2] == (413, "PayloadTooLarge")
+        listed = (await client.get("/api/events")).json()["events"]
+        assert listed == []  # nothing was stored
+        fits = await client.post("/api/events", json={"name": "a.b", "data": "x" * 1000})
+        assert fits.status_code == 202
+
+
+async def test_a_false_content_length_is_refused(store: Store) -> None:
+    async with _client(store) as client:
+        headers = {"Content-Length": "not a number", "Content-Type": "application/json"}
+        answer = await client.post("/api/events", content=b"{}", headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "BadRequest"
