@@ -335,3 +335,33 @@ async def test_a_false_content_length_is_refused(store: Store) -> None:
         headers = {"Content-Length": "not a number", "Content-Type": "application/json"}
         answer = await client.post("/api/events", content=b"{}", headers=headers)
     assert answer.status_code == 400 and answer.json()["error"]["type"] == "BadRequest"
+
+
+# -- text that is not Unicode (lone surrogates) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/events", '{"name": "a.b", "data": "\\ud800"}'),
+        ("/api/events", '{"name": "a.b", "data": {"\\udfff": 1}}'),
+        ("/api/events", '{"name": "a.b", "data": 1, "metadata": {"k": ["\\ud800x"]}}'),
+        ("/api/workflows/w/runs", '{"input": {"text": "\\ud83d"}}'),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_and_listings_stay_readable(
+    store: Store, path: str, body: str
+) -> None:
+    async with _client(store) as client:
+        answer = await client.post(path, content=body)
+        status, kind, message = _error(answer)
+        assert (status, kind) == (400, "SerializationError")
+        assert "surrogate" in message
+        assert (await client.get("/api/events")).status_code == 200
+        assert (await client.get("/api/runs")).json()["runs"] == []
+        assert (await client.get("/events")).status_code == 200
+        # A real character outside the BMP (a surrogate pair in JSON) is fine.
+        emoji = await client.post("/api/events", content='{"name":"a.b","data":"\\ud83d\\ude00"}')
+        assert emoji.status_code == 202
+        shown = (await client.get("/api/events")).json()["events"][0]
+        assert shown["data"] == "\N{GRINNING FACE}"
