@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from runtime.clock import SystemClock
 from runtime.config import HttpAddress
+from runtime.limits import MAX_TEXT
 from runtime.store import open_store
 from runtime.store.base import Store
 from runtime.web.app import build_app, store_source
@@ -365,3 +366,91 @@ async def test_a_lone_surrogate_is_refused_and_listings_stay_readable(
         assert emoji.status_code == 202
         shown = (await client.get("/api/events")).json()["events"][0]
         assert shown["data"] == "\N{GRINNING FACE}"
+
+
+# -- delays out of range ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delay", "needle"),
+    [
+        ("1e300", "at most"),
+        ("100000000000000000000", "at most"),
+        ("1e400", "finite"),
+        ("-1", ">= 0 seconds, got -1"),
+        ("-1e300", ">= 0"),
+        ('"5"', "number of seconds"),
+        ("true", "number of seconds"),
+        ("[1]", "number of seconds"),
+        ("{}", "number of seconds"),
+    ],
+)
+async def test_a_bad_delay_answers_400_saying_why(store: Store, delay: str, needle: str) -> None:
+    async with _client(store) as client:
+        answer = await client.post(
+            "/api/events", content=f'{{"name":"a.b","data":1,"delay":{delay}}}'
+        )
+        status, _, message = _error(answer)
+        assert status == 400 and "delay" in message and needle in message, message
+        assert (await client.get("/api/events")).json()["events"] == []
+
+
+async def test_a_delay_in_range_is_kept(store: Store) -> None:
+    async with _client(store) as client:
+        answer = await client.post("/api/events", json={"name": "a.b", "data": 1, "delay": 60})
+        assert answer.status_code == 202
+        event = (await client.get("/api/events")).json()["events"][0]
+    assert event["available_at"] > event["occurred_at"]
+
+
+# -- names past the limit ----------------------------------------------------------------
+
+LONG = "x" * (MAX_TEXT + 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "what"),
+    [
+        ("POST", "/api/events", {"name": f"a.{LONG}", "data": 1}, "name"),
+        ("POST", "/api/events", {"name": "a.b", "data": 1, "idempotency_key": LONG}, "key"),
+        ("POST", f"/api/workflows/{LONG}/runs", {"input": 1}, "workflow"),
+        ("POST", "/api/workflows/w/runs", {"input": 1, "idempotency_key": LONG}, "key"),
+        ("POST", "/api/workflows/w/runs", {"input": 1, "version": LONG}, "version"),
+        ("GET", f"/api/runs?workflow={LONG}", None, "workflow"),
+        ("GET", f"/api/events?name={LONG}", None, "name"),
+        ("GET", f"/api/deliveries?subscriber_id={LONG}", None, "subscriber_id"),
+        ("GET", f"/api/runs?cursor={LONG}", None, "cursor"),
+        ("GET", f"/api/runs/{LONG}", None, "run_id"),
+        ("POST", f"/api/runs/{LONG}/cancel", None, "run_id"),
+        ("POST", f"/api/deliveries/{LONG}/redrive", None, "delivery_id"),
+    ],
+)
+async def test_a_name_past_the_limit_answers_400(
+    store: Store, method: str, path: str, body: Any, what: str
+) -> None:
+    async with _client(store) as client:
+        answer = await client.request(method, path, json=body)
+        status, _, message = _error(answer)
+    assert status == 400, answer.text
+    assert what in message and f"at most {MAX_TEXT} characters" in message
+    assert LONG not in message  # the message shows a cut, not the whole name
+
+
+async def test_a_name_at_the_limit_is_accepted(store: Store) -> None:
+    key = "k" * MAX_TEXT
+    async with _client(store) as client:
+        answer = await client.post(
+            "/api/workflows/w/runs", json={"input": 1, "idempotency_key": key}
+        )
+    assert answer.status_code == 202
+
+
+# -- numbers in other digits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["\u0663", "\uff15", "1_0", " 5", "+5"])
+async def test_a_limit_in_other_digits_is_refused(store: Store, limit: str) -> None:
+    async with _client(store) as client:
+        answer = await client.get("/api/runs", params={"limit": limit})
+    status, _, message = _error(answer)
+    assert status == 400 and "limit must be a whole number" in message
