@@ -15,6 +15,7 @@ shielded), and a server cancelled without a drain cuts its connections at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
@@ -140,6 +141,11 @@ class HttpServer:
         """
         for listener in getattr(server, "servers", []):
             listener.close()  # unregisters the socket from the loop before closing it
+        if sock.fileno() != -1:
+            # Cancelled inside uvicorn's startup, the socket may be registered with the
+            # loop by a listener uvicorn never kept: a later socket on the same file
+            # descriptor would then never be served.
+            asyncio.get_running_loop().remove_reader(sock.fileno())
         sock.close()
         state = server.server_state
         for connection in list(state.connections):

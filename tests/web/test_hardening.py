@@ -25,7 +25,7 @@ from runtime.config import HttpAddress
 from runtime.limits import MAX_TEXT
 from runtime.store import open_store
 from runtime.store.base import Store
-from runtime.web.app import build_app, store_source
+from runtime.web.app import build_app, create_app, store_source
 from runtime.web.auth import MAX_API_BODY, MAX_LOGIN_BODY
 from runtime.web.console import Console
 from runtime.web.project import Project
@@ -133,6 +133,18 @@ async def test_a_cancelled_server_leaves_no_listening_socket() -> None:
             assert port is not None and not _refused(port)
             tg.cancel_scope.cancel()  # not drained: cancelled
     assert server.stopped and _refused(port)
+    # The loop forgot the socket too: a server started next (likely on the same file
+    # descriptor) accepts and answers.
+    app = SlowApp()
+    app.release.set()
+    following = HttpServer(app, HttpAddress("127.0.0.1", 0))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(following.run)
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{following.port}/")
+            following.drain()
+    assert answer.text == "the whole answer"
 
 
 async def test_a_cancelled_server_cuts_its_connections() -> None:
@@ -268,6 +280,22 @@ async def test_the_host_check_can_be_left_to_the_server_in_front(store: Store) -
     async with _client(store, loopback_only=False) as client:
         answer = await client.get("/api/runs", headers={"Host": "ops.example.com"})
     assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(("loopback_only", "status"), [(True, 403), (False, 200)])
+async def test_a_mounted_app_checks_the_name_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_only: bool, status: int
+) -> None:
+    monkeypatch.delenv("RUNTIME_HTTP_TOKEN", raising=False)
+    app = create_app(f"sqlite:///{tmp_path / 'app.db'}", project=None, loopback_only=loopback_only)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="https://ops.example.com") as client,
+    ):
+        assert (await client.get("/api/runs")).status_code == status
+        local = await client.get("/api/runs", headers={"Host": "localhost:8000"})
+        assert local.status_code == 200
 
 
 async def test_a_rebinding_page_is_refused_by_the_real_server(store: Store) -> None:
