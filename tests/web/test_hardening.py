@@ -1,10 +1,12 @@
 """The HTTP surface under pressure: shutdown with requests in flight, requests for other
 host names, oversized bodies, and bad input that used to answer 500.
 
-Each test here failed before its fix: a drain cut the answer of a request in flight, a
-cancelled server could leave its port open, any Host was served without a token (DNS
-rebinding), bodies were read whole whatever their size, and text with a lone surrogate,
-a huge delay or a very long name reached the store (and came back as a 500).
+Each fix here has a test that failed before it: a drain followed by the task group's
+cancellation cut the answer of a request in flight; a cancelled server left its
+connections open and its socket registered with the loop (the next server on that
+descriptor never answered); any Host was served without a token (DNS rebinding);
+bodies were read whole whatever their size; and text with a lone surrogate, a huge
+delay or a very long name reached the store (or answered 500).
 """
 
 from __future__ import annotations
