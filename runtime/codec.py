@@ -39,10 +39,11 @@ def dumps(value: Any, what: str) -> str:
     """Serialize ``value`` to JSON text.
 
     Pydantic models are dumped in JSON mode; datetimes become ISO text; tuples
-    and sets become lists. Anything else unknown is refused.
+    and sets become lists. Anything else unknown is refused, and so is text
+    holding a lone surrogate (``"\\ud800"``: not Unicode, not encodable as UTF-8).
 
     Raises:
-        SerializationError: naming ``what`` and the offending type.
+        SerializationError: naming ``what`` and the offending type or text.
     """
     try:
         text = json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False)
@@ -56,7 +57,29 @@ def dumps(value: Any, what: str) -> str:
             "bool, None) or a pydantic model"
         ) from exc
     check_depth(text, what)
+    if "\\ud" in text:  # a surrogate escape: a pair (a character past U+FFFF) or a lone one
+        _check_surrogates(value, what)
     return text
+
+
+def _check_surrogates(value: Any, what: str) -> None:
+    """Refuse text holding a lone surrogate (``"\\ud800"``): it is not Unicode, so
+    it could be stored escaped but never encoded as UTF-8 again (an answer, a
+    PostgreSQL ``jsonb``).
+
+    Raises:
+        SerializationError: naming ``what`` and the surrogate.
+    """
+    unescaped = json.dumps(value, default=_default, ensure_ascii=False, allow_nan=False)
+    try:
+        unescaped.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        found = unescaped[exc.start]
+        raise SerializationError(
+            f"{what} cannot be stored: its text holds a lone surrogate ({found!r}), which "
+            "is not Unicode; a character past U+FFFF is one code point in Python, or a "
+            "pair of escapes in JSON"
+        ) from None
 
 
 # A JSON string (skipped whole) or a bracket.

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from runtime.codec import utf8
 from runtime.cron import timezone
 from runtime.errors import ConfigError, DefinitionError
-from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration, period
+from runtime.limits import MAX_CONCURRENCY, MAX_SHUTDOWN_GRACE, count, duration, period, shown
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,12 +192,16 @@ def parse_http_address(value: Any, where: str = "http") -> HttpAddress:
     """
     example = "HOST:PORT, e.g. 127.0.0.1:8000"
     if not isinstance(value, str):
-        raise ConfigError(f"{where}: must be {example}, got {value!r}")
+        raise ConfigError(f"{where}: must be {example}, got {shown(value)}")
     host, sep, port = value.strip().rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{where}: must be {example} (a port from 0 to 65535), got {value!r}")
+    # ASCII digits only (int() also reads other scripts' digits), and few of them.
+    digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not sep or not host or not digits or not 0 <= int(port) <= 65535:
+        raise ConfigError(
+            f"{where}: must be {example} (a port from 0 to 65535), got {shown(value)}"
+        )
     return HttpAddress(host, int(port))
 
 
@@ -220,17 +224,24 @@ def http_token(value: Any, where: str = "http_token") -> str | None:
     """A token the API and dashboard require; ``None`` when none is set.
 
     Raises:
-        ConfigError: not text, blank, shorter than 16 characters, or holding spaces or
-            control characters (it travels in a header and a cookie).
+        ConfigError: not text, blank, shorter than 16 characters, or holding spaces,
+            control characters or anything but ASCII (it travels in a header and a
+            cookie, and is compared as bytes).
     """
     if value is None:
         return None
     if not isinstance(value, str):
         raise ConfigError(f"{where}: must be a string, got {type(value).__name__}")
+    suggestion = "(e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe())')"
+    if not value.isascii():
+        at = next(i for i, c in enumerate(value) if not c.isascii())
+        raise ConfigError(
+            f"{where}: must be ASCII characters only (character {at + 1} is not) {suggestion}"
+        )
     if len(value) < MIN_TOKEN or any(c.isspace() or not c.isprintable() for c in value):
         raise ConfigError(
             f"{where}: must be at least {MIN_TOKEN} printable characters without spaces "
-            "(e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe())')"
+            + suggestion
         )
     return value
 

@@ -40,6 +40,11 @@ MAX_CONCURRENCY = 10_000
 MAX_PAGE = 10_000
 """The largest page a listing returns (``limit``, ``--limit``)."""
 
+MAX_TEXT = 500
+"""The longest name the HTTP API takes (a workflow, an event, an idempotency key, an id,
+a filter), in characters: far past real names, and well inside what an index holds
+(PostgreSQL refuses btree entries past about 2,700 bytes)."""
+
 MAX_RETENTION = 3650 * 24 * 3600.0
 """Ten years: the longest ``retention`` or ``failed_retention`` (0 means never)."""
 
@@ -134,10 +139,21 @@ def count(
     return value
 
 
-def text(value: Any, what: str, *, error: type[Exception] = DefinitionError) -> str:
-    """``value`` as a non-empty string, or ``error`` naming ``what``."""
+def text(
+    value: Any,
+    what: str,
+    *,
+    maximum: int | None = None,
+    error: type[Exception] = DefinitionError,
+) -> str:
+    """``value`` as a non-empty string (of at most ``maximum`` characters), or ``error``
+    naming ``what``."""
     if not isinstance(value, str) or not value.strip():
         raise error(f"{what} must be a non-empty string, got {shown(value)}")
+    if maximum is not None and len(value) > maximum:
+        raise error(
+            f"{what} must be at most {maximum} characters, got {len(value)}: {shown(value)}"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from runtime import (
     RunStatus,
@@ -104,3 +105,45 @@ async def test_a_step_output_too_deep_fails_the_step_not_the_engine(db_url: str)
             assert stored.status is RunStatus.FAILED
         ok = await fine(rt.container).run()
         assert json.dumps(ok.result) == json.dumps(nested(MAX_DEPTH))
+
+
+class Note(BaseModel):
+    text: str
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\ud800",
+        "ok \udfff",
+        {"\ud83d": 1},  # half of a pair, as a key
+        ["a", {"b": ["\udbff"]}],
+        "\ud83d\ude00",  # a pair of surrogates in Python is still not a character
+        Note(text="\ud800"),
+    ],
+)
+def test_a_lone_surrogate_is_a_serialization_error(value: Any) -> None:
+    # Failed before: stored escaped, then a 500 when an answer or jsonb encoded it as UTF-8.
+    with pytest.raises(SerializationError, match=r"^the data cannot be stored: .*surrogate"):
+        dumps(value, "the data")
+
+
+def test_characters_past_the_bmp_and_backslashes_still_round_trip() -> None:
+    value = {"\N{GRINNING FACE}": ["\\ud800 is six characters", "\U0010ffff"]}
+    assert parse(dumps(value, "x"), "x") == value
+    # JSON's escapes of a pair decode to one character, which is stored as it was.
+    assert dumps(parse('"\\ud83d\\ude00"', "x"), "x") == '"\\ud83d\\ude00"'
+    with pytest.raises(SerializationError, match="surrogate"):
+        dumps(parse('"\\ud83d"', "--data"), "--data")
+
+
+async def test_a_step_output_with_a_lone_surrogate_fails_the_step(db_url: str) -> None:
+    @workflow
+    async def broken_text(ctx: WorkflowContext[Any]) -> Any:
+        return await ctx.step("read", lambda: {"name": "\udcff"})
+
+    async with Runtime(db_url, workflows=[broken_text], background=False) as rt:
+        result = await broken_text(rt.container).run(throw_on_error=False)
+        assert result.status is RunStatus.FAILED
+        assert (result.errors[0].type, result.errors[0].step) == ("SerializationError", "read")
+        assert "lone surrogate" in result.errors[0].message

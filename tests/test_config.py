@@ -8,8 +8,10 @@ import pytest
 
 from runtime import Runtime
 from runtime.config import (
+    http_token,
     load_project_config,
     parse_database_url,
+    parse_http_address,
     redact,
     secrets_of,
     unknown_variables,
@@ -272,3 +274,41 @@ def test_secrets_of_finds_the_password_as_written_and_decoded() -> None:
     assert secrets_of("postgresql://app:se%2Fkret@db/app") == ["se%2Fkret", "se/kret"]
     assert secrets_of("postgresql://app@db/app?password=x%40y") == ["x@y"]
     assert secrets_of("postgresql://app@db/app") == []
+
+
+OTHER_DIGITS = [
+    "\uff18\uff10\uff10\uff10",  # 8000 in fullwidth digits
+    "\u0668\u0660\u0660\u0660",  # 8000 in Arabic-Indic digits
+    "\u00b2",  # superscript two: isdigit() says yes, int() says no
+    "8\u0660",
+    "9" * 5000,  # past int()'s 4300 digits
+    "+80",
+]
+
+
+@pytest.mark.parametrize("port", OTHER_DIGITS)
+def test_a_port_in_other_digits_is_refused(port: str) -> None:
+    # Failed before: int() read the first two as 8000; the superscript and the 5000 nines
+    # escaped as a raw ValueError.
+    with pytest.raises(ConfigError, match=r"^--http: must be HOST:PORT.*from 0 to 65535"):
+        parse_http_address(f"127.0.0.1:{port}", "--http")
+    assert parse_http_address("127.0.0.1:08000").port == 8000
+
+
+NON_ASCII_TOKEN = "s3cret-t\u00f6ken-for-tests"
+
+
+def test_a_token_that_is_not_ascii_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
+    # Failed before: printable, so accepted; a cookie or header cannot carry it as is.
+    with pytest.raises(ConfigError, match=r"^create_app\(token=...\): must be ASCII .*9"):
+        http_token(NON_ASCII_TOKEN, "create_app(token=...)")
+    with pytest.raises(ConfigError, match=r"Runtime\(http_token=...\): must be ASCII"):
+        Runtime(f"sqlite:///{tmp_path / 'a.db'}", http_token=NON_ASCII_TOKEN)
+    (tmp_path / "runtime.toml").write_text(f'http_token = "{NON_ASCII_TOKEN}"\n')
+    with pytest.raises(ConfigError, match=r"runtime\.toml: 'http_token': must be ASCII"):
+        load_project_config(tmp_path, environ={})
+    (tmp_path / "runtime.toml").unlink()
+    environ = {"RUNTIME_HTTP_TOKEN": "x" * 16 + "\udcff"}  # a byte that is not UTF-8
+    with pytest.raises(ConfigError, match="environment variable RUNTIME_HTTP_TOKEN: 'http_token'"):
+        load_project_config(tmp_path, environ=environ)
+    assert http_token("x" * 16 + "~!#$%") == "x" * 16 + "~!#$%"

@@ -114,7 +114,7 @@ async def test_the_readme_mounts_the_operator_surface_in_fastapi(
     transport = httpx.ASGITransport(app=api)
     async with (
         api.router.lifespan_context(api),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
         health = await client.get("/runtime/api/health")
         assert health.status_code == 200 and health.json()["status"] == "ok"

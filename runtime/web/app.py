@@ -54,16 +54,20 @@ def build_app(
     console: Console,
     *,
     token: str | None,
+    loopback_only: bool = True,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     telemetry: Telemetry | None = None,
 ) -> Starlette:
     """The app over ``console``; with ``token``, every request needs it (:mod:`.auth`).
 
     ``telemetry``, the serving runtime's, adds its steps and firings to ``/metrics``.
+    Without a token and with ``loopback_only``, only requests addressed to a loopback
+    name (``Host``) are served, against DNS rebinding.
     """
+    gate = Middleware(auth.TokenGate, token=token, loopback_only=loopback_only)
     app = Starlette(
         routes=[*api.routes(), *metrics.routes(), *auth.routes(), *pages.routes()],
-        middleware=[Middleware(auth.TokenGate, token=token)],
+        middleware=[gate],
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )
@@ -108,6 +112,7 @@ def create_app(
     token: str | None = None,
     *,
     project: Path | str | None = ".",
+    loopback_only: bool = True,
 ) -> Starlette:
     """The HTTP API and dashboard over ``database_url``, as an ASGI app.
 
@@ -124,6 +129,12 @@ def create_app(
             working directory), to know its workflows, validate durable input and show
             its schedules; ``None`` for none: runs are then started by name, as
             :class:`runtime.Client` starts them.
+        loopback_only: without a token, answer only requests addressed to a loopback
+            name (``Host``: ``localhost``, ``127.0.0.1``, ``[::1]``, any port) and refuse
+            others with 403, so that a web page cannot reach the app by pointing its own
+            name at 127.0.0.1 (DNS rebinding). ``False`` serves any name: only when the
+            server in front authenticates every request itself. With a token, the name
+            is never checked.
 
     Raises:
         ConfigError: a bad URL, a bad token, or a project that does not load.
@@ -148,7 +159,7 @@ def create_app(
                 await source.close()
 
     console = Console(source, loaded, clock)
-    return build_app(console, token=checked, lifespan=lifespan)
+    return build_app(console, token=checked, loopback_only=loopback_only, lifespan=lifespan)
 
 
 def store_source(store: Store) -> StoreSource:

@@ -10,12 +10,23 @@ Whatever the token, a request that changes something (any method but GET, HEAD a
 OPTIONS) from a page of another origin is refused with 403: the API's actions take no
 body a browser form could not send, so a page elsewhere must not reach them through a
 signed-in (or loopback) dashboard.
+
+Without a token, only requests addressed to this machine by a loopback name are served
+(``Host`` is ``localhost``, an address of ``127.0.0.0/8`` or ``[::1]``, any port); any
+other is refused with 403. A page of another site cannot otherwise be stopped from
+reaching a loopback server: it points its own name at 127.0.0.1 (DNS rebinding), and
+its requests are then same-origin, but they still carry its name. With a token the
+name is not checked (the token is what a page elsewhere cannot have).
+
+Bodies are capped: :data:`MAX_LOGIN_BODY` for the sign-in form, :data:`MAX_API_BODY`
+for anything else; a larger one is refused with 413 before it is read whole.
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -23,7 +34,9 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime.limits import shown
 
 COOKIE = "runtime_token"
 """The cookie the dashboard keeps the token in."""
@@ -38,6 +51,12 @@ BEARER_PATHS = ("/api/", "/metrics", "/openapi.json")
 """Paths that answer 401 rather than sending a browser to the sign-in form."""
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+MAX_LOGIN_BODY = 16 * 1024
+"""The largest sign-in form taken, in bytes (a token and a path fit many times over)."""
+
+MAX_API_BODY = 1024 * 1024
+"""The largest body any other request may send, in bytes (a run's input, an event)."""
 
 
 def route_path(scope: Scope) -> str:
@@ -70,6 +89,29 @@ def matches(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
+def loopback_host(host: str | None) -> bool:
+    """``host`` (a ``Host`` header) names this machine: ``localhost``, an address of
+    ``127.0.0.0/8`` or ``::1`` (``[::1]``), with or without a port."""
+    if not host:
+        return False
+    name, port = host.lower(), ""
+    if name.startswith("["):
+        name, bracket, port = name[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            return False
+        port = port[1:]
+    elif name.count(":") == 1:
+        name, _, port = name.partition(":")
+    if port and not (port.isascii() and port.isdigit()):
+        return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _cross_origin(headers: dict[str, str]) -> bool:
     """A browser sent this from a page of another origin (scheme, host and port)."""
     origin = headers.get("origin")
@@ -85,11 +127,14 @@ class TokenGate:
         app: the app behind the gate.
         token: the token every request needs; ``None`` lets every request through
             (allowed only on a loopback address: :func:`runtime.config.check_exposure`).
+        loopback_only: without a token, refuse requests whose ``Host`` is not a
+            loopback name (:func:`loopback_host`); ignored with a token.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, loopback_only: bool = True) -> None:
         self.app = app
         self.token = token
+        self.loopback_only = loopback_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,14 +142,16 @@ class TokenGate:
             return
         headers = _headers(scope)
         path = route_path(scope)
-        if scope["method"] not in SAFE_METHODS and _cross_origin(headers):
-            refused = _error(403, "Forbidden", "a request from a page of another origin")
+        refused = self._refusal(headers, scope["method"])
+        if refused is not None:
             await refused(scope, receive, send)
             return
         authorized = self.token is None or matches(_given(headers), self.token)
         scope[AUTHORIZED] = authorized
         if authorized or path in OPEN_PATHS:
-            await self.app(scope, receive, send)
+            await _capped(self.app, MAX_LOGIN_BODY if path == "/login" else MAX_API_BODY)(
+                scope, receive, send
+            )
             return
         if path.startswith(BEARER_PATHS):
             message = "this server needs its token: send 'Authorization: Bearer <token>'"
@@ -118,6 +165,73 @@ class TokenGate:
             target = path + (f"?{query}" if query else "")
             response = RedirectResponse(f"{root}/login?next={quote(target)}", status_code=303)
         await response(scope, receive, send)
+
+    def _refusal(self, headers: dict[str, str], method: str) -> Response | None:
+        """403 for a request this server must not serve whoever sends it, else ``None``."""
+        host = headers.get("host")
+        if self.token is None and self.loopback_only and not loopback_host(host):
+            named = "no Host header" if host is None else f"Host {shown(host)}"
+            return _error(
+                403,
+                "ForbiddenHost",
+                f"this server has no token, so it serves only requests addressed to a "
+                f"loopback name (localhost, 127.0.0.1, [::1]); this one has {named}: a page "
+                "of another site may be reaching it through DNS rebinding. To serve other "
+                "names, set http_token",
+            )
+        if method not in SAFE_METHODS and _cross_origin(headers):
+            return _error(403, "Forbidden", "a request from a page of another origin")
+        return None
+
+
+def _capped(app: ASGIApp, limit: int) -> ASGIApp:
+    """``app`` behind a check that the request's body is at most ``limit`` bytes.
+
+    A ``Content-Length`` past the limit is refused unread; a body sent in chunks is
+    read up to the limit (the app reads it whole anyway) and handed on in one piece.
+    """
+
+    async def capped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] in SAFE_METHODS:
+            await app(scope, receive, send)
+            return
+        too_large = _error(
+            413,
+            "PayloadTooLarge",
+            f"the body is too large: {route_path(scope)} takes at most {limit} bytes",
+        )
+        declared = _headers(scope).get("content-length")
+        if declared is not None:
+            if not (declared.isascii() and declared.isdigit()):
+                bad = _error(400, "BadRequest", f"Content-Length {shown(declared)} is not a number")
+                await bad(scope, receive, send)
+                return
+            digits = declared.lstrip("0")
+            if len(digits) > len(str(limit)) or int(digits or "0") > limit:
+                await too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+
+        async def replay() -> Message:
+            return body.pop() if body else await receive()
+
+        await app(scope, replay, send)
+
+    return capped
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:

@@ -24,7 +24,7 @@ from runtime.errors import (
     InvalidTransitionError,
     UnknownWorkflowError,
 )
-from runtime.limits import MAX_PAGE, count, shown, text
+from runtime.limits import MAX_PAGE, MAX_TEXT, count, shown, text
 from runtime.models import (
     Control,
     DeliveryRecord,
@@ -107,20 +107,21 @@ def limit_arg(value: Any) -> int:
     if value is None:
         return DEFAULT_LIMIT
     if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise DefinitionError(f"limit must be a whole number, got {shown(value)}") from None
+        # ASCII digits only: int() also takes other scripts' digits, " 5", "+5" and "1_0".
+        if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_PAGE)) + 10:
+            raise DefinitionError(f"limit must be a whole number, got {shown(value)}")
+        value = int(value)
     return count(value, "limit", minimum=1, maximum=MAX_PAGE)
 
 
 def plain_text(value: Any, what: str) -> str:
-    """``value`` checked as non-empty text a database column can hold (no NUL).
+    """``value`` checked as non-empty text a database column can hold: no NUL, at most
+    :data:`~runtime.limits.MAX_TEXT` characters (an index holds it).
 
     Raises:
         DefinitionError: naming ``what``.
     """
-    checked = text(value, what)
+    checked = text(value, what, maximum=MAX_TEXT)
     if "\x00" in checked:
         raise DefinitionError(f"{what} must not contain a NUL character")
     return checked
@@ -243,7 +244,12 @@ class Console:
 
     def knows(self, workflow: str) -> None:
         """Raise :class:`UnknownWorkflowError` unless the project defines ``workflow``
-        (any version); without a project every name is accepted."""
+        (any version); without a project every name is accepted.
+
+        Raises:
+            DefinitionError: ``workflow`` is not a name (:func:`plain_text`).
+        """
+        workflow = plain_text(workflow, "workflow")
         if self.project.known and workflow not in self.project.registry.names():
             raise UnknownWorkflowError(
                 workflow, None, versions=[], workflows=self.project.registry.names()
@@ -329,7 +335,7 @@ class Console:
             plain_text(name, "name"),
             data,
             metadata=metadata,
-            delay=delay,  # checked there: a number of seconds in range
+            delay=delay,  # checked there: finite, >= 0, at most MAX_DURATION
             idempotency_key=idempotency_key,
             now=self._clock.now(),
         )

@@ -4,10 +4,18 @@ The socket is bound before the task reports itself started, so "started" means
 connections are accepted (queued until uvicorn takes them); a port in use fails the
 start with a message naming the address. uvicorn's own signal handling is off: the
 service owns SIGTERM and SIGINT and calls :meth:`HttpServer.drain`.
+
+However the server ends, :meth:`HttpServer.run` returns only once nothing of it is
+left: the listening socket is closed, and no request is still being handled. That
+matters to the service, which drains the server and then cancels its task group and
+closes the store: a request in flight when :meth:`~HttpServer.drain` was called
+still gets up to ``grace`` seconds to finish (the cancellation waits for it,
+shielded), and a server cancelled without a drain cuts its connections at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
@@ -25,6 +33,9 @@ logger = structlog.get_logger("runtime.web")
 
 BACKLOG = 2048
 """Connections the kernel queues before uvicorn accepts them."""
+
+CUT_WAIT = 1.0
+"""Seconds the handlers of requests cut at shutdown get to unwind."""
 
 
 class _Server(uvicorn.Server):
@@ -75,6 +86,7 @@ class HttpServer:
         self.grace = grace
         self._server: _Server | None = None
         self._port: int | None = None
+        self._deadline: float | None = None
 
     @property
     def port(self) -> int | None:
@@ -84,6 +96,7 @@ class HttpServer:
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen, report started, and serve until :meth:`drain` (or cancellation)."""
         sock = bind(self.address)
+        self._deadline = None
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
@@ -101,13 +114,58 @@ class HttpServer:
         try:
             await server.serve(sockets=[sock])
         finally:
-            sock.close()
+            with anyio.CancelScope(shield=True):
+                await self._stop(server, sock)
             self._server = None
 
     def drain(self) -> None:
-        """Stop accepting connections; requests in flight get ``grace`` seconds."""
-        if self._server is not None:
-            self._server.should_exit = True
+        """Stop accepting connections; requests in flight get ``grace`` seconds.
+
+        :meth:`run` returns once they are answered (or the grace is over), even when
+        its task is cancelled meanwhile.
+        """
+        server = self._server
+        if server is not None and self._deadline is None:
+            self._deadline = anyio.current_time() + self.grace
+            server.should_exit = True
+            # Refused from now on, not once uvicorn's loop looks at should_exit.
+            for listener in getattr(server, "servers", []):
+                listener.close()
+
+    async def _stop(self, server: _Server, sock: socket.socket) -> None:
+        """Close what uvicorn may have left open when its serving was cut short.
+
+        After a drain, requests in flight get what is left of the grace; then (or at
+        once, without a drain) their connections are cut and their tasks cancelled.
+        Once uvicorn finished its own shutdown there is nothing left to do.
+        """
+        for listener in getattr(server, "servers", []):
+            listener.close()  # unregisters the socket from the loop before closing it
+        if sock.fileno() != -1:
+            # Cancelled inside uvicorn's startup, the socket may be registered with the
+            # loop by a listener uvicorn never kept: a later socket on the same file
+            # descriptor would then never be served.
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+        sock.close()
+        state = server.server_state
+        for connection in list(state.connections):
+            connection.shutdown()  # idle keep-alive connections close now, busy ones after
+        if self._deadline is not None:
+            with anyio.move_on_after(self._deadline - anyio.current_time()):
+                while state.tasks:  # noqa: ASYNC110 - uvicorn's tasks, not ours to await
+                    await anyio.sleep(0.01)
+        if state.tasks:
+            logger.warning("http_requests_cut", requests=len(state.tasks))
+        for connection in list(state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+        for task in list(state.tasks):
+            task.cancel()
+        # The cancelled handlers unwind (a store must not close under them).
+        with anyio.move_on_after(CUT_WAIT):
+            while state.tasks:  # noqa: ASYNC110 - as above
+                await anyio.sleep(0.01)
 
     @property
     def stopped(self) -> bool:

@@ -133,6 +133,10 @@ for payload in ("data", "metadata"):
         (["emit", "a.b", f"--{payload}", "@nope.json"], 2, f"--{payload} @nope.json: no such"),
     ]
 # Failed before: null was taken as no metadata; the others' message named no option.
+# Failed before: stored escaped, then every listing of the event failed to encode it.
+for payload in ("data", "metadata"):
+    lone = '"\\ud800"' if payload == "data" else '{"k": "\\udfff"}'
+    CLI.append((["emit", "a.b", f"--{payload}", lone], 2, "lone surrogate"))
 for not_an_object in ("[1]", "1", '"s"', "true", "null"):
     CLI.append((["emit", "a.b", "--metadata", not_an_object], 2, "must be a JSON object"))
 for name in ("", " ", "a b", "a..b", "*", "a.*", ".", "\x00", BAD_UTF8, "a/b"):
@@ -207,6 +211,10 @@ CLI += [
 for serving in (["start"], ["dashboard"]):
     for address in ("nope", "8000", ":8000", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:70000"):
         CLI.append(([*serving, "--http", address], 2, "--http: must be HOST:PORT"))
+    # Failed before: int() read other scripts' digits as a port (the first two served on
+    # 8000); a superscript digit or 5000 nines escaped as a traceback.
+    for port in ("\uff18\uff10\uff10\uff10", "\u0668\u0660\u0660\u0660", "\u00b2", "9" * 5000):
+        CLI.append(([*serving, "--http", f"127.0.0.1:{port}"], 2, "--http: must be HOST:PORT"))
     for exposed in ("0.0.0.0:8000", "[::]:8000", "192.0.2.1:8000", "example.com:80"):
         CLI.append(([*serving, "--http", exposed], 2, "refusing to serve the HTTP API"))
     CLI.append(([*serving, "--http", ""], 2, "'--http': must be a non-empty string"))
@@ -492,6 +500,16 @@ PROJECTS: list[tuple[str, dict[str, Any], str]] = [
         "http_token with a space",
         {"runtime.toml": "[runtime]\nhttp_token = 'a b c d e f g h i j k'\n"},
         "'http_token'",
+    ),
+    (
+        "http_token not ascii",
+        {"runtime.toml": "[runtime]\nhttp_token = 's3cret-t\u00f6ken-for-tests'\n"},
+        "'http_token': must be ASCII",
+    ),
+    (
+        "http port in other digits",
+        {"runtime.toml": "[runtime]\nhttp = '127.0.0.1:\uff18\uff10\uff10\uff10'\n"},
+        "'http'",
     ),
 ]
 

@@ -45,7 +45,7 @@ def dashboard_app(store: Store, known: Project, token: str | None = None) -> Sta
 
 def client_of(app: Starlette) -> httpx.AsyncClient:
     """A client of ``app``, in process."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 @asynccontextmanager

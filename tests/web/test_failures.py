@@ -19,7 +19,7 @@ def _app(failure: Exception) -> httpx.AsyncClient:
         raise failure
 
     app = build_app(Console(store, Project.unknown(), SystemClock()), token=None)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 async def test_a_database_that_cannot_be_reached_answers_503() -> None:
