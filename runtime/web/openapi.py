@@ -17,7 +17,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from runtime.limits import MAX_DURATION, MAX_PAGE
+from runtime.limits import MAX_DURATION, MAX_PAGE, MAX_TEXT
 from runtime.models import (
     Control,
     DeliveryStatus,
@@ -33,11 +33,13 @@ Schema = dict[str, Any]
 
 TEXT: Schema = {
     "type": "string",
+    "maxLength": MAX_TEXT,
     "pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
     "description": "Text with a character other than white space, and no NUL.",
 }
 EVENT_NAME: Schema = {
     "type": "string",
+    "maxLength": MAX_TEXT,
     "pattern": r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$",
     "description": "Dot-separated segments of letters, digits, '_', '-' or ':'.",
     "examples": ["order.placed"],
@@ -277,8 +279,10 @@ ERRORS: dict[str, str] = {
     "400": "A request that is not well formed: a body that is not a JSON object, a field "
     "missing or unknown, a bad or unknown query parameter.",
     "401": "No token, or a wrong one (only when the server has a token).",
-    "403": "A request that changes something, from a page of another origin.",
+    "403": "A request that changes something, from a page of another origin; without a "
+    "token, a request whose Host is not a loopback name (DNS rebinding).",
     "404": "No such run, workflow (or version) or delivery.",
+    "413": "A body past the limit (1 MiB).",
     "409": "An action the run state table refuses (DESIGN 2.1), or a delivery not dead.",
     "422": "Input that does not validate against the durable workflow's schema; no run is created.",
     "503": "The database cannot be reached.",
@@ -338,7 +342,8 @@ def _operation(
     body: str | None = None,
     secured: bool,
 ) -> dict[str, Any]:
-    statuses = ("400", *(("401",) if secured else ()), *errors, "503")
+    # Without a token, any request whose Host is not a loopback name answers 403.
+    statuses = {"400", *(("401",) if secured else ("403",)), *errors, "503"}
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": summary.split(":")[0].lower().replace(" ", "_").replace("'", ""),
@@ -366,6 +371,7 @@ def _paths(secured: bool) -> dict[str, Any]:
                 f"{action.capitalize()} run: the state table's {action} (DESIGN 2.1)",
                 {"200": _json(_ref("RunWithSteps"), "The run after the change.")},
                 "403",
+                "413",
                 "404",
                 "409",
                 parameters=[run_id],
@@ -394,6 +400,7 @@ def _paths(secured: bool) -> dict[str, Any]:
                     "200": _json(_ref("Started"), "The run its idempotency_key started."),
                 },
                 "403",
+                "413",
                 "404",
                 "422",
                 parameters=[_path("name", "The workflow's name.")],
@@ -434,6 +441,7 @@ def _paths(secured: bool) -> dict[str, Any]:
                     "200": _json(_ref("Emitted"), "The event its idempotency_key stored."),
                 },
                 "403",
+                "413",
                 body="Emit",
             ),
         },
@@ -454,6 +462,7 @@ def _paths(secured: bool) -> dict[str, Any]:
                 "Redrive: a dead delivery, pending again with fresh attempts",
                 {"200": _json(_ref("Delivery"), "The delivery, pending.")},
                 "403",
+                "413",
                 "404",
                 "409",
                 parameters=[_path("delivery_id", "The delivery's id.")],
@@ -469,6 +478,18 @@ def _paths(secured: bool) -> dict[str, Any]:
             "get": op(
                 "List subscribers: with recent deliveries",
                 {"200": _json(_ref("Subscribers"), "Every subscriber.")},
+            )
+        },
+        "/metrics": {
+            "get": op(
+                "Metrics: Prometheus text (docs/metrics.md)",
+                {
+                    "200": {
+                        "description": "The metrics, named runtime_*; runtime_store_up is 0 "
+                        "when the database cannot be read (the answer is still 200).",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
             )
         },
         "/openapi.json": {

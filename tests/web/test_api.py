@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from runtime.models import DeliveryRecord, EventRecord, FiringRecord, RunRecord, StepRecord
 from runtime.models import StepError as StepErrorModel
-from runtime.web import create_app
+from runtime.web import create_app, metrics
 from runtime.web.api import routes
 from runtime.web.openapi import document
 from tests.helpers.backends import BACKENDS
@@ -117,7 +117,7 @@ async def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 def test_the_document_lists_every_route_the_api_serves() -> None:
     served = {
         route.path: (route.methods or set()) - {"HEAD"}
-        for route in routes()
+        for route in [*routes(), *metrics.routes()]
         if isinstance(route, Route)
     }
     doc = document(secured=True)
@@ -339,6 +339,32 @@ async def test_a_change_from_another_origin_answers_403(api: Api) -> None:
         headers={"Origin": "https://evil.example"},
     )
     assert answer["error"]["type"] == "Forbidden"
+
+
+async def test_a_body_past_the_cap_answers_413_as_the_document_says(api: Api) -> None:
+    too_big = b'{"name": "a.b", "data": "' + b"x" * (1 << 20) + b'"}'
+    answer = await api.call(
+        "POST", "/api/events", 413, content=too_big, headers={"Content-Type": "application/json"}
+    )
+    assert answer["error"]["type"] == "PayloadTooLarge"
+
+
+async def test_without_a_token_a_host_that_is_not_loopback_answers_403_as_documented(
+    seeded: tuple[Path, str, Seeded],
+) -> None:
+    folder, url, _ = seeded
+    app = create_app(url, None, project=folder)
+    transport = httpx.ASGITransport(app=app)
+    doc = document(secured=False)
+    async with lifespan(app), httpx.AsyncClient(transport=transport) as client:
+        for method, path in (("GET", "/api/runs"), ("POST", "/api/events")):
+            answer = await client.request(method, f"http://evil.example{path}", json={})
+            assert answer.status_code == 403, answer.text
+            assert answer.json()["error"]["type"] == "ForbiddenHost"
+            conforms(doc, method, path, answer)
+        served = await client.get("http://localhost/api/runs")
+        assert served.status_code == 200
+        conforms(doc, "GET", "/api/runs", served)
 
 
 # -- actions, each on its own database ---------------------------------------------------

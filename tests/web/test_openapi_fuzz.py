@@ -77,7 +77,7 @@ def test_the_api_keeps_to_its_document(served: Any) -> None:
     # Every operation was sent requests (schemathesis leaves out the document's own
     # path, GET /openapi.json: tests/web/test_api.py reads it).
     operations = {result.ok().label for result in schema.get_all_operations()}
-    assert len(operations) == 15 and operations <= tested
+    assert len(operations) == 16 and operations <= tested
 
 
 def _failures(recorder: Any) -> list[str]:
