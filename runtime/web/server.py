@@ -101,6 +101,14 @@ class HttpServer:
         try:
             await server.serve(sockets=[sock])
         finally:
+            # Cancelled rather than drained (a Runtime left by ``async with``), uvicorn
+            # never shut down: its listener is still registered with the loop and its
+            # connections still answer. Shut it down before the socket goes, or the next
+            # socket given this descriptor is never watched (no later server in this loop
+            # accepts) and kept-alive clients are answered from a closed store.
+            if any(listener.is_serving() for listener in getattr(server, "servers", ())):
+                with anyio.CancelScope(shield=True):
+                    await server.shutdown(sockets=[sock])
             sock.close()
             self._server = None
 
