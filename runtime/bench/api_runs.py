@@ -28,7 +28,15 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 
-from runtime.bench.seed import RARE_STATUS, count_postgres, count_sqlite, seed_postgres, seed_sqlite
+from runtime.bench.seed import (
+    RARE_STATUS,
+    check_postgres,
+    check_sqlite,
+    count_postgres,
+    count_sqlite,
+    seed_postgres,
+    seed_sqlite,
+)
 from runtime.clock import SystemClock
 from runtime.config import HttpAddress, parse_database_url, redact
 from runtime.errors import ConfigError, RuntimeBaseError, StoreError
@@ -257,6 +265,7 @@ def api_runs(
         schema = named or DEFAULT_SCHEMA
         joiner = "&" if "?" in parsed.path else "?"
         url = f"{parsed.path}{joiner}schema={schema}"
+        check_postgres(parsed.path, schema)
         anyio.run(_create, url)
         seeded = seed_postgres(parsed.path, schema, runs, progress)
         held = count_postgres(parsed.path, schema)
@@ -266,6 +275,7 @@ def api_runs(
         with tempfile.TemporaryDirectory(prefix="bench-api-runs-") as tmp:
             return api_runs(runs, Path(tmp) / "runs.db", None, rounds=rounds, progress=progress)
     url = f"sqlite:///{path}"
+    check_sqlite(str(path))
     anyio.run(_create, url)
     seeded = seed_sqlite(str(path), runs, progress)
     held = count_sqlite(str(path))

@@ -8,7 +8,8 @@ on a fresh database each time) in three modes, one after the other:
 - ``dashboard``: every measured ``Runtime`` also serves the API and the dashboard on a
   loopback port (``Runtime(http=...)``: the :class:`runtime.web.server.HttpServer` in
   the runtime's own task group, as ``runtime start --http`` runs it), polled by a
-  separate process (``runtime.bench.poller``) at :data:`LOADS` ``["dashboard"]``
+  separate process (``runtime/bench/poller.py``, started and polling before the
+  measurement begins) at :data:`LOADS` ``["dashboard"]``
   requests per second: ``/api/runs``, ``/api/health`` and the dashboard's runs page
   ``/`` in turn, a dashboard refreshing its three every 2 s;
 - ``busy``: the same at 20 requests per second.
@@ -31,10 +32,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 
+from runtime.bench import poller
 from runtime.bench.figures import measure
 from runtime.bench.scratch import scratch
 from runtime.errors import StoreError
@@ -73,11 +76,14 @@ def free_port() -> int:
 
 @contextmanager
 def polling(base: str, rate: float, tally: dict[str, Any]) -> Iterator[None]:
-    """A poller process asking ``base`` at ``rate`` per second inside the block; its
-    tally lands in ``tally`` on the way out."""
-    command = [sys.executable, "-m", "runtime.bench.poller", base, str(rate)]
+    """A poller process asking ``base`` at ``rate`` per second inside the block (from its
+    first request on); its tally lands in ``tally`` on the way out."""
+    command = [sys.executable, str(Path(poller.__file__)), base, str(rate)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != poller.READY:
+            raise StoreError("the HTTP poller did not start")
         yield
     finally:
         process.send_signal(signal.SIGTERM)
@@ -110,8 +116,11 @@ def measure_mode(mode: str, *, fast_path: bool, database: str | None) -> dict[st
     with polling(f"http://{http}", LOADS[mode], tally):
         result = figures()
     if not tally["answered"]:
-        raise StoreError(f"the HTTP server at {http} answered none of the poller's requests")
+        raise StoreError(
+            f"the HTTP server at {http} answered none of the poller's requests: {tally}"
+        )
     result["http_requests"] = tally["answered"]
+    result["http_refused"] = tally["refused"]
     result["http_failed"] = tally["failed"]
     result["http_answered_ms_p50"] = tally["answered_ms_p50"]
     return result

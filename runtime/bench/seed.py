@@ -34,9 +34,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from runtime.clock import to_text
+from runtime.errors import ConfigError
 from runtime.models import RunStatus, StepStatus
 
 RUN_PREFIX = "run_bench"
@@ -378,6 +380,46 @@ def count_sqlite(path: str) -> int:
         db.close()
 
 
+_FOREIGN = (
+    "SELECT EXISTS (SELECT 1 FROM {table} WHERE id < '{prefix}') "
+    "OR EXISTS (SELECT 1 FROM {table} WHERE id >= '{prefix}~')"
+)
+"""Whether runs the seeder did not make are there: two seeks at either end of its range."""
+
+
+def check_sqlite(path: str) -> None:
+    """Refuse a file the seeder must not write to: not SQLite, another application's
+    database, or a runtime database holding runs it did not seed (a project's own).
+
+    Raises:
+        ConfigError: naming the file and what it holds.
+    """
+    if not Path(path).exists():
+        return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            if tables and "runs" not in tables:
+                raise ConfigError(
+                    f"--api-runs-db {path}: not a runtime database (no runs table); "
+                    "give a new file or one an earlier --api-runs seeded"
+                )
+            foreign = (
+                tables
+                and db.execute(_FOREIGN.format(table="runs", prefix=RUN_PREFIX)).fetchone()[0]
+            )
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"--api-runs-db {path}: not a SQLite database ({exc})") from None
+    if foreign:
+        raise ConfigError(
+            f"--api-runs-db {path}: holds runs the benchmark did not seed (a project's "
+            "database?); give a new file or one an earlier --api-runs seeded"
+        )
+
+
 def _deliveries_sql(after: int, json_cast: str = "") -> str:
     """Two deliveries for each seeded event whose ``seq`` is above ``after``
     (``json_cast`` types the error document where the column is ``json``)."""
@@ -448,6 +490,27 @@ def count_postgres(conninfo: str, schema: str) -> int:
         where = _SEEDED_RANGE.format(prefix=RUN_PREFIX)
         row = db.execute(f"SELECT count(*) FROM {schema}.runs WHERE {where}").fetchone()
         return int(row[0]) if row else 0
+
+
+def check_postgres(conninfo: str, schema: str) -> None:
+    """Refuse a schema holding runs the seeder did not make (a project's own).
+
+    Raises:
+        ConfigError: naming the schema.
+    """
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as db:
+        found = db.execute("SELECT to_regclass(%s)", (f"{schema}.runs",)).fetchone()
+        if found is None or found[0] is None:
+            return
+        query = _FOREIGN.format(table=f"{schema}.runs", prefix=RUN_PREFIX)
+        row = db.execute(query).fetchone()
+    if row is not None and row[0]:
+        raise ConfigError(
+            f"schema {schema}: holds runs the benchmark did not seed (a project's "
+            "schema?); name a schema of the benchmark's own with ?schema="
+        )
 
 
 def seed_postgres(conninfo: str, schema: str, runs: int, progress: Progress) -> Seeded:
