@@ -12,14 +12,18 @@ on a fresh database each time) in three modes, one after the other:
   measurement begins) at :data:`LOADS` ``["dashboard"]``
   requests per second: ``/api/runs``, ``/api/health`` and the dashboard's runs page
   ``/`` in turn, a dashboard refreshing its three every 2 s;
-- ``busy``: the same at 20 requests per second.
+- ``busy``: the same at 20 requests per second;
+- ``off_again``: no server again (:data:`CONTROL`), the noise's own ratio.
 
 The order of the modes turns each round (off first, then dashboard first, ...), so
 none always runs on a machine warmed (or loaded) by the others. The figures are the
-medians over the rounds; each load mode's ratio to ``off`` is checked on
-:data:`BARS`: throughputs must stay >= 0.9x, median latencies <= 1.1x. Tail figures
-(p95, p99, max stall, cron lag) are reported with their ratio but no bar: on a
-shared 2-core machine they move by more than 10% between two identical rounds.
+medians over the rounds; each load mode's ratio to ``off`` is the median over the
+rounds of its ratio to ``off`` in the same round (paired: a round's three
+measurements follow one another within a minute, so a machine slowed for minutes by
+other work slows both sides of a pair), checked on :data:`BARS`: throughputs must
+stay >= 0.9x, median latencies <= 1.1x. Tail figures (p95, p99, max stall, cron lag)
+are reported with their ratio but no bar: on a shared 2-core machine they move by
+more than 10% between two identical rounds.
 """
 
 from __future__ import annotations
@@ -45,7 +49,12 @@ from runtime.errors import StoreError
 LOADS: dict[str, float] = {"dashboard": 1.5, "busy": 20.0}
 """Requests per second of each load mode's poller."""
 
-MODES = ("off", *LOADS)
+CONTROL = "off_again"
+"""A second measurement without the server in each round: its ratio to ``off`` is
+what the machine's noise alone moves a figure by (an A/A comparison), to read the
+load modes' ratios against."""
+
+MODES = ("off", CONTROL, *LOADS)
 
 TOLERANCE = 0.10
 """Issue 11: within 10% of the figure without the server."""
@@ -99,8 +108,8 @@ def polling(base: str, rate: float, tally: dict[str, Any]) -> Iterator[None]:
 
 
 def measure_mode(mode: str, *, fast_path: bool, database: str | None) -> dict[str, Any]:
-    """``runtime bench``'s figures once in ``mode`` (``off`` or a :data:`LOADS` key)."""
-    http = None if mode == "off" else f"127.0.0.1:{free_port()}"
+    """``runtime bench``'s figures once in ``mode`` (a :data:`MODES` member)."""
+    http = None if mode in ("off", CONTROL) else f"127.0.0.1:{free_port()}"
 
     def figures() -> dict[str, Any]:
         if database is None:
@@ -138,16 +147,10 @@ def compare(
     for i in range(repeat):
         order = MODES[i % len(MODES) :] + MODES[: i % len(MODES)]
         for mode in order:
-            progress(f"round {i + 1}/{repeat}: measuring with http {mode}")
+            progress(f"round {i + 1}/{repeat}: measuring, HTTP server: {mode}")
             samples[mode].append(measure_mode(mode, fast_path=fast_path, database=database))
     medians = {mode: _medians(samples[mode]) for mode in MODES}
-    ratio = {
-        mode: {
-            key: round(medians[mode][key] / medians["off"][key], 3) if medians["off"][key] else None
-            for key in medians["off"]
-        }
-        for mode in LOADS
-    }
+    ratio = {mode: _paired(samples[mode], samples["off"]) for mode in (CONTROL, *LOADS)}
     bars = []
     for figure, sense in BARS:
         limit = 1 - TOLERANCE if sense == ">=" else 1 + TOLERANCE
@@ -173,6 +176,15 @@ def compare(
     }
 
 
+def _paired(on: list[dict[str, Any]], off: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each figure's median, over the rounds, of its ratio to off's in the same round."""
+    ratio: dict[str, float | None] = {}
+    for key in off[0]:
+        pairs = [a[key] / b[key] for a, b in zip(on, off, strict=True) if b[key]]
+        ratio[key] = round(statistics.median(pairs), 3) if pairs else None
+    return ratio
+
+
 def _medians(samples: list[dict[str, Any]]) -> dict[str, float]:
     return {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
 
@@ -185,7 +197,7 @@ def render(result: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for figure, off in result["off"].items():
         row = [figure, f"{off:g}"]
-        for mode in LOADS:
+        for mode in (CONTROL, *LOADS):
             ratio = result["ratio"][mode][figure]
             row += [f"{result[mode][figure]:g}", "-" if ratio is None else f"{ratio:g}"]
         marks = bars.get(figure)
@@ -201,7 +213,7 @@ def render(result: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def header() -> tuple[str, ...]:
     """The table's header, matching :func:`render`'s rows."""
-    cells = ["FIGURE", "OFF"]
+    cells = ["FIGURE", "OFF", "OFF AGAIN", "RATIO"]
     for mode, rate in LOADS.items():
         cells += [f"{mode.upper()} {rate:g}/S", "RATIO"]
     return (*cells, "BAR", "VERDICT")

@@ -37,7 +37,7 @@ from runtime.store.base import Store
 from runtime.web.app import store_source
 from runtime.web.console import Console
 from runtime.web.project import Project
-from tests.helpers.postgres import SERVER, fresh_schema
+from tests.helpers.postgres import SERVER, fresh_schema, new_schema
 from tests.helpers.records import new_run
 
 
@@ -162,8 +162,8 @@ def test_the_cli_reports_each_shape_and_reuses_the_file(tmp_path: Path) -> None:
     assert (result["runs"], result["seeding"]["seeded_runs"]) == (2000, 0)
 
 
-async def test_postgres_cli_seeds_the_schema_the_url_names() -> None:
-    async with fresh_schema() as url:
+def test_postgres_cli_seeds_the_schema_the_url_names() -> None:
+    with new_schema() as url:
         args = ["bench", "--api-runs", "2000", "--database", url, "--runs", "1", "--json"]
         done = CliRunner().invoke(main, args)
         assert done.exit_code == 0, done.output

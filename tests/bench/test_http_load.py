@@ -16,7 +16,16 @@ import pytest
 from click.testing import CliRunner
 
 from runtime.bench import figures, http_load
-from runtime.bench.http_load import BARS, LOADS, MODES, compare, measure_mode, polling, render
+from runtime.bench.http_load import (
+    BARS,
+    CONTROL,
+    LOADS,
+    MODES,
+    compare,
+    measure_mode,
+    polling,
+    render,
+)
 from runtime.bench.scratch import leftover_schemas
 from runtime.cli import main
 from tests.helpers.postgres import SERVER, require_server
@@ -79,7 +88,8 @@ def test_compare_reports_each_figure_with_its_ratio_and_bar() -> None:
     lines: list[str] = []
     result = compare(1, lines.append)
     assert [line.rsplit(" ", 1)[1] for line in lines] == list(MODES)
-    assert set(result["ratio"]) == set(LOADS)
+    assert set(result["ratio"]) == {CONTROL, *LOADS}
+    assert "http_requests" not in result[CONTROL]
     for mode in LOADS:
         assert set(result["ratio"][mode]) == set(result["off"])
         assert result[mode]["http_requests"] > 0
