@@ -82,7 +82,8 @@ def start(ctx: Context, http: str | None) -> None:
     "database",
     type=Text(non_empty=True),
     help="Measure on this PostgreSQL database (postgresql://...), in scratch schemas "
-    "created and dropped by the benchmark (never the project's own).",
+    "created and dropped by the benchmark (never the project's own); with --api-runs, "
+    "in the schema the URL names (default runtime_bench_api_runs), kept for reuse.",
 )
 @click.option(
     "--history",
