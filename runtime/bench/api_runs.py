@@ -28,8 +28,8 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 
+from runtime.bench.mix import RARE_STATUS
 from runtime.bench.seed import (
-    RARE_STATUS,
     check_postgres,
     check_sqlite,
     count_postgres,

@@ -18,16 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from runtime.bench.api_runs import SHAPES, api_runs
-from runtime.bench.seed import (
-    BLOCK,
-    RARE_STATUS,
-    STATUS_MIX,
-    WORKFLOWS,
-    count_sqlite,
-    expected_statuses,
-    seed_postgres,
-    seed_sqlite,
-)
+from runtime.bench.mix import BLOCK, RARE_STATUS, STATUS_MIX, WORKFLOWS, expected_statuses
+from runtime.bench.seed import count_sqlite, seed_postgres, seed_sqlite
 from runtime.cli import main
 from runtime.clock import SystemClock
 from runtime.errors import ConfigError
