@@ -154,7 +154,7 @@ def _quantile(samples: list[float], q: float) -> float:
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
-async def _bus(url: str) -> dict[str, float]:
+async def _bus(url: str, http: str | None = None) -> dict[str, float]:
     """Emit-to-handler latency and delivered events per second, through the durable bus."""
     latencies: list[float] = []
     received = anyio.Event()
@@ -175,7 +175,7 @@ async def _bus(url: str) -> dict[str, float]:
         Subscriber("bench-ping", ping, SubscriberConfig("bench.ping")),
         Subscriber("bench-count", count, SubscriberConfig("bench.count")),
     ]
-    async with Runtime(database=url, subscribers=subscribers, retention=0) as rt:
+    async with Runtime(database=url, subscribers=subscribers, retention=0, http=http) as rt:
         for i in range(EMIT_LATENCY_EVENTS + 20):
             received = anyio.Event()
             await rt.emit("bench.ping", {"t": time.perf_counter()})
@@ -227,10 +227,10 @@ def _durable_chain(name: str, length: int) -> DurableWorkflow:
     return workflow(name=name)(chain)
 
 
-async def _durable(url: str) -> float:
+async def _durable(url: str, http: str | None = None) -> float:
     """Steps per second of 200 background runs of 10 ``ctx.step`` steps, all enqueued at once."""
     chain = _durable_chain("bench-durable", STEPS)
-    async with Runtime(database=url, workflows=[chain], retention=0) as rt:
+    async with Runtime(database=url, workflows=[chain], retention=0, http=http) as rt:
         for _ in range(5):  # warm-up
             await (await rt.workflows.run(chain, {"start": 0})).result(timeout=10)
         started = time.perf_counter()
@@ -242,7 +242,7 @@ async def _durable(url: str) -> float:
     return RUNS * STEPS / elapsed
 
 
-async def _cron(url: str) -> dict[str, float]:
+async def _cron(url: str, http: str | None = None) -> dict[str, float]:
     """How late every-second cron firings start (the job's handler runs) after nominal time."""
     lags: list[float] = []
     enough = anyio.Event()
@@ -259,7 +259,7 @@ async def _cron(url: str) -> dict[str, float]:
             enough.set()
 
     job = Job(tick, JobConfig(name="bench-tick", schedule="* * * * * *"))
-    async with Runtime(database=url, jobs=[job], retention=0):
+    async with Runtime(database=url, jobs=[job], retention=0, http=http):
         with anyio.fail_after(CRON_FIRINGS + 10):
             await enough.wait()
     return {
@@ -280,16 +280,21 @@ async def measure(
     with_cron: bool = True,
     fast_path: bool = True,
     postgres: Scratch | None = None,
+    http: str | None = None,
 ) -> dict[str, float]:
     """Run every measurement once and return the figures.
 
     The cron measurement waits for real firings (about ``CRON_FIRINGS`` seconds).
     ``fast_path=False`` measures the store without its fast path (every transaction
     on aiosqlite's thread), for comparison. With ``postgres``, every measurement runs
-    on a scratch schema of its own there (the caller drops them), not on SQLite.
+    on a scratch schema of its own there (the caller drops them), not on SQLite. With
+    ``http`` (``HOST:PORT``), every measured ``Runtime`` also serves the HTTP API and
+    the dashboard there, as ``runtime start --http`` does (``runtime.bench.http_load``).
     """
     if postgres is not None:
-        return await _measure(postgres.url, lambda: pg_baseline_commit_us(postgres), with_cron)
+        return await _measure(
+            postgres.url, lambda: pg_baseline_commit_us(postgres), with_cron, http
+        )
     query = "" if fast_path else "?fast_path=off"
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
 
@@ -297,18 +302,21 @@ async def measure(
             return f"sqlite:///{Path(tmp) / label}.db{query}"
 
         return await _measure(
-            sqlite, lambda: baseline_commit_us(str(Path(tmp) / "baseline.db")), with_cron
+            sqlite, lambda: baseline_commit_us(str(Path(tmp) / "baseline.db")), with_cron, http
         )
 
 
 async def _measure(
-    urls: Urls, baseline_us: Callable[[], Awaitable[float]], with_cron: bool
+    urls: Urls,
+    baseline_us: Callable[[], Awaitable[float]],
+    with_cron: bool,
+    http: str | None = None,
 ) -> dict[str, float]:
     chain = _chain("bench-chain", STEPS)
     in_flight = _InFlight()
     counted = _chain("bench-counted", STEPS, in_flight)
     single = _chain("bench-single", 1)
-    async with Runtime(database=urls("bench"), retention=0) as rt:
+    async with Runtime(database=urls("bench"), retention=0, http=http) as rt:
         # Warm up: imports, first statements compiled, the file grown.
         for _ in range(5):
             await chain(rt.container).run(input={"start": 0})
@@ -324,9 +332,9 @@ async def _measure(
         latencies = sorted(await _latencies(rt, single))
         queue = await _queue(rt, single)
     baseline = await baseline_us()
-    bus = await _bus(urls("bus"))
-    durable = await _durable(urls("durable"))
-    cron = await _cron(urls("cron")) if with_cron else {}
+    bus = await _bus(urls("bus"), http)
+    durable = await _durable(urls("durable"), http)
+    cron = await _cron(urls("cron"), http) if with_cron else {}
     total_steps = RUNS * STEPS
     return {
         "steps_per_s_sequential": round(total_steps / sequential, 1),

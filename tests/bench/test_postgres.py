@@ -89,7 +89,7 @@ def test_the_schemas_are_dropped_when_the_benchmark_is_interrupted(
 ) -> None:
     """Ctrl-C in the middle (after the first measurement made its schema) drops them all."""
 
-    async def interrupted(url: str) -> dict[str, float]:
+    async def interrupted(url: str, http: str | None = None) -> dict[str, float]:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(figures, "_bus", interrupted)

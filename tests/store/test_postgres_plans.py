@@ -398,3 +398,101 @@ async def test_the_metrics_counts_read_only_the_rows_of_each_status(
     # The check itself: a count grouped over the table reads every run.
     grouped = "SELECT workflow, status, COUNT(*) FROM runs GROUP BY workflow, status"
     assert count_problems(custom_plan(database.conn, grouped, None))
+
+
+LIMIT = 50
+
+
+def analyzed(conn: psycopg.Connection[Any], query: str, params: Any, generic: bool) -> Any:
+    """The plan PostgreSQL runs ``query`` with (its custom plan for these parameters, or
+    with ``generic`` the one it may keep once prepared), run, with the rows each node read."""
+    text, values = positional(query, params)
+    conn.execute(f"SET plan_cache_mode = {'force_generic_plan' if generic else 'auto'}")
+    conn.execute(f"PREPARE listing AS {text}")
+    try:
+        literals = sql.SQL(", ").join(sql.Literal(value) for value in values)
+        explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE listing ({})").format(literals)
+        row = conn.execute(explain).fetchone()
+    finally:
+        conn.execute("DEALLOCATE listing")
+        conn.execute("RESET plan_cache_mode")
+    assert row is not None
+    return row["QUERY PLAN"][0]["Plan"]
+
+
+LISTING_SHAPES: list[dict[str, Any]] = [
+    {"status": status, "workflow": workflow}
+    for status in (
+        None,
+        [RunStatus.COMPLETED],
+        [RunStatus.FAILED],  # one run in 50: most rows of the listing fail the filter
+        [RunStatus.COMPENSATION_FAILED],  # none in the history: a walk would read it all
+        [RunStatus.FAILED, RunStatus.CANCELED],
+        [RunStatus.COMPLETED, RunStatus.COMPENSATION_FAILED, RunStatus.PAUSED],
+    )
+    for workflow in (None, "wf-3")
+]
+"""``list_runs`` as the dashboard and ``GET /api/runs`` call it: each filter, one status,
+a rare one, several (the Console and the CLI pass any number)."""
+
+
+async def listing_statements(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, Any]]:
+    """The statements of each listing shape, first page and the page after a cursor."""
+    cursor = "2020-01-01T00:00:15+00:00|run_00000000000000000000000000"
+    with capture(monkeypatch) as seen:
+        for shape in LISTING_SHAPES:
+            await store.list_runs(**shape, limit=LIMIT)
+            await store.list_runs(**shape, limit=LIMIT, cursor=cursor)
+    return [(query, params) for query, params in seen if "FROM runs" in query]
+
+
+READ_MAX = 10 * (LIMIT + 1)
+"""Runs a listing may read for one page of ``LIMIT``, whichever way (kept or dropped by a
+filter, sorted): a filter that one run in ten passes, walked along the listing index,
+costs a few pages, and so does sorting a small match; a rare status or workflow walked
+along it costs every run there is, and so does sorting a common one."""
+
+
+def listing_problems(plan: dict[str, Any]) -> list[str]:
+    """What in a listing's plan (run) reads more than a few pages: a scan, or any node
+    that read more than :data:`READ_MAX` runs (kept or dropped)."""
+    found = []
+    for node in nodes(plan):
+        if node.get("Relation Name") != "runs":
+            continue
+        kind = node["Node Type"]
+        if kind == "Seq Scan":
+            found.append("scans runs")
+            continue
+        read = node["Actual Rows"] * node["Actual Loops"]
+        read += node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
+        if read > READ_MAX:
+            found.append(f"reads {read} runs ({kind} {node.get('Index Name', '')})".strip())
+    return found
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_every_listing_shape_seeks_its_page(
+    database: Database, monkeypatch: pytest.MonkeyPatch, generic: bool
+) -> None:
+    # GET /api/runs must answer a page from index walks that stop at the page, for any
+    # filter: psycopg prepares a statement on its fifth run, and a generic plan that
+    # walked runs_listing filtering on status read every run for a status that is rare.
+    statements = await listing_statements(database.store, monkeypatch)
+    assert len(statements) == 2 * len(LISTING_SHAPES)
+    found = []
+    for query, params in statements:
+        plan = analyzed(database.conn, query, params, generic)
+        found += [f"{problem} <- {query[-160:]} {params}" for problem in listing_problems(plan)]
+    assert found == [], "\n".join(found)
+
+
+async def test_the_listing_check_fails_on_a_filtered_walk(database: Database) -> None:
+    # The guard itself: the one-statement form (before the fix), planned generically,
+    # walks the listing index and drops every run of another status.
+    query = "SELECT id FROM runs WHERE status = ANY(%s) ORDER BY created_at DESC, id DESC LIMIT %s"
+    plan = analyzed(database.conn, query, [["compensation_failed"], LIMIT + 1], True)
+    [problem] = listing_problems(plan)
+    assert re.fullmatch(r"reads 200\d\d runs \(Index Scan runs_listing\)", problem), problem
