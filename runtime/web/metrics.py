@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from runtime.engine import leases
+from runtime.engine.leases import LEASE_TTL
 from runtime.models import DeliveryStatus, RunStatus
 from runtime.store.records import WorkerRow
 from runtime.telemetry import Histogram, Telemetry, TelemetrySnapshot
@@ -131,8 +131,8 @@ def _store_metrics(reading: StoreReading, workflows: list[str]) -> Iterator[Metr
     )
     dead.add_metric([], reading.deliveries.get(DeliveryStatus.DEAD, 0))
     yield dead
-    # Read at call time: a test or the multi-process launcher may shorten the lease.
-    lease = leases.LEASE_TTL
+    # Read at call time: the multi-process launcher shortens the lease here too.
+    lease = LEASE_TTL
     ages = GaugeMetricFamily(
         "runtime_worker_heartbeat_age_seconds",
         "Seconds since each registered worker's last heartbeat.",

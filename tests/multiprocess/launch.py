@@ -17,6 +17,7 @@ import runtime.engine.leases
 import runtime.engine.worker
 import runtime.service
 import runtime.web.console
+import runtime.web.metrics
 from runtime.cli import main
 
 READERS = (
@@ -25,6 +26,7 @@ READERS = (
     runtime.engine.worker,
     runtime.service,
     runtime.web.console,
+    runtime.web.metrics,
 )
 """The modules that read ``LEASE_TTL`` (each holds its own name for it)."""
 
