@@ -110,7 +110,8 @@ def start(ctx: Context, http: str | None) -> None:
 @click.option(
     "--api-runs",
     type=click.IntRange(1, 10_000_000),
-    help="Seed a database of this many runs and time GET /api/runs on it, per filter shape.",
+    help="Seed a database of this many runs and time GET /api/runs (per filter shape) and the "
+    "dashboard's pages on it.",
 )
 @click.option(
     "--api-runs-db",
@@ -339,7 +340,7 @@ def _api_runs(
         return
     seeding = result["seeding"]
     click.echo(
-        f"runtime bench --api-runs {runs}: GET /api/runs on {result['database']} "
+        f"runtime bench --api-runs {runs}: GET /api/runs and the pages on {result['database']} "
         f"({result['runs']:,} runs; seeded now: {seeding['seeded_runs']:,} in "
         f"{seeding['seconds']} s), {result['rounds']} round(s) of "
         f"{result['shapes'][0]['samples'] // result['rounds']} requests per shape"

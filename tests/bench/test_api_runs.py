@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from runtime.bench.api_runs import SHAPES, api_runs
+from runtime.bench.api_runs import PAGES, SHAPES, api_runs
 from runtime.bench.mix import BLOCK, RARE_STATUS, STATUS_MIX, WORKFLOWS, expected_statuses
 from runtime.bench.seed import count_sqlite, seed_postgres, seed_sqlite
 from runtime.cli import main
@@ -129,12 +129,20 @@ async def test_seeded_postgres_runs_read_right() -> None:
 def test_the_report_holds_every_shape_each_checked(tmp_path: Path) -> None:
     result = api_runs(BLOCK, tmp_path / "runs.db", None, rounds=1, progress=quiet)
     assert result["runs"] == BLOCK and result["seeding"]["seeded_runs"] == BLOCK
-    assert [s["shape"] for s in result["shapes"]] == [shape.name for shape in SHAPES]
+    assert [s["shape"] for s in result["shapes"]] == [s.name for s in (*SHAPES, *PAGES)]
     by_name = {s["shape"]: s for s in result["shapes"]}
     for shape in result["shapes"]:
         assert shape["samples"] == 20
         assert 0 < shape["p50_ms"] <= shape["p95_ms"] <= shape["max_ms"]
-        assert shape["pass"] == (shape["p50_ms"] <= 50)
+        if shape["path"] == "/metrics":
+            assert shape["pass"] is None  # no bar
+        else:
+            assert shape["pass"] == (shape["p50_ms"] <= 50)
+    # The pages asked for the newest run: the first of the unfiltered listing.
+    run_page = by_name["page /runs/{id}"]["path"]
+    assert run_page.startswith("/runs/run_") and by_name["GET /api/runs/{id}"]["path"] == (
+        f"/api{run_page}"
+    )
     assert by_name["limit=100"]["rows"] == 100
     assert by_name["page 2 (cursor)"]["query"].startswith("cursor=")
     assert by_name[f"status={RARE_STATUS.value} (rare)"]["rows"] == 1
@@ -145,7 +153,7 @@ def test_the_cli_reports_each_shape_and_reuses_the_file(tmp_path: Path) -> None:
     args = ["bench", "--api-runs", "2000", "--api-runs-db", str(db), "--runs", "1"]
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
-    for shape in SHAPES:
+    for shape in (*SHAPES, *PAGES):
         assert shape.name in done.stdout
     assert "seeded now: 2,000" in done.stdout
     again = CliRunner().invoke(main, [*args, "--json"])
@@ -162,7 +170,7 @@ def test_postgres_cli_seeds_the_schema_the_url_names() -> None:
         result = json.loads(done.stdout)
         assert result["runs"] == 2000
         assert url.rsplit("schema=", 1)[1] in result["database"]
-        assert [s["shape"] for s in result["shapes"]] == [shape.name for shape in SHAPES]
+        assert [s["shape"] for s in result["shapes"]] == [s.name for s in (*SHAPES, *PAGES)]
 
 
 async def test_a_database_with_runs_not_seeded_is_refused(tmp_path: Path) -> None:
