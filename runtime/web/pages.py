@@ -249,6 +249,15 @@ async def runs_page(request: Request, console: Console) -> Response:
     )
 
 
+_TITLES = {
+    "pause": "Nothing runs until it is resumed (a running step finishes first).",
+    "resume": "Due again now; a durable sleep keeps its wake-up time.",
+    "cancel": "Roll it back: its completed steps are compensated. Retry runs it again.",
+    "retry": "Run it again from its first step without a valid checkpoint "
+    "(after a failed rollback: the compensations that failed).",
+}
+"""What each action's button says on hover (DESIGN 2.1)."""
+
 _DONE = {
     "pause": "Paused.",
     "resume": "Resumed: the run is due again.",
@@ -318,6 +327,7 @@ async def _run_page(
         done=None if refused else _done_message(request.query_params.get("done"), run),
         refused=refused,
         base=f"/runs/{quote(run['id'], safe='')}",
+        action_titles=_TITLES,
     )
 
 

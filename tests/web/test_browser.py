@@ -189,3 +189,26 @@ async def test_screenshots_of_the_runs_page_and_a_run_page(tmp_path: Path) -> No
         "runs-laptop.png",
         "runs-phone.png",
     ]
+
+
+async def test_cancel_a_sleeping_run_and_retry_a_failed_one(tmp_path: Path) -> None:
+    # A browser test (or an operator's script) clicks Cancel as DESIGN 6 names it;
+    # Playwright, like any automation, dismisses a window.confirm() it did not expect.
+    with anyio.fail_after(BOUND):
+        async with serving(tmp_path) as (base, ids), browsing() as page:
+            await page.goto(f"{base}/runs/{ids.sleeping}")
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(page).to_have_url(f"{base}/runs/{ids.sleeping}?done=cancel")
+            await expect(page.get_by_role("status")).to_contain_text("Cancel")
+            badge = page.locator(".page-head .badge")
+            await expect(badge).to_have_text(re.compile("^(compensating|canceled)$"))
+            await expect(page.get_by_role("button", name="Pause", exact=True)).to_have_count(0)
+            await page.goto(f"{base}/runs/{ids.failed}")
+            await expect(badge).to_have_text("failed")
+            for refused in ("Pause", "Resume", "Cancel"):
+                await expect(page.get_by_role("button", name=refused)).to_have_count(0)
+            await page.get_by_role("button", name="Retry").click()
+            await expect(page).to_have_url(f"{base}/runs/{ids.failed}?done=retry")
+            await expect(badge).to_have_text("pending")
+            await expect(page.get_by_role("status")).to_contain_text("Retried")
+            await expect(page.get_by_role("button", name="Retry")).to_have_count(0)

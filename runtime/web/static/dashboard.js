@@ -1,4 +1,4 @@
-// The runtime dashboard: local times, the runs table's auto-refresh, confirmations.
+// The runtime dashboard: local times, the runs table's auto-refresh, filter chips.
 // Plain JavaScript, no build step; every page works without it.
 (function () {
   "use strict";
@@ -50,15 +50,11 @@
     }, 5000);
   }
 
-  // Filter chips apply at once; forms marked data-confirm ask first.
+  // Filter chips apply at once. Actions ask no confirm(): automation dismisses one it
+  // does not expect, and a canceled run can be retried.
   function forms() {
     document.querySelectorAll("form[data-autosubmit] input[type=checkbox]").forEach(function (box) {
       box.addEventListener("change", function () { box.form.requestSubmit(); });
-    });
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        if (!confirm(form.dataset.confirm)) event.preventDefault();
-      });
     });
   }
 
