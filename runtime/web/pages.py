@@ -328,6 +328,7 @@ async def _run_page(
         refused=refused,
         base=f"/runs/{quote(run['id'], safe='')}",
         action_titles=_TITLES,
+        ended=RunStatus(run["status"]).terminal,
     )
 
 

@@ -15,13 +15,17 @@
     });
   }
 
-  // The runs table reloads itself: the page's own URL (filters and page included) is
-  // fetched again and the table swapped, while the toggle is on and the tab is visible.
+  // The runs table, and a run's page until the run ends, reload themselves: the page's
+  // own URL (filters and page included; data-source where the page answered a POST) is
+  // fetched again and the part swapped when it changed, while the toggle is on and the
+  // tab is visible. A part marked data-final (an ended run) stops the reloading.
   function autoRefresh() {
     var toggle = document.getElementById("auto-refresh");
     if (!toggle) return;
     var target = document.getElementById(toggle.dataset.target);
     var state = document.getElementById("refresh-state");
+    var source = toggle.dataset.source || location.href;
+    var shown = target.innerHTML;  // as served: read before localTimes rewrites the times
     var key = "runtime.autoRefresh";
     toggle.checked = localStorage.getItem(key) !== "off";
     toggle.addEventListener("change", function () {
@@ -29,21 +33,28 @@
       state.textContent = "";
     });
     var busy = false;
-    setInterval(function () {
+    var timer = setInterval(function () {
       if (!toggle.checked || document.hidden || busy) return;
       busy = true;
-      fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      fetch(source, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (response) {
           if (!response.ok || response.redirected) throw new Error(String(response.status));
           return response.text();
         })
         .then(function (html) {
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(target.id);
-          if (!fresh) throw new Error("no table");
-          target.innerHTML = fresh.innerHTML;
-          localTimes(target);
+          if (!fresh) throw new Error("no " + target.id);
+          if (fresh.innerHTML !== shown) {
+            shown = fresh.innerHTML;
+            target.innerHTML = shown;
+            localTimes(target);
+          }
           var now = new Date();
           state.textContent = "· updated " + pad(now.getHours()) + ":" + pad(now.getMinutes()) + ":" + pad(now.getSeconds());
+          if (fresh.hasAttribute("data-final")) {
+            clearInterval(timer);
+            toggle.closest("label").remove();
+          }
         })
         .catch(function () { state.textContent = "· refresh failed, retrying"; })
         .finally(function () { busy = false; });
@@ -59,8 +70,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document);
     autoRefresh();
+    localTimes(document);
     forms();
   });
 })();
