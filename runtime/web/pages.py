@@ -199,8 +199,11 @@ def _page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
-    return render(request, "error.html", "", status, title=title, message=message)
+def _error_page(
+    request: Request, status: int, title: str, message: str, **back: str
+) -> HTMLResponse:
+    """The error page; ``back_url`` and ``back_label`` replace its link back to the runs."""
+    return render(request, "error.html", "", status, title=title, message=message, **back)
 
 
 def wants_page(request: Request) -> bool:
@@ -214,6 +217,20 @@ def not_found(request: Request) -> HTMLResponse:
     """The 404 page for a path the dashboard does not have."""
     path = request.url.path
     return _error_page(request, 404, "Not found", f"There is no page at {path}.")
+
+
+def method_not_allowed(request: Request) -> HTMLResponse:
+    """The 405 page for a browser opening an action's address (it takes a form's POST),
+    with a link to the run or the dead deliveries it belongs to."""
+    parts = request.url.path[len(root(request)) :].split("/")
+    back = {}
+    if len(parts) == 4 and parts[1] == "runs":
+        run_page = f"/runs/{quote(parts[2], safe='')}"
+        back = {"back_url": link(request, run_page), "back_label": "Back to the run"}
+    elif len(parts) == 4 and parts[1] == "deliveries":
+        back = {"back_url": link(request, "/deliveries"), "back_label": "Back to dead deliveries"}
+    message = f"{request.url.path} is an action: its button on the page posts to it."
+    return _error_page(request, 405, "Not a page", message, **back)
 
 
 def _redirect(request: Request, path: str, **params: Any) -> RedirectResponse:

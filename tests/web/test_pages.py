@@ -269,3 +269,16 @@ async def test_pages_answer_head_and_refuse_other_methods(demo: Demo) -> None:
     assert (await demo.client.head("/")).status_code == 200
     assert (await demo.client.post("/events")).status_code == 405
     assert isinstance(demo.client, httpx.AsyncClient)
+
+
+async def test_a_browser_opening_an_action_url_gets_a_page_leading_to_the_run(demo: Demo) -> None:
+    # After an action, the address bar may hold /runs/{id}/pause; opening it is a GET.
+    html = {"accept": "text/html"}
+    opened = await demo.client.get(f"/runs/{demo.ids.sleeping}/pause", headers=html)
+    assert opened.status_code == 405 and opened.headers["allow"] == "POST"
+    assert "text/html" in opened.headers["content-type"]
+    assert f'href="/runs/{demo.ids.sleeping}"' in opened.text
+    assert 'aria-label="Dashboard"' in opened.text
+    # A client that does not ask for HTML still gets the API's JSON error.
+    plain = await demo.client.get(f"/runs/{demo.ids.sleeping}/pause")
+    assert plain.status_code == 405 and plain.json()["error"]["type"] == "MethodNotAllowed"
