@@ -4,13 +4,15 @@ the state table allows, actions and their refusals, and links that keep a mount 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from runtime.models import DeliveryStatus
-from tests.web.conftest import Demo, client_of, dashboard_app
+from runtime.web import create_app
+from tests.web.conftest import Demo, client_of, dashboard_app, lifespan
 
 NAVIGATION = ["Runs", "Events", "Dead deliveries", "Jobs", "Workflows", "Subscribers"]
 BUTTONS = ("Pause", "Resume", "Cancel", "Retry")
@@ -282,3 +284,18 @@ async def test_a_browser_opening_an_action_url_gets_a_page_leading_to_the_run(de
     # A client that does not ask for HTML still gets the API's JSON error.
     plain = await demo.client.get(f"/runs/{demo.ids.sleeping}/pause")
     assert plain.status_code == 405 and plain.json()["error"]["type"] == "MethodNotAllowed"
+
+
+async def test_create_app_in_a_folder_that_defines_no_workflow_starts_runs_by_name(
+    tmp_path: Path,
+) -> None:
+    # A web app whose workflows are defined in code (Runtime(workflows=[...])) mounts
+    # create_app as the README shows, from its own folder: no runtime.toml, no workflows/.
+    folder = tmp_path / "webapp"
+    folder.mkdir()
+    app = create_app(f"sqlite:///{tmp_path / 'app.db'}", project=folder)
+    async with lifespan(app), client_of(app) as client:
+        started = await client.post("/api/workflows/daily_report/runs", json={"input": {}})
+        assert started.status_code == 202, started.text
+        page = (await client.get("/workflows")).text
+        assert "defines none, so runs are started by name" in page
