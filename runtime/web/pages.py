@@ -283,19 +283,31 @@ _DONE = {
 }
 
 
+_DUE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING)
+
+
 def _done_message(action: str | None, run: Mapping[str, Any]) -> str | None:
-    """What the action the page was redirected from did, told from the run as it is now."""
-    if action not in _DONE:
-        return None
-    if action == "pause" and run["control"] == "pause":
-        return "Pause asked: the run pauses once the step it is running finishes."
-    if action == "cancel" and run["control"] == "cancel":
-        return "Cancel asked: the run rolls back once the step it is running finishes."
-    if action == "cancel" and run["status"] == RunStatus.COMPENSATING:
-        return "Canceled: its compensations run, then the run ends canceled."
-    if action == "retry" and run["status"] == RunStatus.COMPENSATING:
-        return "Retried: the compensations that failed run again."
-    return _DONE[action]
+    """What the action the page was redirected from did, told from the run as it is now;
+    nothing once the run no longer shows it (the page reloads itself from its address,
+    and another operator or the worker may have moved the run on)."""
+    status, control = run["status"], run["control"]
+    if action == "pause":
+        if control == "pause":
+            return "Pause asked: the run pauses once the step it is running finishes."
+        return _DONE[action] if status == RunStatus.PAUSED else None
+    if action == "resume":
+        return _DONE[action] if status in _DUE and control is None else None
+    if action == "cancel":
+        if control == "cancel":
+            return "Cancel asked: the run rolls back once the step it is running finishes."
+        if status == RunStatus.COMPENSATING:
+            return "Canceled: its compensations run, then the run ends canceled."
+        return _DONE[action] if status == RunStatus.CANCELED else None
+    if action == "retry":
+        if status == RunStatus.COMPENSATING:
+            return "Retried: the compensations that failed run again."
+        return _DONE[action] if status in _DUE else None
+    return None
 
 
 _UNDOING = (StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED)

@@ -139,6 +139,25 @@ async def test_pause_and_resume_redirect_back_to_the_run_with_a_message(demo: De
     assert (await demo.client.get(f"/api/runs/{run_id}")).json()["status"] == "pending"
 
 
+async def test_what_an_action_did_is_said_only_while_the_run_still_shows_it(
+    demo: Demo,
+) -> None:
+    # The run page reloads itself from its address, ?done=... included: once another
+    # operator has undone the action, the page must not still say it was done.
+    ids = demo.ids
+    status = re.compile(r'role="status">([^<]+)</p>')
+    await demo.client.post(f"/runs/{ids.sleeping}/pause")
+    page = (await demo.client.get(f"/runs/{ids.sleeping}?done=pause")).text
+    assert status.findall(page) == ["Paused."]
+    await demo.client.post(f"/api/runs/{ids.sleeping}/resume")
+    assert status.findall((await demo.client.get(f"/runs/{ids.sleeping}?done=pause")).text) == []
+    await demo.client.post(f"/api/runs/{ids.sleeping}/pause")
+    assert status.findall((await demo.client.get(f"/runs/{ids.sleeping}?done=resume")).text) == []
+    await demo.client.post(f"/api/runs/{ids.failed}/retry")
+    assert status.findall((await demo.client.get(f"/runs/{ids.failed}?done=cancel")).text) == []
+    assert status.findall((await demo.client.get(f"/runs/{ids.completed}?done=retry")).text) == []
+
+
 async def test_a_refused_action_shows_the_refusal_on_the_run_page(demo: Demo) -> None:
     refused = await demo.client.post(f"/runs/{demo.ids.completed}/pause")
     assert refused.status_code == 409
