@@ -101,6 +101,8 @@ async def test_a_run_page_shows_its_steps_error_and_compensations_in_order(demo:
     assert '<span class="badge b-failed">failed</span>' in page
     assert "place_order" in page and "&#34;o-1002&#34;" in page  # the input, escaped JSON
     assert "order o-1002 has no shipping address" in page
+    assert "No output: the run ended failed." in page and "No output yet" not in page
+    assert "No output yet." in (await demo.client.get(f"/runs/{demo.ids.sleeping}")).text
     assert "<summary>Traceback</summary>" in page and "Traceback (most recent call last)" in page
     timeline = page[page.index("<h2>Steps</h2>") : page.index("Compensations")]
     assert re.findall(r'<td class="nowrap step-name">(\w+)', timeline) == [
