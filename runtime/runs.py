@@ -193,10 +193,12 @@ def current_step(record: RunRecord) -> dict[str, Any] | None:
     A dict with ``seq``, ``name``, ``state`` (``running``, ``sleeping`` in a durable
     sleep, ``retrying`` while it waits out a retry interval, ``compensating``),
     ``attempts`` (failed so far), ``since`` and ``wakes_at`` (sleeping and retrying).
-    A step is recorded when it ends (or fails an attempt), so the step a ``running`` run
-    is in the middle of may have no record yet: it is then the next step number, with
-    ``name`` ``None``, running since the last checkpoint.
+    A run that ended has none. A step is recorded when it ends (or fails an attempt), so
+    the step a ``running`` run is in the middle of may have no record yet: it is then the
+    next step number, with ``name`` ``None``, running since the last checkpoint.
     """
+    if record.status.terminal:
+        return None  # a run canceled while it slept keeps its sleep's step as it was
     steps = sorted(record.steps, key=lambda s: s.seq, reverse=True)
     if record.status is RunStatus.COMPENSATING:
         undoing = [s for s in steps if s.status is StepStatus.COMPENSATING]

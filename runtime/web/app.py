@@ -35,10 +35,16 @@ TOKEN_VARIABLE = "RUNTIME_HTTP_TOKEN"
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404 and 405 (no such path, a method a path does not take): JSON under ``/api``
-    (and for clients that do not ask for HTML), the dashboard's error page otherwise."""
+    (and for clients that do not ask for HTML), the dashboard's error pages otherwise."""
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 404 and pages.wants_page(request):
-        return pages.not_found(request)
+    if exc.status_code in (404, 405) and pages.wants_page(request):
+        page = (
+            pages.not_found(request)
+            if exc.status_code == 404
+            else pages.method_not_allowed(request)
+        )
+        page.headers.update(exc.headers or {})
+        return page
     kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
     message = {
         404: f"no such path: {request.url.path}",

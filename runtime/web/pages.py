@@ -199,8 +199,11 @@ def _page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
-    return render(request, "error.html", "", status, title=title, message=message)
+def _error_page(
+    request: Request, status: int, title: str, message: str, **back: str
+) -> HTMLResponse:
+    """The error page; ``back_url`` and ``back_label`` replace its link back to the runs."""
+    return render(request, "error.html", "", status, title=title, message=message, **back)
 
 
 def wants_page(request: Request) -> bool:
@@ -214,6 +217,20 @@ def not_found(request: Request) -> HTMLResponse:
     """The 404 page for a path the dashboard does not have."""
     path = request.url.path
     return _error_page(request, 404, "Not found", f"There is no page at {path}.")
+
+
+def method_not_allowed(request: Request) -> HTMLResponse:
+    """The 405 page for a browser opening an action's address (it takes a form's POST),
+    with a link to the run or the dead deliveries it belongs to."""
+    parts = request.url.path[len(root(request)) :].split("/")
+    back = {}
+    if len(parts) == 4 and parts[1] == "runs":
+        run_page = f"/runs/{quote(parts[2], safe='')}"
+        back = {"back_url": link(request, run_page), "back_label": "Back to the run"}
+    elif len(parts) == 4 and parts[1] == "deliveries":
+        back = {"back_url": link(request, "/deliveries"), "back_label": "Back to dead deliveries"}
+    message = f"{request.url.path} is an action: its button on the page posts to it."
+    return _error_page(request, 405, "Not a page", message, **back)
 
 
 def _redirect(request: Request, path: str, **params: Any) -> RedirectResponse:
@@ -249,6 +266,15 @@ async def runs_page(request: Request, console: Console) -> Response:
     )
 
 
+_TITLES = {
+    "pause": "Nothing runs until it is resumed (a running step finishes first).",
+    "resume": "Due again now; a durable sleep keeps its wake-up time.",
+    "cancel": "Roll it back: its completed steps are compensated. Retry runs it again.",
+    "retry": "Run it again from its first step without a valid checkpoint "
+    "(after a failed rollback: the compensations that failed).",
+}
+"""What each action's button says on hover (DESIGN 2.1)."""
+
 _DONE = {
     "pause": "Paused.",
     "resume": "Resumed: the run is due again.",
@@ -257,19 +283,31 @@ _DONE = {
 }
 
 
+_DUE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING)
+
+
 def _done_message(action: str | None, run: Mapping[str, Any]) -> str | None:
-    """What the action the page was redirected from did, told from the run as it is now."""
-    if action not in _DONE:
-        return None
-    if action == "pause" and run["control"] == "pause":
-        return "Pause asked: the run pauses once the step it is running finishes."
-    if action == "cancel" and run["control"] == "cancel":
-        return "Cancel asked: the run rolls back once the step it is running finishes."
-    if action == "cancel" and run["status"] == RunStatus.COMPENSATING:
-        return "Canceled: its compensations run, then the run ends canceled."
-    if action == "retry" and run["status"] == RunStatus.COMPENSATING:
-        return "Retried: the compensations that failed run again."
-    return _DONE[action]
+    """What the action the page was redirected from did, told from the run as it is now;
+    nothing once the run no longer shows it (the page reloads itself from its address,
+    and another operator or the worker may have moved the run on)."""
+    status, control = run["status"], run["control"]
+    if action == "pause":
+        if control == "pause":
+            return "Pause asked: the run pauses once the step it is running finishes."
+        return _DONE[action] if status == RunStatus.PAUSED else None
+    if action == "resume":
+        return _DONE[action] if status in _DUE and control is None else None
+    if action == "cancel":
+        if control == "cancel":
+            return "Cancel asked: the run rolls back once the step it is running finishes."
+        if status == RunStatus.COMPENSATING:
+            return "Canceled: its compensations run, then the run ends canceled."
+        return _DONE[action] if status == RunStatus.CANCELED else None
+    if action == "retry":
+        if status == RunStatus.COMPENSATING:
+            return "Retried: the compensations that failed run again."
+        return _DONE[action] if status in _DUE else None
+    return None
 
 
 _UNDOING = (StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED)
@@ -318,6 +356,8 @@ async def _run_page(
         done=None if refused else _done_message(request.query_params.get("done"), run),
         refused=refused,
         base=f"/runs/{quote(run['id'], safe='')}",
+        action_titles=_TITLES,
+        ended=RunStatus(run["status"]).terminal,
     )
 
 

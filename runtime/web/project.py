@@ -28,8 +28,9 @@ class Project:
         schedules: what the scheduler fires, jobs and workflows' own schedules alike.
         subscribers: each subscriber with its patterns and limits.
         jobs: the jobs of ``jobs/``.
-        known: whether a project was loaded at all; without one a run is started by
-            name, as :class:`runtime.Client` does, and nothing is listed.
+        known: whether the code defines workflows; without any (no project, or a
+            folder that defines none, as a web app's whose workflows live in code) a
+            run is started by name, as :class:`runtime.Client` does.
         http_token: the project's ``http_token`` setting (``runtime.toml`` or
             ``RUNTIME_HTTP_TOKEN``), when it was loaded from a folder.
     """
@@ -66,7 +67,17 @@ class Project:
             schedules = schedules_for(found.jobs, registry.newest(), config.timezone)
         except DefinitionError as exc:
             raise ConfigError(f"{config.source}: {exc}") from None
-        return cls(registry, schedules, found.subscribers, found.jobs, http_token=config.http_token)
+        # A folder that defines no workflow (a web app's, its workflows in code) knows
+        # none to check a name against: runs are started by name, as without a project.
+        known = bool(registry.names())
+        return cls(
+            registry,
+            schedules,
+            found.subscribers,
+            found.jobs,
+            known=known,
+            http_token=config.http_token,
+        )
 
     @classmethod
     def unknown(cls) -> Project:

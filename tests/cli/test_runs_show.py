@@ -189,6 +189,9 @@ UNDOING = ("a", StepStatus.COMPENSATING, 1)
         (_record(RunStatus.PAUSED, CALL), None),
         (_record(RunStatus.PENDING), None),
         (_record(RunStatus.FAILED, CALL), None),
+        # Canceled while it slept: the sleep's step stays as it was, but nothing runs.
+        (_record(RunStatus.CANCELED, DONE, NAP), None),
+        (_record(RunStatus.COMPENSATION_FAILED, NAP), None),
     ],
 )
 def test_current_step_by_run_and_step_status(record: RunRecord, expected: Any) -> None:

@@ -108,6 +108,11 @@ async def test_a_refused_action_is_shown_on_the_run_page(tmp_path: Path) -> None
             alert = page.get_by_role("alert")
             await expect(alert).to_contain_text(f"cannot pause run {ids.sleeping}")
             await expect(alert).to_be_visible()
+            # The page answered the POST: it reloads the run from the run's own URL, and
+            # the refusal stays in view while the run below follows.
+            await expect(page.locator("#refresh-state")).to_contain_text("updated", timeout=STEP)
+            await expect(page.locator(".page-head .badge")).to_have_text("compensating")
+            await expect(alert).to_be_visible()
 
 
 async def test_redrive_a_dead_delivery(tmp_path: Path) -> None:
@@ -189,3 +194,46 @@ async def test_screenshots_of_the_runs_page_and_a_run_page(tmp_path: Path) -> No
         "runs-laptop.png",
         "runs-phone.png",
     ]
+
+
+async def test_cancel_a_sleeping_run_and_retry_a_failed_one(tmp_path: Path) -> None:
+    # A browser test (or an operator's script) clicks Cancel as DESIGN 6 names it;
+    # Playwright, like any automation, dismisses a window.confirm() it did not expect.
+    with anyio.fail_after(BOUND):
+        async with serving(tmp_path) as (base, ids), browsing() as page:
+            await page.goto(f"{base}/runs/{ids.sleeping}")
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(page).to_have_url(f"{base}/runs/{ids.sleeping}?done=cancel")
+            await expect(page.get_by_role("status")).to_contain_text("Cancel")
+            badge = page.locator(".page-head .badge")
+            await expect(badge).to_have_text(re.compile("^(compensating|canceled)$"))
+            await expect(page.get_by_role("button", name="Pause", exact=True)).to_have_count(0)
+            await page.goto(f"{base}/runs/{ids.failed}")
+            await expect(badge).to_have_text("failed")
+            for refused in ("Pause", "Resume", "Cancel"):
+                await expect(page.get_by_role("button", name=refused)).to_have_count(0)
+            await page.get_by_role("button", name="Retry").click()
+            await expect(page).to_have_url(f"{base}/runs/{ids.failed}?done=retry")
+            await expect(badge).to_have_text("pending")
+            await expect(page.get_by_role("status")).to_contain_text("Retried")
+            await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+
+
+async def test_a_run_page_follows_the_run_until_it_ends(tmp_path: Path) -> None:
+    # Another operator pauses, then cancels, the run this page shows: the page follows
+    # without a reload, then stops asking once the run has ended.
+    with anyio.fail_after(BOUND):
+        async with serving(tmp_path) as (base, ids), browsing() as page:
+            await page.goto(f"{base}/runs/{ids.queued}")
+            badge = page.locator(".page-head .badge")
+            await expect(badge).to_have_text("pending")
+            other = page.context.request
+            assert (await other.post(f"{base}/api/runs/{ids.queued}/pause")).ok
+            await expect(badge).to_have_text("paused", timeout=STEP)
+            await expect(page.get_by_role("button", name="Resume")).to_be_visible()
+            await expect(page.get_by_role("button", name="Pause", exact=True)).to_have_count(0)
+            await expect(page.locator("#refresh-state")).to_contain_text("updated")
+            assert (await other.post(f"{base}/api/runs/{ids.queued}/cancel")).ok
+            await expect(badge).to_have_text("canceled", timeout=STEP)
+            await expect(page.get_by_role("button", name="Retry")).to_be_visible()
+            await expect(page.locator("#auto-refresh")).to_have_count(0)

@@ -4,13 +4,15 @@ the state table allows, actions and their refusals, and links that keep a mount 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from runtime.models import DeliveryStatus
-from tests.web.conftest import Demo, client_of, dashboard_app
+from runtime.web import create_app
+from tests.web.conftest import Demo, client_of, dashboard_app, lifespan
 
 NAVIGATION = ["Runs", "Events", "Dead deliveries", "Jobs", "Workflows", "Subscribers"]
 BUTTONS = ("Pause", "Resume", "Cancel", "Retry")
@@ -99,6 +101,8 @@ async def test_a_run_page_shows_its_steps_error_and_compensations_in_order(demo:
     assert '<span class="badge b-failed">failed</span>' in page
     assert "place_order" in page and "&#34;o-1002&#34;" in page  # the input, escaped JSON
     assert "order o-1002 has no shipping address" in page
+    assert "No output: the run ended failed." in page and "No output yet" not in page
+    assert "No output yet." in (await demo.client.get(f"/runs/{demo.ids.sleeping}")).text
     assert "<summary>Traceback</summary>" in page and "Traceback (most recent call last)" in page
     timeline = page[page.index("<h2>Steps</h2>") : page.index("Compensations")]
     assert re.findall(r'<td class="nowrap step-name">(\w+)', timeline) == [
@@ -135,6 +139,25 @@ async def test_pause_and_resume_redirect_back_to_the_run_with_a_message(demo: De
     assert '<span class="badge b-pending">pending</span>' in page
     assert "Resumed" in page
     assert (await demo.client.get(f"/api/runs/{run_id}")).json()["status"] == "pending"
+
+
+async def test_what_an_action_did_is_said_only_while_the_run_still_shows_it(
+    demo: Demo,
+) -> None:
+    # The run page reloads itself from its address, ?done=... included: once another
+    # operator has undone the action, the page must not still say it was done.
+    ids = demo.ids
+    status = re.compile(r'role="status">([^<]+)</p>')
+    await demo.client.post(f"/runs/{ids.sleeping}/pause")
+    page = (await demo.client.get(f"/runs/{ids.sleeping}?done=pause")).text
+    assert status.findall(page) == ["Paused."]
+    await demo.client.post(f"/api/runs/{ids.sleeping}/resume")
+    assert status.findall((await demo.client.get(f"/runs/{ids.sleeping}?done=pause")).text) == []
+    await demo.client.post(f"/api/runs/{ids.sleeping}/pause")
+    assert status.findall((await demo.client.get(f"/runs/{ids.sleeping}?done=resume")).text) == []
+    await demo.client.post(f"/api/runs/{ids.failed}/retry")
+    assert status.findall((await demo.client.get(f"/runs/{ids.failed}?done=cancel")).text) == []
+    assert status.findall((await demo.client.get(f"/runs/{ids.completed}?done=retry")).text) == []
 
 
 async def test_a_refused_action_shows_the_refusal_on_the_run_page(demo: Demo) -> None:
@@ -269,3 +292,31 @@ async def test_pages_answer_head_and_refuse_other_methods(demo: Demo) -> None:
     assert (await demo.client.head("/")).status_code == 200
     assert (await demo.client.post("/events")).status_code == 405
     assert isinstance(demo.client, httpx.AsyncClient)
+
+
+async def test_a_browser_opening_an_action_url_gets_a_page_leading_to_the_run(demo: Demo) -> None:
+    # After an action, the address bar may hold /runs/{id}/pause; opening it is a GET.
+    html = {"accept": "text/html"}
+    opened = await demo.client.get(f"/runs/{demo.ids.sleeping}/pause", headers=html)
+    assert opened.status_code == 405 and opened.headers["allow"] == "POST"
+    assert "text/html" in opened.headers["content-type"]
+    assert f'href="/runs/{demo.ids.sleeping}"' in opened.text
+    assert 'aria-label="Dashboard"' in opened.text
+    # A client that does not ask for HTML still gets the API's JSON error.
+    plain = await demo.client.get(f"/runs/{demo.ids.sleeping}/pause")
+    assert plain.status_code == 405 and plain.json()["error"]["type"] == "MethodNotAllowed"
+
+
+async def test_create_app_in_a_folder_that_defines_no_workflow_starts_runs_by_name(
+    tmp_path: Path,
+) -> None:
+    # A web app whose workflows are defined in code (Runtime(workflows=[...])) mounts
+    # create_app as the README shows, from its own folder: no runtime.toml, no workflows/.
+    folder = tmp_path / "webapp"
+    folder.mkdir()
+    app = create_app(f"sqlite:///{tmp_path / 'app.db'}", project=folder)
+    async with lifespan(app), client_of(app) as client:
+        started = await client.post("/api/workflows/daily_report/runs", json={"input": {}})
+        assert started.status_code == 202, started.text
+        page = (await client.get("/workflows")).text
+        assert "defines none, so runs are started by name" in page

@@ -1,4 +1,4 @@
-// The runtime dashboard: local times, the runs table's auto-refresh, confirmations.
+// The runtime dashboard: local times, the runs table's auto-refresh, filter chips.
 // Plain JavaScript, no build step; every page works without it.
 (function () {
   "use strict";
@@ -15,13 +15,17 @@
     });
   }
 
-  // The runs table reloads itself: the page's own URL (filters and page included) is
-  // fetched again and the table swapped, while the toggle is on and the tab is visible.
+  // The runs table, and a run's page until the run ends, reload themselves: the page's
+  // own URL (filters and page included; data-source where the page answered a POST) is
+  // fetched again and the part swapped when it changed, while the toggle is on and the
+  // tab is visible. A part marked data-final (an ended run) stops the reloading.
   function autoRefresh() {
     var toggle = document.getElementById("auto-refresh");
     if (!toggle) return;
     var target = document.getElementById(toggle.dataset.target);
     var state = document.getElementById("refresh-state");
+    var source = toggle.dataset.source || location.href;
+    var shown = target.innerHTML;  // as served: read before localTimes rewrites the times
     var key = "runtime.autoRefresh";
     toggle.checked = localStorage.getItem(key) !== "off";
     toggle.addEventListener("change", function () {
@@ -29,42 +33,45 @@
       state.textContent = "";
     });
     var busy = false;
-    setInterval(function () {
+    var timer = setInterval(function () {
       if (!toggle.checked || document.hidden || busy) return;
       busy = true;
-      fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      fetch(source, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (response) {
           if (!response.ok || response.redirected) throw new Error(String(response.status));
           return response.text();
         })
         .then(function (html) {
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(target.id);
-          if (!fresh) throw new Error("no table");
-          target.innerHTML = fresh.innerHTML;
-          localTimes(target);
+          if (!fresh) throw new Error("no " + target.id);
+          if (fresh.innerHTML !== shown) {
+            shown = fresh.innerHTML;
+            target.innerHTML = shown;
+            localTimes(target);
+          }
           var now = new Date();
           state.textContent = "· updated " + pad(now.getHours()) + ":" + pad(now.getMinutes()) + ":" + pad(now.getSeconds());
+          if (fresh.hasAttribute("data-final")) {
+            clearInterval(timer);
+            toggle.closest("label").remove();
+          }
         })
         .catch(function () { state.textContent = "· refresh failed, retrying"; })
         .finally(function () { busy = false; });
     }, 5000);
   }
 
-  // Filter chips apply at once; forms marked data-confirm ask first.
+  // Filter chips apply at once. Actions ask no confirm(): automation dismisses one it
+  // does not expect, and a canceled run can be retried.
   function forms() {
     document.querySelectorAll("form[data-autosubmit] input[type=checkbox]").forEach(function (box) {
       box.addEventListener("change", function () { box.form.requestSubmit(); });
     });
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        if (!confirm(form.dataset.confirm)) event.preventDefault();
-      });
-    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document);
     autoRefresh();
+    localTimes(document);
     forms();
   });
 })();
