@@ -8,7 +8,7 @@ belongs to one of :data:`WORKFLOWS` (drawn at random with their weights) and has
 workflow's steps, as far as its status got. Each completed run published one event
 (its two deliveries are made in SQL by :mod:`runtime.bench.seed`).
 
-Rows are tuples in :data:`RUN_COLUMNS`, :data:`STEP_COLUMNS` and
+Rows are tuples in :data:`RUN_COLUMNS`, the store's `STEP_COLUMNS` and
 :data:`EVENT_COLUMNS` order: times as aware datetimes, JSON documents as text, errors
 as :class:`runtime.models.StepError` documents. Every seeded id has the shape
 :func:`runtime.ids.new_id` makes (``run_bench<digits>``), so cursors and look-ups by
@@ -99,20 +99,6 @@ RUN_COLUMNS = (
     "updated_at",
     "ended_at",
 )
-STEP_COLUMNS = (
-    "run_id",
-    "seq",
-    "name",
-    "status",
-    "attempts",
-    "output",
-    "compensate_input",
-    "error",
-    "started_at",
-    "ended_at",
-    "completed_order",
-    "compensable",
-)
 EVENT_COLUMNS = (
     "id",
     "name",
@@ -151,7 +137,7 @@ def run_id(index: int) -> str:
 
 @dataclass
 class Rows:
-    """One batch of rows, in :data:`RUN_COLUMNS`, :data:`STEP_COLUMNS`,
+    """One batch of rows, in :data:`RUN_COLUMNS`, the store's `STEP_COLUMNS`,
     :data:`EVENT_COLUMNS` order (times as aware datetimes, JSON as text)."""
 
     runs: list[tuple[Any, ...]] = field(default_factory=list)

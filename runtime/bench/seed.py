@@ -33,12 +33,12 @@ from runtime.bench.mix import (
     EVENT_PREFIX,
     RUN_COLUMNS,
     RUN_PREFIX,
-    STEP_COLUMNS,
     SUBSCRIBERS,
     rows,
 )
 from runtime.clock import to_text
 from runtime.errors import ConfigError
+from runtime.store.rows import STEP_COLUMNS
 
 BATCH = 10_000
 """Runs written per transaction."""
