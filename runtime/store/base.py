@@ -295,6 +295,12 @@ class Store(PruneStore, Protocol):
         """Deliveries, newest event first (``Page.items`` are :class:`DeliveryRecord`)."""
         raise NotImplementedError  # protocol
 
+    async def deliveries_of_events(self, event_seqs: Sequence[int]) -> list[DeliveryRecord]:
+        """Every delivery of the events of these ``seq`` s (a page of events), newest event
+        first, then newest delivery: one query where :meth:`list_deliveries` by
+        ``event_id`` would be one per event."""
+        raise NotImplementedError  # protocol
+
     async def count_deliveries(self) -> dict[DeliveryStatus, int]:
         """How many deliveries are in each status (every status, zeros included), each
         counted in the index by status, as :meth:`count_runs` counts runs."""

@@ -348,6 +348,19 @@ class BusMixin(SqliteCore):
         more = len(rows) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
 
+    async def deliveries_of_events(self, event_seqs: Sequence[int]) -> list[DeliveryRecord]:
+        seqs = [int(seq) for seq in event_seqs]
+        if not seqs:
+            return []
+        marks = ", ".join("?" * len(seqs))
+        sql = (
+            f"SELECT {DELIVERIES.sql} FROM deliveries d JOIN events e ON e.id = d.event_id "
+            f"WHERE d.event_seq IN ({marks}) ORDER BY d.event_seq DESC, d.id DESC"
+        )
+        rows = await self._read(lambda db: db.execute(sql, seqs).fetchall())
+        with self._decoding("deliveries_of_events"):
+            return [delivery_record(row) for row in DELIVERIES.all_named(rows)]
+
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
         sql = (
             f"SELECT {DELIVERIES.sql} FROM deliveries d JOIN events e ON e.id = d.event_id "

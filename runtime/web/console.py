@@ -351,10 +351,10 @@ class Console:
         page = await store.list_events(
             name=optional_text(name, "name"), limit=size, cursor=optional_text(cursor, "cursor")
         )
-        events = []
-        for record in page.items:
-            deliveries = await store.list_deliveries(event_id=record.id, limit=MAX_PAGE)
-            events.append(event_json(record, deliveries.items))
+        of_event: dict[str, list[DeliveryRecord]] = {record.id: [] for record in page.items}
+        for delivery in await store.deliveries_of_events([r.seq for r in page.items]):
+            of_event[delivery.event_id].append(delivery)
+        events = [event_json(record, of_event[record.id]) for record in page.items]
         return {"events": events, "next_cursor": page.next_cursor}
 
     async def list_deliveries(

@@ -263,6 +263,27 @@ async def test_get_delivery_reads_one_delivery_and_names_an_unknown_id(store: St
         await store.get_delivery("dlv_nope")
 
 
+async def test_deliveries_of_events_reads_every_delivery_of_a_page_of_events(
+    store: Store,
+) -> None:
+    # order.placed goes to both subscribers: two deliveries per event.
+    ids = await emit_and_fan_out(store, event("order.placed"), event("order.placed"))
+    await emit_and_fan_out(store, event("order.placed"))  # not asked for
+    page = await store.list_events(limit=10)
+    seqs = {e.id: e.seq for e in page.items}
+    found = await store.deliveries_of_events([seqs[i] for i in ids])
+    assert len(found) == 4
+    assert sorted((d.event_id, d.subscriber_id) for d in found) == sorted(
+        (i, s) for i in ids for s in ("audit", "email")
+    )
+    # The same deliveries, in the same order, as one listing per event, newest first.
+    one_by_one = []
+    for event_id in sorted(ids, key=lambda i: seqs[i], reverse=True):
+        one_by_one += (await store.list_deliveries(event_id=event_id, limit=100)).items
+    assert found == one_by_one
+    assert await store.deliveries_of_events([]) == []
+
+
 async def test_redrive_all_takes_every_dead_delivery(store: Store) -> None:
     ids = await dead(store, 3)
     assert await store.redrive(None, T0) == 3

@@ -455,21 +455,21 @@ costs a few pages, and so does sorting a small match; a rare status or workflow 
 along it costs every run there is, and so does sorting a common one."""
 
 
-def listing_problems(plan: dict[str, Any]) -> list[str]:
-    """What in a listing's plan (run) reads more than a few pages: a scan, or any node
-    that read more than :data:`READ_MAX` runs (kept or dropped)."""
+def listing_problems(plan: dict[str, Any], table: str = "runs") -> list[str]:
+    """What in a listing's plan (run) reads more than a few pages of ``table``: a scan,
+    or any node that read more than :data:`READ_MAX` rows (kept or dropped)."""
     found = []
     for node in nodes(plan):
-        if node.get("Relation Name") != "runs":
+        if node.get("Relation Name") != table:
             continue
         kind = node["Node Type"]
         if kind == "Seq Scan":
-            found.append("scans runs")
+            found.append(f"scans {table}")
             continue
         read = node["Actual Rows"] * node["Actual Loops"]
         read += node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
         if read > READ_MAX:
-            found.append(f"reads {read} runs ({kind} {node.get('Index Name', '')})".strip())
+            found.append(f"reads {read} {table} ({kind} {node.get('Index Name', '')})".strip())
     return found
 
 
@@ -496,3 +496,69 @@ async def test_the_listing_check_fails_on_a_filtered_walk(database: Database) ->
     plan = analyzed(database.conn, query, [["compensation_failed"], LIMIT + 1], True)
     [problem] = listing_problems(plan)
     assert re.fullmatch(r"reads 200\d\d runs \(Index Scan runs_listing\)", problem), problem
+
+
+DELIVERY_SHAPES: list[dict[str, Any]] = [
+    {"status": status, "subscriber_id": subscriber}
+    for status in (
+        None,
+        [DeliveryStatus.DONE],
+        [DeliveryStatus.DEAD],  # none in the history: a walk would read it all
+        [DeliveryStatus.DEAD, DeliveryStatus.PENDING],
+    )
+    for subscriber in (None, "audit", "sync-crm")  # "sync-crm": no delivery in the history
+]
+"""``list_deliveries`` as ``GET /api/deliveries``, the dead deliveries page and the
+subscribers page (a subscriber's recent deliveries) call it."""
+
+
+async def test_every_delivery_listing_shape_seeks_its_page(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /api/deliveries?status=dead and the subscribers page on a long history: each
+    # shape reads its page from ordered index walks (a single status = ANY(...)
+    # statement walked deliveries_by_event, dropping every delivery of another status
+    # or subscriber). Never prepared (below), so its custom plan is the one it runs.
+    cursor = "20001|dlv_00000000000000000000000000"
+    with capture(monkeypatch) as seen:
+        for shape in DELIVERY_SHAPES:
+            await database.store.list_deliveries(**shape, limit=LIMIT)
+            await database.store.list_deliveries(**shape, limit=LIMIT, cursor=cursor)
+    statements = [(q, p) for q, p in seen if "FROM deliveries" in q]
+    assert len(statements) == 2 * len(DELIVERY_SHAPES)
+    found = []
+    for query, params in statements:
+        plan = analyzed(database.conn, query, params, generic=False)
+        problems = listing_problems(plan, table="deliveries")
+        found += [f"{problem} <- {query[-160:]} {params}" for problem in problems]
+    assert found == [], "\n".join(found)
+
+
+async def test_the_delivery_listing_is_never_prepared(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A generic plan cannot know whether a subscriber or a status holds a few
+    # deliveries or nearly all: psycopg must not prepare the listing on its fifth run.
+    asked: list[Any] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def traced(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if "FROM deliveries" in str(query):
+            asked.append(kwargs.get("prepare"))
+        return await execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", traced)
+    for _ in range(8):
+        await database.store.list_deliveries(subscriber_id="audit", limit=LIMIT)
+    assert asked == [False] * 8
+
+
+async def test_the_delivery_listing_check_fails_on_a_filtered_walk(database: Database) -> None:
+    # The guard itself: the one-statement form (before the fix), planned generically.
+    query = (
+        "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id "
+        "WHERE d.status = ANY(%s) ORDER BY d.event_seq DESC, d.id DESC LIMIT %s"
+    )
+    plan = analyzed(database.conn, query, [["dead"], LIMIT + 1], True)
+    [problem] = listing_problems(plan, table="deliveries")
+    assert re.fullmatch(r"reads 400\d\d deliveries \(Index Scan \w+\)", problem), problem

@@ -160,6 +160,8 @@ async def workload(store: Any) -> None:
                 status=statuses, subscriber_id=subscriber, limit=1, cursor=cursor
             )
     await store.list_deliveries(event_id=first, limit=5)
+    events = await store.list_events(limit=50)
+    await store.deliveries_of_events([e.seq for e in events.items])
     dead = await store.list_deliveries(status=[DeliveryStatus.DEAD])
     assert dead.items
     await store.get_delivery(dead.items[0].id)

@@ -158,30 +158,36 @@ class DeliveriesMixin(PgCore):
         where: list[str] = []
         params: list[Any] = []
         statuses = status_values(DeliveryStatus, status)
-        if statuses:
-            where.append("d.status = ANY(%s)")
-            params.append(statuses)
         if subscriber_id is not None:
-            where.append("d.subscriber_id = %s")
+            where.append("subscriber_id = %s")
             params.append(subscriber_id)
+            # deliveries_by_subscriber holds (subscriber, status) before the order: a
+            # subscriber's deliveries newest first are one ordered walk per status.
+            statuses = statuses or [state.value for state in DeliveryStatus]
         if event_id is not None:
-            where.append("d.event_seq = (SELECT seq FROM events WHERE id = %s)")
+            where.append("event_seq = (SELECT seq FROM events WHERE id = %s)")
             params.append(event_id)
+            statuses = status_values(DeliveryStatus, status)  # an event has a few
         if cursor is not None:
             # The same cursor as the SQLite store's: "<event seq>|<delivery id>".
             seq, _, delivery_id = cursor.partition("|")
             if not is_id(delivery_id, "dlv"):
                 raise StoreArgumentError(f"bad cursor {cursor!r}: pass back a page's next_cursor")
-            where.append("(d.event_seq, d.id) < (%s, %s)")
+            where.append("(event_seq, id) < (%s, %s)")
             params += [seq_cursor(seq), delivery_id]
-        sql = f"SELECT {DELIVERIES} FROM deliveries d JOIN events e ON e.id = d.event_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY d.event_seq DESC, d.id DESC LIMIT %s"
-        params.append(page_limit(limit) + 1)
+        size = page_limit(limit) + 1
+        page, params = _newest_first(where, params, statuses, size)
+        sql = (
+            f"SELECT {DELIVERIES} FROM ({page}) d JOIN events e ON e.id = d.event_id "
+            "ORDER BY d.event_seq DESC, d.id DESC LIMIT %s"
+        )
+        params.append(size)
 
         async def read(cur: Cursor) -> list[dict[str, Any]]:
-            await cur.execute(sql, params)
+            # Never prepared: planned each time for its values. Which walk reads the
+            # least depends on them (a subscriber or a status of a few deliveries, or of
+            # nearly all), which a generic plan, kept after the fifth run, cannot know.
+            await cur.execute(sql, params, prepare=False)
             return await cur.fetchall()
 
         rows = await self._run(read, "list_deliveries", read_only=True, single=True)
@@ -189,6 +195,23 @@ class DeliveriesMixin(PgCore):
             items = [delivery_record(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
+
+    async def deliveries_of_events(self, event_seqs: Sequence[int]) -> list[DeliveryRecord]:
+        seqs = [int(seq) for seq in event_seqs]
+        if not seqs:
+            return []
+        sql = (
+            f"SELECT {DELIVERIES} FROM deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE d.event_seq = ANY(%s) ORDER BY d.event_seq DESC, d.id DESC"
+        )
+
+        async def read(cur: Cursor) -> list[dict[str, Any]]:
+            await cur.execute(sql, (seqs,))
+            return await cur.fetchall()
+
+        rows = await self._run(read, "deliveries_of_events", read_only=True, single=True)
+        with self._decoding("deliveries_of_events"):
+            return [delivery_record(row) for row in rows]
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
         sql = (
@@ -226,3 +249,33 @@ class DeliveriesMixin(PgCore):
             return revived
 
         return await self._run(write, "redrive")
+
+
+_NEWEST_FIRST = " ORDER BY event_seq DESC, id DESC LIMIT %s"
+
+
+def _newest_first(
+    where: list[str], params: list[Any], statuses: Sequence[str], limit: int
+) -> tuple[str, list[Any]]:
+    """A page of deliveries filtered by ``where`` and one of ``statuses``, newest first.
+
+    Each status is its own SELECT (``status = %s``, its own ordered walk of
+    ``deliveries_by_status`` or ``deliveries_by_subscriber``, stopped at the page),
+    joined by UNION ALL and merged in order, as runs are listed
+    (:func:`runtime.store.postgres.store._newest_first`): one ``status = ANY(...)``
+    walks ``deliveries_by_event`` dropping every delivery of another status or
+    subscriber, all of them for a rare one.
+    """
+    values = list(dict.fromkeys(statuses))
+    if len(values) <= 1:
+        if values:
+            where, params = ["status = %s", *where], [values[0], *params]
+        found = f" WHERE {' AND '.join(where)}" if where else ""
+        return f"SELECT * FROM deliveries{found}{_NEWEST_FIRST}", [*params, limit]
+    arms: list[str] = []
+    out: list[Any] = []
+    for value in values:
+        arm = " AND ".join(["status = %s", *where])
+        arms.append(f"(SELECT * FROM deliveries WHERE {arm}{_NEWEST_FIRST})")
+        out += [value, *params, limit]
+    return " UNION ALL ".join(arms) + _NEWEST_FIRST, [*out, limit]
