@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +37,23 @@ BACKLOG = 2048
 
 CUT_WAIT = 1.0
 """Seconds the handlers of requests cut at shutdown get to unwind."""
+
+
+class _CutRequests(logging.Filter):
+    """Drops uvicorn's "Exception in ASGI application" for a request cut on purpose.
+
+    Cutting the requests that outlast the grace cancels their tasks; uvicorn would log
+    each as a crash, traceback and all. :meth:`HttpServer._stop` logs them once, as
+    ``http_requests_cut``; any other exception is still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        return not (info and isinstance(info[1], asyncio.CancelledError))
+
+
+_CUT_REQUESTS = _CutRequests()
+logging.getLogger("uvicorn.error").addFilter(_CUT_REQUESTS)
 
 
 class _Server(uvicorn.Server):
