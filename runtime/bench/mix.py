@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runtime.models import RunStatus, StepStatus
+from runtime.store.rows import EVENT_COLUMNS as STORE_EVENT_COLUMNS
 
 RUN_PREFIX = "run_bench"
 EVENT_PREFIX = "evt_bench"
@@ -99,17 +100,8 @@ RUN_COLUMNS = (
     "updated_at",
     "ended_at",
 )
-EVENT_COLUMNS = (
-    "id",
-    "name",
-    "data",
-    "metadata",
-    "idempotency_key",
-    "source_run_id",
-    "occurred_at",
-    "available_at",
-    "fanned_out",
-)
+EVENT_COLUMNS = (*STORE_EVENT_COLUMNS[1:], "fanned_out")
+"""The store's event columns but ``seq`` (the table numbers them), and ``fanned_out``."""
 
 
 def _mix() -> list[RunStatus]:

@@ -18,7 +18,7 @@ from runtime.models import DeliveryRecord, DeliveryStatus
 from runtime.store.paging import page_limit, status_values
 from runtime.store.postgres.bus import seq_cursor
 from runtime.store.postgres.core import Cursor, PgCore
-from runtime.store.postgres.sql import columns
+from runtime.store.postgres.sql import columns, newest_first
 from runtime.store.records import DeliveryWork, Page
 from runtime.store.rows import (
     DELIVERY_COLUMNS,
@@ -176,24 +176,22 @@ class DeliveriesMixin(PgCore):
             where.append("(event_seq, id) < (%s, %s)")
             params += [seq_cursor(seq), delivery_id]
         size = page_limit(limit) + 1
-        page, params = _newest_first(where, params, statuses, size)
+        order = " ORDER BY event_seq DESC, id DESC LIMIT %s"
+        page, params = newest_first(
+            "SELECT * FROM deliveries", order, where, params, statuses, size
+        )
         sql = (
             f"SELECT {DELIVERIES} FROM ({page}) d JOIN events e ON e.id = d.event_id "
             "ORDER BY d.event_seq DESC, d.id DESC LIMIT %s"
         )
         params.append(size)
 
-        async def read(cur: Cursor) -> list[dict[str, Any]]:
-            # Never prepared: planned each time for its values. Which walk reads the
-            # least depends on them (a subscriber or a status of a few deliveries, or of
-            # nearly all), which a generic plan, kept after the fifth run, cannot know.
-            await cur.execute(sql, params, prepare=False)
-            return await cur.fetchall()
-
-        rows = await self._run(read, "list_deliveries", read_only=True, single=True)
-        with self._decoding("list_deliveries"):
-            items = [delivery_record(row) for row in rows[:limit]]
-        more = len(rows) > limit
+        # Never prepared: planned each time for its values. Which walk reads the least
+        # depends on them (a subscriber or a status of a few deliveries, or of nearly
+        # all), which a generic plan, kept after the fifth run, cannot know.
+        found = await self._deliveries("list_deliveries", sql, params, prepare=False)
+        items = found[:limit]
+        more = len(found) > limit
         return Page(items, f"{items[-1].event_seq}|{items[-1].id}" if more else None)
 
     async def deliveries_of_events(self, event_seqs: Sequence[int]) -> list[DeliveryRecord]:
@@ -204,14 +202,7 @@ class DeliveriesMixin(PgCore):
             f"SELECT {DELIVERIES} FROM deliveries d JOIN events e ON e.id = d.event_id "
             "WHERE d.event_seq = ANY(%s) ORDER BY d.event_seq DESC, d.id DESC"
         )
-
-        async def read(cur: Cursor) -> list[dict[str, Any]]:
-            await cur.execute(sql, (seqs,))
-            return await cur.fetchall()
-
-        rows = await self._run(read, "deliveries_of_events", read_only=True, single=True)
-        with self._decoding("deliveries_of_events"):
-            return [delivery_record(row) for row in rows]
+        return await self._deliveries("deliveries_of_events", sql, [seqs])
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
         sql = (
@@ -219,15 +210,23 @@ class DeliveriesMixin(PgCore):
             "WHERE d.id = %s"
         )
 
+        found = await self._deliveries("get_delivery", sql, [delivery_id])
+        if not found:
+            raise DeliveryNotFoundError(delivery_id)
+        return found[0]
+
+    async def _deliveries(
+        self, operation: str, sql: str, params: list[Any], *, prepare: bool | None = None
+    ) -> list[DeliveryRecord]:
+        """The deliveries a ``SELECT {DELIVERIES} ...`` reads (``prepare``: psycopg's)."""
+
         async def read(cur: Cursor) -> list[dict[str, Any]]:
-            await cur.execute(sql, (delivery_id,))
+            await cur.execute(sql, params, prepare=prepare)
             return await cur.fetchall()
 
-        rows = await self._run(read, "get_delivery", read_only=True, single=True)
-        if not rows:
-            raise DeliveryNotFoundError(delivery_id)
-        with self._decoding("get_delivery"):
-            return delivery_record(rows[0])
+        rows = await self._run(read, operation, read_only=True, single=True)
+        with self._decoding(operation):
+            return [delivery_record(row) for row in rows]
 
     async def redrive(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
         sql = (
@@ -249,33 +248,3 @@ class DeliveriesMixin(PgCore):
             return revived
 
         return await self._run(write, "redrive")
-
-
-_NEWEST_FIRST = " ORDER BY event_seq DESC, id DESC LIMIT %s"
-
-
-def _newest_first(
-    where: list[str], params: list[Any], statuses: Sequence[str], limit: int
-) -> tuple[str, list[Any]]:
-    """A page of deliveries filtered by ``where`` and one of ``statuses``, newest first.
-
-    Each status is its own SELECT (``status = %s``, its own ordered walk of
-    ``deliveries_by_status`` or ``deliveries_by_subscriber``, stopped at the page),
-    joined by UNION ALL and merged in order, as runs are listed
-    (:func:`runtime.store.postgres.store._newest_first`): one ``status = ANY(...)``
-    walks ``deliveries_by_event`` dropping every delivery of another status or
-    subscriber, all of them for a rare one.
-    """
-    values = list(dict.fromkeys(statuses))
-    if len(values) <= 1:
-        if values:
-            where, params = ["status = %s", *where], [values[0], *params]
-        found = f" WHERE {' AND '.join(where)}" if where else ""
-        return f"SELECT * FROM deliveries{found}{_NEWEST_FIRST}", [*params, limit]
-    arms: list[str] = []
-    out: list[Any] = []
-    for value in values:
-        arm = " AND ".join(["status = %s", *where])
-        arms.append(f"(SELECT * FROM deliveries WHERE {arm}{_NEWEST_FIRST})")
-        out += [value, *params, limit]
-    return " UNION ALL ".join(arms) + _NEWEST_FIRST, [*out, limit]

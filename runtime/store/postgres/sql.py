@@ -7,7 +7,8 @@ columns each builder reads, from :mod:`runtime.store.rows`, so the two cannot dr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from runtime.store.rows import (
     FIRING_COLUMNS,
@@ -54,3 +55,35 @@ the row is locked (:mod:`runtime.store.postgres.schedules` says why)."""
 RUN_STATE = columns(name for name in RUN_SNAPSHOT_COLUMNS if name != "has_completed_steps")
 """What the state table reads of a run's own row; whether a step completed is read after
 the row is locked (:mod:`runtime.store.postgres.control` says why)."""
+
+
+def newest_first(
+    select: str,
+    order: str,
+    where: list[str],
+    params: list[Any],
+    statuses: Sequence[str],
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """A page of ``select`` (``SELECT ... FROM table``) filtered by ``where`` and one of
+    ``statuses``, in ``order`` (``ORDER BY ... LIMIT %s``), and its parameters.
+
+    Each status is its own SELECT (``status = %s``, its own ordered walk of an index led
+    by the status, or by a filter column and the status, stopped at the page), joined
+    by UNION ALL and merged in order (a Merge Append): one ``status = ANY(...)`` is
+    planned, once prepared, as a walk of the listing index that drops every row of
+    another status (all of them, for a rare status), or as a sort of every match.
+    """
+    values = list(dict.fromkeys(statuses))
+    if len(values) <= 1:
+        if values:
+            where, params = ["status = %s", *where], [values[0], *params]
+        found = f" WHERE {' AND '.join(where)}" if where else ""
+        return f"{select}{found}{order}", [*params, limit]
+    arms: list[str] = []
+    out: list[Any] = []
+    for value in values:
+        arm = " AND ".join(["status = %s", *where])
+        arms.append(f"({select} WHERE {arm}{order})")
+        out += [value, *params, limit]
+    return " UNION ALL ".join(arms) + order, [*out, limit]

@@ -33,7 +33,7 @@ from runtime.store.postgres.queue import QueueMixin
 from runtime.store.postgres.retention import RetentionMixin
 from runtime.store.postgres.schedules import SchedulesMixin
 from runtime.store.postgres.schema import migrate, schema_version
-from runtime.store.postgres.sql import ACTIVE, RUNS, STEP_ALIASES, STEPS, columns
+from runtime.store.postgres.sql import ACTIVE, RUNS, STEP_ALIASES, STEPS, columns, newest_first
 from runtime.store.postgres.workers import WorkersMixin
 from runtime.store.records import NewRun, RunPage
 from runtime.store.rows import RUN_COLUMNS, STEP_COLUMNS, run_record, step_record
@@ -295,7 +295,14 @@ class PostgresStore(
         if cursor is not None:
             where.append("(created_at, id) < (%s, %s)")
             params += run_cursor(cursor)
-        sql, params = _newest_first(where, params, status_values(RunStatus, status), limit + 1)
+        sql, params = newest_first(
+            f"SELECT {RUNS} FROM runs",
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            where,
+            params,
+            status_values(RunStatus, status),
+            limit + 1,
+        )
 
         async def read(cur: Cursor) -> list[dict[str, Any]]:
             await cur.execute(sql, params)
@@ -319,32 +326,3 @@ class PostgresStore(
         rows = await self._run(read, "load_steps", run_id=run_id, read_only=True, single=True)
         with self._decoding("load_steps", run_id):
             return [step_record(row) for row in rows]
-
-
-_NEWEST_FIRST = " ORDER BY created_at DESC, id DESC LIMIT %s"
-
-
-def _newest_first(
-    where: list[str], params: list[Any], statuses: Sequence[str], limit: int
-) -> tuple[str, list[Any]]:
-    """A page of runs filtered by ``where`` and one of ``statuses``, newest first.
-
-    Each status is its own SELECT (``status = %s``, its own ordered walk of
-    ``runs_by_status`` or ``runs_by_workflow_status``, stopped at the page), joined by
-    UNION ALL and merged in order (a Merge Append): one ``status = ANY(...)`` would be
-    planned, once prepared, as a walk of the listing index that drops every run of
-    another status (all of them, for a rare status), or as a sort of every match.
-    """
-    values = list(dict.fromkeys(statuses))
-    if len(values) <= 1:
-        if values:
-            where, params = ["status = %s", *where], [values[0], *params]
-        found = f" WHERE {' AND '.join(where)}" if where else ""
-        return f"SELECT {RUNS} FROM runs{found}{_NEWEST_FIRST}", [*params, limit]
-    arms: list[str] = []
-    out: list[Any] = []
-    for value in values:
-        arm = " AND ".join(["status = %s", *where])
-        arms.append(f"(SELECT {RUNS} FROM runs WHERE {arm}{_NEWEST_FIRST})")
-        out += [value, *params, limit]
-    return " UNION ALL ".join(arms) + _NEWEST_FIRST, [*out, limit]
