@@ -102,9 +102,11 @@ async def test_a_request_in_flight_gets_its_whole_answer_when_the_server_stops(
     assert stopped.is_set() and server.stopped
 
 
-async def test_a_request_that_outlasts_the_grace_is_cut_and_the_server_stops() -> None:
-    app = SlowApp()  # never released
-    server = HttpServer(app, HttpAddress("127.0.0.1", 0), grace=0.2)
+async def _stop_with_a_request_in_flight(
+    server: HttpServer, app: SlowApp, *, drain: bool
+) -> list[Exception]:
+    """Serve, send one request the app never answers, stop the server (drained first,
+    or only cancelled) and return how the request failed."""
     failures: list[Exception] = []
     with anyio.fail_after(10):
         async with anyio.create_task_group() as outer:
@@ -120,8 +122,16 @@ async def test_a_request_that_outlasts_the_grace_is_cut_and_the_server_stops() -
                 await inner.start(server.run)
                 outer.start_soon(request)
                 await app.entered.wait()
-                server.drain()
+                if drain:
+                    server.drain()
                 inner.cancel_scope.cancel()
+    return failures
+
+
+async def test_a_request_that_outlasts_the_grace_is_cut_and_the_server_stops() -> None:
+    app = SlowApp()  # never released
+    server = HttpServer(app, HttpAddress("127.0.0.1", 0), grace=0.2)
+    failures = await _stop_with_a_request_in_flight(server, app, drain=True)
     assert len(failures) == 1 and server.stopped
     assert server.port is not None and _refused(server.port)
 
@@ -153,22 +163,8 @@ async def test_a_cancelled_server_cuts_its_connections(caplog: pytest.LogCapture
     # Cancelled (not drained), nothing is waited for: the request in flight is cut.
     app = SlowApp()
     server = HttpServer(app, HttpAddress("127.0.0.1", 0), grace=30)
-    failures: list[Exception] = []
     with anyio.fail_after(5):
-        async with anyio.create_task_group() as outer:
-
-            async def request() -> None:
-                async with httpx.AsyncClient() as client:
-                    try:
-                        await client.get(f"http://127.0.0.1:{server.port}/slow")
-                    except httpx.TransportError as exc:
-                        failures.append(exc)
-
-            async with anyio.create_task_group() as inner:
-                await inner.start(server.run)
-                outer.start_soon(request)
-                await app.entered.wait()
-                inner.cancel_scope.cancel()
+        failures = await _stop_with_a_request_in_flight(server, app, drain=False)
     assert len(failures) == 1 and server.stopped
     # Cut on purpose, not a crash: uvicorn's "Exception in ASGI application" with the
     # CancelledError's traceback is not logged (the server logs http_requests_cut).
