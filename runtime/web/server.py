@@ -53,7 +53,7 @@ class _CutRequests(logging.Filter):
 
 
 _CUT_REQUESTS = _CutRequests()
-logging.getLogger("uvicorn.error").addFilter(_CUT_REQUESTS)
+"""Added to uvicorn's logger when a server runs (once: ``addFilter`` skips one already there)."""
 
 
 class _Server(uvicorn.Server):
@@ -124,6 +124,7 @@ class HttpServer:
             timeout_graceful_shutdown=max(int(self.grace), 1),
             server_header=False,
         )
+        logging.getLogger("uvicorn.error").addFilter(_CUT_REQUESTS)
         server = _Server(config)
         self._server = server
         shown = HttpAddress(self.address.host, self._port)
